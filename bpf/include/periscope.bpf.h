@@ -1,0 +1,96 @@
+/* Helpers shared by the kernel side of every collector: the drop counters, per-cgroup aggregate
+ * lookup, task accessors that work on tp_btf and raw_tp alike (CO-RE reads), and the export macro that
+ * puts a type into the object's BTF so user space can generate its codec. */
+#ifndef PERISCOPE_BPF_H
+#define PERISCOPE_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "periscope.h"
+
+/* vmlinux.h carries no errno values. */
+#ifndef E2BIG
+#define E2BIG 7
+#endif
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* A struct used only through a ring buffer record has no map that names it; a pointer global makes
+ * clang emit its BTF, and the code generator follows globals named __periscope_export_*. */
+#define PERISCOPE_EXPORT(name) const struct name *__periscope_export_##name __attribute__((unused))
+
+/* Every collector counts what it could not keep, per CPU, by reason. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DROP_KINDS);
+	__type(key, enum periscope_drop);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+static __always_inline void count_drop(enum periscope_drop why)
+{
+	__u32 key = why;
+	__u64 *n = bpf_map_lookup_elem(&drops, &key);
+
+	if (n)
+		*n += 1;
+}
+
+/* The aggregate for one cgroup, created zeroed on first use. A full map costs the update, not the
+ * counter of the drop. */
+static __always_inline void *cgroup_entry(void *map, cgroup_id_t *id, const void *zero)
+{
+	void *v = bpf_map_lookup_elem(map, id);
+
+	if (v)
+		return v;
+	/* EEXIST means another CPU created it between our lookup and update: fine. */
+	if (bpf_map_update_elem(map, id, zero, BPF_NOEXIST) == -E2BIG) {
+		count_drop(DROP_MAP_FULL);
+		return 0;
+	}
+	return bpf_map_lookup_elem(map, id);
+}
+
+/* Reserve a ring buffer record or count why there is none. */
+static __always_inline void *reserve_event(void *ring, __u64 size)
+{
+	void *e = bpf_ringbuf_reserve(ring, size, 0);
+
+	if (!e)
+		count_drop(DROP_RINGBUF_FULL);
+	return e;
+}
+
+/* The cgroup v2 id of a task: the kernfs inode of its default-hierarchy cgroup. Works for any task,
+ * not only current, which bpf_get_current_cgroup_id() is limited to. */
+static __always_inline cgroup_id_t task_cgroup_id(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
+}
+
+/* task_struct.state was renamed __state in Linux 5.14 (commit 2f064a59a11f). */
+struct task_struct___pre514 {
+	volatile long state;
+} __attribute__((preserve_access_index));
+
+static __always_inline long task_state(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return BPF_CORE_READ(t, __state);
+	return BPF_CORE_READ((struct task_struct___pre514 *)t, state);
+}
+
+static __always_inline pid_nr_t task_ppid(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, real_parent, tgid);
+}
+
+static __always_inline __u32 task_uid(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, cred, uid.val);
+}
+
+#endif

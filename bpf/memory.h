@@ -1,0 +1,20 @@
+/* memory collector: OOM kills per cgroup, and an event for each. */
+#ifndef PERISCOPE_MEMORY_H
+#define PERISCOPE_MEMORY_H
+
+#include "include/periscope.h"
+
+struct oom_stats {
+	__u64 kills;
+};
+
+struct oom_event {
+	pid_nr_t pid; /* the victim's process */
+	__u32 uid;
+	ktime_ns_t time_ns;
+	cgroup_id_t cgroup_id; /* the victim's cgroup v2 id */
+	char comm[TASK_COMM_SIZE];
+	__u64 total_vm_pages;
+};
+
+#endif

@@ -1,0 +1,30 @@
+/* Feature probes: one trivial program per program and attach type. User space loads and attaches
+ * them one at a time (a kernel that refuses one must not hide the others) and reports the answer. */
+#include "include/periscope.bpf.h"
+
+SEC("tracepoint/sched/sched_process_exec")
+int probe_tracepoint(void *ctx) { return 0; }
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(probe_tp_btf) { return 0; }
+
+SEC("raw_tp/sched_process_exec")
+int BPF_PROG(probe_raw_tp) { return 0; }
+
+SEC("fentry/do_nanosleep")
+int BPF_PROG(probe_fentry) { return 0; }
+
+SEC("kprobe/do_nanosleep")
+int BPF_KPROBE(probe_kprobe) { return 0; }
+
+SEC("perf_event")
+int probe_perf_event(void *ctx) { return 0; }
+
+SEC("uprobe")
+int BPF_KPROBE(probe_uprobe) { return 0; }
+
+SEC("cgroup_skb/ingress")
+int probe_cgroup_skb(struct __sk_buff *skb) { return 1; }
+
+SEC("sockops")
+int probe_sock_ops(struct bpf_sock_ops *ops) { return 1; }

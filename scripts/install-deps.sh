@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Periscope builds and tests with, when any is missing. Idempotent: a
+# machine that has them all is left alone. Needs root (or sudo) on a machine that lacks some.
+set -euo pipefail
+
+packages=(
+  clang llvm            # BPF C compiler, llvm-strip
+  libbpf-dev libelf-dev zlib1g-dev pkg-config  # the native binding links the system libbpf
+  bpftool               # vmlinux.h and BTF dumps for the code generator
+  make g++ python3      # node-gyp
+  prometheus            # promtool check metrics, in tests
+  iproute2 procps util-linux  # tests: namespaces, ps, taskset
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -q
+"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,325 @@
+/**
+ * The node agent: starts the collectors the kernel supports, names cgroup ids by walking the cgroup2
+ * tree, drains event rings into a bounded log on a timer, and turns the kernel's aggregates into
+ * Prometheus metrics on each scrape. Cgroups that vanish keep their series for a grace period, then
+ * their kernel map entries are deleted, so memory stays bounded on a node with churn.
+ */
+import { hostname } from 'node:os';
+import { Registry } from 'prom-client';
+import { CgroupTree } from '../inventory/cgroups.js';
+import { native } from '../kernel/native.js';
+import { CpuCollector, RUNQ_BUCKETS, type CpuUsage, type RunqLatency } from '../collectors/cpu/index.js';
+import { ProcessCollector, type ProcessCounts } from '../collectors/process/index.js';
+import { MemoryCollector } from '../collectors/memory/index.js';
+import { type Collector, type CollectorContext, type CollectorStatus } from '../collectors/types.js';
+import { EventLog } from './event-log.js';
+import { SnapshotCounter, SnapshotGauge, SnapshotHistogram, type Row } from './metrics.js';
+import { VERSION } from './version.js';
+import { PeriscopeError } from '../kernel/errors.js';
+
+export const COLLECTOR_NAMES = ['process', 'cpu', 'memory'] as const;
+export type CollectorName = (typeof COLLECTOR_NAMES)[number];
+
+export interface AgentOptions {
+  node?: string;
+  cgroupRoot?: string;
+  /** how long the series of a vanished cgroup stay (ms) */
+  graceMs?: number;
+  /** how often event rings are drained (ms) */
+  pollIntervalMs?: number;
+  /** how often the cgroup tree is walked for removals (ms) */
+  walkIntervalMs?: number;
+  /** max_entries of each per-cgroup kernel map */
+  maxCgroups?: number;
+  eventLogSize?: number;
+  collectors?: readonly CollectorName[];
+  log?: (line: string) => void;
+}
+
+interface Snapshot {
+  cpu: Map<number, CpuUsage>;
+  runq: Map<number, RunqLatency>;
+  process: Map<number, ProcessCounts>;
+  oom: Map<number, number>;
+}
+
+const emptySnapshot = (): Snapshot => ({ cpu: new Map(), runq: new Map(), process: new Map(), oom: new Map() });
+
+export class Agent {
+  readonly node: string;
+  readonly tree: CgroupTree;
+  readonly events: EventLog;
+  readonly registry = new Registry();
+  readonly collectors = new Map<CollectorName, Collector>();
+  /** collectors that could not start, and why: a named degradation, not a crash */
+  readonly failed: { name: CollectorName; error: string; hint: string }[] = [];
+  private readonly opts: Required<Omit<AgentOptions, 'node' | 'cgroupRoot' | 'log'>>;
+  private readonly log: (line: string) => void;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly unresolvedSince = new Map<number, number>();
+  private snapshot: Snapshot = emptySnapshot();
+  private readonly clockOffsetNs: number;
+  cgroupsExpired = 0;
+  pollErrors = 0;
+
+  constructor(opts: AgentOptions = {}) {
+    this.node = opts.node ?? process.env.NODE_NAME ?? hostname();
+    this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
+    this.opts = {
+      graceMs: opts.graceMs ?? 60_000,
+      pollIntervalMs: opts.pollIntervalMs ?? 100,
+      walkIntervalMs: opts.walkIntervalMs ?? 5_000,
+      maxCgroups: opts.maxCgroups ?? 16_384,
+      eventLogSize: opts.eventLogSize ?? 10_000,
+      collectors: opts.collectors ?? COLLECTOR_NAMES,
+    };
+    this.tree = new CgroupTree({ graceMs: this.opts.graceMs, ...(opts.cgroupRoot ? { root: opts.cgroupRoot } : {}) });
+    this.events = new EventLog(this.opts.eventLogSize);
+    this.clockOffsetNs = Date.now() * 1e6 - Number(native().monotonicNs());
+    this.registerMetrics();
+  }
+
+  private context(): CollectorContext {
+    return {
+      node: this.node,
+      maxCgroups: this.opts.maxCgroups,
+      cgroupPath: (id) => this.tree.resolve(id)?.path,
+      wallTime: (ns) => new Date((ns + this.clockOffsetNs) / 1e6).toISOString(),
+      emit: (e) => this.events.push(e),
+    };
+  }
+
+  /** Loads and attaches the collectors. One that the kernel refuses is reported and skipped. */
+  start(): void {
+    const ctx = this.context();
+    const makers: Record<CollectorName, () => Collector> = {
+      process: () => new ProcessCollector(ctx),
+      cpu: () => new CpuCollector(ctx),
+      memory: () => new MemoryCollector(ctx),
+    };
+    for (const name of this.opts.collectors) {
+      try {
+        const c = makers[name]();
+        this.collectors.set(name, c);
+        this.log(`collector ${name}: ${c.status().alternative}`);
+      } catch (err) {
+        const e = err instanceof PeriscopeError ? err : undefined;
+        this.failed.push({ name, error: (err as Error).message, hint: e?.hint ?? '' });
+        this.log(`collector ${name} is not running: ${(err as Error).message}${e ? ` (${e.hint})` : ''}`);
+      }
+    }
+    if (this.collectors.size === 0) {
+      throw new PeriscopeError('NO_ALTERNATIVE', 'no collector could start', 'run `periscope doctor` to see what is missing');
+    }
+    this.timers.push(setInterval(() => this.poll(), this.opts.pollIntervalMs));
+    this.timers.push(setInterval(() => this.janitor(), this.opts.walkIntervalMs));
+  }
+
+  /** Drains every event ring. */
+  poll(): number {
+    let n = 0;
+    for (const c of this.collectors.values()) {
+      try {
+        n += c.poll();
+      } catch (err) {
+        this.pollErrors++;
+        this.log(`collector ${c.name}: poll failed: ${(err as Error).message}`);
+      }
+    }
+    return n;
+  }
+
+  /** Walks the cgroup tree; drops the data of cgroups gone longer than the grace period. */
+  janitor(): void {
+    this.tree.walk();
+    const expired = new Set(this.tree.expire());
+    const now = Date.now();
+    for (const c of this.collectors.values()) {
+      for (const id of c.cgroupIds()) {
+        if (this.tree.resolve(id)) {
+          this.unresolvedSince.delete(id);
+          continue;
+        }
+        // an id no walk ever saw: a cgroup that lived between two walks
+        const since = this.unresolvedSince.get(id) ?? now;
+        this.unresolvedSince.set(id, since);
+        if (now - since >= this.opts.graceMs) expired.add(id);
+      }
+    }
+    if (expired.size === 0) return;
+    const ids = [...expired];
+    for (const c of this.collectors.values()) c.forget(ids);
+    for (const id of ids) this.unresolvedSince.delete(id);
+    this.cgroupsExpired += ids.length;
+  }
+
+  /** Reads every kernel aggregate once; the next scrape reports this snapshot. */
+  refresh(): void {
+    this.poll();
+    const s = emptySnapshot();
+    const cpu = this.collectors.get('cpu') as CpuCollector | undefined;
+    const proc = this.collectors.get('process') as ProcessCollector | undefined;
+    const mem = this.collectors.get('memory') as MemoryCollector | undefined;
+    if (cpu) {
+      s.cpu = cpu.usage();
+      s.runq = cpu.runqLatency();
+    }
+    if (proc) s.process = proc.counts();
+    if (mem) s.oom = mem.oomKills();
+    this.snapshot = s;
+  }
+
+  cgroupLabel(id: number): string {
+    return this.tree.resolve(id)?.path ?? `unresolved:${id}`;
+  }
+
+  status(): { node: string; version: string; collectors: CollectorStatus[]; failed: Agent['failed']; cgroups: number; events: number } {
+    return {
+      node: this.node,
+      version: VERSION,
+      collectors: [...this.collectors.values()].map((c) => c.status()),
+      failed: this.failed,
+      cgroups: this.tree.size,
+      events: this.events.last,
+    };
+  }
+
+  private perCgroup<T>(m: Map<number, T>, value: (x: T) => number): Row<'cgroup'>[] {
+    return [...m].map(([id, x]) => ({ labels: { cgroup: this.cgroupLabel(id) }, value: value(x) }));
+  }
+
+  private registerMetrics(): void {
+    const r = this.registry;
+    const snap = (): Snapshot => this.snapshot;
+    const metrics = [
+      new SnapshotCounter({
+        name: 'periscope_cpu_seconds_total',
+        help: 'CPU time spent on a CPU by tasks of the cgroup, from scheduler switches (includes slices running at read time).',
+        labelNames: ['cgroup'],
+        rows: () => this.perCgroup(snap().cpu, (u) => u.cpuSeconds),
+      }),
+      new SnapshotCounter({
+        name: 'periscope_context_switches_total',
+        help: 'Context switches away from tasks of the cgroup: voluntary (the task blocked) or involuntary (it was preempted).',
+        labelNames: ['cgroup', 'kind'],
+        rows: () =>
+          [...snap().cpu].flatMap(([id, u]) => [
+            { labels: { cgroup: this.cgroupLabel(id), kind: 'voluntary' }, value: u.voluntarySwitches },
+            { labels: { cgroup: this.cgroupLabel(id), kind: 'involuntary' }, value: u.involuntarySwitches },
+          ]),
+      }),
+      new SnapshotHistogram({
+        name: 'periscope_runqueue_latency_seconds',
+        help: 'Time tasks of the cgroup waited on a run queue, from wakeup or preemption until they ran (log2 buckets).',
+        labelNames: ['cgroup'],
+        buckets: RUNQ_BUCKETS,
+        rows: () =>
+          [...snap().runq].map(([id, h]) => ({ labels: { cgroup: this.cgroupLabel(id) }, cumulative: h.cumulative, count: h.count, sum: h.sumSeconds })),
+      }),
+      new SnapshotCounter({
+        name: 'periscope_process_execs_total',
+        help: 'Successful execve/execveat calls by processes of the cgroup.',
+        labelNames: ['cgroup'],
+        rows: () => this.perCgroup(snap().process, (p) => p.execs),
+      }),
+      new SnapshotCounter({
+        name: 'periscope_process_forks_total',
+        help: 'New processes (not threads) created by processes of the cgroup.',
+        labelNames: ['cgroup'],
+        rows: () => this.perCgroup(snap().process, (p) => p.forks),
+      }),
+      new SnapshotCounter({
+        name: 'periscope_process_exits_total',
+        help: 'Processes of the cgroup that exited, by any means.',
+        labelNames: ['cgroup'],
+        rows: () => this.perCgroup(snap().process, (p) => p.exits),
+      }),
+      new SnapshotCounter({
+        name: 'periscope_oom_kills_total',
+        help: 'Processes of the cgroup killed by the OOM killer.',
+        labelNames: ['cgroup'],
+        rows: () => this.perCgroup(snap().oom, (n) => n),
+      }),
+      new SnapshotCounter({
+        name: 'periscope_events_lost_total',
+        help: 'Events not delivered, by source: a kernel ring buffer was full, or a live API subscriber fell behind.',
+        labelNames: ['source'],
+        rows: () => [
+          ...[...this.collectors.values()].map((c) => ({ labels: { source: c.name }, value: c.drops().events })),
+          { labels: { source: 'api_stream' }, value: this.events.subscriberDrops },
+        ],
+      }),
+      new SnapshotCounter({
+        name: 'periscope_aggregates_dropped_total',
+        help: 'Kernel updates lost because a per-cgroup map reached its size limit (raise --max-cgroups).',
+        labelNames: ['collector'],
+        rows: () => [...this.collectors.values()].map((c) => ({ labels: { collector: c.name }, value: c.drops().aggregates })),
+      }),
+      new SnapshotCounter({
+        name: 'periscope_events_total',
+        help: 'Events received from the kernel and kept in the agent log, by type.',
+        labelNames: ['type'],
+        rows: () => Object.entries(this.events.counts).map(([type, value]) => ({ labels: { type }, value })),
+      }),
+      new SnapshotGauge({
+        name: 'periscope_cgroups',
+        help: 'cgroups the agent can name, including vanished ones still in their grace period.',
+        labelNames: [],
+        rows: () => [{ labels: {}, value: this.tree.size }],
+      }),
+      new SnapshotCounter({
+        name: 'periscope_cgroups_expired_total',
+        help: 'Vanished cgroups whose series and kernel map entries were dropped after the grace period.',
+        labelNames: [],
+        rows: () => [{ labels: {}, value: this.cgroupsExpired }],
+      }),
+      new SnapshotGauge({
+        name: 'periscope_collector_up',
+        help: 'Whether a collector runs (1) or could not start (0), with the alternative the kernel took.',
+        labelNames: ['collector', 'alternative'],
+        rows: () => [
+          ...[...this.collectors.values()].map((c) => ({ labels: { collector: c.name, alternative: c.status().alternative }, value: 1 })),
+          ...this.failed.map((f) => ({ labels: { collector: f.name, alternative: 'none' }, value: 0 })),
+        ],
+      }),
+      new SnapshotGauge({
+        name: 'periscope_build_info',
+        help: 'Build and runtime versions of the agent; always 1.',
+        labelNames: ['version', 'node_version', 'libbpf_version'],
+        rows: () => [{ labels: { version: VERSION, node_version: process.version, libbpf_version: native().libbpfVersion }, value: 1 }],
+      }),
+    ];
+    // The agent's own cost, the numbers its overhead budget is held to.
+    const self = [
+      new SnapshotCounter({
+        name: 'periscope_agent_cpu_seconds_total',
+        help: 'CPU time used by the agent process (user and system).',
+        labelNames: [],
+        rows: () => {
+          const u = process.cpuUsage();
+          return [{ labels: {}, value: (u.user + u.system) / 1e6 }];
+        },
+      }),
+      new SnapshotGauge({
+        name: 'periscope_agent_resident_memory_bytes',
+        help: 'Resident memory of the agent process.',
+        labelNames: [],
+        rows: () => [{ labels: {}, value: process.memoryUsage.rss() }],
+      }),
+      new SnapshotGauge({
+        name: 'periscope_agent_heap_used_bytes',
+        help: 'JavaScript heap in use by the agent.',
+        labelNames: [],
+        rows: () => [{ labels: {}, value: process.memoryUsage().heapUsed }],
+      }),
+    ];
+    for (const m of [...metrics, ...self]) r.registerMetric(m);
+  }
+
+  /** Detaches every program and frees every kernel object. Safe to call twice. */
+  stop(): void {
+    for (const t of this.timers.splice(0)) clearInterval(t);
+    for (const c of this.collectors.values()) c.close();
+    this.collectors.clear();
+  }
+}

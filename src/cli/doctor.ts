@@ -1,0 +1,101 @@
+/**
+ * `periscope doctor`: can this machine run the agent, and how? First the hard requirements (privilege,
+ * BTF, cgroup2, the native binding, one real BPF load); any that fails ends the command with one line
+ * naming it and the fix. Then the capability table — every feature probe — and, per collector, the
+ * alternative the agent will take and why the others were passed over.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { FEATURES, probe, type Feature, type Probe } from '../kernel/features.js';
+import { chooseAlternative } from '../kernel/bpf-object.js';
+import { native, NATIVE_PATH } from '../kernel/native.js';
+import { findCgroup2Mount } from '../inventory/cgroups.js';
+import { PeriscopeError } from '../kernel/errors.js';
+import { canUseBpf } from '../kernel/privilege.js';
+import { CPU_SPEC } from '../collectors/cpu/index.js';
+import { PROCESS_SPEC } from '../collectors/process/index.js';
+import { MEMORY_SPEC } from '../collectors/memory/index.js';
+
+
+/** The first hard requirement that fails, as a PeriscopeError; undefined when BPF can be used. */
+export function checkRequirements(): PeriscopeError | undefined {
+  if (!canUseBpf()) {
+    return new PeriscopeError(
+      'NOT_PRIVILEGED',
+      `missing capability: BPF needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN); this process runs as uid ${process.getuid?.()} without them`,
+      'run as root (sudo bin/periscope ...) or grant CAP_BPF,CAP_PERFMON,CAP_SYS_RESOURCE (securityContext.capabilities.add in Kubernetes)',
+    );
+  }
+  if (!existsSync('/sys/kernel/btf/vmlinux')) {
+    return new PeriscopeError(
+      'NO_BTF',
+      'the kernel exposes no BTF (/sys/kernel/btf/vmlinux is missing)',
+      'use a kernel built with CONFIG_DEBUG_INFO_BTF=y (every major distribution since 2020 ships one)',
+    );
+  }
+  try {
+    findCgroup2Mount();
+  } catch (err) {
+    return err as PeriscopeError;
+  }
+  if (!existsSync(NATIVE_PATH)) {
+    return new PeriscopeError('NATIVE_MISSING', `the native binding is not built (${NATIVE_PATH})`, 'run `make build`');
+  }
+  const load = probe('raw_tp');
+  if (load.status !== 'supported') {
+    return new PeriscopeError(
+      'BPF_LOAD',
+      `the kernel refused a trivial BPF program: ${load.reason}`,
+      'check `sysctl kernel.unprivileged_bpf_disabled`, lockdown mode (cat /sys/kernel/security/lockdown) and seccomp',
+    );
+  }
+  return undefined;
+}
+
+export interface DoctorReport {
+  ok: boolean;
+  kernel: string;
+  libbpf: string;
+  features: Record<Feature, Probe>;
+  collectors: { name: string; alternative: string | null; passedOver: { name: string; reason: string }[] }[];
+}
+
+export function doctorReport(): DoctorReport {
+  const features = {} as Record<Feature, Probe>;
+  for (const f of FEATURES) features[f] = probe(f);
+  const collectors = (
+    [
+      ['process', PROCESS_SPEC],
+      ['cpu', CPU_SPEC],
+      ['memory', MEMORY_SPEC],
+    ] as const
+  ).map(([name, spec]) => {
+    const c = chooseAlternative<string>(spec);
+    return { name, alternative: c.chosen || null, passedOver: c.passedOver };
+  });
+  return {
+    ok: collectors.every((c) => c.alternative !== null),
+    kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
+    libbpf: native().libbpfVersion,
+    features,
+    collectors,
+  };
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_c, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+}
+
+export function formatDoctor(r: DoctorReport): string {
+  const oneLine = (s: string): string => s.split('\n')[0]!.slice(0, 100);
+  const feats = [['FEATURE', 'STATUS', 'DETAIL'], ...FEATURES.map((f) => {
+    const p = r.features[f];
+    return [f, p.status, p.status === 'supported' ? '' : oneLine(p.reason)];
+  })];
+  const cols = [['COLLECTOR', 'USES', 'PASSED OVER'], ...r.collectors.map((c) => [
+    c.name,
+    c.alternative ?? 'NONE',
+    c.passedOver.map((p) => `${p.name} (${oneLine(p.reason)})`).join('; '),
+  ])];
+  return `kernel ${r.kernel}, libbpf ${r.libbpf}\n\n${table(feats)}\n\n${table(cols)}\n`;
+}

@@ -1,0 +1,130 @@
+/**
+ * process collector: execs, new processes and exits per cgroup (exact, counted in the kernel), and a
+ * stream of exec events (filename, first arguments, pid, ppid, uid) and exit events (exit code or
+ * signal, lifetime).
+ */
+import { constants } from 'node:os';
+import { BpfObject, type ObjectSpec } from '../../kernel/bpf-object.js';
+import { type TypedMap } from '../../kernel/maps.js';
+import { type RingReader, type RawRecord } from '../../kernel/ring.js';
+import * as gen from '../../kernel/generated/process.js';
+import { type Collector, type CollectorContext, type CollectorStatus, type DropCounts } from '../types.js';
+import { forgetIn, readDrops } from '../common.js';
+
+export const PROCESS_SPEC: ObjectSpec<gen.ProgramName> = {
+  file: gen.OBJECT_FILE,
+  programs: gen.programs,
+  alternatives: [
+    { name: 'tp_btf', requires: ['btf', 'tp_btf', 'ringbuf'], programs: ['process_exec_btf', 'process_fork_btf', 'process_exit_btf'] },
+    { name: 'raw_tp', requires: ['btf', 'raw_tp', 'ringbuf'], programs: ['process_exec_raw', 'process_fork_raw', 'process_exit_raw'] },
+  ],
+};
+
+const SIGNAL_NAMES = new Map<number, string>(Object.entries(constants.signals).map(([name, n]) => [n, name]));
+
+export interface ProcessCounts {
+  execs: number;
+  forks: number;
+  exits: number;
+}
+
+/** Splits the kernel's NUL-separated argument area into arguments. */
+export function splitArgs(raw: string): string[] {
+  const parts = raw.split('\0');
+  if (parts.length > 0 && parts[parts.length - 1] === '') parts.pop();
+  return parts;
+}
+
+export class ProcessCollector implements Collector {
+  readonly name = 'process';
+  private readonly ctx: CollectorContext;
+  private readonly obj: BpfObject<gen.ProgramName>;
+  private readonly stats: TypedMap<number, gen.ProcessStats>;
+  private readonly dropMap: TypedMap<number, number>;
+  private readonly ring: RingReader;
+
+  constructor(ctx: CollectorContext) {
+    this.ctx = ctx;
+    this.obj = BpfObject.load(PROCESS_SPEC, { maxEntries: { process_stats: ctx.maxCgroups } });
+    try {
+      this.stats = this.obj.map(gen.maps.process_stats);
+      this.dropMap = this.obj.map(gen.maps.drops);
+      this.ring = this.obj.ring(gen.maps.process_events.name);
+      this.obj.attach();
+    } catch (err) {
+      this.obj.close();
+      throw err;
+    }
+  }
+
+  status(): CollectorStatus {
+    return { name: this.name, alternative: this.obj.choice.chosen, passedOver: this.obj.choice.passedOver, programsAttached: this.obj.attachedPrograms };
+  }
+
+  poll(): number {
+    return this.ring.drain((r) => this.decode(r));
+  }
+
+  private decode(r: RawRecord): void {
+    const kind = r.view.getUint32(r.offset, true);
+    const { ctx } = this;
+    if (kind === gen.enums.process_event_kind.PROCESS_EXEC && r.size >= gen.ExecEventCodec.size) {
+      const e = gen.ExecEventCodec.decode(r.view, r.offset);
+      const args = new TextDecoder().decode(new Uint8Array(r.view.buffer, r.view.byteOffset + r.offset + gen.ExecEventOffsets.args, e.args_size));
+      ctx.emit({
+        type: 'exec',
+        time: ctx.wallTime(e.time_ns),
+        node: ctx.node,
+        cgroup: ctx.cgroupPath(e.cgroup_id) ?? '',
+        cgroup_id: e.cgroup_id,
+        pid: e.pid,
+        ppid: e.ppid,
+        uid: e.uid,
+        comm: e.comm,
+        filename: e.filename,
+        args: splitArgs(args),
+        args_truncated: e.args_truncated !== 0,
+      });
+    } else if (kind === gen.enums.process_event_kind.PROCESS_EXIT && r.size >= gen.ExitEventCodec.size) {
+      const e = gen.ExitEventCodec.decode(r.view, r.offset);
+      ctx.emit({
+        type: 'exit',
+        time: ctx.wallTime(e.time_ns),
+        node: ctx.node,
+        cgroup: ctx.cgroupPath(e.cgroup_id) ?? '',
+        cgroup_id: e.cgroup_id,
+        pid: e.pid,
+        ppid: e.ppid,
+        uid: e.uid,
+        comm: e.comm,
+        exit_code: e.exit_code,
+        signal: e.signal,
+        signal_name: e.signal ? (SIGNAL_NAMES.get(e.signal) ?? null) : null,
+        core_dumped: e.core_dumped !== 0,
+        lifetime_seconds: e.lifetime_ns / 1e9,
+      });
+    }
+  }
+
+  counts(): Map<number, ProcessCounts> {
+    const out = new Map<number, ProcessCounts>();
+    for (const [id, s] of this.stats.entries()) out.set(id, { execs: s.execs, forks: s.forks, exits: s.exits });
+    return out;
+  }
+
+  cgroupIds(): Iterable<number> {
+    return this.stats.entries().keys();
+  }
+
+  forget(ids: readonly number[]): void {
+    forgetIn([this.stats], ids);
+  }
+
+  drops(): DropCounts {
+    return readDrops(this.dropMap, gen.enums.periscope_drop);
+  }
+
+  close(): void {
+    this.obj.close();
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Loading a collector's BPF object. The *spec* is what the ELF declares (the generated module: maps,
+ * programs, codecs), the same on every machine; the *object* is what this kernel accepted. A collector
+ * declares alternatives — sets of entry points, each needing some kernel features — and loadObject
+ * takes the first one the kernel supports, loads only its programs, attaches them, and reports which
+ * alternative it took and why the others were passed over.
+ */
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { native, type LinkHandle, type ObjectHandle } from './native.js';
+import { PeriscopeError, isNativeError, logTail } from './errors.js';
+import { TypedMap, type MapSpec } from './maps.js';
+import { RingReader } from './ring.js';
+import { probe, supported, type Feature } from './features.js';
+
+const OBJECT_DIR = fileURLToPath(new URL('../../../build/bpf/', import.meta.url));
+
+export function objectPath(file: string): string {
+  return join(OBJECT_DIR, file);
+}
+
+export interface Alternative<P extends string> {
+  /** short name shown by doctor and /metrics, e.g. "tp_btf" */
+  readonly name: string;
+  readonly requires: readonly Feature[];
+  readonly programs: readonly P[];
+}
+
+export interface ObjectSpec<P extends string> {
+  readonly file: string;
+  readonly programs: readonly P[];
+  readonly alternatives: readonly Alternative<P>[];
+}
+
+export interface LoadOptions {
+  /** map name → max_entries, set before load (bounds the kernel memory of per-cgroup maps) */
+  maxEntries?: Record<string, number>;
+}
+
+export interface Choice {
+  chosen: string;
+  passedOver: { name: string; reason: string }[];
+}
+
+/** Which alternative the kernel supports, without loading anything but the probes. */
+export function chooseAlternative<P extends string>(spec: ObjectSpec<P>): Choice & { alternative?: Alternative<P> } {
+  const passedOver: Choice['passedOver'] = [];
+  for (const alt of spec.alternatives) {
+    const missing = alt.requires.filter((f) => !supported(f));
+    if (missing.length === 0) return { chosen: alt.name, alternative: alt, passedOver };
+    passedOver.push({
+      name: alt.name,
+      reason: missing.map((f) => `${f}: ${(probe(f) as { reason?: string }).reason ?? 'not supported'}`).join('; '),
+    });
+  }
+  return { chosen: '', passedOver };
+}
+
+export class BpfObject<P extends string> {
+  readonly spec: ObjectSpec<P>;
+  readonly choice: Choice;
+  private handle: ObjectHandle | undefined;
+  private readonly programs: readonly P[];
+  private readonly links: LinkHandle[] = [];
+  private readonly maxEntries: Record<string, number>;
+  private readonly rings: RingReader[] = [];
+
+  private constructor(spec: ObjectSpec<P>, handle: ObjectHandle, programs: readonly P[], choice: Choice, maxEntries: Record<string, number>) {
+    this.spec = spec;
+    this.handle = handle;
+    this.programs = programs;
+    this.choice = choice;
+    this.maxEntries = maxEntries;
+  }
+
+  /**
+   * Opens and loads the object with the first alternative that both the probes allow and the
+   * verifier accepts. Throws NO_ALTERNATIVE, with every reason, when none does.
+   */
+  static load<P extends string>(spec: ObjectSpec<P>, opts: LoadOptions = {}): BpfObject<P> {
+    const n = native();
+    const passedOver: Choice['passedOver'] = [];
+    for (const alt of spec.alternatives) {
+      const missing = alt.requires.filter((f) => !supported(f));
+      if (missing.length > 0) {
+        passedOver.push({ name: alt.name, reason: `kernel lacks ${missing.join(', ')}` });
+        continue;
+      }
+      let handle: ObjectHandle;
+      try {
+        handle = n.open(objectPath(spec.file));
+      } catch (err) {
+        throw new PeriscopeError('BPF_OPEN', `cannot open ${spec.file}: ${(err as Error).message}`, 'run `make build`', { cause: err });
+      }
+      try {
+        for (const p of spec.programs) n.setAutoload(handle, p, alt.programs.includes(p));
+        for (const [map, max] of Object.entries(opts.maxEntries ?? {})) n.setMaxEntries(handle, map, max);
+        n.load(handle);
+      } catch (err) {
+        n.closeObject(handle);
+        const why = isNativeError(err) ? `${err.message}\n${logTail(err)}` : String(err);
+        passedOver.push({ name: alt.name, reason: `load failed: ${why}` });
+        continue;
+      }
+      const maxEntries: Record<string, number> = {};
+      for (const m of n.describe(handle).maps) maxEntries[m.name] = m.maxEntries;
+      return new BpfObject(spec, handle, alt.programs, { chosen: alt.name, passedOver }, maxEntries);
+    }
+    throw new PeriscopeError(
+      'NO_ALTERNATIVE',
+      `${spec.file}: no alternative works on this kernel (${passedOver.map((p) => `${p.name}: ${p.reason}`).join(' | ')})`,
+      'run `periscope doctor` to see what the kernel supports',
+    );
+  }
+
+  private get obj(): ObjectHandle {
+    if (!this.handle) throw new Error(`${this.spec.file} is closed`);
+    return this.handle;
+  }
+
+  /** Attaches every program of the chosen alternative; on failure detaches what it attached. */
+  attach(): void {
+    const n = native();
+    for (const p of this.programs) {
+      try {
+        this.links.push(n.attach(this.obj, p));
+      } catch (err) {
+        this.detach();
+        throw new PeriscopeError('BPF_ATTACH', `${this.spec.file}: attaching ${p} failed: ${(err as Error).message}`, 'run `periscope doctor`', {
+          cause: err,
+        });
+      }
+    }
+  }
+
+  detach(): void {
+    const n = native();
+    while (this.links.length > 0) n.destroyLink(this.links.pop()!);
+  }
+
+  get attachedPrograms(): number {
+    return this.links.length;
+  }
+
+  map<K, V>(spec: MapSpec<K, V>): TypedMap<K, V> {
+    return new TypedMap(spec, native().mapFd(this.obj, spec.name), this.maxEntries[spec.name] ?? spec.maxEntries, supported('batch_map_ops'));
+  }
+
+  ring(name: string): RingReader {
+    const r = new RingReader(name, native().mapFd(this.obj, name));
+    this.rings.push(r);
+    return r;
+  }
+
+  /** Detaches, frees the rings and the object: nothing stays in the kernel after this. */
+  close(): void {
+    if (!this.handle) return;
+    this.detach();
+    for (const r of this.rings) r.close();
+    native().closeObject(this.handle);
+    this.handle = undefined;
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * The typed face of the N-API binding (native/periscope.c). Handles are opaque; every function throws
+ * a NativeError (errno, its name, libbpf's log) on failure. Loaded lazily so that commands which only
+ * explain why BPF cannot run (doctor) still start when the addon is missing.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { PeriscopeError } from './errors.js';
+
+declare const handle: unique symbol;
+export type ObjectHandle = { readonly [handle]: 'object' };
+export type LinkHandle = { readonly [handle]: 'link' };
+export type RingHandle = { readonly [handle]: 'ring' };
+
+export interface ProgramInfo {
+  name: string;
+  section: string;
+  type: number;
+  autoload: boolean;
+  fd: number;
+}
+
+export interface MapInfo {
+  name: string;
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  fd: number;
+}
+
+export interface Native {
+  open(path: string): ObjectHandle;
+  describe(obj: ObjectHandle): { programs: ProgramInfo[]; maps: MapInfo[] };
+  setAutoload(obj: ObjectHandle, program: string, on: boolean): void;
+  setMaxEntries(obj: ObjectHandle, map: string, n: number): void;
+  writeInitialValue(obj: ObjectHandle, map: string, offset: number, bytes: Buffer): void;
+  load(obj: ObjectHandle): void;
+  closeObject(obj: ObjectHandle): void;
+  mapFd(obj: ObjectHandle, map: string): number;
+  attach(obj: ObjectHandle, program: string): LinkHandle;
+  attachPerfEvent(obj: ObjectHandle, program: string, cpu: number, frequencyHz: number): LinkHandle;
+  attachUprobe(obj: ObjectHandle, program: string, binary: string, func: string, pid: number, retprobe: boolean): LinkHandle;
+  attachCgroup(obj: ObjectHandle, program: string, cgroupDir: string): LinkHandle;
+  destroyLink(link: LinkHandle): void;
+  mapLookup(fd: number, key: Buffer, valueSize: number): Buffer | null;
+  mapUpdate(fd: number, key: Buffer, value: Buffer, flags: number): void;
+  mapDelete(fd: number, key: Buffer): boolean;
+  mapNextKey(fd: number, key: Buffer | null, keySize: number): Buffer | null;
+  mapLookupBatch(fd: number, keySize: number, valueSize: number, capacity: number, deleteToo: boolean): {
+    keys: Buffer;
+    values: Buffer;
+    count: number;
+  };
+  ringOpen(mapFd: number): RingHandle;
+  ringDrain(ring: RingHandle, maxBytes: number): { buffer: Buffer; count: number; more: boolean };
+  ringClose(ring: RingHandle): void;
+  probeProgramType(type: number): number;
+  probeMapType(type: number): number;
+  createMap(type: number, keySize: number, valueSize: number, maxEntries: number): number;
+  closeFd(fd: number): void;
+  numPossibleCpus(): number;
+  monotonicNs(): bigint;
+  constants: {
+    progTypes: Record<string, number>;
+    mapTypes: Record<string, number>;
+    BPF_ANY: number;
+    BPF_NOEXIST: number;
+    BPF_EXIST: number;
+  };
+  libbpfVersion: string;
+}
+
+export const NATIVE_PATH = fileURLToPath(new URL('../../../native/build/Release/periscope.node', import.meta.url));
+
+let cached: Native | undefined;
+
+export function native(): Native {
+  if (cached) return cached;
+  if (!existsSync(NATIVE_PATH)) {
+    throw new PeriscopeError('NATIVE_MISSING', `the native binding is not built (${NATIVE_PATH})`, 'run `make build`');
+  }
+  cached = createRequire(import.meta.url)(NATIVE_PATH) as Native;
+  return cached;
+}
+
+/** A map constant by name, as the binding exports it from libbpf's headers. */
+export function mapType(name: string): number {
+  const t = native().constants.mapTypes[name];
+  if (t === undefined) throw new Error(`unknown map type ${name}`);
+  return t;
+}
+
+export function progType(name: string): number {
+  const t = native().constants.progTypes[name];
+  if (t === undefined) throw new Error(`unknown program type ${name}`);
+  return t;
+}

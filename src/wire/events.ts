@@ -1,0 +1,48 @@
+/**
+ * Events as the agent serves them (/api/v1/events) and, later, ships them to the hub. Every event names
+ * its cgroup (path under the cgroup2 root) and node; times are wall-clock ISO 8601 strings converted
+ * from the kernel's monotonic clock.
+ */
+export interface EventBase {
+  /** position in the agent's event log, increasing by one per event kept */
+  seq: number;
+  time: string;
+  node: string;
+  cgroup: string;
+  cgroup_id: number;
+  pid: number;
+  comm: string;
+}
+
+export interface ExecEvent extends EventBase {
+  type: 'exec';
+  ppid: number;
+  uid: number;
+  filename: string;
+  args: string[];
+  args_truncated: boolean;
+}
+
+export interface ExitEvent extends EventBase {
+  type: 'exit';
+  ppid: number;
+  uid: number;
+  exit_code: number;
+  signal: number;
+  signal_name: string | null;
+  core_dumped: boolean;
+  lifetime_seconds: number;
+}
+
+export interface OomKillEvent extends EventBase {
+  type: 'oom_kill';
+  uid: number;
+  total_vm_bytes: number;
+}
+
+export type PeriscopeEvent = ExecEvent | ExitEvent | OomKillEvent;
+export type EventType = PeriscopeEvent['type'];
+export const EVENT_TYPES: readonly EventType[] = ['exec', 'exit', 'oom_kill'];
+
+/** An event before the agent's log numbers it. */
+export type NewEvent = PeriscopeEvent extends infer E ? (E extends PeriscopeEvent ? Omit<E, 'seq'> : never) : never;
