@@ -14,7 +14,7 @@ BPF_OBJ := $(patsubst bpf/%.bpf.c,build/bpf/%.bpf.o,$(BPF_SRC))
 BPF_GEN := $(patsubst bpf/%.bpf.c,src/kernel/generated/%.ts,$(BPF_SRC))
 BPF_HDR := $(wildcard bpf/*.h bpf/include/periscope*.h)
 NATIVE := native/build/Release/periscope.node
-TS_SRC := $(shell find src -name '*.ts' -not -path 'src/kernel/generated/*' 2>/dev/null)
+TS_SRC := $(shell find src test bench -name '*.ts' -not -path 'src/kernel/generated/*' 2>/dev/null)
 LISTEN ?= 127.0.0.1:9464
 
 .PHONY: build deps run test test-unit lint bench clean

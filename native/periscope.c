@@ -960,6 +960,51 @@ static napi_value js_monotonic_ns(napi_env env, napi_callback_info info)
 	return v;
 }
 
+/*
+ * cgroupPath(mountDir, id) -> string | null: the path of a cgroup2 directory from its id. cgroupfs
+ * file handles are the 64-bit kernfs id (FILEID_KERNFS), so open_by_handle_at opens the directory
+ * and /proc/self/fd names it. null when no such cgroup exists (any more). Needs CAP_DAC_READ_SEARCH.
+ */
+static napi_value js_cgroup_path(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2];
+	char mount[4096], link[64], path[4096];
+	int64_t id;
+	struct {
+		struct file_handle fh;
+		uint64_t id;
+	} h;
+	int mfd, fd;
+	ssize_t n;
+
+	if (get_args(env, info, 2, argv) || get_string(env, argv[0], mount, sizeof(mount)) || get_i64(env, argv[1], &id))
+		return NULL;
+	mfd = open(mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (mfd < 0)
+		return throw_errno(env, errno, "open cgroup2 mount");
+	h.fh.handle_bytes = sizeof(uint64_t);
+	h.fh.handle_type = 0xfe; /* FILEID_KERNFS */
+	h.id = (uint64_t)id;
+	fd = open_by_handle_at(mfd, &h.fh, O_RDONLY | O_CLOEXEC);
+	close(mfd);
+	if (fd < 0) {
+		int err = errno;
+		napi_value nul;
+		if (err == ESTALE || err == ENOENT) {
+			napi_get_null(env, &nul);
+			return nul;
+		}
+		return throw_errno(env, err, "open_by_handle_at");
+	}
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	close(fd);
+	if (n < 0)
+		return throw_errno(env, errno, "readlink");
+	path[n] = 0;
+	return make_str(env, path);
+}
+
 /* ---- module ------------------------------------------------------------------------------------- */
 
 static void set_const(napi_env env, napi_value obj, const char *name, int64_t v)
@@ -1036,6 +1081,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "closeFd", js_close_fd },
 		{ "numPossibleCpus", js_num_possible_cpus },
 		{ "monotonicNs", js_monotonic_ns },
+		{ "cgroupPath", js_cgroup_path },
 	};
 	char version[32];
 

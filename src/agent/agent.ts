@@ -73,7 +73,11 @@ export class Agent {
       eventLogSize: opts.eventLogSize ?? 10_000,
       collectors: opts.collectors ?? COLLECTOR_NAMES,
     };
-    this.tree = new CgroupTree({ graceMs: this.opts.graceMs, ...(opts.cgroupRoot ? { root: opts.cgroupRoot } : {}) });
+    this.tree = new CgroupTree({
+      graceMs: this.opts.graceMs,
+      lookup: (root, id) => native().cgroupPath(root, id),
+      ...(opts.cgroupRoot ? { root: opts.cgroupRoot } : {}),
+    });
     this.events = new EventLog(this.opts.eventLogSize);
     this.clockOffsetNs = Date.now() * 1e6 - Number(native().monotonicNs());
     this.registerMetrics();

@@ -57,16 +57,21 @@ export class SnapshotHistogram<L extends string> extends Histogram<L> {
   private readonly rows: () => Iterable<HistogramRow<L>>;
   private readonly bounds: readonly number[];
   private readonly metricName: string;
+  /** An empty histogram of the same name: the header (name, help, type) of every get(). Histogram's
+   * own get() calls getForPromString(), which this class overrides, so super.get() cannot serve. */
+  private readonly template: Histogram<L>;
 
   constructor(cfg: Config<L> & { buckets: readonly number[]; rows: () => Iterable<HistogramRow<L>> }) {
-    super({ name: cfg.name, help: cfg.help, labelNames: cfg.labelNames, buckets: [...cfg.buckets], registers: [] });
+    const config = { name: cfg.name, help: cfg.help, labelNames: cfg.labelNames, buckets: [...cfg.buckets], registers: [] };
+    super(config);
+    this.template = new Histogram(config);
     this.rows = cfg.rows;
     this.bounds = cfg.buckets;
     this.metricName = cfg.name;
   }
 
   override async get(): ReturnType<Histogram<L>['get']> {
-    const base = await super.get();
+    const base = await this.template.get();
     const values: Awaited<ReturnType<Histogram<L>['get']>>['values'] = [];
     for (const r of this.rows()) {
       this.bounds.forEach((le, i) => {
@@ -77,5 +82,10 @@ export class SnapshotHistogram<L extends string> extends Histogram<L> {
       values.push({ metricName: `${this.metricName}_count`, labels: r.labels, value: r.count });
     }
     return { ...base, values };
+  }
+
+  /** prom-client's registry prefers this to get() for histograms; both report the snapshot. */
+  async getForPromString(): ReturnType<Histogram<L>['get']> {
+    return this.get();
   }
 }

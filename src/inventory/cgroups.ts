@@ -63,6 +63,11 @@ export interface CgroupTreeOptions {
   /** the most cgroups remembered; the walk stops adding beyond it and counts the rest */
   maxCgroups?: number;
   now?: () => number;
+  /**
+   * Finds the absolute path of one id without a walk (the agent passes open_by_handle_at through the
+   * native binding); undefined or null when it cannot. Without it, unknown ids wait for a walk.
+   */
+  lookup?: (root: string, id: number) => string | null | undefined;
 }
 
 export class CgroupTree {
@@ -71,6 +76,7 @@ export class CgroupTree {
   private readonly minWalkIntervalMs: number;
   private readonly maxCgroups: number;
   private readonly now: () => number;
+  private readonly lookup: CgroupTreeOptions['lookup'];
   private readonly byId = new Map<number, CgroupInfo>();
   private lastWalk = 0;
   walks = 0;
@@ -83,6 +89,7 @@ export class CgroupTree {
     this.minWalkIntervalMs = opts.minWalkIntervalMs ?? 1_000;
     this.maxCgroups = opts.maxCgroups ?? 100_000;
     this.now = opts.now ?? Date.now;
+    this.lookup = opts.lookup;
     this.walk();
   }
 
@@ -124,10 +131,16 @@ export class CgroupTree {
     this.walks++;
   }
 
-  /** The path of an id; walks again (rate-limited) when the id is new to us. */
+  /** The path of an id; looks it up, or walks again (rate-limited), when the id is new to us. */
   resolve(id: number): CgroupInfo | undefined {
     const hit = this.byId.get(id);
     if (hit) return hit;
+    const abs = this.lookup?.(this.root, id);
+    if (abs && (abs === this.root || abs.startsWith(`${this.root}/`)) && this.byId.size < this.maxCgroups) {
+      const info = { id, path: abs.slice(this.root.length) || '/' };
+      this.byId.set(id, info);
+      return info;
+    }
     if (this.now() - this.lastWalk >= this.minWalkIntervalMs) {
       this.walk();
       return this.byId.get(id);

@@ -62,6 +62,8 @@ export interface Native {
   closeFd(fd: number): void;
   numPossibleCpus(): number;
   monotonicNs(): bigint;
+  /** absolute path of the cgroup2 directory with this id, or null when there is none */
+  cgroupPath(cgroup2Mount: string, id: number): string | null;
   constants: {
     progTypes: Record<string, number>;
     mapTypes: Record<string, number>;

@@ -1,0 +1,94 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CpuCollector, RUNQ_BUCKETS, type RunqLatency } from './index.js';
+import { TestCgroup, needsKernel } from '../../../test/kernel.js';
+
+const burn = (seconds: number, cpu?: number): string =>
+  `${cpu === undefined ? '' : `taskset -c ${cpu} `}timeout ${seconds} sh -c 'while :; do :; done'`;
+
+test('run-queue buckets are the kernel log2 slots in seconds', () => {
+  assert.equal(RUNQ_BUCKETS[0], 2e-6);
+  assert.equal(RUNQ_BUCKETS[1], 4e-6);
+  for (let i = 1; i < RUNQ_BUCKETS.length; i++) assert.equal(RUNQ_BUCKETS[i], RUNQ_BUCKETS[i - 1]! * 2);
+});
+
+test('CPU seconds of a cgroup agree with its cpu.stat within 2%', async (t) => {
+  if (!needsKernel(t)) return;
+  const collector = new CpuCollector({ maxCgroups: 4096 });
+  const cg = new TestCgroup('cpu');
+  t.after(() => {
+    collector.close();
+    cg.remove();
+  });
+  const r = await cg.run(`${burn(2)} & ${burn(1)} & wait`);
+  assert.equal(r.code, 0, r.stderr);
+  const ours = collector.usage().get(cg.id)?.cpuSeconds ?? 0;
+  const kernel = cg.cpuStatUsageSeconds();
+  t.diagnostic(`periscope ${ours.toFixed(4)} s, cpu.stat ${kernel.toFixed(4)} s`);
+  assert.ok(kernel > 2.5, `the burners used ${kernel} s`);
+  assert.ok(Math.abs(ours - kernel) / kernel < 0.02, `periscope ${ours} s vs cpu.stat ${kernel} s`);
+});
+
+test('counts CPU time of a task that is still running', async (t) => {
+  if (!needsKernel(t)) return;
+  const collector = new CpuCollector({ maxCgroups: 4096 });
+  const cg = new TestCgroup('running');
+  t.after(() => {
+    collector.close();
+    cg.remove();
+  });
+  const done = cg.run(burn(1.5));
+  await new Promise((r) => setTimeout(r, 1000));
+  const midway = collector.usage().get(cg.id)?.cpuSeconds ?? 0;
+  const kernel = cg.cpuStatUsageSeconds();
+  await done;
+  assert.ok(midway > 0.5, `after 1 s of burning, ${midway} s counted`);
+  assert.ok(Math.abs(midway - kernel) < 0.1, `mid-run: periscope ${midway} s vs cpu.stat ${kernel} s`);
+});
+
+function mean(h: RunqLatency | undefined): number {
+  return h && h.count > 0 ? h.sumSeconds / h.count : 0;
+}
+
+test('run-queue latency grows when two CPU-bound processes share one CPU, not when one runs alone', async (t) => {
+  if (!needsKernel(t)) return;
+  const collector = new CpuCollector({ maxCgroups: 4096 });
+  const alone = new TestCgroup('alone');
+  const shared = new TestCgroup('shared');
+  t.after(() => {
+    collector.close();
+    alone.remove();
+    shared.remove();
+  });
+  await alone.run(burn(1.5, 1));
+  await shared.run(`${burn(1.5, 1)} & ${burn(1.5, 1)} & wait`);
+  const runq = collector.runqLatency();
+  const a = runq.get(alone.id);
+  const s = runq.get(shared.id);
+  t.diagnostic(`alone: ${a?.count} waits, mean ${(mean(a) * 1e6).toFixed(1)} us; shared: ${s?.count} waits, mean ${(mean(s) * 1e6).toFixed(1)} us`);
+  assert.ok(s && s.count > 50, 'two hogs on one CPU take turns many times');
+  assert.ok(mean(s) > 1e-3, `sharing one CPU, a task waits over 1 ms on average (was ${mean(s)} s)`);
+  assert.ok(mean(a) < 5e-4, `alone on its CPU, waits stay near zero (mean ${mean(a)} s)`);
+  assert.ok(mean(s) > 10 * mean(a));
+  // the +Inf bucket holds every observation
+  assert.equal(s.cumulative[s.cumulative.length - 1], s.count);
+
+  const usage = collector.usage();
+  const inv = (id: number): number => usage.get(id)?.involuntarySwitches ?? 0;
+  assert.ok(inv(shared.id) > 5 * Math.max(inv(alone.id), 1), `preemptions: shared ${inv(shared.id)}, alone ${inv(alone.id)}`);
+});
+
+test('counts voluntary switches of a task that sleeps', async (t) => {
+  if (!needsKernel(t)) return;
+  const collector = new CpuCollector({ maxCgroups: 4096 });
+  const cg = new TestCgroup('sleeper');
+  t.after(() => {
+    collector.close();
+    cg.remove();
+  });
+  // one process, 50 sleeps: each ends a slice voluntarily
+  await cg.run(`exec python3 -c 'import time\nfor _ in range(50): time.sleep(0.005)'`);
+  const u = collector.usage().get(cg.id);
+  assert.ok(u, 'the cgroup has CPU stats');
+  assert.ok(u.voluntarySwitches >= 50, `voluntary switches: ${u.voluntarySwitches}`);
+});
