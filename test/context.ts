@@ -14,6 +14,6 @@ export function testContext(): CollectorContext & { events: PeriscopeEvent[]; tr
     maxCgroups: 4096,
     cgroupPath: (id) => tree.resolve(id)?.path,
     wallTime: (ns) => new Date(ns / 1e6).toISOString(),
-    emit: (e: NewEvent) => events.push({ seq: events.length + 1, ...e } as PeriscopeEvent),
+    emit: (e: NewEvent) => events.push({ seq: events.length + 1, ...e }),
   };
 }

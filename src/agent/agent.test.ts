@@ -85,7 +85,7 @@ test('the events API lists recent exec and exit events and streams new ones live
   await cg.run('/bin/echo live-event >/dev/null');
   let buf = '';
   const live = await eventually(async () => {
-    const { value } = await reader.read();
+    const { value } = (await reader.read()) as { value?: Uint8Array };
     buf += new TextDecoder().decode(value);
     const m = /^data: (.*)$/m.exec(buf);
     return m ? (JSON.parse(m[1]!) as { type: string; args: string[]; cgroup: string }) : undefined;

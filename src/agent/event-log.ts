@@ -25,7 +25,7 @@ export class EventLog {
   }
 
   push(e: NewEvent): PeriscopeEvent {
-    const event = { seq: this.next++, ...e } as PeriscopeEvent;
+    const event = { seq: this.next++, ...e };
     this.buf[event.seq % this.capacity] = event;
     this.counts[event.type]++;
     for (const s of this.subscribers) {

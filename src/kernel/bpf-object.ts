@@ -142,8 +142,10 @@ export class BpfObject<P extends string> {
     return this.links.length;
   }
 
-  map<K, V>(spec: MapSpec<K, V>): TypedMap<K, V> {
-    return new TypedMap(spec, native().mapFd(this.obj, spec.name), this.maxEntries[spec.name] ?? spec.maxEntries, supported('batch_map_ops'));
+  /** A typed view of one of the object's maps; batch operations are used where the kernel has them
+   * unless `batch` says otherwise. */
+  map<K, V>(spec: MapSpec<K, V>, batch = supported('batch_map_ops')): TypedMap<K, V> {
+    return new TypedMap(spec, native().mapFd(this.obj, spec.name), this.maxEntries[spec.name] ?? spec.maxEntries, batch);
   }
 
   ring(name: string): RingReader {

@@ -1,0 +1,216 @@
+/**
+ * Benchmarks of the agent against the real kernel (root). Not a test: it prints measurements, and
+ * BENCHMARKS.md records them with the command and the machine. Scenarios:
+ *   idle        the agent alone, scraped every 15 s: its CPU share and RSS
+ *   exec        an exec storm in a cgroup: execs/s, events received and lost, agent CPU and RSS
+ *   ctxsw       a context-switch storm (two processes ping-ponging over pipes): switches/s counted by
+ *               the kernel and by Periscope, the storm's rate with and without the agent attached,
+ *               and the BPF programs' own cost per run (kernel.bpf_stats_enabled)
+ * Usage: node dist/bench/run.js [idle|exec|ctxsw ...] [--seconds N]
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { cpus, totalmem } from 'node:os';
+import { TestCgroup, run, sleep } from '../test/kernel.js';
+import { sample, startAgent, type RunningAgent } from '../test/agent-process.js';
+
+const TICK = 100; // USER_HZ: /proc/PID/stat times are in 1/100 s on Linux
+
+interface ProcSample {
+  cpuSeconds: number;
+  rssBytes: number;
+  at: number;
+}
+
+function procSample(pid: number): ProcSample {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / TICK;
+  const rss = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return { cpuSeconds, rssBytes: Number(rss?.[1] ?? 0) * 1024, at: Date.now() };
+}
+
+async function scrape(agent: RunningAgent): Promise<string> {
+  return (await fetch(`${agent.url}/metrics`)).text();
+}
+
+const sum = (text: string, name: string, labels: Record<string, string> = {}): number => {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const v = sample(line, name, labels);
+    if (v !== undefined) total += v;
+  }
+  return total;
+};
+
+interface Result {
+  scenario: string;
+  [k: string]: string | number;
+}
+
+async function idle(seconds: number): Promise<Result> {
+  const agent = await startAgent();
+  try {
+    await sleep(2_000); // start-up is not idle
+    const a = procSample(agent.child.pid!);
+    let peakRss = a.rssBytes;
+    const end = Date.now() + seconds * 1000;
+    while (Date.now() < end) {
+      await scrape(agent); // what a Prometheus scraping every 15 s costs
+      await sleep(Math.min(15_000, end - Date.now()));
+      peakRss = Math.max(peakRss, procSample(agent.child.pid!).rssBytes);
+    }
+    const b = procSample(agent.child.pid!);
+    return {
+      scenario: 'idle',
+      seconds: (b.at - a.at) / 1000,
+      agent_cpu_percent_of_one_core: (100 * (b.cpuSeconds - a.cpuSeconds)) / ((b.at - a.at) / 1000),
+      agent_rss_mib: b.rssBytes / 2 ** 20,
+      agent_peak_rss_mib: peakRss / 2 ** 20,
+    };
+  } finally {
+    await agent.stop();
+  }
+}
+
+async function execStorm(seconds: number): Promise<Result> {
+  const agent = await startAgent();
+  const cg = new TestCgroup('bench-exec');
+  try {
+    const before = await scrape(agent);
+    const a = procSample(agent.child.pid!);
+    let peakRss = a.rssBytes;
+    const sampler = setInterval(() => (peakRss = Math.max(peakRss, procSample(agent.child.pid!).rssBytes)), 500);
+    // two loops, one per core, each exec'ing /bin/true as fast as fork+exec allows
+    const loop = `end=$(( $(date +%s) + ${seconds} )); while [ $(date +%s) -lt $end ]; do for i in 1 2 3 4 5 6 7 8 9 10; do /bin/true; done; done`;
+    const t0 = Date.now();
+    await cg.run(`(${loop}) & (${loop}) & wait`, (seconds + 30) * 1000);
+    const elapsed = (Date.now() - t0) / 1000;
+    await sleep(500);
+    clearInterval(sampler);
+    const b = procSample(agent.child.pid!);
+    const after = await scrape(agent);
+    const execs = sample(after, 'periscope_process_execs_total', { cgroup: cg.path }) ?? 0;
+    const events = sum(after, 'periscope_events_total', { type: 'exec' }) - sum(before, 'periscope_events_total', { type: 'exec' });
+    const lost = sum(after, 'periscope_events_lost_total') - sum(before, 'periscope_events_lost_total');
+    const allExecs = sum(after, 'periscope_process_execs_total') - sum(before, 'periscope_process_execs_total');
+    return {
+      scenario: 'exec storm',
+      seconds: elapsed,
+      execs_in_cgroup: execs,
+      execs_per_second: execs / elapsed,
+      exec_events_received: events,
+      execs_counted_on_node: allExecs,
+      events_lost: lost,
+      agent_cpu_percent_of_one_core: (100 * (b.cpuSeconds - a.cpuSeconds)) / elapsed,
+      agent_peak_rss_mib: peakRss / 2 ** 20,
+    };
+  } finally {
+    await agent.stop();
+    cg.remove();
+  }
+}
+
+/** Two python processes bounce one byte over a pair of pipes: every bounce is two voluntary switches. */
+const PINGPONG = `
+import os, sys, time
+r1, w1 = os.pipe(); r2, w2 = os.pipe()
+seconds = float(sys.argv[1])
+pid = os.fork()
+if pid == 0:
+    while os.read(r1, 1): os.write(w2, b'x')
+    os._exit(0)
+end = time.monotonic() + seconds; n = 0
+while time.monotonic() < end:
+    for _ in range(1000):
+        os.write(w1, b'x'); os.read(r2, 1)
+    n += 1000
+os.close(w1); os.waitpid(pid, 0)
+print(n / seconds)
+`;
+
+async function pingpong(cg: TestCgroup, seconds: number): Promise<number> {
+  writeFileSync('/tmp/periscope-pingpong.py', PINGPONG);
+  // both on CPU 0, so every bounce is a real switch on one run queue
+  const r = await cg.run(`exec taskset -c 0 python3 /tmp/periscope-pingpong.py ${seconds}`, (seconds + 30) * 1000);
+  if (r.code !== 0) throw new Error(`ping-pong failed: ${r.stderr}`);
+  return Number(r.stdout.trim());
+}
+
+async function bpfStats(): Promise<Map<string, { runs: number; ns: number }>> {
+  const r = await run('bpftool', ['-j', 'prog', 'show']);
+  const out = new Map<string, { runs: number; ns: number }>();
+  for (const p of JSON.parse(r.stdout) as { name?: string; run_cnt?: number; run_time_ns?: number }[]) {
+    if (p.name && p.run_cnt) out.set(p.name, { runs: p.run_cnt, ns: p.run_time_ns ?? 0 });
+  }
+  return out;
+}
+
+async function ctxswStorm(seconds: number): Promise<Result> {
+  const baseCg = new TestCgroup('bench-ctxsw-base');
+  const cg = new TestCgroup('bench-ctxsw');
+  try {
+    const baseline = await pingpong(baseCg, seconds); // without the agent
+    const agent = await startAgent();
+    try {
+      writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
+      const stats0 = await bpfStats();
+      const before = await scrape(agent);
+      const a = procSample(agent.child.pid!);
+      const rate = await pingpong(cg, seconds);
+      const b = procSample(agent.child.pid!);
+      const after = await scrape(agent);
+      const stats1 = await bpfStats();
+      writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '0');
+      const switches = (sample(after, 'periscope_context_switches_total', { cgroup: cg.path, kind: 'voluntary' }) ?? 0) +
+        (sample(after, 'periscope_context_switches_total', { cgroup: cg.path, kind: 'involuntary' }) ?? 0);
+      const nodeSwitches = sum(after, 'periscope_context_switches_total') - sum(before, 'periscope_context_switches_total');
+      const sw = stats1.get('cpu_switch_btf');
+      const sw0 = stats0.get('cpu_switch_btf') ?? { runs: 0, ns: 0 };
+      return {
+        scenario: 'context-switch storm',
+        seconds,
+        bounces_per_second_without_agent: baseline,
+        bounces_per_second_with_agent: rate,
+        storm_rate_ratio_with_vs_without: rate / baseline,
+        switches_counted_in_cgroup: switches,
+        switches_per_second_counted_on_node: nodeSwitches / seconds,
+        sched_switch_program_ns_per_run: sw ? (sw.ns - sw0.ns) / Math.max(1, sw.runs - sw0.runs) : 0,
+        events_lost: sum(after, 'periscope_events_lost_total') - sum(before, 'periscope_events_lost_total'),
+        agent_cpu_percent_of_one_core: (100 * (b.cpuSeconds - a.cpuSeconds)) / ((b.at - a.at) / 1000),
+        agent_rss_mib: b.rssBytes / 2 ** 20,
+      };
+    } finally {
+      await agent.stop();
+    }
+  } finally {
+    baseCg.remove();
+    cg.remove();
+  }
+}
+
+function format(r: Result): string {
+  const rows = Object.entries(r)
+    .filter(([k]) => k !== 'scenario')
+    .map(([k, v]) => `| ${k} | ${typeof v === 'number' ? (Number.isInteger(v) ? v : v.toFixed(3)) : v} |`);
+  return [`### ${r.scenario}`, '', '| measure | value |', '| --- | --- |', ...rows, ''].join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { seconds: { type: 'string', default: '10' }, 'idle-seconds': { type: 'string', default: '60' } } });
+  const seconds = Number(values.seconds);
+  const which = positionals.length ? positionals : ['idle', 'exec', 'ctxsw'];
+  const kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+  process.stdout.write(`machine: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${kernel}, Node ${process.version}\n\n`);
+  for (const w of which) {
+    const r = w === 'idle' ? await idle(Number(values['idle-seconds'])) : w === 'exec' ? await execStorm(seconds) : w === 'ctxsw' ? await ctxswStorm(seconds) : undefined;
+    if (!r) throw new Error(`unknown scenario ${w}; use idle, exec or ctxsw`);
+    process.stdout.write(`${format(r)}\n`);
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

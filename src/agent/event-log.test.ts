@@ -1,0 +1,52 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventLog } from './event-log.js';
+import { type NewEvent } from '../wire/events.js';
+
+const exec = (pid: number): NewEvent => ({
+  type: 'exec',
+  time: new Date(0).toISOString(),
+  node: 'n',
+  cgroup: '/a',
+  cgroup_id: 7,
+  pid,
+  ppid: 1,
+  uid: 0,
+  comm: 'sh',
+  filename: '/bin/true',
+  args: ['true'],
+  args_truncated: false,
+});
+
+test('keeps the newest events up to its capacity and numbers them', () => {
+  const log = new EventLog(3);
+  for (let pid = 1; pid <= 5; pid++) log.push(exec(pid));
+  assert.deepEqual(log.since(0, 100).map((e) => e.pid), [3, 4, 5]);
+  assert.deepEqual(log.since(4, 100).map((e) => e.seq), [5]);
+  assert.equal(log.last, 5);
+  assert.equal(log.evicted, 2);
+  assert.deepEqual(log.since(0, 2).map((e) => e.seq), [3, 4], 'limit keeps the oldest first');
+  assert.equal(log.counts.exec, 5);
+});
+
+test('a subscriber that cannot keep up loses events, and the loss is counted', () => {
+  const log = new EventLog(10);
+  const got: number[] = [];
+  const unsubscribe = log.subscribe({ send: (e) => (e.pid % 2 === 0 ? (got.push(e.pid), true) : false) });
+  for (let pid = 1; pid <= 6; pid++) log.push(exec(pid));
+  assert.deepEqual(got, [2, 4, 6]);
+  assert.equal(log.subscriberDrops, 3);
+  unsubscribe();
+  log.push(exec(8));
+  assert.deepEqual(got, [2, 4, 6]);
+  assert.equal(log.subscriberCount, 0);
+});
+
+test('filters apply before delivery and do not count as drops', () => {
+  const log = new EventLog(10);
+  const got: number[] = [];
+  log.subscribe({ filter: (e) => e.pid > 2, send: (e) => (got.push(e.pid), true) });
+  for (let pid = 1; pid <= 4; pid++) log.push(exec(pid));
+  assert.deepEqual(got, [3, 4]);
+  assert.equal(log.subscriberDrops, 0);
+});

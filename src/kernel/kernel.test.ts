@@ -1,0 +1,125 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BpfObject, chooseAlternative, type ObjectSpec } from './bpf-object.js';
+import { native } from './native.js';
+import { probe, probeAll, supported, FEATURES } from './features.js';
+import { PeriscopeError, isNativeError } from './errors.js';
+import * as memoryGen from './generated/memory.js';
+import * as cpuGen from './generated/cpu.js';
+import { needsKernel } from '../../test/kernel.js';
+import { release } from 'node:os';
+
+const MEMORY: ObjectSpec<memoryGen.ProgramName> = {
+  file: memoryGen.OBJECT_FILE,
+  programs: memoryGen.programs,
+  alternatives: [{ name: 'tp_btf', requires: ['btf', 'tp_btf'], programs: ['oom_victim_btf'] }],
+};
+
+const kernelAtLeast = (major: number, minor: number): boolean => {
+  const [a, b] = release().split('.').map(Number) as [number, number];
+  return a > major || (a === major && b >= minor);
+};
+
+test('feature probes answer supported for what every 5.8+ kernel with BTF has', (t) => {
+  if (!needsKernel(t)) return;
+  assert.ok(kernelAtLeast(5, 8), 'this suite targets Linux 5.8+');
+  for (const f of ['btf', 'raw_tp', 'tp_btf', 'perf_event', 'uprobe', 'cgroup_skb', 'sock_ops', 'ringbuf', 'batch_map_ops'] as const) {
+    assert.deepEqual(probe(f), { status: 'supported' }, f);
+  }
+  const all = probeAll();
+  assert.deepEqual(Object.keys(all), [...FEATURES]);
+  for (const [f, p] of Object.entries(all)) {
+    // a kernel may lack kprobes, fentry or tracefs, but it must say why, and never as a probe error
+    assert.notEqual(p.status, 'error', `${f}: ${JSON.stringify(p)}`);
+    if (p.status === 'unsupported') assert.ok(p.reason.length > 10, `${f} says why`);
+  }
+});
+
+test('a collector takes the first alternative the kernel supports and reports the others', (t) => {
+  if (!needsKernel(t)) return;
+  const spec: ObjectSpec<memoryGen.ProgramName> = {
+    ...MEMORY,
+    alternatives: [
+      { name: 'kprobe', requires: ['kprobe'], programs: ['oom_victim_raw'] },
+      { name: 'tp_btf', requires: ['btf', 'tp_btf'], programs: ['oom_victim_btf'] },
+      { name: 'raw_tp', requires: ['raw_tp'], programs: ['oom_victim_raw'] },
+    ],
+  };
+  const expected = supported('kprobe') ? 'kprobe' : 'tp_btf';
+  assert.equal(chooseAlternative(spec).chosen, expected);
+  const obj = BpfObject.load(spec);
+  try {
+    assert.equal(obj.choice.chosen, expected);
+    if (expected === 'tp_btf') {
+      assert.equal(obj.choice.passedOver[0]?.name, 'kprobe');
+      assert.match(obj.choice.passedOver[0].reason, /kprobe/);
+    }
+    obj.attach();
+    assert.equal(obj.attachedPrograms, 1);
+  } finally {
+    obj.close();
+  }
+  assert.equal(obj.attachedPrograms, 0);
+});
+
+test('with no workable alternative, loading fails with every reason and the fix', (t) => {
+  if (!needsKernel(t)) return;
+  const spec: ObjectSpec<memoryGen.ProgramName> = {
+    ...MEMORY,
+    alternatives: [{ name: 'tp_btf', requires: ['tp_btf'], programs: ['oom_victim_btf'] }],
+  };
+  assert.throws(
+    () => BpfObject.load(spec, { maxEntries: { oom_stats: 0 } }), // the kernel refuses an empty hash map
+    (e: unknown) => e instanceof PeriscopeError && e.code === 'NO_ALTERNATIVE' && /tp_btf: load failed/.test(e.message) && /doctor/.test(e.hint),
+  );
+});
+
+test('native errors carry errno, its name and libbpf\'s log', (t) => {
+  if (!needsKernel(t)) return;
+  try {
+    native().open('/nonexistent.bpf.o');
+    assert.fail('open of a missing file must throw');
+  } catch (e) {
+    assert.ok(isNativeError(e));
+    assert.equal(e.code, 'ENOENT');
+    assert.equal(e.errno, 2);
+    assert.match(e.libbpfLog, /nonexistent/);
+  }
+});
+
+test('typed maps update, look up, iterate (batched or key by key) and drain', (t) => {
+  if (!needsKernel(t)) return;
+  const obj = BpfObject.load(MEMORY);
+  t.after(() => obj.close());
+  const batched = obj.map(memoryGen.maps.oom_stats, true);
+  const onebyone = obj.map(memoryGen.maps.oom_stats, false);
+  for (let id = 1; id <= 300; id++) batched.update(id, { kills: id * 2 });
+  assert.deepEqual(batched.lookup(7), { kills: 14 });
+  assert.equal(batched.lookup(100_000), undefined);
+  const a = batched.entries();
+  const b = onebyone.entries();
+  assert.equal(a.size, 300);
+  assert.deepEqual([...a].sort((x, y) => x[0] - y[0]), [...b].sort((x, y) => x[0] - y[0]));
+  assert.equal(batched.delete(7), true);
+  assert.equal(batched.delete(7), false);
+  const drained = batched.entries(true);
+  assert.equal(drained.size, 299);
+  assert.equal(batched.entries().size, 0, 'lookup-and-delete emptied the map');
+});
+
+test('per-CPU maps sum their CPUs', (t) => {
+  if (!needsKernel(t)) return;
+  const cpu = BpfObject.load({
+    file: cpuGen.OBJECT_FILE,
+    programs: cpuGen.programs,
+    alternatives: [{ name: 'tp_btf', requires: ['tp_btf'], programs: ['cpu_switch_btf', 'cpu_wakeup_btf', 'cpu_wakeup_new_btf'] }],
+  });
+  t.after(() => cpu.close());
+  cpu.attach();
+  const stats = cpu.map(cpuGen.maps.cpu_stats);
+  assert.equal(stats.perCpu, true);
+  const deadline = Date.now() + 200;
+  while (Date.now() < deadline); // burn a little so our cgroup switches
+  const total = [...stats.entries().values()].reduce((s, v) => s + v.voluntary_switches + v.involuntary_switches, 0);
+  assert.ok(total > 0, 'switches were counted');
+});
