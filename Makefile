@@ -72,7 +72,7 @@ test: build lint
 	scripts/run-tests.sh
 
 bench: build
-	node dist/bench/run.js
+	node dist/bench/run.js $(BENCH)
 
 clean:
 	rm -rf build dist native/build src/kernel/generated bpf/include/vmlinux.h

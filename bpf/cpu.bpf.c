@@ -1,24 +1,25 @@
 /* cpu collector, kernel side. On every scheduler switch: the slice that ends is charged to the cgroup
  * of the task leaving the CPU, the switch is counted as voluntary (the task blocked) or involuntary
  * (it was preempted while runnable), and the task entering the CPU closes its run-queue wait, which
- * started at its wakeup or at its own preemption. Entry points exist as tp_btf and raw_tp; user space
- * loads one set. */
+ * started at its wakeup or at its own preemption. The wait is charged to the task's cgroup when the
+ * task leaves the CPU again: then it is current, and its cgroup costs one helper call instead of a
+ * pointer chase, and every switch needs a single per-cgroup map lookup.
+ *
+ * Entry points exist as tp_btf and raw_tp; user space loads one set. Wait start times live in task
+ * local storage where the kernel allows it (tp_btf, Linux 5.11+: freed with the task, no hashing),
+ * else in an LRU hash by pid. */
 #include "include/periscope.bpf.h"
 #include "cpu.h"
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, cgroup_id_t);
-	__type(value, struct cpu_stats);
-} cpu_stats SEC(".maps");
+/* Set by user space before load: keep wait start times in task storage rather than the LRU hash. */
+const volatile bool use_task_storage = false;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, cgroup_id_t);
-	__type(value, struct runq_hist);
-} runq_latency SEC(".maps");
+	__type(value, struct cgroup_cpu);
+} cgroup_cpu SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -27,7 +28,15 @@ struct {
 	__type(value, struct cpu_slice);
 } current_slice SEC(".maps");
 
-/* Tasks waiting on a run queue, by pid. LRU: a task that never runs again ages out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, ktime_ns_t);
+} queued_since SEC(".maps");
+
+/* Tasks waiting on a run queue, by pid, where task storage is not used. LRU: a task that never runs
+ * again ages out. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -35,15 +44,40 @@ struct {
 	__type(value, ktime_ns_t);
 } enqueued_at SEC(".maps");
 
-static const struct cpu_stats zero_stats;
-static const struct runq_hist zero_hist;
+static const struct cgroup_cpu zero_stats;
 
 static __always_inline void enqueue(struct task_struct *t, ktime_ns_t now)
 {
+	if (use_task_storage) {
+		ktime_ns_t *ts = bpf_task_storage_get(&queued_since, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (ts)
+			*ts = now;
+		return;
+	}
 	pid_nr_t pid = BPF_CORE_READ(t, pid);
-
 	if (pid)
 		bpf_map_update_elem(&enqueued_at, &pid, &now, BPF_ANY);
+}
+
+/* When t started waiting, or 0 when it was not seen to; forgets it. */
+static __always_inline ktime_ns_t dequeue(struct task_struct *t, pid_nr_t pid)
+{
+	ktime_ns_t since;
+
+	if (use_task_storage) {
+		ktime_ns_t *ts = bpf_task_storage_get(&queued_since, t, 0, 0);
+		if (!ts)
+			return 0;
+		since = *ts;
+		*ts = 0;
+		return since;
+	}
+	ktime_ns_t *ts = bpf_map_lookup_elem(&enqueued_at, &pid);
+	if (!ts)
+		return 0;
+	since = *ts;
+	bpf_map_delete_elem(&enqueued_at, &pid);
+	return since;
 }
 
 static __always_inline __u32 log2_slot(__u64 us)
@@ -77,7 +111,7 @@ static __always_inline void on_switch(bool preempt, struct task_struct *prev, st
 	if (slice->pid) {
 		/* sched_switch runs with prev as current, so its cgroup is the current one. */
 		cgroup_id_t cg = bpf_get_current_cgroup_id();
-		struct cpu_stats *s = cgroup_entry(&cpu_stats, &cg, &zero_stats);
+		struct cgroup_cpu *s = cgroup_entry(&cgroup_cpu, &cg, &zero_stats);
 		/* The kernel's own rule (__schedule): voluntary when not preempted and not runnable. */
 		bool voluntary = !preempt && task_state(prev) != 0;
 
@@ -88,6 +122,12 @@ static __always_inline void on_switch(bool preempt, struct task_struct *prev, st
 				s->voluntary_switches++;
 			else
 				s->involuntary_switches++;
+			if (slice->has_wait) {
+				__u32 slot = log2_slot(slice->pending_wait_ns / 1000);
+				if (slot < RUNQ_SLOTS)
+					s->runq_slots[slot]++;
+				s->runq_sum_ns += slice->pending_wait_ns;
+			}
 		}
 		/* Preempted tasks stay runnable: their wait for the CPU starts now. */
 		if (!voluntary)
@@ -97,24 +137,14 @@ static __always_inline void on_switch(bool preempt, struct task_struct *prev, st
 	pid_nr_t next_pid = BPF_CORE_READ(next, pid);
 	slice->start_ns = now;
 	slice->pid = next_pid;
-	slice->cgroup_id = next_pid ? task_cgroup_id(next) : 0;
+	slice->has_wait = 0;
 	if (!next_pid)
 		return;
-
-	ktime_ns_t *queued = bpf_map_lookup_elem(&enqueued_at, &next_pid);
-	if (!queued)
-		return;
-	ktime_ns_t waited = now > *queued ? now - *queued : 0;
-	bpf_map_delete_elem(&enqueued_at, &next_pid);
-
-	cgroup_id_t cg = slice->cgroup_id;
-	struct runq_hist *h = cgroup_entry(&runq_latency, &cg, &zero_hist);
-	if (!h)
-		return;
-	__u32 slot = log2_slot(waited / 1000);
-	if (slot < RUNQ_SLOTS)
-		h->slots[slot]++;
-	h->sum_ns += waited;
+	ktime_ns_t since = dequeue(next, next_pid);
+	if (since && now > since) {
+		slice->pending_wait_ns = now - since;
+		slice->has_wait = 1;
+	}
 }
 
 SEC("tp_btf/sched_switch")

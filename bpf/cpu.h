@@ -8,23 +8,21 @@
  * counts below 1 us; the last slot takes everything longer. */
 #define RUNQ_SLOTS 27
 
-struct cpu_stats {
+/* Everything the scheduler hooks aggregate for one cgroup: one map entry, so one lookup per switch. */
+struct cgroup_cpu {
 	ktime_ns_t oncpu_ns;
 	__u64 voluntary_switches;
 	__u64 involuntary_switches;
-};
-
-struct runq_hist {
-	__u64 slots[RUNQ_SLOTS];
-	ktime_ns_t sum_ns;
+	ktime_ns_t runq_sum_ns;
+	__u64 runq_slots[RUNQ_SLOTS];
 };
 
 /* What each CPU runs now, so user space can add the slice in progress when it reads. */
 struct cpu_slice {
 	ktime_ns_t start_ns;
-	cgroup_id_t cgroup_id;
-	pid_nr_t pid; /* 0: idle */
-	__u32 pad;
+	ktime_ns_t pending_wait_ns; /* run-queue wait of the running task, charged when it leaves */
+	pid_nr_t pid;               /* 0: idle */
+	__u32 has_wait;
 };
 
 #endif

@@ -392,6 +392,24 @@ static napi_value js_set_max_entries(napi_env env, napi_callback_info info)
 	return undefined(env);
 }
 
+/* setAutocreate(object, map, bool): before load; a map no chosen program uses need not exist */
+static napi_value js_set_autocreate(napi_env env, napi_callback_info info)
+{
+	napi_value argv[3];
+	struct bpf_object *obj;
+	struct bpf_map *m;
+	bool on;
+	int err;
+
+	if (get_args(env, info, 3, argv) || !(obj = unwrap(env, argv[0], HANDLE_OBJECT)) ||
+	    !(m = find_map(env, obj, argv[1])) || get_bool(env, argv[2], &on))
+		return NULL;
+	err = bpf_map__set_autocreate(m, on);
+	if (err)
+		return throw_errno(env, -err, "bpf_map__set_autocreate");
+	return undefined(env);
+}
+
 /* writeInitialValue(object, map, offset, bytes): before load; how .rodata knobs are set */
 static napi_value js_write_initial_value(napi_env env, napi_callback_info info)
 {
@@ -1040,6 +1058,7 @@ static napi_value constants(napi_env env)
 	C(map, BPF_MAP_TYPE_RINGBUF);
 	C(map, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
 	C(map, BPF_MAP_TYPE_STACK_TRACE);
+	C(map, BPF_MAP_TYPE_TASK_STORAGE);
 	napi_set_named_property(env, c, "progTypes", prog);
 	napi_set_named_property(env, c, "mapTypes", map);
 	C(c, BPF_ANY);
@@ -1058,6 +1077,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "describe", js_describe },
 		{ "setAutoload", js_set_autoload },
 		{ "setMaxEntries", js_set_max_entries },
+		{ "setAutocreate", js_set_autocreate },
 		{ "writeInitialValue", js_write_initial_value },
 		{ "load", js_load },
 		{ "closeObject", js_close_object },

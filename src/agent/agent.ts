@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { Registry } from 'prom-client';
 import { CgroupTree } from '../inventory/cgroups.js';
 import { native } from '../kernel/native.js';
-import { CpuCollector, RUNQ_BUCKETS, type CpuUsage, type RunqLatency } from '../collectors/cpu/index.js';
+import { CpuCollector, RUNQ_BUCKETS, type CpuReading } from '../collectors/cpu/index.js';
 import { ProcessCollector, type ProcessCounts } from '../collectors/process/index.js';
 import { MemoryCollector } from '../collectors/memory/index.js';
 import { type Collector, type CollectorContext, type CollectorStatus } from '../collectors/types.js';
@@ -37,13 +37,12 @@ export interface AgentOptions {
 }
 
 interface Snapshot {
-  cpu: Map<number, CpuUsage>;
-  runq: Map<number, RunqLatency>;
+  cpu: Map<number, CpuReading>;
   process: Map<number, ProcessCounts>;
   oom: Map<number, number>;
 }
 
-const emptySnapshot = (): Snapshot => ({ cpu: new Map(), runq: new Map(), process: new Map(), oom: new Map() });
+const emptySnapshot = (): Snapshot => ({ cpu: new Map(), process: new Map(), oom: new Map() });
 
 export class Agent {
   readonly node: string;
@@ -164,10 +163,7 @@ export class Agent {
     const cpu = this.collectors.get('cpu') as CpuCollector | undefined;
     const proc = this.collectors.get('process') as ProcessCollector | undefined;
     const mem = this.collectors.get('memory') as MemoryCollector | undefined;
-    if (cpu) {
-      s.cpu = cpu.usage();
-      s.runq = cpu.runqLatency();
-    }
+    if (cpu) s.cpu = cpu.read();
     if (proc) s.process = proc.counts();
     if (mem) s.oom = mem.oomKills();
     this.snapshot = s;
@@ -218,7 +214,7 @@ export class Agent {
         labelNames: ['cgroup'],
         buckets: RUNQ_BUCKETS,
         rows: () =>
-          [...snap().runq].map(([id, h]) => ({ labels: { cgroup: this.cgroupLabel(id) }, cumulative: h.cumulative, count: h.count, sum: h.sumSeconds })),
+          [...snap().cpu].map(([id, { runq }]) => ({ labels: { cgroup: this.cgroupLabel(id) }, cumulative: runq.cumulative, count: runq.count, sum: runq.sumSeconds })),
       }),
       new SnapshotCounter({
         name: 'periscope_process_execs_total',

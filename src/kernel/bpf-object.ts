@@ -8,6 +8,7 @@
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { native, type LinkHandle, type ObjectHandle } from './native.js';
+import { type Codec, encode } from './codec.js';
 import { PeriscopeError, isNativeError, logTail } from './errors.js';
 import { TypedMap, type MapSpec } from './maps.js';
 import { RingReader } from './ring.js';
@@ -24,12 +25,24 @@ export interface Alternative<P extends string> {
   readonly name: string;
   readonly requires: readonly Feature[];
   readonly programs: readonly P[];
+  /** .rodata knobs this alternative sets before load */
+  readonly config?: Readonly<Record<string, number | boolean>>;
+  /** maps only other alternatives use: not created, so a kernel without their type still loads */
+  readonly skipMaps?: readonly string[];
+}
+
+/** A .rodata knob as the generated module describes it. */
+export interface ConfigSpec {
+  readonly section: string;
+  readonly offset: number;
+  readonly codec: Codec<number>;
 }
 
 export interface ObjectSpec<P extends string> {
   readonly file: string;
   readonly programs: readonly P[];
   readonly alternatives: readonly Alternative<P>[];
+  readonly config?: Readonly<Record<string, ConfigSpec>>;
 }
 
 export interface LoadOptions {
@@ -94,6 +107,12 @@ export class BpfObject<P extends string> {
       }
       try {
         for (const p of spec.programs) n.setAutoload(handle, p, alt.programs.includes(p));
+        for (const m of alt.skipMaps ?? []) n.setAutocreate(handle, m, false);
+        for (const [name, value] of Object.entries(alt.config ?? {})) {
+          const knob = spec.config?.[name];
+          if (!knob) throw new Error(`${spec.file} has no knob ${name}`);
+          n.writeInitialValue(handle, knob.section, knob.offset, encode(knob.codec, Number(value)));
+        }
         for (const [map, max] of Object.entries(opts.maxEntries ?? {})) n.setMaxEntries(handle, map, max);
         n.load(handle);
       } catch (err) {

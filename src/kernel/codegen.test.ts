@@ -62,9 +62,8 @@ test('generated layouts match what the C compiler makes of the same headers', ()
     exit_event: processGen.ExitEventOffsets,
     process_stats: processGen.ProcessStatsOffsets,
   });
-  check('cpu.h', { cpu_stats: cpuGen.CpuStatsCodec, runq_hist: cpuGen.RunqHistCodec, cpu_slice: cpuGen.CpuSliceCodec }, {
-    cpu_stats: cpuGen.CpuStatsOffsets,
-    runq_hist: cpuGen.RunqHistOffsets,
+  check('cpu.h', { cgroup_cpu: cpuGen.CgroupCpuCodec, cpu_slice: cpuGen.CpuSliceCodec }, {
+    cgroup_cpu: cpuGen.CgroupCpuOffsets,
     cpu_slice: cpuGen.CpuSliceOffsets,
   });
   check('memory.h', { oom_event: memoryGen.OomEventCodec, oom_stats: memoryGen.OomStatsCodec }, {
@@ -99,6 +98,8 @@ test('the generated module lists maps with their kernel types, enums and program
   assert.deepEqual(processGen.enums.periscope_drop, { DROP_RINGBUF_FULL: 0, DROP_MAP_FULL: 1, DROP_KINDS: 2 });
   assert.ok(processGen.programs.includes('process_exec_btf'));
   assert.ok(Object.keys(processGen.records).includes('exec_event'));
-  const slots = decode(cpuGen.RunqHistCodec, Buffer.alloc(cpuGen.RunqHistCodec.size)).slots;
+  const slots = decode(cpuGen.CgroupCpuCodec, Buffer.alloc(cpuGen.CgroupCpuCodec.size)).runq_slots;
   assert.equal(slots.length, 27);
+  assert.deepEqual(cpuGen.config.use_task_storage.offset, 0);
+  assert.equal(cpuGen.config.use_task_storage.codec.size, 1);
 });

@@ -199,6 +199,14 @@ class Generator {
           `key: ${keyCodec}, value: ${valueCodec} },`,
       );
     }
+    // Runtime knobs: global `const volatile` variables in .rodata, set before load.
+    const config: string[] = [];
+    for (const v of datasec('.rodata')?.vars ?? []) {
+      const variable = this.type(v.type_id);
+      if (variable.linkage !== 'global') continue;
+      const codec = this.codecFor(variable.type_id!, `.rodata ${variable.name}`);
+      config.push(`  ${variable.name}: { section: '.rodata', offset: ${v.offset}, codec: ${codec} },`);
+    }
     const exported: string[] = [];
     for (const t of all) {
       if (t.kind !== 'VAR' || !t.name.startsWith('__periscope_export_')) continue;
@@ -237,6 +245,12 @@ class Generator {
       'export const maps = {',
       ...maps,
       '} as const;',
+      '',
+      '/** Knobs set before load: `const volatile` globals of .rodata. */',
+      'export const config = {',
+      ...config,
+      '} as const;',
+      'export type ConfigName = keyof typeof config;',
       '',
       '/** Ring buffer record types exported with PERISCOPE_EXPORT. */',
       'export const records = {',

@@ -26,6 +26,7 @@ export const FEATURES = [
   'cgroup_skb',
   'sock_ops',
   'ringbuf',
+  'task_storage',
   'batch_map_ops',
 ] as const;
 export type Feature = (typeof FEATURES)[number];
@@ -95,6 +96,14 @@ function withScratchCgroup<T>(fn: (dir: string) => T): T {
   }
 }
 
+function probeMap(type: string, missing: string): Probe {
+  try {
+    return native().probeMapType(native().constants.mapTypes[type]!) === 1 ? { status: 'supported' } : { status: 'unsupported', reason: missing };
+  } catch (err) {
+    return classify(err, type);
+  }
+}
+
 function probeBatchOps(): Probe {
   const n = native();
   let fd = -1;
@@ -133,15 +142,8 @@ const probes: Record<Feature, () => Probe> = {
   },
   cgroup_skb: () => withScratchCgroup((dir) => probeProgram('probe_cgroup_skb', (o) => native().attachCgroup(o, 'probe_cgroup_skb', dir))),
   sock_ops: () => withScratchCgroup((dir) => probeProgram('probe_sock_ops', (o) => native().attachCgroup(o, 'probe_sock_ops', dir))),
-  ringbuf: () => {
-    try {
-      return native().probeMapType(native().constants.mapTypes.BPF_MAP_TYPE_RINGBUF!) === 1
-        ? { status: 'supported' }
-        : { status: 'unsupported', reason: 'the kernel has no BPF ring buffer (Linux 5.8+)' };
-    } catch (err) {
-      return classify(err, 'ringbuf');
-    }
-  },
+  ringbuf: () => probeMap('BPF_MAP_TYPE_RINGBUF', 'the kernel has no BPF ring buffer (Linux 5.8+)'),
+  task_storage: () => probeMap('BPF_MAP_TYPE_TASK_STORAGE', 'the kernel has no BPF task local storage (Linux 5.11+)'),
   batch_map_ops: probeBatchOps,
 };
 

@@ -23,7 +23,7 @@ const kernelAtLeast = (major: number, minor: number): boolean => {
 test('feature probes answer supported for what every 5.8+ kernel with BTF has', (t) => {
   if (!needsKernel(t)) return;
   assert.ok(kernelAtLeast(5, 8), 'this suite targets Linux 5.8+');
-  for (const f of ['btf', 'raw_tp', 'tp_btf', 'perf_event', 'uprobe', 'cgroup_skb', 'sock_ops', 'ringbuf', 'batch_map_ops'] as const) {
+  for (const f of ['btf', 'raw_tp', 'tp_btf', 'perf_event', 'uprobe', 'cgroup_skb', 'sock_ops', 'ringbuf', 'task_storage', 'batch_map_ops'] as const) {
     assert.deepEqual(probe(f), { status: 'supported' }, f);
   }
   const all = probeAll();
@@ -112,11 +112,11 @@ test('per-CPU maps sum their CPUs', (t) => {
   const cpu = BpfObject.load({
     file: cpuGen.OBJECT_FILE,
     programs: cpuGen.programs,
-    alternatives: [{ name: 'tp_btf', requires: ['tp_btf'], programs: ['cpu_switch_btf', 'cpu_wakeup_btf', 'cpu_wakeup_new_btf'] }],
+    alternatives: [{ name: 'raw_tp', requires: ['raw_tp'], programs: ['cpu_switch_raw', 'cpu_wakeup_raw', 'cpu_wakeup_new_raw'], skipMaps: ['queued_since'] }],
   });
   t.after(() => cpu.close());
   cpu.attach();
-  const stats = cpu.map(cpuGen.maps.cpu_stats);
+  const stats = cpu.map(cpuGen.maps.cgroup_cpu);
   assert.equal(stats.perCpu, true);
   const deadline = Date.now() + 200;
   while (Date.now() < deadline); // burn a little so our cgroup switches

@@ -35,6 +35,7 @@ export interface Native {
   describe(obj: ObjectHandle): { programs: ProgramInfo[]; maps: MapInfo[] };
   setAutoload(obj: ObjectHandle, program: string, on: boolean): void;
   setMaxEntries(obj: ObjectHandle, map: string, n: number): void;
+  setAutocreate(obj: ObjectHandle, map: string, on: boolean): void;
   writeInitialValue(obj: ObjectHandle, map: string, offset: number, bytes: Buffer): void;
   load(obj: ObjectHandle): void;
   closeObject(obj: ObjectHandle): void;

@@ -22,7 +22,7 @@ test('CPU seconds of a cgroup agree with its cpu.stat within 2%', async (t) => {
   });
   const r = await cg.run(`${burn(2)} & ${burn(1)} & wait`);
   assert.equal(r.code, 0, r.stderr);
-  const ours = collector.usage().get(cg.id)?.cpuSeconds ?? 0;
+  const ours = collector.read().get(cg.id)?.cpuSeconds ?? 0;
   const kernel = cg.cpuStatUsageSeconds();
   t.diagnostic(`periscope ${ours.toFixed(4)} s, cpu.stat ${kernel.toFixed(4)} s`);
   assert.ok(kernel > 2.5, `the burners used ${kernel} s`);
@@ -39,7 +39,7 @@ test('counts CPU time of a task that is still running', async (t) => {
   });
   const done = cg.run(burn(1.5));
   await new Promise((r) => setTimeout(r, 1000));
-  const midway = collector.usage().get(cg.id)?.cpuSeconds ?? 0;
+  const midway = collector.read().get(cg.id)?.cpuSeconds ?? 0;
   const kernel = cg.cpuStatUsageSeconds();
   await done;
   assert.ok(midway > 0.5, `after 1 s of burning, ${midway} s counted`);
@@ -62,9 +62,9 @@ test('run-queue latency grows when two CPU-bound processes share one CPU, not wh
   });
   await alone.run(burn(1.5, 1));
   await shared.run(`${burn(1.5, 1)} & ${burn(1.5, 1)} & wait`);
-  const runq = collector.runqLatency();
-  const a = runq.get(alone.id);
-  const s = runq.get(shared.id);
+  const reading = collector.read();
+  const a = reading.get(alone.id)?.runq;
+  const s = reading.get(shared.id)?.runq;
   t.diagnostic(`alone: ${a?.count} waits, mean ${(mean(a) * 1e6).toFixed(1)} us; shared: ${s?.count} waits, mean ${(mean(s) * 1e6).toFixed(1)} us`);
   assert.ok(s && s.count > 50, 'two hogs on one CPU take turns many times');
   assert.ok(mean(s) > 1e-3, `sharing one CPU, a task waits over 1 ms on average (was ${mean(s)} s)`);
@@ -73,8 +73,7 @@ test('run-queue latency grows when two CPU-bound processes share one CPU, not wh
   // the +Inf bucket holds every observation
   assert.equal(s.cumulative[s.cumulative.length - 1], s.count);
 
-  const usage = collector.usage();
-  const inv = (id: number): number => usage.get(id)?.involuntarySwitches ?? 0;
+  const inv = (id: number): number => reading.get(id)?.involuntarySwitches ?? 0;
   assert.ok(inv(shared.id) > 5 * Math.max(inv(alone.id), 1), `preemptions: shared ${inv(shared.id)}, alone ${inv(alone.id)}`);
 });
 
@@ -88,7 +87,7 @@ test('counts voluntary switches of a task that sleeps', async (t) => {
   });
   // one process, 50 sleeps: each ends a slice voluntarily
   await cg.run(`exec python3 -c 'import time\nfor _ in range(50): time.sleep(0.005)'`);
-  const u = collector.usage().get(cg.id);
+  const u = collector.read().get(cg.id);
   assert.ok(u, 'the cgroup has CPU stats');
   assert.ok(u.voluntarySwitches >= 50, `voluntary switches: ${u.voluntarySwitches}`);
 });

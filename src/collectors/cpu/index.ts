@@ -10,25 +10,40 @@ import { type TypedMap } from '../../kernel/maps.js';
 import * as gen from '../../kernel/generated/cpu.js';
 import { type Collector, type CollectorContext, type CollectorStatus, type DropCounts } from '../types.js';
 import { Monotonic, forgetIn, readDrops } from '../common.js';
+import { cgroupIdOf, cgroupPathOfPid, findCgroup2Mount } from '../../inventory/cgroups.js';
+import { join } from 'node:path';
 
 export const CPU_SPEC: ObjectSpec<gen.ProgramName> = {
   file: gen.OBJECT_FILE,
   programs: gen.programs,
+  config: gen.config,
   alternatives: [
-    { name: 'tp_btf', requires: ['btf', 'tp_btf'], programs: ['cpu_switch_btf', 'cpu_wakeup_btf', 'cpu_wakeup_new_btf'] },
-    { name: 'raw_tp', requires: ['btf', 'raw_tp'], programs: ['cpu_switch_raw', 'cpu_wakeup_raw', 'cpu_wakeup_new_raw'] },
+    {
+      name: 'tp_btf',
+      requires: ['btf', 'tp_btf', 'task_storage'],
+      programs: ['cpu_switch_btf', 'cpu_wakeup_btf', 'cpu_wakeup_new_btf'],
+      config: { use_task_storage: true },
+      skipMaps: ['enqueued_at'],
+    },
+    {
+      name: 'raw_tp',
+      requires: ['btf', 'raw_tp'],
+      programs: ['cpu_switch_raw', 'cpu_wakeup_raw', 'cpu_wakeup_new_raw'],
+      skipMaps: ['queued_since'],
+    },
   ],
 };
 
 /** Upper bounds, in seconds, of the kernel's log2 run-queue slots: slot i ends at 2^(i+1) µs. The last
  * slot is open-ended and only reaches +Inf. */
-const RUNQ_SLOTS = gen.RunqHistCodec.decode(new DataView(new ArrayBuffer(gen.RunqHistCodec.size)), 0).slots.length;
+const RUNQ_SLOTS = gen.CgroupCpuCodec.decode(new DataView(new ArrayBuffer(gen.CgroupCpuCodec.size)), 0).runq_slots.length;
 export const RUNQ_BUCKETS: readonly number[] = Array.from({ length: RUNQ_SLOTS - 1 }, (_x, i) => 2 ** (i + 1) / 1e6);
 
-export interface CpuUsage {
+export interface CpuReading {
   cpuSeconds: number;
   voluntarySwitches: number;
   involuntarySwitches: number;
+  runq: RunqLatency;
 }
 
 export interface RunqLatency {
@@ -38,20 +53,33 @@ export interface RunqLatency {
   sumSeconds: number;
 }
 
+function runqOf(slots: readonly number[], sumNs: number): RunqLatency {
+  const cumulative: number[] = [];
+  let acc = 0;
+  for (const n of slots) {
+    acc += n;
+    cumulative.push(acc);
+  }
+  // slots.length - 1 finite buckets, then +Inf (= all)
+  cumulative.splice(slots.length - 1, 1, acc);
+  return { cumulative, count: acc, sumSeconds: sumNs / 1e9 };
+}
+
 export class CpuCollector implements Collector {
   readonly name = 'cpu';
   private readonly obj: BpfObject<gen.ProgramName>;
-  private readonly stats: TypedMap<number, gen.CpuStats>;
-  private readonly runq: TypedMap<number, gen.RunqHist>;
+  private readonly stats: TypedMap<number, gen.CgroupCpu>;
   private readonly slices: TypedMap<number, gen.CpuSlice>;
   private readonly dropMap: TypedMap<number, number>;
   private readonly monotonic = new Monotonic();
+  private readonly cgroupOfPid: (pid: number) => number | undefined;
 
-  constructor(ctx: Pick<CollectorContext, 'maxCgroups'>) {
-    this.obj = BpfObject.load(CPU_SPEC, { maxEntries: { cpu_stats: ctx.maxCgroups, runq_latency: ctx.maxCgroups } });
+  /** cgroupOfPid names the cgroup of a running task, to charge the slice in progress. */
+  constructor(ctx: Pick<CollectorContext, 'maxCgroups'> & { cgroupOfPid?: (pid: number) => number | undefined }) {
+    this.cgroupOfPid = ctx.cgroupOfPid ?? cgroupIdOfPid;
+    this.obj = BpfObject.load(CPU_SPEC, { maxEntries: { cgroup_cpu: ctx.maxCgroups } });
     try {
-      this.stats = this.obj.map(gen.maps.cpu_stats);
-      this.runq = this.obj.map(gen.maps.runq_latency);
+      this.stats = this.obj.map(gen.maps.cgroup_cpu);
       this.slices = this.obj.map(gen.maps.current_slice);
       this.dropMap = this.obj.map(gen.maps.drops);
       this.obj.attach();
@@ -69,46 +97,37 @@ export class CpuCollector implements Collector {
     return 0; // aggregates only: nothing streams
   }
 
-  /** CPU time and switches per cgroup id, including the slices running now. */
-  usage(): Map<number, CpuUsage> {
+  /** CPU time, switches and run-queue latency per cgroup id, CPU time including the slices running now. */
+  read(): Map<number, CpuReading> {
     const now = Number(native().monotonicNs());
     const running = this.slices.lookupPerCpu(0) ?? [];
-    const out = new Map<number, CpuUsage>();
+    const out = new Map<number, CpuReading>();
     for (const [id, s] of this.stats.entries()) {
-      out.set(id, { cpuSeconds: s.oncpu_ns / 1e9, voluntarySwitches: s.voluntary_switches, involuntarySwitches: s.involuntary_switches });
+      out.set(id, {
+        cpuSeconds: s.oncpu_ns / 1e9,
+        voluntarySwitches: s.voluntary_switches,
+        involuntarySwitches: s.involuntary_switches,
+        runq: runqOf(s.runq_slots, s.runq_sum_ns),
+      });
     }
     for (const slice of running) {
       if (!slice.pid || !slice.start_ns || now <= slice.start_ns) continue;
-      const u = out.get(slice.cgroup_id) ?? { cpuSeconds: 0, voluntarySwitches: 0, involuntarySwitches: 0 };
-      u.cpuSeconds += (now - slice.start_ns) / 1e9;
-      out.set(slice.cgroup_id, u);
+      const id = this.cgroupOfPid(slice.pid);
+      if (id === undefined) continue; // exited since
+      const r = out.get(id) ?? { cpuSeconds: 0, voluntarySwitches: 0, involuntarySwitches: 0, runq: runqOf([], 0) };
+      r.cpuSeconds += (now - slice.start_ns) / 1e9;
+      out.set(id, r);
     }
-    for (const [id, u] of out) u.cpuSeconds = this.monotonic.next(id, u.cpuSeconds);
-    return out;
-  }
-
-  runqLatency(): Map<number, RunqLatency> {
-    const out = new Map<number, RunqLatency>();
-    for (const [id, h] of this.runq.entries()) {
-      const cumulative: number[] = [];
-      let acc = 0;
-      for (const n of h.slots) {
-        acc += n;
-        cumulative.push(acc);
-      }
-      // slots.length - 1 finite buckets, then +Inf (= all)
-      cumulative.splice(h.slots.length - 1, 1, acc);
-      out.set(id, { cumulative, count: acc, sumSeconds: h.sum_ns / 1e9 });
-    }
+    for (const [id, r] of out) r.cpuSeconds = this.monotonic.next(id, r.cpuSeconds);
     return out;
   }
 
   cgroupIds(): Iterable<number> {
-    return new Set([...this.stats.entries().keys(), ...this.runq.entries().keys()]);
+    return this.stats.entries().keys();
   }
 
   forget(ids: readonly number[]): void {
-    forgetIn([this.stats, this.runq], ids);
+    forgetIn([this.stats], ids);
     for (const id of ids) this.monotonic.forget(id);
   }
 
@@ -118,5 +137,18 @@ export class CpuCollector implements Collector {
 
   close(): void {
     this.obj.close();
+  }
+}
+
+let cgroup2Root: string | undefined;
+
+/** The cgroup id of a task's v2 cgroup, from /proc; undefined when it is gone. */
+function cgroupIdOfPid(pid: number): number | undefined {
+  try {
+    const path = cgroupPathOfPid(pid);
+    cgroup2Root ??= findCgroup2Mount();
+    return path === undefined ? undefined : cgroupIdOf(join(cgroup2Root, path));
+  } catch {
+    return undefined;
   }
 }
