@@ -4,12 +4,12 @@
  * tracepoints. Reading adds the slice each CPU is running now, so a task that has not been switched
  * out for seconds is still counted up to the moment of the read.
  */
-import { BpfObject, type ObjectSpec } from '../../kernel/bpf-object.js';
+import { type ObjectSpec } from '../../kernel/bpf-object.js';
 import { native } from '../../kernel/native.js';
 import { type TypedMap } from '../../kernel/maps.js';
 import * as gen from '../../kernel/generated/cpu.js';
-import { type Collector, type CollectorContext, type CollectorStatus, type DropCounts } from '../types.js';
-import { Monotonic, forgetIn, readDrops } from '../common.js';
+import { type Collector, type CollectorContext } from '../types.js';
+import { KernelCollector, Monotonic, loadAndAttach } from '../common.js';
 import { cgroupIdOf, cgroupPathOfPid, findCgroup2Mount } from '../../inventory/cgroups.js';
 import { join } from 'node:path';
 
@@ -65,32 +65,23 @@ function runqOf(slots: readonly number[], sumNs: number): RunqLatency {
   return { cumulative, count: acc, sumSeconds: sumNs / 1e9 };
 }
 
-export class CpuCollector implements Collector {
-  readonly name = 'cpu';
-  private readonly obj: BpfObject<gen.ProgramName>;
+export class CpuCollector extends KernelCollector<gen.ProgramName> implements Collector {
   private readonly stats: TypedMap<number, gen.CgroupCpu>;
   private readonly slices: TypedMap<number, gen.CpuSlice>;
-  private readonly dropMap: TypedMap<number, number>;
   private readonly monotonic = new Monotonic();
   private readonly cgroupOfPid: (pid: number) => number | undefined;
 
   /** cgroupOfPid names the cgroup of a running task, to charge the slice in progress. */
   constructor(ctx: Pick<CollectorContext, 'maxCgroups'> & { cgroupOfPid?: (pid: number) => number | undefined }) {
+    const { obj, parts } = loadAndAttach(CPU_SPEC, { maxEntries: { cgroup_cpu: ctx.maxCgroups } }, (o) => ({
+      stats: o.map(gen.maps.cgroup_cpu),
+      slices: o.map(gen.maps.current_slice),
+      drops: o.map(gen.maps.drops),
+    }));
+    super('cpu', obj, { map: parts.drops, kinds: gen.enums.periscope_drop }, [parts.stats]);
     this.cgroupOfPid = ctx.cgroupOfPid ?? cgroupIdOfPid;
-    this.obj = BpfObject.load(CPU_SPEC, { maxEntries: { cgroup_cpu: ctx.maxCgroups } });
-    try {
-      this.stats = this.obj.map(gen.maps.cgroup_cpu);
-      this.slices = this.obj.map(gen.maps.current_slice);
-      this.dropMap = this.obj.map(gen.maps.drops);
-      this.obj.attach();
-    } catch (err) {
-      this.obj.close();
-      throw err;
-    }
-  }
-
-  status(): CollectorStatus {
-    return { name: this.name, alternative: this.obj.choice.chosen, passedOver: this.obj.choice.passedOver, programsAttached: this.obj.attachedPrograms };
+    this.stats = parts.stats;
+    this.slices = parts.slices;
   }
 
   poll(): number {
@@ -122,21 +113,9 @@ export class CpuCollector implements Collector {
     return out;
   }
 
-  cgroupIds(): Iterable<number> {
-    return this.stats.entries().keys();
-  }
-
-  forget(ids: readonly number[]): void {
-    forgetIn([this.stats], ids);
+  override forget(ids: readonly number[]): void {
+    super.forget(ids);
     for (const id of ids) this.monotonic.forget(id);
-  }
-
-  drops(): DropCounts {
-    return readDrops(this.dropMap, gen.enums.periscope_drop);
-  }
-
-  close(): void {
-    this.obj.close();
   }
 }
 

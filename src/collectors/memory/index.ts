@@ -2,12 +2,12 @@
  * memory collector: OOM kills per cgroup (the victim's cgroup, not the allocating task's) and an event
  * for each kill with the victim's pid, command and size.
  */
-import { BpfObject, type ObjectSpec } from '../../kernel/bpf-object.js';
+import { type ObjectSpec } from '../../kernel/bpf-object.js';
 import { type TypedMap } from '../../kernel/maps.js';
 import { type RingReader } from '../../kernel/ring.js';
 import * as gen from '../../kernel/generated/memory.js';
-import { type Collector, type CollectorContext, type CollectorStatus, type DropCounts } from '../types.js';
-import { forgetIn, readDrops } from '../common.js';
+import { type Collector, type CollectorContext } from '../types.js';
+import { KernelCollector, loadAndAttach } from '../common.js';
 
 export const MEMORY_SPEC: ObjectSpec<gen.ProgramName> = {
   file: gen.OBJECT_FILE,
@@ -20,30 +20,21 @@ export const MEMORY_SPEC: ObjectSpec<gen.ProgramName> = {
 
 const PAGE_SIZE = 4096;
 
-export class MemoryCollector implements Collector {
-  readonly name = 'memory';
+export class MemoryCollector extends KernelCollector<gen.ProgramName> implements Collector {
   private readonly ctx: CollectorContext;
-  private readonly obj: BpfObject<gen.ProgramName>;
   private readonly stats: TypedMap<number, gen.OomStats>;
-  private readonly dropMap: TypedMap<number, number>;
   private readonly ring: RingReader;
 
   constructor(ctx: CollectorContext) {
+    const { obj, parts } = loadAndAttach(MEMORY_SPEC, { maxEntries: { oom_stats: ctx.maxCgroups } }, (o) => ({
+      stats: o.map(gen.maps.oom_stats),
+      drops: o.map(gen.maps.drops),
+      ring: o.ring(gen.maps.oom_events.name),
+    }));
+    super('memory', obj, { map: parts.drops, kinds: gen.enums.periscope_drop }, [parts.stats]);
     this.ctx = ctx;
-    this.obj = BpfObject.load(MEMORY_SPEC, { maxEntries: { oom_stats: ctx.maxCgroups } });
-    try {
-      this.stats = this.obj.map(gen.maps.oom_stats);
-      this.dropMap = this.obj.map(gen.maps.drops);
-      this.ring = this.obj.ring(gen.maps.oom_events.name);
-      this.obj.attach();
-    } catch (err) {
-      this.obj.close();
-      throw err;
-    }
-  }
-
-  status(): CollectorStatus {
-    return { name: this.name, alternative: this.obj.choice.chosen, passedOver: this.obj.choice.passedOver, programsAttached: this.obj.attachedPrograms };
+    this.stats = parts.stats;
+    this.ring = parts.ring;
   }
 
   poll(): number {
@@ -69,21 +60,5 @@ export class MemoryCollector implements Collector {
     const out = new Map<number, number>();
     for (const [id, s] of this.stats.entries()) out.set(id, s.kills);
     return out;
-  }
-
-  cgroupIds(): Iterable<number> {
-    return this.stats.entries().keys();
-  }
-
-  forget(ids: readonly number[]): void {
-    forgetIn([this.stats], ids);
-  }
-
-  drops(): DropCounts {
-    return readDrops(this.dropMap, gen.enums.periscope_drop);
-  }
-
-  close(): void {
-    this.obj.close();
   }
 }

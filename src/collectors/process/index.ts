@@ -4,12 +4,13 @@
  * signal, lifetime).
  */
 import { constants } from 'node:os';
-import { BpfObject, type ObjectSpec } from '../../kernel/bpf-object.js';
+import { type ObjectSpec } from '../../kernel/bpf-object.js';
 import { type TypedMap } from '../../kernel/maps.js';
 import { type RingReader, type RawRecord } from '../../kernel/ring.js';
 import * as gen from '../../kernel/generated/process.js';
-import { type Collector, type CollectorContext, type CollectorStatus, type DropCounts } from '../types.js';
-import { forgetIn, readDrops } from '../common.js';
+import { type Collector, type CollectorContext } from '../types.js';
+import { type ExitEvent } from '../../wire/events.js';
+import { KernelCollector, loadAndAttach } from '../common.js';
 
 export const PROCESS_SPEC: ObjectSpec<gen.ProgramName> = {
   file: gen.OBJECT_FILE,
@@ -20,6 +21,7 @@ export const PROCESS_SPEC: ObjectSpec<gen.ProgramName> = {
   ],
 };
 
+const utf8 = new TextDecoder();
 const SIGNAL_NAMES = new Map<number, string>(Object.entries(constants.signals).map(([name, n]) => [n, name]));
 
 export interface ProcessCounts {
@@ -35,34 +37,43 @@ export function splitArgs(raw: string): string[] {
   return parts;
 }
 
-export class ProcessCollector implements Collector {
-  readonly name = 'process';
+export class ProcessCollector extends KernelCollector<gen.ProgramName> implements Collector {
   private readonly ctx: CollectorContext;
-  private readonly obj: BpfObject<gen.ProgramName>;
   private readonly stats: TypedMap<number, gen.ProcessStats>;
-  private readonly dropMap: TypedMap<number, number>;
   private readonly ring: RingReader;
 
-  constructor(ctx: CollectorContext) {
+  /** eventRingBytes sizes the kernel ring buffer of events (a power of two, at least a page). */
+  constructor(ctx: CollectorContext, opts: { eventRingBytes?: number } = {}) {
+    const maxEntries: Record<string, number> = { process_stats: ctx.maxCgroups };
+    if (opts.eventRingBytes) maxEntries.process_events = opts.eventRingBytes;
+    const { obj, parts } = loadAndAttach(PROCESS_SPEC, { maxEntries }, (o) => ({
+      stats: o.map(gen.maps.process_stats),
+      drops: o.map(gen.maps.drops),
+      ring: o.ring(gen.maps.process_events.name),
+    }));
+    super('process', obj, { map: parts.drops, kinds: gen.enums.periscope_drop }, [parts.stats]);
     this.ctx = ctx;
-    this.obj = BpfObject.load(PROCESS_SPEC, { maxEntries: { process_stats: ctx.maxCgroups } });
-    try {
-      this.stats = this.obj.map(gen.maps.process_stats);
-      this.dropMap = this.obj.map(gen.maps.drops);
-      this.ring = this.obj.ring(gen.maps.process_events.name);
-      this.obj.attach();
-    } catch (err) {
-      this.obj.close();
-      throw err;
-    }
-  }
-
-  status(): CollectorStatus {
-    return { name: this.name, alternative: this.obj.choice.chosen, passedOver: this.obj.choice.passedOver, programsAttached: this.obj.attachedPrograms };
+    this.stats = parts.stats;
+    this.ring = parts.ring;
   }
 
   poll(): number {
     return this.ring.drain((r) => this.decode(r));
+  }
+
+  /** The fields exec and exit events share. */
+  private common(e: gen.ExecEvent | gen.ExitEvent): Omit<ExitEvent, 'seq' | 'type' | 'exit_code' | 'signal' | 'signal_name' | 'core_dumped' | 'lifetime_seconds'> {
+    const { ctx } = this;
+    return {
+      time: ctx.wallTime(e.time_ns),
+      node: ctx.node,
+      cgroup: ctx.cgroupPath(e.cgroup_id) ?? '',
+      cgroup_id: e.cgroup_id,
+      pid: e.pid,
+      ppid: e.ppid,
+      uid: e.uid,
+      comm: e.comm,
+    };
   }
 
   private decode(r: RawRecord): void {
@@ -70,17 +81,10 @@ export class ProcessCollector implements Collector {
     const { ctx } = this;
     if (kind === gen.enums.process_event_kind.PROCESS_EXEC && r.size >= gen.ExecEventCodec.size) {
       const e = gen.ExecEventCodec.decode(r.view, r.offset);
-      const args = new TextDecoder().decode(new Uint8Array(r.view.buffer, r.view.byteOffset + r.offset + gen.ExecEventOffsets.args, e.args_size));
+      const args = utf8.decode(new Uint8Array(r.view.buffer, r.view.byteOffset + r.offset + gen.ExecEventOffsets.args, e.args_size));
       ctx.emit({
         type: 'exec',
-        time: ctx.wallTime(e.time_ns),
-        node: ctx.node,
-        cgroup: ctx.cgroupPath(e.cgroup_id) ?? '',
-        cgroup_id: e.cgroup_id,
-        pid: e.pid,
-        ppid: e.ppid,
-        uid: e.uid,
-        comm: e.comm,
+        ...this.common(e),
         filename: e.filename,
         args: splitArgs(args),
         args_truncated: e.args_truncated !== 0,
@@ -89,14 +93,7 @@ export class ProcessCollector implements Collector {
       const e = gen.ExitEventCodec.decode(r.view, r.offset);
       ctx.emit({
         type: 'exit',
-        time: ctx.wallTime(e.time_ns),
-        node: ctx.node,
-        cgroup: ctx.cgroupPath(e.cgroup_id) ?? '',
-        cgroup_id: e.cgroup_id,
-        pid: e.pid,
-        ppid: e.ppid,
-        uid: e.uid,
-        comm: e.comm,
+        ...this.common(e),
         exit_code: e.exit_code,
         signal: e.signal,
         signal_name: e.signal ? (SIGNAL_NAMES.get(e.signal) ?? null) : null,
@@ -110,21 +107,5 @@ export class ProcessCollector implements Collector {
     const out = new Map<number, ProcessCounts>();
     for (const [id, s] of this.stats.entries()) out.set(id, { execs: s.execs, forks: s.forks, exits: s.exits });
     return out;
-  }
-
-  cgroupIds(): Iterable<number> {
-    return this.stats.entries().keys();
-  }
-
-  forget(ids: readonly number[]): void {
-    forgetIn([this.stats], ids);
-  }
-
-  drops(): DropCounts {
-    return readDrops(this.dropMap, gen.enums.periscope_drop);
-  }
-
-  close(): void {
-    this.obj.close();
   }
 }
