@@ -111,3 +111,26 @@ test('the events API lists recent exec and exit events and streams new ones live
   assert.equal(bad.status, 400);
   assert.match(((await bad.json()) as { error: string }).error, /unknown event type "nonsense"/);
 });
+
+test('cgroup churn: 100 cgroups come and go, their series are dropped after the grace period', async (t) => {
+  if (!needsKernel(t)) return;
+  const agent = await startAgent(['--grace', '1']);
+  const groups = Array.from({ length: 100 }, (_x, i) => new TestCgroup(`churn${i}`));
+  t.after(async () => {
+    await agent.stop();
+    for (const g of groups) g.remove();
+  });
+  const baseline = sample(await metrics(agent.url), 'periscope_cgroups', {}) ?? 0;
+  await Promise.all(groups.map((g) => g.run('/bin/true')));
+  const busy = await metrics(agent.url);
+  const seen = groups.filter((g) => sample(busy, 'periscope_process_execs_total', { cgroup: g.path }) === 1).length;
+  assert.equal(seen, 100, 'every churned cgroup reported its exec under its name');
+  for (const g of groups) g.remove();
+  const after = await eventually(async () => {
+    const m = await metrics(agent.url);
+    return groups.every((g) => !m.includes(`cgroup="${g.path}"`)) ? m : undefined;
+  }, 15_000, 'every series of the removed cgroups to go');
+  assert.ok((sample(after, 'periscope_cgroups_expired_total', {}) ?? 0) >= 100);
+  assert.ok((sample(after, 'periscope_cgroups', {}) ?? Infinity) <= baseline + 5, 'the cgroup table shrank back');
+  assert.doesNotMatch(after, /cgroup="unresolved:/);
+});
