@@ -72,7 +72,10 @@ async function agent(args: string[]): Promise<void> {
 
   const a = new Agent({ graceMs: grace * 1000, maxCgroups, ...(values.node ? { node: values.node } : {}), ...(collectors ? { collectors } : {}) });
   a.start();
-  const server = await listen(a, host, port);
+  const server = await listen(a, host, port).catch((err: NodeJS.ErrnoException) => {
+    a.stop();
+    throw new PeriscopeError('BAD_ARGUMENT', `cannot listen on ${host}:${port}: ${err.code ?? err.message}`, 'choose another --listen HOST:PORT, or stop what uses this one');
+  });
   const base = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   process.stderr.write(
     `periscope agent ${VERSION} on node ${a.node}: ${a.collectors.size} collectors running\n` +
