@@ -115,7 +115,15 @@ export class Agent {
       throw new PeriscopeError('NO_ALTERNATIVE', 'no collector could start', 'run `periscope doctor` to see what is missing');
     }
     this.timers.push(setInterval(() => this.poll(), this.opts.pollIntervalMs));
-    this.timers.push(setInterval(() => this.janitor(), this.opts.walkIntervalMs));
+    this.timers.push(
+      setInterval(() => {
+        try {
+          this.janitor();
+        } catch (err) {
+          this.log(`cgroup janitor failed: ${(err as Error).message}`);
+        }
+      }, this.opts.walkIntervalMs),
+    );
   }
 
   /** Drains every event ring. */
