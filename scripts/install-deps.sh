@@ -9,7 +9,8 @@ packages=(
   bpftool               # vmlinux.h and BTF dumps for the code generator
   make g++ python3      # node-gyp
   prometheus            # promtool check metrics, in tests
-  iproute2 procps util-linux  # tests: namespaces, ps, taskset
+  iproute2 procps util-linux  # tests: namespaces, ps, taskset, setpriv
+  runc busybox-static   # tests: a real container on the test node
 )
 
 missing=()
