@@ -40,6 +40,8 @@ static __always_inline void on_exec(struct task_struct *p, struct linux_binprm *
 		return;
 	e->kind = PROCESS_EXEC;
 	e->pid = BPF_CORE_READ(p, tgid);
+	e->ns_pid = task_ns_tgid(p);
+	e->pad = 0;
 	e->ppid = task_ppid(p);
 	e->uid = task_uid(p);
 	e->time_ns = bpf_ktime_get_ns();
@@ -90,6 +92,8 @@ static __always_inline void on_exit(struct task_struct *p)
 
 	e->kind = PROCESS_EXIT;
 	e->pid = BPF_CORE_READ(p, tgid);
+	e->ns_pid = task_ns_tgid(p);
+	e->pad0 = 0;
 	e->ppid = task_ppid(p);
 	e->uid = task_uid(p);
 	e->time_ns = now;

@@ -23,6 +23,8 @@ struct exec_event {
 	pid_nr_t pid;
 	pid_nr_t ppid;
 	__u32 uid;
+	pid_nr_t ns_pid; /* the pid as the process's own pid namespace sees it (1 for a container's init) */
+	__u32 pad;
 	ktime_ns_t time_ns;
 	cgroup_id_t cgroup_id;
 	char comm[TASK_COMM_SIZE];
@@ -37,6 +39,8 @@ struct exit_event {
 	pid_nr_t pid;
 	pid_nr_t ppid;
 	__u32 uid;
+	pid_nr_t ns_pid;
+	__u32 pad0;
 	ktime_ns_t time_ns;
 	cgroup_id_t cgroup_id;
 	char comm[TASK_COMM_SIZE];

@@ -14,6 +14,8 @@ export function testContext(): CollectorContext & { events: PeriscopeEvent[]; tr
     maxCgroups: 4096,
     cgroupPath: (id) => tree.resolve(id)?.path,
     wallTime: (ns) => new Date(ns / 1e6).toISOString(),
-    emit: (e: NewEvent) => events.push({ seq: events.length + 1, ...e }),
+    emit: (e: NewEvent) => {
+      events.push({ seq: events.length + 1, namespace: '', pod: '', container: '', workload_kind: '', workload: '', ...e });
+    },
   };
 }

@@ -88,6 +88,23 @@ static __always_inline pid_nr_t task_ppid(struct task_struct *t)
 	return BPF_CORE_READ(t, real_parent, tgid);
 }
 
+/* The process id (tgid) in the task's own pid namespace: pid->numbers[pid->level].nr of its leader. */
+static __always_inline pid_nr_t task_ns_tgid(struct task_struct *t)
+{
+	struct pid *pid = BPF_CORE_READ(t, group_leader, thread_pid);
+	unsigned int level = BPF_CORE_READ(pid, level);
+	struct upid up;
+
+	if (!pid)
+		return 0;
+	/* numbers[] is a flexible array: address its element by CO-RE offsets, level bounded for the verifier */
+	if (bpf_probe_read_kernel(&up, sizeof(up),
+				  (void *)pid + bpf_core_field_offset(struct pid, numbers) +
+					  (level & 31) * bpf_core_type_size(struct upid)))
+		return 0;
+	return up.nr;
+}
+
 static __always_inline __u32 task_uid(struct task_struct *t)
 {
 	return BPF_CORE_READ(t, cred, uid.val);

@@ -16,6 +16,9 @@ import { EventLog } from './event-log.js';
 import { SnapshotCounter, SnapshotGauge, SnapshotHistogram, type Row } from './metrics.js';
 import { VERSION } from './version.js';
 import { PeriscopeError } from '../kernel/errors.js';
+import { Attributor, aggregate, type AggregationLevel } from '../inventory/attribution.js';
+import { KubernetesInventory } from '../inventory/kubernetes.js';
+import { podNetworkNamespaces } from '../inventory/namespaces.js';
 
 export const COLLECTOR_NAMES = ['process', 'cpu', 'memory'] as const;
 export type CollectorName = (typeof COLLECTOR_NAMES)[number];
@@ -34,15 +37,23 @@ export interface AgentOptions {
   eventLogSize?: number;
   collectors?: readonly CollectorName[];
   log?: (line: string) => void;
+  /** watch this node's pods in the Kubernetes API: with a kubeconfig file, or in-cluster (true) */
+  kubernetes?: { kubeconfig?: string } | false;
+  /** series per container cgroup (default), per pod or per workload */
+  aggregation?: AggregationLevel;
+  /** Kubernetes pod labels copied into series as label_<name> */
+  podLabels?: readonly string[];
 }
 
 interface Snapshot {
+  /** series labels of every cgroup id read, computed once per scrape */
+  labels: Map<number, Record<string, string>>;
   cpu: Map<number, CpuReading>;
   process: Map<number, ProcessCounts>;
   oom: Map<number, number>;
 }
 
-const emptySnapshot = (): Snapshot => ({ cpu: new Map(), process: new Map(), oom: new Map() });
+const emptySnapshot = (): Snapshot => ({ labels: new Map(), cpu: new Map(), process: new Map(), oom: new Map() });
 
 export class Agent {
   readonly node: string;
@@ -52,7 +63,9 @@ export class Agent {
   readonly collectors = new Map<CollectorName, Collector>();
   /** collectors that could not start, and why: a named degradation, not a crash */
   readonly failed: { name: CollectorName; error: string; hint: string }[] = [];
-  private readonly opts: Required<Omit<AgentOptions, 'node' | 'cgroupRoot' | 'log'>>;
+  readonly kubernetes: KubernetesInventory | undefined;
+  readonly attributor: Attributor;
+  private readonly opts: Required<Omit<AgentOptions, 'node' | 'cgroupRoot' | 'log' | 'kubernetes' | 'aggregation' | 'podLabels'>>;
   private readonly log: (line: string) => void;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly unresolvedSince = new Map<number, number>();
@@ -78,6 +91,15 @@ export class Agent {
       ...(opts.cgroupRoot ? { root: opts.cgroupRoot } : {}),
     });
     this.events = new EventLog(this.opts.eventLogSize);
+    this.kubernetes = opts.kubernetes
+      ? new KubernetesInventory({ node: this.node, graceMs: this.opts.graceMs, log: this.log, ...(opts.kubernetes.kubeconfig ? { kubeconfig: opts.kubernetes.kubeconfig } : {}) })
+      : undefined;
+    this.attributor = new Attributor({
+      node: this.node,
+      level: opts.aggregation ?? 'container',
+      podLabels: opts.podLabels ?? [],
+      ...(this.kubernetes ? { kubernetes: this.kubernetes } : {}),
+    });
     this.clockOffsetNs = Date.now() * 1e6 - Number(native().monotonicNs());
     this.registerMetrics();
   }
@@ -88,7 +110,7 @@ export class Agent {
       maxCgroups: this.opts.maxCgroups,
       cgroupPath: (id) => this.tree.resolve(id)?.path,
       wallTime: (ns) => new Date((ns + this.clockOffsetNs) / 1e6).toISOString(),
-      emit: (e) => this.events.push(e),
+      emit: (e) => this.events.push({ ...e, ...this.attributor.attribute(e.cgroup) }),
     };
   }
 
@@ -113,6 +135,10 @@ export class Agent {
     }
     if (this.collectors.size === 0) {
       throw new PeriscopeError('NO_ALTERNATIVE', 'no collector could start', 'run `periscope doctor` to see what is missing');
+    }
+    if (this.kubernetes) {
+      this.kubernetes.start();
+      this.log(`kubernetes: watching pods of node ${this.node} at ${this.kubernetes.server}`);
     }
     this.timers.push(setInterval(() => this.poll(), this.opts.pollIntervalMs));
     this.timers.push(
@@ -142,6 +168,7 @@ export class Agent {
 
   /** Walks the cgroup tree; drops the data of cgroups gone longer than the grace period. */
   janitor(): void {
+    this.kubernetes?.expire();
     this.tree.walk();
     const expired = new Set(this.tree.expire());
     const now = Date.now();
@@ -174,11 +201,30 @@ export class Agent {
     if (cpu) s.cpu = cpu.read();
     if (proc) s.process = proc.counts();
     if (mem) s.oom = mem.oomKills();
+    for (const m of [s.cpu, s.process, s.oom]) {
+      for (const id of m.keys()) if (!s.labels.has(id)) s.labels.set(id, this.attributor.seriesLabels(this.cgroupLabel(id)));
+    }
     this.snapshot = s;
   }
 
   cgroupLabel(id: number): string {
     return this.tree.resolve(id)?.path ?? `unresolved:${id}`;
+  }
+
+  /** Pods of this node with their IPs, network namespace and cgroups (what the network collectors join on). */
+  podsView(): { uid: string; namespace: string; name: string; workload_kind: string; workload: string; ips: string[]; netns_inode: number | null; cgroups: string[]; deleted: boolean }[] {
+    const netns = podNetworkNamespaces(this.tree.root, this.tree.paths(), (path) => this.attributor.owner(path));
+    return (this.kubernetes?.all() ?? []).map((p) => ({
+      uid: p.uid,
+      namespace: p.namespace,
+      name: p.name,
+      workload_kind: p.workloadKind,
+      workload: p.workload,
+      ips: p.ips,
+      netns_inode: netns.get(p.uid)?.inode ?? null,
+      cgroups: netns.get(p.uid)?.cgroups ?? [],
+      deleted: p.deletedAt !== undefined,
+    }));
   }
 
   status(): { node: string; version: string; collectors: CollectorStatus[]; failed: Agent['failed']; cgroups: number; events: number } {
@@ -192,60 +238,99 @@ export class Agent {
     };
   }
 
-  private perCgroup<T>(m: Map<number, T>, value: (x: T) => number): Row<'cgroup'>[] {
-    return [...m].map(([id, x]) => ({ labels: { cgroup: this.cgroupLabel(id) }, value: value(x) }));
+  /** One row per cgroup of a snapshot map, labelled and summed to the aggregation level. */
+  private perCgroup<T>(m: Map<number, T>, value: (x: T) => number, extra: Record<string, string> = {}): Row<string>[] {
+    const rows = [...m].map(([id, x]) => ({ labels: { ...this.snapshot.labels.get(id), ...extra }, value: value(x) }));
+    return aggregate(rows, (into, from) => (into.value += from.value));
   }
 
   private registerMetrics(): void {
     const r = this.registry;
     const snap = (): Snapshot => this.snapshot;
+    const workload = this.attributor.labelNames;
+    const k8s = this.kubernetes;
+    const kubernetesMetrics = k8s
+      ? [
+          new SnapshotCounter({
+            name: 'periscope_kubernetes_errors_total',
+            help: 'Errors talking to the Kubernetes API, by kind (watch: list/watch failures and dropped connections; owner: workload lookups).',
+            labelNames: ['kind'],
+            rows: () => Object.entries(k8s.errors).map(([kind, value]) => ({ labels: { kind }, value })),
+          }),
+          new SnapshotCounter({
+            name: 'periscope_kubernetes_lists_total',
+            help: 'Full lists of this node\'s pods: the first, and one per relist after an expired watch or a reconnect.',
+            labelNames: [],
+            rows: () => [{ labels: {}, value: k8s.lists }],
+          }),
+          new SnapshotGauge({
+            name: 'periscope_kubernetes_connected',
+            help: 'Whether the pod watch is connected (1) or the agent serves the last known pods (0).',
+            labelNames: [],
+            rows: () => [{ labels: {}, value: k8s.connected ? 1 : 0 }],
+          }),
+          new SnapshotGauge({
+            name: 'periscope_kubernetes_pods',
+            help: 'Pods of this node known to the agent, deleted ones in their grace period included.',
+            labelNames: [],
+            rows: () => [{ labels: {}, value: k8s.size }],
+          }),
+        ]
+      : [];
     const metrics = [
+      ...kubernetesMetrics,
       new SnapshotCounter({
         name: 'periscope_cpu_seconds_total',
         help: 'CPU time spent on a CPU by tasks of the cgroup, from scheduler switches (includes slices running at read time).',
-        labelNames: ['cgroup'],
+        labelNames: workload,
         rows: () => this.perCgroup(snap().cpu, (u) => u.cpuSeconds),
       }),
       new SnapshotCounter({
         name: 'periscope_context_switches_total',
         help: 'Context switches away from tasks of the cgroup: voluntary (the task blocked) or involuntary (it was preempted).',
-        labelNames: ['cgroup', 'kind'],
-        rows: () =>
-          [...snap().cpu].flatMap(([id, u]) => [
-            { labels: { cgroup: this.cgroupLabel(id), kind: 'voluntary' }, value: u.voluntarySwitches },
-            { labels: { cgroup: this.cgroupLabel(id), kind: 'involuntary' }, value: u.involuntarySwitches },
-          ]),
+        labelNames: [...workload, 'kind'],
+        rows: () => [
+          ...this.perCgroup(snap().cpu, (u) => u.voluntarySwitches, { kind: 'voluntary' }),
+          ...this.perCgroup(snap().cpu, (u) => u.involuntarySwitches, { kind: 'involuntary' }),
+        ],
       }),
       new SnapshotHistogram({
         name: 'periscope_runqueue_latency_seconds',
         help: 'Time tasks of the cgroup waited on a run queue, from wakeup or preemption until they ran (log2 buckets).',
-        labelNames: ['cgroup'],
+        labelNames: workload,
         buckets: RUNQ_BUCKETS,
         rows: () =>
-          [...snap().cpu].map(([id, { runq }]) => ({ labels: { cgroup: this.cgroupLabel(id) }, cumulative: runq.cumulative, count: runq.count, sum: runq.sumSeconds })),
+          aggregate(
+            [...snap().cpu].map(([id, { runq }]) => ({ labels: { ...snap().labels.get(id) }, cumulative: [...runq.cumulative], count: runq.count, sum: runq.sumSeconds })),
+            (into, from) => {
+              into.cumulative = into.cumulative.map((n, i) => n + (from.cumulative[i] ?? 0));
+              into.count += from.count;
+              into.sum += from.sum;
+            },
+          ),
       }),
       new SnapshotCounter({
         name: 'periscope_process_execs_total',
         help: 'Successful execve/execveat calls by processes of the cgroup.',
-        labelNames: ['cgroup'],
+        labelNames: workload,
         rows: () => this.perCgroup(snap().process, (p) => p.execs),
       }),
       new SnapshotCounter({
         name: 'periscope_process_forks_total',
         help: 'New processes (not threads) created by processes of the cgroup.',
-        labelNames: ['cgroup'],
+        labelNames: workload,
         rows: () => this.perCgroup(snap().process, (p) => p.forks),
       }),
       new SnapshotCounter({
         name: 'periscope_process_exits_total',
         help: 'Processes of the cgroup that exited, by any means.',
-        labelNames: ['cgroup'],
+        labelNames: workload,
         rows: () => this.perCgroup(snap().process, (p) => p.exits),
       }),
       new SnapshotCounter({
         name: 'periscope_oom_kills_total',
         help: 'Processes of the cgroup killed by the OOM killer.',
-        labelNames: ['cgroup'],
+        labelNames: workload,
         rows: () => this.perCgroup(snap().oom, (n) => n),
       }),
       new SnapshotCounter({
@@ -329,5 +414,6 @@ export class Agent {
     for (const t of this.timers.splice(0)) clearInterval(t);
     for (const c of this.collectors.values()) c.close();
     this.collectors.clear();
+    this.kubernetes?.stop();
   }
 }

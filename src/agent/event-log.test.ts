@@ -1,16 +1,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventLog } from './event-log.js';
-import { type NewEvent } from '../wire/events.js';
+import { type UnnumberedEvent } from '../wire/events.js';
 
-const exec = (pid: number): NewEvent => ({
+const exec = (pid: number): UnnumberedEvent => ({
   type: 'exec',
   time: new Date(0).toISOString(),
   node: 'n',
   cgroup: '/a',
   cgroup_id: 7,
   pid,
+  ns_pid: pid,
   ppid: 1,
+  namespace: '',
+  pod: '',
+  container: '',
+  workload_kind: '',
+  workload: '',
   uid: 0,
   comm: 'sh',
   filename: '/bin/true',

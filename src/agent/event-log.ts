@@ -4,7 +4,7 @@
  * and a subscriber that falls more than `maxQueue` events behind loses the overflow — counted, never
  * silently.
  */
-import { type NewEvent, type PeriscopeEvent, type EventType } from '../wire/events.js';
+import { type UnnumberedEvent, type PeriscopeEvent, type EventType } from '../wire/events.js';
 
 export interface Subscriber {
   filter?: (e: PeriscopeEvent) => boolean;
@@ -24,7 +24,7 @@ export class EventLog {
     this.buf = new Array<PeriscopeEvent | undefined>(capacity);
   }
 
-  push(e: NewEvent): PeriscopeEvent {
+  push(e: UnnumberedEvent): PeriscopeEvent {
     const event = { seq: this.next++, ...e };
     this.buf[event.seq % this.capacity] = event;
     this.counts[event.type]++;

@@ -3,6 +3,7 @@
  *   GET /metrics                  Prometheus text format, read from the kernel at scrape time
  *   GET /api/v1/events            recent events as JSON (?since=SEQ&limit=N&type=exec,exit&cgroup=PREFIX)
  *   GET /api/v1/events/stream     live events as server-sent events (same filters; Last-Event-ID resumes)
+ *   GET /api/v1/pods              pods of this node: IPs, network namespace inode, cgroups
  *   GET /api/v1/status            collectors, the alternative each took, what failed
  *   GET /healthz                  liveness
  * Errors are JSON: {"error": what happened, "hint": what to do}.
@@ -89,6 +90,9 @@ export function handler(agent: Agent): (req: IncomingMessage, res: ServerRespons
         }
         case '/api/v1/events/stream':
           stream(agent, req, res, q);
+          return;
+        case '/api/v1/pods':
+          json(res, 200, { pods: agent.podsView() });
           return;
         case '/api/v1/status':
           json(res, 200, agent.status());

@@ -11,6 +11,7 @@ import { listen } from '../agent/server.js';
 import { VERSION } from '../agent/version.js';
 import { PeriscopeError } from '../kernel/errors.js';
 import { checkRequirements, doctorReport, formatDoctor } from './doctor.js';
+import { AGGREGATION_LEVELS, type AggregationLevel } from '../inventory/attribution.js';
 
 const USAGE = `usage: periscope <command> [flags]
 
@@ -21,6 +22,11 @@ commands:
            --grace SECONDS        how long series of a vanished cgroup stay (default 60)
            --max-cgroups N        size of each per-cgroup kernel map (default 16384)
            --collectors LIST      comma-separated subset of ${COLLECTOR_NAMES.join(',')}
+           --kubeconfig PATH      watch this node's pods with these credentials (in a pod: the
+                                  service account is used without this flag)
+           --no-kubernetes        do not talk to the Kubernetes API
+           --aggregation LEVEL    series per ${AGGREGATION_LEVELS.join(' | ')} (default container)
+           --pod-labels LIST      pod labels copied into series as label_<name>, comma-separated
   doctor   what the kernel supports and which alternative each collector takes
            --output table|json
   version  print the version
@@ -56,6 +62,10 @@ async function agent(args: string[]): Promise<void> {
       grace: { type: 'string', default: '60' },
       'max-cgroups': { type: 'string', default: '16384' },
       collectors: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      'no-kubernetes': { type: 'boolean', default: false },
+      aggregation: { type: 'string', default: 'container' },
+      'pod-labels': { type: 'string', default: '' },
     },
   });
   const { host, port } = parseListen(values.listen);
@@ -67,10 +77,28 @@ async function agent(args: string[]): Promise<void> {
     if (!COLLECTOR_NAMES.includes(c as CollectorName)) bad(`unknown collector "${c}"; known: ${COLLECTOR_NAMES.join(', ')}`);
     return c as CollectorName;
   });
+  const aggregation = values.aggregation as AggregationLevel;
+  if (!AGGREGATION_LEVELS.includes(aggregation)) bad(`--aggregation wants ${AGGREGATION_LEVELS.join(', ')}, not "${values.aggregation}"`);
+  const podLabels = values['pod-labels'].split(',').filter(Boolean);
+  const kubernetes = values['no-kubernetes']
+    ? false
+    : values.kubeconfig
+      ? { kubeconfig: values.kubeconfig }
+      : process.env.KUBERNETES_SERVICE_HOST
+        ? {}
+        : false;
   const problem = checkRequirements();
   if (problem) throw problem;
 
-  const a = new Agent({ graceMs: grace * 1000, maxCgroups, ...(values.node ? { node: values.node } : {}), ...(collectors ? { collectors } : {}) });
+  const a = new Agent({
+    graceMs: grace * 1000,
+    maxCgroups,
+    kubernetes,
+    aggregation,
+    podLabels,
+    ...(values.node ? { node: values.node } : {}),
+    ...(collectors ? { collectors } : {}),
+  });
   a.start();
   const server = await listen(a, host, port).catch((err: NodeJS.ErrnoException) => {
     a.stop();
@@ -82,6 +110,7 @@ async function agent(args: string[]): Promise<void> {
       `  metrics:      ${base}/metrics\n` +
       `  events:       ${base}/api/v1/events\n` +
       `  live events:  ${base}/api/v1/events/stream\n` +
+      `  pods:         ${base}/api/v1/pods\n` +
       `  status:       ${base}/api/v1/status\n`,
   );
   let stopping = false;

@@ -161,6 +161,11 @@ export class CgroupTree {
     return out;
   }
 
+  /** Paths of the cgroups that exist now (not those in their grace period). */
+  *paths(): Iterable<string> {
+    for (const info of this.byId.values()) if (info.goneSince === undefined) yield info.path;
+  }
+
   get size(): number {
     return this.byId.size;
   }

@@ -78,6 +78,8 @@ test('codecs round-trip, with strings cut at their C size', () => {
     pid: 4242,
     ppid: 1,
     uid: 1000,
+    ns_pid: 1,
+    pad0: 0,
     time_ns: 2 ** 52 + 3,
     cgroup_id: 123456789,
     comm: 'a-very-long-command-name',

@@ -9,7 +9,7 @@ import { type TypedMap } from '../../kernel/maps.js';
 import { type RingReader, type RawRecord } from '../../kernel/ring.js';
 import * as gen from '../../kernel/generated/process.js';
 import { type Collector, type CollectorContext } from '../types.js';
-import { type ExitEvent } from '../../wire/events.js';
+import { type Attribution, type ExitEvent } from '../../wire/events.js';
 import { KernelCollector, loadAndAttach } from '../common.js';
 
 export const PROCESS_SPEC: ObjectSpec<gen.ProgramName> = {
@@ -62,7 +62,7 @@ export class ProcessCollector extends KernelCollector<gen.ProgramName> implement
   }
 
   /** The fields exec and exit events share. */
-  private common(e: gen.ExecEvent | gen.ExitEvent): Omit<ExitEvent, 'seq' | 'type' | 'exit_code' | 'signal' | 'signal_name' | 'core_dumped' | 'lifetime_seconds'> {
+  private common(e: gen.ExecEvent | gen.ExitEvent): Omit<ExitEvent, 'seq' | 'type' | 'exit_code' | 'signal' | 'signal_name' | 'core_dumped' | 'lifetime_seconds' | keyof Attribution> {
     const { ctx } = this;
     return {
       time: ctx.wallTime(e.time_ns),
@@ -70,6 +70,7 @@ export class ProcessCollector extends KernelCollector<gen.ProgramName> implement
       cgroup: ctx.cgroupPath(e.cgroup_id) ?? '',
       cgroup_id: e.cgroup_id,
       pid: e.pid,
+      ns_pid: e.ns_pid,
       ppid: e.ppid,
       uid: e.uid,
       comm: e.comm,

@@ -1,0 +1,241 @@
+/**
+ * Pods of this node from the Kubernetes API, through @kubernetes/client-node's list-then-watch
+ * (ListWatch: resourceVersion, relist on 410 Gone). What the informer does not do, this module does:
+ * restart after errors (API server gone, watch dropped) with capped exponential backoff, count every
+ * error, keep serving the last known pods while disconnected, name each pod's owning workload
+ * (ReplicaSet → Deployment, Job → CronJob, StatefulSet, DaemonSet; looked up once and cached), and
+ * keep a deleted pod's metadata for a grace period so its last series keep their names.
+ */
+import { AppsV1Api, BatchV1Api, CoreV1Api, KubeConfig, ListWatch, Watch, type V1OwnerReference, type V1Pod } from '@kubernetes/client-node';
+import { parseContainerId } from './containers.js';
+import { PeriscopeError } from '../kernel/errors.js';
+
+export interface PodInfo {
+  uid: string;
+  namespace: string;
+  name: string;
+  node: string;
+  labels: Record<string, string>;
+  /** Deployment, StatefulSet, DaemonSet, Job, CronJob, ReplicaSet, ... or "Pod" for a bare pod */
+  workloadKind: string;
+  workload: string;
+  /** container id (no runtime prefix) → container name, from status.containerStatuses and friends */
+  containers: Map<string, string>;
+  ips: string[];
+  phase: string;
+  /** ms timestamp of the API's delete, while the pod is kept for its grace period */
+  deletedAt?: number;
+}
+
+export interface KubernetesOptions {
+  node: string;
+  /** kubeconfig file; without it, the in-cluster service account */
+  kubeconfig?: string;
+  /** how long a deleted pod keeps its metadata (ms) */
+  graceMs?: number;
+  /** longest wait between reconnection attempts (ms) */
+  maxBackoffMs?: number;
+  log?: (line: string) => void;
+  now?: () => number;
+}
+
+const BASE_BACKOFF_MS = 250;
+
+export function loadKubeConfig(kubeconfig: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  try {
+    if (kubeconfig) kc.loadFromFile(kubeconfig);
+    else kc.loadFromCluster();
+  } catch (err) {
+    throw new PeriscopeError(
+      'BAD_ARGUMENT',
+      `cannot load Kubernetes credentials from ${kubeconfig ?? 'the in-cluster service account'}: ${(err as Error).message}`,
+      kubeconfig ? 'check the --kubeconfig file' : 'run in a pod with a service account, or pass --kubeconfig PATH',
+    );
+  }
+  if (!kc.getCurrentCluster()) {
+    throw new PeriscopeError('BAD_ARGUMENT', 'the Kubernetes configuration names no cluster', 'pass --kubeconfig PATH with a current context');
+  }
+  return kc;
+}
+
+/** The workload that owns a pod, from the pod alone where the chain stops at it. */
+function directOwner(pod: V1Pod): V1OwnerReference | undefined {
+  const refs = pod.metadata?.ownerReferences ?? [];
+  return refs.find((r) => r.controller) ?? refs[0];
+}
+
+export class KubernetesInventory {
+  readonly node: string;
+  private readonly kc: KubeConfig;
+  private readonly core: CoreV1Api;
+  private readonly apps: AppsV1Api;
+  private readonly batch: BatchV1Api;
+  private readonly informer: ListWatch<V1Pod>;
+  private readonly pods = new Map<string, PodInfo>();
+  /** "kind/namespace/name" → [workloadKind, workload] of owners looked up */
+  private readonly owners = new Map<string, [string, string]>();
+  private readonly graceMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly log: (line: string) => void;
+  private readonly now: () => number;
+  private backoffMs = 0;
+  private retry: NodeJS.Timeout | undefined;
+  private stopped = true;
+  /** errors by kind: list/watch failures, owner lookups */
+  readonly errors = { watch: 0, owner: 0 };
+  connected = false;
+  /** lists made (the first, and one per relist) */
+  lists = 0;
+
+  constructor(opts: KubernetesOptions) {
+    this.node = opts.node;
+    this.graceMs = opts.graceMs ?? 60_000;
+    this.maxBackoffMs = opts.maxBackoffMs ?? 30_000;
+    this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
+    this.now = opts.now ?? Date.now;
+    this.kc = loadKubeConfig(opts.kubeconfig);
+    this.core = this.kc.makeApiClient(CoreV1Api);
+    this.apps = this.kc.makeApiClient(AppsV1Api);
+    this.batch = this.kc.makeApiClient(BatchV1Api);
+    const fieldSelector = `spec.nodeName=${this.node}`;
+    const list = async (): Promise<{ items: V1Pod[]; metadata?: { resourceVersion?: string } }> => {
+      this.lists++;
+      return this.core.listPodForAllNamespaces({ fieldSelector });
+    };
+    this.informer = new ListWatch<V1Pod>('/api/v1/pods', new Watch(this.kc), list, false, undefined, fieldSelector);
+    this.informer.on('add', (p) => this.upsert(p));
+    this.informer.on('update', (p) => this.upsert(p));
+    this.informer.on('delete', (p) => this.remove(p));
+    this.informer.on('connect', () => {
+      this.connected = true;
+    });
+    this.informer.on('error', (err: unknown) => this.failed(err));
+  }
+
+  get server(): string {
+    return this.kc.getCurrentCluster()?.server ?? '';
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.informer.start().catch((err: unknown) => this.failed(err));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.retry) clearTimeout(this.retry);
+    this.informer.stop().catch(() => undefined);
+  }
+
+  /** An error ends the informer's loop: count it, keep what we know, try again later. */
+  private failed(err: unknown): void {
+    this.errors.watch++;
+    this.connected = false;
+    if (this.stopped) return;
+    this.backoffMs = Math.min(this.backoffMs ? this.backoffMs * 2 : BASE_BACKOFF_MS, this.maxBackoffMs);
+    this.log(`kubernetes: ${(err as Error)?.message ?? String(err)}; retrying in ${this.backoffMs} ms`);
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      if (this.stopped) return;
+      this.informer.start().then(
+        () => (this.backoffMs = 0),
+        (e: unknown) => this.failed(e),
+      );
+    }, this.backoffMs);
+  }
+
+  private upsert(pod: V1Pod): void {
+    const uid = pod.metadata?.uid;
+    if (!uid) return;
+    const containers = new Map<string, string>();
+    const statuses = [
+      ...(pod.status?.containerStatuses ?? []),
+      ...(pod.status?.initContainerStatuses ?? []),
+      ...(pod.status?.ephemeralContainerStatuses ?? []),
+    ];
+    for (const s of statuses) {
+      const id = s.containerID ? parseContainerId(s.containerID) : undefined;
+      if (id) containers.set(id.id, s.name);
+    }
+    const known = this.pods.get(uid);
+    const info: PodInfo = {
+      uid,
+      namespace: pod.metadata?.namespace ?? '',
+      name: pod.metadata?.name ?? '',
+      node: pod.spec?.nodeName ?? this.node,
+      labels: pod.metadata?.labels ?? {},
+      workloadKind: known?.workloadKind ?? 'Pod',
+      workload: known?.workload ?? pod.metadata?.name ?? '',
+      containers,
+      ips: (pod.status?.podIPs ?? []).map((x) => x.ip).filter((x): x is string => !!x),
+      phase: pod.status?.phase ?? '',
+    };
+    if (info.ips.length === 0 && pod.status?.podIP) info.ips.push(pod.status.podIP);
+    this.pods.set(uid, info);
+    if (!known) void this.nameWorkload(pod, info);
+  }
+
+  private remove(pod: V1Pod): void {
+    const info = pod.metadata?.uid ? this.pods.get(pod.metadata.uid) : undefined;
+    if (info) info.deletedAt = this.now();
+  }
+
+  /** Follows the pod's controller up to the workload a person would name. */
+  private async nameWorkload(pod: V1Pod, info: PodInfo): Promise<void> {
+    const owner = directOwner(pod);
+    if (!owner) return;
+    info.workloadKind = owner.kind;
+    info.workload = owner.name;
+    if (owner.kind !== 'ReplicaSet' && owner.kind !== 'Job') return;
+    const key = `${owner.kind}/${info.namespace}/${owner.name}`;
+    let named = this.owners.get(key);
+    if (!named) {
+      try {
+        const parent =
+          owner.kind === 'ReplicaSet'
+            ? await this.apps.readNamespacedReplicaSet({ name: owner.name, namespace: info.namespace })
+            : await this.batch.readNamespacedJob({ name: owner.name, namespace: info.namespace });
+        const up = (parent.metadata?.ownerReferences ?? []).find((r) => r.controller);
+        named = up ? [up.kind, up.name] : [owner.kind, owner.name];
+      } catch (err) {
+        this.errors.owner++;
+        // the API is away: a ReplicaSet named <deployment>-<pod-template-hash> is the usual case
+        const hash = pod.metadata?.labels?.['pod-template-hash'];
+        if (owner.kind === 'ReplicaSet' && hash && owner.name.endsWith(`-${hash}`)) named = ['Deployment', owner.name.slice(0, -hash.length - 1)];
+        this.log(`kubernetes: owner of ${info.namespace}/${info.name}: ${(err as Error).message}`);
+        if (!named) return;
+      }
+      if (this.owners.size >= 10_000) this.owners.clear(); // bounded; refilled on demand
+      this.owners.set(key, named);
+    }
+    [info.workloadKind, info.workload] = named;
+  }
+
+  pod(uid: string): PodInfo | undefined {
+    return this.pods.get(uid);
+  }
+
+  /** Every pod known, deleted ones in their grace period included. */
+  all(): PodInfo[] {
+    return [...this.pods.values()];
+  }
+
+  /** Forgets pods deleted longer ago than the grace period. */
+  expire(): string[] {
+    const now = this.now();
+    const gone: string[] = [];
+    for (const [uid, p] of this.pods) {
+      if (p.deletedAt !== undefined && now - p.deletedAt >= this.graceMs) {
+        this.pods.delete(uid);
+        gone.push(uid);
+      }
+    }
+    return gone;
+  }
+
+  get size(): number {
+    return this.pods.size;
+  }
+}
