@@ -7,7 +7,7 @@
  * cgroup (the default), per pod, or per workload.
  */
 import { parseCgroupPath, type CgroupOwner } from './containers.js';
-import { type KubernetesInventory } from './kubernetes.js';
+import { type PodInfo } from './kubernetes.js';
 import { type Attribution } from '../wire/events.js';
 
 export const AGGREGATION_LEVELS = ['container', 'pod', 'workload'] as const;
@@ -21,9 +21,14 @@ export function promLabelName(k8sLabel: string): string {
   return `label_${k8sLabel.replace(/[^a-zA-Z0-9_]/g, '_')}`;
 }
 
+/** Where pods are looked up by UID: the Kubernetes inventory, or a table in tests. */
+export interface PodSource {
+  pod(uid: string): PodInfo | undefined;
+}
+
 export interface AttributorOptions {
   node: string;
-  kubernetes?: KubernetesInventory;
+  kubernetes?: PodSource;
   level?: AggregationLevel;
   /** Kubernetes pod labels copied into series (the allow-list) */
   podLabels?: readonly string[];
@@ -35,7 +40,7 @@ export class Attributor {
   readonly podLabels: readonly string[];
   /** label names of every per-workload series, in order */
   readonly labelNames: readonly string[];
-  private readonly kubernetes: KubernetesInventory | undefined;
+  private readonly kubernetes: PodSource | undefined;
   private readonly parsed = new Map<string, CgroupOwner>();
 
   constructor(opts: AttributorOptions) {

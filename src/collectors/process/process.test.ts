@@ -116,3 +116,27 @@ test('when the event ring overflows, counters stay exact and every lost event is
   // the other cgroups of the machine share the ring, so only a bound can be asserted for ours
   assert.ok(execs + exits + lost >= 401, `events ${execs + exits} + lost ${lost} cover all 401 of this cgroup`);
 });
+
+test('reports the pid a process has in its own pid namespace beside its host pid', async (t) => {
+  if (!needsKernel(t)) return;
+  const ctx = testContext();
+  const collector = new ProcessCollector(ctx);
+  const cg = new TestCgroup('pidns');
+  t.after(() => {
+    collector.close();
+    cg.remove();
+  });
+  // unshare forks a child into a new pid namespace, where it is pid 1, and it execs echo
+  const r = await cg.run('unshare --pid --fork /bin/echo in-a-pid-namespace >/dev/null; /bin/echo on-the-host >/dev/null');
+  assert.equal(r.code, 0, r.stderr);
+  collector.poll();
+  const execs = ctx.events.filter((e): e is ExecEvent => e.type === 'exec' && e.cgroup_id === cg.id && e.filename === '/bin/echo');
+  const inside = execs.find((e) => e.args[1] === 'in-a-pid-namespace');
+  const outside = execs.find((e) => e.args[1] === 'on-the-host');
+  assert.ok(inside && outside);
+  assert.equal(inside.ns_pid, 1);
+  assert.notEqual(inside.pid, 1);
+  assert.equal(outside.ns_pid, outside.pid, 'in the initial namespace both are the same');
+  const exit = ctx.events.find((e): e is ExitEvent => e.type === 'exit' && e.pid === inside.pid);
+  assert.equal(exit?.ns_pid, 1);
+});
