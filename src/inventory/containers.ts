@@ -19,10 +19,11 @@ export type CgroupOwner =
 const HEX_ID = /^[0-9a-f]{64}$/;
 const UID = /^[0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12}$/;
 
-/** Container scope names of the runtimes under the systemd driver; crio-conmon is the pod's monitor. */
+/** Container cgroup names of the runtimes (systemd scopes, and CRI-O's under cgroupfs); crio-conmon is the pod's monitor. */
 const SCOPES: [RegExp, Runtime][] = [
   [/^cri-containerd-([0-9a-f]{64})\.scope$/, 'containerd'],
   [/^crio-([0-9a-f]{64})\.scope$/, 'cri-o'],
+  [/^crio-([0-9a-f]{64})$/, 'cri-o'], // CRI-O under the cgroupfs driver
   [/^docker-([0-9a-f]{64})\.scope$/, 'docker'],
 ];
 
