@@ -2,13 +2,19 @@
  * Benchmarks of the agent against the real kernel (root). Not a test: it prints measurements, and
  * BENCHMARKS.md records them with the command and the machine. Scenarios:
  *   idle        the agent alone, scraped every 15 s: its CPU share and RSS
+ *   idle-k8s    the same, watching 30 pods of its node in the fake API server (test/e2e)
  *   exec        an exec storm in a cgroup: execs/s, events received and lost, agent CPU and RSS
  *   ctxsw       a context-switch storm (two processes ping-ponging over pipes): switches/s counted by
  *               the kernel and by Periscope, the storm's rate with and without the agent attached,
  *               and the BPF programs' own cost per run (kernel.bpf_stats_enabled)
- * Usage: node dist/bench/run.js [idle|exec|ctxsw ...] [--seconds N]
+ * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw ...] [--seconds N] [--idle-seconds N]
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { FakeApiServer } from '../test/e2e/fake-apiserver.js';
+import { deploymentPod } from '../test/e2e/objects.js';
 import { parseArgs } from 'node:util';
 import { cpus, totalmem } from 'node:os';
 import { TestCgroup, run, sleep } from '../test/kernel.js';
@@ -49,8 +55,21 @@ interface Result {
   [k: string]: string | number;
 }
 
-async function idle(seconds: number): Promise<Result> {
-  const agent = await startAgent();
+/** The agent alone, or with a fake API server holding `pods` pods of its node. */
+async function idle(seconds: number, pods?: number): Promise<Result> {
+  let api: FakeApiServer | undefined;
+  const args: string[] = [];
+  if (pods !== undefined) {
+    api = await FakeApiServer.start();
+    args.push('--kubeconfig', api.kubeconfig(join(mkdtempSync(join(tmpdir(), 'periscope-bench-')), 'config')), '--node', 'bench-node');
+    for (let i = 0; i < pods; i++) {
+      const o = deploymentPod({ namespace: 'bench', deployment: `d${i}`, node: 'bench-node', containers: { app: `containerd://${randomBytes(32).toString('hex')}` } });
+      api.create(o.deployment);
+      api.create(o.replicaSet);
+      api.create(o.pod);
+    }
+  }
+  const agent = await startAgent(args);
   try {
     await sleep(2_000); // start-up is not idle
     const a = procSample(agent.child.pid!);
@@ -63,7 +82,7 @@ async function idle(seconds: number): Promise<Result> {
     }
     const b = procSample(agent.child.pid!);
     return {
-      scenario: 'idle',
+      scenario: pods === undefined ? 'idle' : `idle, watching ${pods} pods in a (fake) API server`,
       seconds: (b.at - a.at) / 1000,
       agent_cpu_percent_of_one_core: (100 * (b.cpuSeconds - a.cpuSeconds)) / ((b.at - a.at) / 1000),
       agent_rss_mib: b.rssBytes / 2 ** 20,
@@ -71,6 +90,7 @@ async function idle(seconds: number): Promise<Result> {
     };
   } finally {
     await agent.stop();
+    await api?.stop();
   }
 }
 
@@ -215,12 +235,13 @@ function format(r: Result): string {
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({ allowPositionals: true, options: { seconds: { type: 'string', default: '10' }, 'idle-seconds': { type: 'string', default: '60' } } });
   const seconds = Number(values.seconds);
-  const which = positionals.length ? positionals : ['idle', 'exec', 'ctxsw'];
+  const which = positionals.length ? positionals : ['idle', 'idle-k8s', 'exec', 'ctxsw'];
   const kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
   process.stdout.write(`machine: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${kernel}, Node ${process.version}\n\n`);
   for (const w of which) {
-    const r = w === 'idle' ? await idle(Number(values['idle-seconds'])) : w === 'exec' ? await execStorm(seconds) : w === 'ctxsw' ? await ctxswStorm(seconds) : undefined;
-    if (!r) throw new Error(`unknown scenario ${w}; use idle, exec or ctxsw`);
+    const r =
+      w === 'idle' ? await idle(Number(values['idle-seconds'])) : w === 'idle-k8s' ? await idle(Number(values['idle-seconds']), 30) : w === 'exec' ? await execStorm(seconds) : w === 'ctxsw' ? await ctxswStorm(seconds) : undefined;
+    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec or ctxsw`);
     process.stdout.write(`${format(r)}\n`);
   }
 }

@@ -17,7 +17,7 @@ import { SnapshotCounter, SnapshotGauge, SnapshotHistogram, type Row } from './m
 import { VERSION } from './version.js';
 import { PeriscopeError } from '../kernel/errors.js';
 import { Attributor, aggregate, type AggregationLevel } from '../inventory/attribution.js';
-import { KubernetesInventory } from '../inventory/kubernetes.js';
+import { type KubernetesInventory } from '../inventory/kubernetes.js';
 import { podNetworkNamespaces } from '../inventory/namespaces.js';
 
 export const COLLECTOR_NAMES = ['process', 'cpu', 'memory'] as const;
@@ -37,8 +37,11 @@ export interface AgentOptions {
   eventLogSize?: number;
   collectors?: readonly CollectorName[];
   log?: (line: string) => void;
-  /** watch this node's pods in the Kubernetes API: with a kubeconfig file, or in-cluster (true) */
-  kubernetes?: { kubeconfig?: string } | false;
+  /**
+   * this node's pods from the Kubernetes API (started and stopped with the agent). The CLI loads the
+   * client only when it is wanted: @kubernetes/client-node alone costs ~85 MiB of RSS.
+   */
+  kubernetes?: KubernetesInventory;
   /** series per container cgroup (default), per pod or per workload */
   aggregation?: AggregationLevel;
   /** Kubernetes pod labels copied into series as label_<name> */
@@ -91,9 +94,7 @@ export class Agent {
       ...(opts.cgroupRoot ? { root: opts.cgroupRoot } : {}),
     });
     this.events = new EventLog(this.opts.eventLogSize);
-    this.kubernetes = opts.kubernetes
-      ? new KubernetesInventory({ node: this.node, graceMs: this.opts.graceMs, log: this.log, ...(opts.kubernetes.kubeconfig ? { kubeconfig: opts.kubernetes.kubeconfig } : {}) })
-      : undefined;
+    this.kubernetes = opts.kubernetes;
     this.attributor = new Attributor({
       node: this.node,
       level: opts.aggregation ?? 'container',

@@ -6,6 +6,7 @@
  * Errors print one line with what went wrong and one with the fix, and exit non-zero.
  */
 import { parseArgs } from 'node:util';
+import { hostname } from 'node:os';
 import { Agent, COLLECTOR_NAMES, type CollectorName } from '../agent/agent.js';
 import { listen } from '../agent/server.js';
 import { VERSION } from '../agent/version.js';
@@ -80,23 +81,26 @@ async function agent(args: string[]): Promise<void> {
   const aggregation = values.aggregation as AggregationLevel;
   if (!AGGREGATION_LEVELS.includes(aggregation)) bad(`--aggregation wants ${AGGREGATION_LEVELS.join(', ')}, not "${values.aggregation}"`);
   const podLabels = values['pod-labels'].split(',').filter(Boolean);
-  const kubernetes = values['no-kubernetes']
-    ? false
-    : values.kubeconfig
-      ? { kubeconfig: values.kubeconfig }
-      : process.env.KUBERNETES_SERVICE_HOST
-        ? {}
-        : false;
+  const useKubernetes = !values['no-kubernetes'] && (values.kubeconfig !== undefined || process.env.KUBERNETES_SERVICE_HOST !== undefined);
   const problem = checkRequirements();
   if (problem) throw problem;
 
+  const node = values.node ?? process.env.NODE_NAME ?? hostname();
+  // loaded only when wanted: the client is the largest part of the agent's memory
+  const kubernetes = useKubernetes
+    ? new (await import('../inventory/kubernetes.js')).KubernetesInventory({
+        node,
+        graceMs: grace * 1000,
+        ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+      })
+    : undefined;
   const a = new Agent({
+    node,
     graceMs: grace * 1000,
     maxCgroups,
-    kubernetes,
+    ...(kubernetes ? { kubernetes } : {}),
     aggregation,
     podLabels,
-    ...(values.node ? { node: values.node } : {}),
     ...(collectors ? { collectors } : {}),
   });
   a.start();

@@ -1,0 +1,149 @@
+/**
+ * End to end: the agent on a test node made of real kernel parts (pods as network namespaces and
+ * kubelet-style cgroups, one real runc container), with pods defined in the fake API server. Every
+ * series and event must name its namespace, pod, container, workload kind, workload and node.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, rmdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FakeApiServer } from './fake-apiserver.js';
+import { TestNode, whyTestNodeCannotRun } from './test-node.js';
+import { deploymentPod } from './objects.js';
+import { eventually, needsKernel } from '../kernel.js';
+import { sample, startAgent } from '../agent-process.js';
+import { type ExecEvent } from '../../src/wire/events.js';
+
+const hexId = (): string => randomBytes(32).toString('hex');
+
+async function metrics(url: string): Promise<string> {
+  return (await fetch(`${url}/metrics`)).text();
+}
+
+test('series and events of a pod carry its namespace, pod, container, workload and node', async (t) => {
+  if (!needsKernel(t)) return;
+  const why = whyTestNodeCannotRun();
+  if (why) assert.fail(`the test node cannot run: ${why}`);
+
+  const api = await FakeApiServer.start();
+  const kubeconfig = api.kubeconfig(join(mkdtempSync(join(tmpdir(), 'periscope-e2e-')), 'config'));
+  const node = await TestNode.create();
+  const nodeName = `node-${node.name}`;
+  const memcg = join('/sys/fs/cgroup/memory', `periscope-e2e-oom-${node.name}`);
+  t.after(async () => {
+    await agent.stop();
+    await node.destroy();
+    await api.stop();
+    if (existsSync(memcg)) rmdirSync(memcg);
+  });
+  const agent = await startAgent(['--kubeconfig', kubeconfig, '--node', nodeName, '--grace', '2', '--pod-labels', 'team']);
+
+  const pod = await node.addPod({ namespace: 'shop', name: 'cart', qos: 'burstable' });
+  const appId = hexId();
+  const boxId = hexId();
+  const hogId = hexId();
+  const objects = deploymentPod({
+    namespace: 'shop',
+    deployment: 'cart',
+    node: nodeName,
+    podUid: pod.uid,
+    labels: { team: 'payments' },
+    containers: { app: `containerd://${appId}`, box: `containerd://${boxId}`, hog: `containerd://${hogId}` },
+    ips: [pod.ip],
+  });
+  const podName = objects.pod.metadata.name;
+  api.create(objects.deployment);
+  api.create(objects.replicaSet);
+
+  // the workload runs before the API knows the pod, as when the agent starts on a busy node
+  const app = await pod.runProcess('app', "i=0; while [ $i -lt 20 ]; do /bin/true; i=$((i+1)); done; timeout 1 sh -c 'while :; do :; done'; sleep 60", { containerId: appId });
+  const labels = { namespace: 'shop', pod: podName, container: 'app', workload_kind: 'Deployment', workload: 'cart', node: nodeName };
+
+  const appeared = Date.now();
+  api.create(objects.pod);
+  const text = await eventually(async () => {
+    const m = await metrics(agent.url);
+    return (sample(m, 'periscope_process_execs_total', labels) ?? 0) >= 20 ? m : undefined;
+  }, 5_000, 'execs of the pod under its names');
+  t.diagnostic(`labelled ${Date.now() - appeared} ms after the pod appeared in the API`);
+  assert.equal(sample(text, 'periscope_process_execs_total', { ...labels, cgroup: app.cgroupPath, label_team: 'payments' }) !== undefined, true, 'the cgroup and the allow-listed pod label stay on the series');
+  await eventually(async () => ((sample(await metrics(agent.url), 'periscope_cpu_seconds_total', labels) ?? 0) > 0.5 ? true : undefined), 5_000, 'CPU time of the pod');
+
+  // the API server goes away: the names stay, the errors are counted, and the watch comes back
+  await api.stop();
+  await eventually(async () => (sample(await metrics(agent.url), 'periscope_kubernetes_connected', {}) === 0 ? true : undefined), 10_000, 'the agent to see the API server gone');
+  const offline = await metrics(agent.url);
+  assert.ok(sample(offline, 'periscope_process_execs_total', labels) !== undefined, 'metadata is served while the API server is down');
+  assert.ok((sample(offline, 'periscope_kubernetes_errors_total', { kind: 'watch' }) ?? 0) >= 1);
+  await api.start();
+  await eventually(async () => (sample(await metrics(agent.url), 'periscope_kubernetes_connected', {}) === 1 ? true : undefined), 10_000, 'the watch to come back');
+
+  // an OOM kill in the pod's container (memory limit in the v1 hierarchy, attribution by the v2 cgroup)
+  mkdirSync(memcg);
+  writeFileSync(join(memcg, 'memory.limit_in_bytes'), String(48 << 20));
+  const hog = await pod.runProcess('hog', `echo $$ > ${memcg}/cgroup.procs && exec python3 -c 'b = bytearray(256 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1'`, { containerId: hogId });
+  await hog.wait();
+  await eventually(async () => (sample(await metrics(agent.url), 'periscope_oom_kills_total', { ...labels, container: 'hog' }) === 1 ? true : undefined), 5_000, 'the OOM kill under the pod');
+  const ooms = (await (await fetch(`${agent.url}/api/v1/events?type=oom_kill&cgroup=${encodeURIComponent(hog.cgroupPath)}`)).json()) as { events: { pod: string; container: string; workload: string }[] };
+  assert.equal(ooms.events[0]?.pod, podName);
+  assert.equal(ooms.events[0]?.container, 'hog');
+  assert.equal(ooms.events[0]?.workload, 'cart');
+
+  // a real container: its first process is pid 1 in its own pid namespace and named as the box container
+  const box = await pod.runRunc('box', ['sh', '-c', 'sleep 30'], { containerId: boxId });
+  const exec = await eventually(async () => {
+    const body = (await (await fetch(`${agent.url}/api/v1/events?type=exec&cgroup=${encodeURIComponent(box.cgroupPath)}`)).json()) as { events: ExecEvent[] };
+    return body.events.find((e) => e.pid === box.hostPid);
+  }, 5_000, 'the exec of the runc container');
+  assert.equal(exec.ns_pid, 1, 'pid 1 inside the container');
+  assert.notEqual(exec.pid, 1);
+  assert.equal(exec.container, 'box');
+  assert.equal(exec.pod, podName);
+  assert.equal(exec.namespace, 'shop');
+
+  // the pod's network namespace and IP, for the network collectors to come
+  const pods = (await (await fetch(`${agent.url}/api/v1/pods`)).json()) as { pods: { uid: string; ips: string[]; netns_inode: number | null }[] };
+  const seen = pods.pods.find((p) => p.uid === pod.uid);
+  assert.deepEqual(seen?.ips, [pod.ip]);
+  assert.equal(seen?.netns_inode, pod.netnsInode);
+
+  // the pod goes away: after the grace period nothing is reported under its name
+  await box.kill();
+  await app.kill();
+  await hog.kill();
+  await pod.remove();
+  api.delete('pods', 'shop', podName);
+  await eventually(async () => (!(await metrics(agent.url)).includes(`pod="${podName}"`) ? true : undefined), 15_000, 'the series of the deleted pod to go');
+});
+
+test('pod churn: 50 pods come and go in the API, the agent forgets them and its memory stays flat', async (t) => {
+  if (!needsKernel(t)) return;
+  const api = await FakeApiServer.start();
+  const kubeconfig = api.kubeconfig(join(mkdtempSync(join(tmpdir(), 'periscope-e2e-')), 'config'));
+  const agent = await startAgent(['--kubeconfig', kubeconfig, '--node', 'churn-node', '--grace', '1']);
+  t.after(async () => {
+    await agent.stop();
+    await api.stop();
+  });
+  const rss = async (): Promise<number> => sample(await metrics(agent.url), 'periscope_agent_resident_memory_bytes', {}) ?? 0;
+  const pods = async (): Promise<number | undefined> => sample(await metrics(agent.url), 'periscope_kubernetes_pods', {});
+  await eventually(async () => ((await pods()) === 0 ? true : undefined), 5_000, 'the inventory to start');
+  const before = await rss();
+  for (let round = 0; round < 3; round++) {
+    const names: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      const o = deploymentPod({ namespace: 'churn', deployment: `d${round}-${i}`, node: 'churn-node', containers: { app: `containerd://${hexId()}` } });
+      api.create(o.pod);
+      names.push(o.pod.metadata.name);
+    }
+    await eventually(async () => ((await pods()) === 50 ? true : undefined), 5_000, `50 pods of round ${round}`);
+    for (const n of names) api.delete('pods', 'churn', n);
+    // deleted pods are kept for the grace period, then forgotten by the next walk (every 5 s)
+    await eventually(async () => ((await pods()) === 0 ? true : undefined), 15_000, `the pods of round ${round} to be forgotten`);
+  }
+  const after = await rss();
+  t.diagnostic(`agent RSS ${(before / 2 ** 20).toFixed(1)} MiB before, ${(after / 2 ** 20).toFixed(1)} MiB after 150 pods of churn`);
+  assert.ok(after - before < 30 * 2 ** 20, `RSS grew by ${((after - before) / 2 ** 20).toFixed(1)} MiB`);
+});
