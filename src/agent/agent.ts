@@ -28,8 +28,9 @@ export interface AgentOptions {
   cgroupRoot?: string;
   /** how long the series of a vanished cgroup stay (ms) */
   graceMs?: number;
-  /** how often event rings are drained (ms) */
+  /** how often event rings are drained while events flow (ms); idle, the interval doubles up to idlePollMs */
   pollIntervalMs?: number;
+  idlePollMs?: number;
   /** how often the cgroup tree is walked for removals (ms) */
   walkIntervalMs?: number;
   /** max_entries of each per-cgroup kernel map */
@@ -71,6 +72,7 @@ export class Agent {
   private readonly opts: Required<Omit<AgentOptions, 'node' | 'cgroupRoot' | 'log' | 'kubernetes' | 'aggregation' | 'podLabels'>>;
   private readonly log: (line: string) => void;
   private readonly timers: NodeJS.Timeout[] = [];
+  private pollTimer: NodeJS.Timeout | undefined;
   private readonly unresolvedSince = new Map<number, number>();
   private snapshot: Snapshot = emptySnapshot();
   private readonly clockOffsetNs: number;
@@ -83,6 +85,7 @@ export class Agent {
     this.opts = {
       graceMs: opts.graceMs ?? 60_000,
       pollIntervalMs: opts.pollIntervalMs ?? 100,
+      idlePollMs: opts.idlePollMs ?? 400,
       walkIntervalMs: opts.walkIntervalMs ?? 5_000,
       maxCgroups: opts.maxCgroups ?? 16_384,
       eventLogSize: opts.eventLogSize ?? 10_000,
@@ -141,7 +144,7 @@ export class Agent {
       this.kubernetes.start();
       this.log(`kubernetes: watching pods of node ${this.node} at ${this.kubernetes.server}`);
     }
-    this.timers.push(setInterval(() => this.poll(), this.opts.pollIntervalMs));
+    this.schedulePoll(this.opts.pollIntervalMs);
     this.timers.push(
       setInterval(() => {
         try {
@@ -151,6 +154,18 @@ export class Agent {
         }
       }, this.opts.walkIntervalMs),
     );
+  }
+
+  /**
+   * Drains on a timer that slows down while nothing happens (up to idlePollMs) and speeds up as soon
+   * as events flow: an idle node costs a few wakeups a second, a busy one is drained every
+   * pollIntervalMs, and the kernel rings (1 MiB for process events) absorb the first burst.
+   */
+  private schedulePoll(delay: number): void {
+    this.pollTimer = setTimeout(() => {
+      const n = this.poll();
+      this.schedulePoll(n > 0 ? this.opts.pollIntervalMs : Math.min(delay * 2, this.opts.idlePollMs));
+    }, delay);
   }
 
   /** Drains every event ring. */
@@ -413,6 +428,7 @@ export class Agent {
   /** Detaches every program and frees every kernel object. Safe to call twice. */
   stop(): void {
     for (const t of this.timers.splice(0)) clearInterval(t);
+    clearTimeout(this.pollTimer);
     for (const c of this.collectors.values()) c.close();
     this.collectors.clear();
     this.kubernetes?.stop();

@@ -24,6 +24,7 @@ const pods: PodSource = {
             [ID_B, 'sidecar'],
           ]),
           ips: ['10.244.1.5'],
+          hostNetwork: false,
           phase: 'Running',
         } satisfies PodInfo)
       : undefined,

@@ -40,6 +40,8 @@ test('knows the pods of its node with their containers, IPs and owning Deploymen
   assert.equal(pod.namespace, 'shop');
   assert.equal(pod.containers.get('c'.repeat(64)), 'app');
   assert.deepEqual(pod.ips, ['10.244.0.9']);
+  assert.equal(inv.podByIp('10.244.0.9')?.uid, uid, 'pod IP → pod, for the network collectors');
+  assert.equal(inv.podByIp('10.244.0.10'), undefined);
   assert.equal(inv.size, 1, 'pods of other nodes are not watched');
   assert.ok(api.requests.some((r) => r.verb === 'watch' && r.query.fieldSelector === 'spec.nodeName=node-a'), 'the watch asks for this node only');
 });

@@ -22,6 +22,8 @@ export interface PodInfo {
   /** container id (no runtime prefix) → container name, from status.containerStatuses and friends */
   containers: Map<string, string>;
   ips: string[];
+  /** pods on the host network carry the node's IPs, which name no pod */
+  hostNetwork: boolean;
   phase: string;
   /** ms timestamp of the API's delete, while the pod is kept for its grace period */
   deletedAt?: number;
@@ -170,6 +172,7 @@ export class KubernetesInventory {
       workload: known?.workload ?? pod.metadata?.name ?? '',
       containers,
       ips: (pod.status?.podIPs ?? []).map((x) => x.ip).filter((x): x is string => !!x),
+      hostNetwork: pod.spec?.hostNetwork ?? false,
       phase: pod.status?.phase ?? '',
     };
     if (info.ips.length === 0 && pod.status?.podIP) info.ips.push(pod.status.podIP);
@@ -215,6 +218,12 @@ export class KubernetesInventory {
 
   pod(uid: string): PodInfo | undefined {
     return this.pods.get(uid);
+  }
+
+  /** The live pod with this IP (host-network pods share the node's IPs and are not returned). */
+  podByIp(ip: string): PodInfo | undefined {
+    for (const p of this.pods.values()) if (p.deletedAt === undefined && p.ips.includes(ip) && !p.hostNetwork) return p;
+    return undefined;
   }
 
   /** Every pod known, deleted ones in their grace period included. */
