@@ -55,16 +55,20 @@ export interface Choice {
   passedOver: { name: string; reason: string }[];
 }
 
+/** Why the kernel cannot run an alternative, from the feature probes; undefined when it can. */
+function lacking(alt: Alternative<string>): string | undefined {
+  const missing = alt.requires.filter((f) => !supported(f));
+  if (missing.length === 0) return undefined;
+  return `kernel lacks ${missing.map((f) => `${f} (${(probe(f) as { reason?: string }).reason ?? 'not supported'})`).join(', ')}`;
+}
+
 /** Which alternative the kernel supports, without loading anything but the probes. */
-export function chooseAlternative<P extends string>(spec: ObjectSpec<P>): Choice & { alternative?: Alternative<P> } {
+export function chooseAlternative<P extends string>(spec: ObjectSpec<P>): Choice {
   const passedOver: Choice['passedOver'] = [];
   for (const alt of spec.alternatives) {
-    const missing = alt.requires.filter((f) => !supported(f));
-    if (missing.length === 0) return { chosen: alt.name, alternative: alt, passedOver };
-    passedOver.push({
-      name: alt.name,
-      reason: missing.map((f) => `${f}: ${(probe(f) as { reason?: string }).reason ?? 'not supported'}`).join('; '),
-    });
+    const why = lacking(alt);
+    if (!why) return { chosen: alt.name, passedOver };
+    passedOver.push({ name: alt.name, reason: why });
   }
   return { chosen: '', passedOver };
 }
@@ -94,9 +98,9 @@ export class BpfObject<P extends string> {
     const n = native();
     const passedOver: Choice['passedOver'] = [];
     for (const alt of spec.alternatives) {
-      const missing = alt.requires.filter((f) => !supported(f));
-      if (missing.length > 0) {
-        passedOver.push({ name: alt.name, reason: `kernel lacks ${missing.join(', ')}` });
+      const why = lacking(alt);
+      if (why) {
+        passedOver.push({ name: alt.name, reason: why });
         continue;
       }
       let handle: ObjectHandle;
