@@ -1,7 +1,8 @@
 /**
  * The agent's HTTP face:
  *   GET /metrics                  Prometheus text format, read from the kernel at scrape time
- *   GET /api/v1/events            recent events as JSON (?since=SEQ&limit=N&type=exec,exit&cgroup=PREFIX)
+ *   GET /api/v1/events            recent events as JSON (?since=SEQ&limit=N&type=exec,exit&cgroup=PREFIX
+ *                                 &namespace=NS&pod=NAME&container=NAME&workload=NAME)
  *   GET /api/v1/events/stream     live events as server-sent events (same filters; Last-Event-ID resumes)
  *   GET /api/v1/pods              pods of this node: IPs, network namespace inode, cgroups
  *   GET /api/v1/status            collectors, the alternative each took, what failed
@@ -31,7 +32,11 @@ function eventFilter(q: URLSearchParams): (e: PeriscopeEvent) => boolean {
     if (!EVENT_TYPES.includes(t as EventType)) throw new BadRequest(`unknown event type "${t}"; use one of ${EVENT_TYPES.join(', ')}`);
   }
   const cgroup = q.get('cgroup') ?? undefined;
-  return (e) => (!types || types.includes(e.type)) && (!cgroup || e.cgroup.startsWith(cgroup));
+  const exact = (['namespace', 'pod', 'container', 'workload'] as const).flatMap((k) => {
+    const v = q.get(k);
+    return v === null ? [] : [[k, v] as const];
+  });
+  return (e) => (!types || types.includes(e.type)) && (!cgroup || e.cgroup.startsWith(cgroup)) && exact.every(([k, v]) => e[k] === v);
 }
 
 function intParam(q: URLSearchParams, name: string, dflt: number, max: number): number {

@@ -86,7 +86,9 @@ test('series and events of a pod carry its namespace, pod, container, workload a
   const hog = await pod.runProcess('hog', `echo $$ > ${memcg}/cgroup.procs && exec python3 -c 'b = bytearray(256 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1'`, { containerId: hogId });
   await hog.wait();
   await eventually(async () => (sample(await metrics(agent.url), 'periscope_oom_kills_total', { ...labels, container: 'hog' }) === 1 ? true : undefined), 5_000, 'the OOM kill under the pod');
-  const ooms = (await (await fetch(`${agent.url}/api/v1/events?type=oom_kill&cgroup=${encodeURIComponent(hog.cgroupPath)}`)).json()) as { events: { pod: string; container: string; workload: string }[] };
+  const ooms = (await (await fetch(`${agent.url}/api/v1/events?type=oom_kill&namespace=shop&pod=${podName}&container=hog`)).json()) as { events: { pod: string; container: string; workload: string; cgroup: string }[] };
+  assert.equal(ooms.events.length, 1);
+  assert.equal(ooms.events[0]?.cgroup, hog.cgroupPath);
   assert.equal(ooms.events[0]?.pod, podName);
   assert.equal(ooms.events[0]?.container, 'hog');
   assert.equal(ooms.events[0]?.workload, 'cart');
