@@ -73,6 +73,27 @@ test('follows a dropped watch, an expired resourceVersion (410) and an API serve
   assert.ok(inv.errors.watch >= 1, 'errors are counted');
 });
 
+test('backs off while the API server is away, doubling the wait up to the cap', async (t) => {
+  const api = await FakeApiServer.start();
+  const kubeconfig = api.kubeconfig(join(mkdtempSync(join(tmpdir(), 'periscope-kube-')), 'config'));
+  const inv = new KubernetesInventory({ node: 'node-a', kubeconfig, maxBackoffMs: 1_000, log: () => undefined });
+  t.after(async () => {
+    inv.stop();
+    await api.stop();
+  });
+  inv.start();
+  await eventually(() => (inv.connected ? true : undefined), 5_000, 'the first list');
+  await api.stop();
+  const errorsAtStop = inv.errors.watch;
+  await new Promise((r) => setTimeout(r, 4_000));
+  // 250, 500, 1000, 1000, 1000 ms: about five attempts in four seconds; without backoff, dozens
+  const attempts = inv.errors.watch - errorsAtStop;
+  assert.ok(attempts >= 3 && attempts <= 7, `${attempts} attempts in 4 s`);
+  assert.equal(inv.connected, false);
+  await api.start();
+  await eventually(() => (inv.connected ? true : undefined), 3_000, 'the inventory to reconnect within the cap');
+});
+
 test('forgets deleted pods after the grace period, so 50 pods of churn leave nothing behind', async (t) => {
   let now = 0;
   const api = await FakeApiServer.start();

@@ -73,7 +73,7 @@ export class KubernetesInventory {
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
   private readonly batch: BatchV1Api;
-  private readonly informer: ListWatch<V1Pod>;
+  private informer: ListWatch<V1Pod> | undefined;
   private readonly pods = new Map<string, PodInfo>();
   /** "kind/namespace/name" → [workloadKind, workload] of owners looked up */
   private readonly owners = new Map<string, [string, string]>();
@@ -100,19 +100,31 @@ export class KubernetesInventory {
     this.core = this.kc.makeApiClient(CoreV1Api);
     this.apps = this.kc.makeApiClient(AppsV1Api);
     this.batch = this.kc.makeApiClient(BatchV1Api);
+  }
+
+  /**
+   * A new list-then-watch. After an error the old one is dropped rather than restarted: client-node
+   * would add its own growing delay (up to 30 s) before resuming, on top of ours, and a new one lists
+   * afresh. The list reconciles: pods missing from it were deleted while we were away.
+   */
+  private makeInformer(): ListWatch<V1Pod> {
     const fieldSelector = `spec.nodeName=${this.node}`;
     const list = async (): Promise<{ items: V1Pod[]; metadata?: { resourceVersion?: string } }> => {
       this.lists++;
-      return this.core.listPodForAllNamespaces({ fieldSelector });
-    };
-    this.informer = new ListWatch<V1Pod>('/api/v1/pods', new Watch(this.kc), list, false, undefined, fieldSelector);
-    this.informer.on('add', (p) => this.upsert(p));
-    this.informer.on('update', (p) => this.upsert(p));
-    this.informer.on('delete', (p) => this.remove(p));
-    this.informer.on('connect', () => {
+      const pods = await this.core.listPodForAllNamespaces({ fieldSelector });
+      // the API answered: connected again, and the next failure backs off from the start
       this.connected = true;
-    });
-    this.informer.on('error', (err: unknown) => this.failed(err));
+      this.backoffMs = 0;
+      const present = new Set(pods.items.map((p) => p.metadata?.uid));
+      for (const p of this.pods.values()) if (!present.has(p.uid) && p.deletedAt === undefined) p.deletedAt = this.now();
+      return pods;
+    };
+    const informer = new ListWatch<V1Pod>('/api/v1/pods', new Watch(this.kc), list, false, undefined, fieldSelector);
+    informer.on('add', (p) => this.upsert(p));
+    informer.on('update', (p) => this.upsert(p));
+    informer.on('delete', (p) => this.remove(p));
+    informer.on('error', (err: unknown) => this.failed(err, informer));
+    return informer;
   }
 
   get server(): string {
@@ -121,30 +133,35 @@ export class KubernetesInventory {
 
   start(): void {
     this.stopped = false;
-    this.informer.start().catch((err: unknown) => this.failed(err));
+    this.run();
+  }
+
+  private run(): void {
+    const informer = this.makeInformer();
+    this.informer = informer;
+    // ListWatch reports a failed list or watch through 'error' (→ failed) and resolves anyway
+    informer.start().catch((err: unknown) => this.failed(err, informer));
   }
 
   stop(): void {
     this.stopped = true;
     if (this.retry) clearTimeout(this.retry);
-    this.informer.stop().catch(() => undefined);
+    this.informer?.stop().catch(() => undefined);
   }
 
-  /** An error ends the informer's loop: count it, keep what we know, try again later. */
-  private failed(err: unknown): void {
+  /** An error ends an informer's loop: count it, keep what we know, start a new one later. */
+  private failed(err: unknown, informer: ListWatch<V1Pod>): void {
+    if (informer !== this.informer) return; // a late word from one already replaced
     this.errors.watch++;
     this.connected = false;
+    informer.stop().catch(() => undefined);
     if (this.stopped) return;
     this.backoffMs = Math.min(this.backoffMs ? this.backoffMs * 2 : BASE_BACKOFF_MS, this.maxBackoffMs);
     this.log(`kubernetes: ${(err as Error)?.message ?? String(err)}; retrying in ${this.backoffMs} ms`);
     if (this.retry) clearTimeout(this.retry);
     this.retry = setTimeout(() => {
       this.retry = undefined;
-      if (this.stopped) return;
-      this.informer.start().then(
-        () => (this.backoffMs = 0),
-        (e: unknown) => this.failed(e),
-      );
+      if (!this.stopped) this.run();
     }, this.backoffMs);
   }
 
