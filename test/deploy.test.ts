@@ -1,0 +1,34 @@
+/** The DaemonSet manifest agrees with what the agent needs: the API calls it makes, its node name,
+ * its port and its privileges. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { loadAllYaml, type V1ClusterRole, type V1DaemonSet } from '@kubernetes/client-node';
+
+const docs = loadAllYaml(readFileSync(fileURLToPath(new URL('../../deploy/kubernetes.yaml', import.meta.url)), 'utf8')) as { kind: string }[];
+
+test('the DaemonSet gives the agent its node name, its port and the capabilities BPF needs', () => {
+  const ds = docs.find((d) => d.kind === 'DaemonSet') as V1DaemonSet | undefined;
+  assert.ok(ds, 'a DaemonSet');
+  const pod = ds.spec!.template.spec!;
+  assert.equal(pod.hostPID, true, 'host pids, so /proc names the processes the kernel reports');
+  const c = pod.containers[0]!;
+  const nodeName = c.env?.find((e) => e.name === 'NODE_NAME');
+  assert.equal(nodeName?.valueFrom?.fieldRef?.fieldPath, 'spec.nodeName');
+  assert.deepEqual(c.args, ['agent', '--listen', '0.0.0.0:9464']);
+  assert.equal(c.ports?.[0]?.containerPort, 9464);
+  for (const cap of ['BPF', 'PERFMON', 'DAC_READ_SEARCH']) assert.ok(c.securityContext?.capabilities?.add?.includes(cap), cap);
+  assert.equal(c.readinessProbe?.httpGet?.path, '/healthz');
+});
+
+test('the ClusterRole allows exactly the API calls the inventory makes', () => {
+  const role = docs.find((d) => d.kind === 'ClusterRole') as V1ClusterRole | undefined;
+  assert.ok(role);
+  const allowed = (group: string, resource: string, verb: string): boolean =>
+    (role.rules ?? []).some((r) => r.apiGroups?.includes(group) && r.resources?.includes(resource) && r.verbs.includes(verb));
+  assert.ok(allowed('', 'pods', 'list') && allowed('', 'pods', 'watch'), 'list and watch pods');
+  assert.ok(allowed('apps', 'replicasets', 'get'), 'name Deployments through their ReplicaSets');
+  assert.ok(allowed('batch', 'jobs', 'get'), 'name CronJobs through their Jobs');
+  assert.ok(!allowed('', 'secrets', 'get'), 'nothing more');
+});
