@@ -190,7 +190,9 @@ struct handle {
 	void *ptr;
 };
 
-enum { HANDLE_OBJECT = 1, HANDLE_LINK = 2, HANDLE_RING = 3 }; /* rings have their own struct below */
+enum { HANDLE_OBJECT = 1, HANDLE_LINK = 2, HANDLE_RING = 3 };
+
+static void free_ring(void *ring);
 
 static void release(struct handle *h)
 {
@@ -202,6 +204,9 @@ static void release(struct handle *h)
 		break;
 	case HANDLE_LINK:
 		bpf_link__destroy(h->ptr);
+		break;
+	case HANDLE_RING:
+		free_ring(h->ptr);
 		break;
 	}
 	h->ptr = NULL;
@@ -780,89 +785,48 @@ static int ring_sample(void *ctx, void *data, size_t size)
 	return r->len >= r->limit ? -DRAIN_FULL : 0;
 }
 
-static void free_ring(struct ring *r)
+static void free_ring(void *ring)
 {
+	struct ring *r = ring;
+
 	if (r->rb)
 		ring_buffer__free(r->rb);
 	free(r->buf);
 	free(r);
 }
 
-struct ring_handle {
-	int kind;
-	struct ring *r;
-};
-
-static void finalize_ring(napi_env env, void *data, void *hint)
-{
-	(void)env;
-	(void)hint;
-	struct ring_handle *h = data;
-	if (h->r)
-		free_ring(h->r);
-	free(h);
-}
-
 /* ringOpen(mapFd) -> ring */
 static napi_value js_ring_open(napi_env env, napi_callback_info info)
 {
-	napi_value argv[1], v;
+	napi_value argv[1];
 	int64_t fd;
 	struct ring *r;
-	struct ring_handle *h;
 
 	if (get_args(env, info, 1, argv) || get_i64(env, argv[0], &fd))
 		return NULL;
 	r = calloc(1, sizeof(*r));
-	h = calloc(1, sizeof(*h));
-	if (!r || !h) {
-		free(r);
-		free(h);
+	if (!r)
 		return throw_errno(env, ENOMEM, "ringOpen");
-	}
 	clear_log();
 	r->rb = ring_buffer__new((int)fd, ring_sample, r, NULL);
 	if (!r->rb) {
 		int err = errno;
 		free(r);
-		free(h);
 		return throw_errno(env, err, "ring_buffer__new");
 	}
-	h->kind = HANDLE_RING;
-	h->r = r;
-	if (napi_create_external(env, h, finalize_ring, NULL, &v) != napi_ok) {
-		free_ring(r);
-		free(h);
-		return throw_napi(env, "napi_create_external");
-	}
-	return v;
-}
-
-static struct ring_handle *unwrap_ring(napi_env env, napi_value v)
-{
-	struct ring_handle *h = NULL;
-	if (napi_get_value_external(env, v, (void **)&h) != napi_ok || !h || h->kind != HANDLE_RING) {
-		napi_throw_type_error(env, "ERR_NATIVE_ARG", "native: wrong handle");
-		return NULL;
-	}
-	return h;
+	return wrap(env, HANDLE_RING, r);
 }
 
 /* ringDrain(ring, maxBytes) -> { buffer, count, more } */
 static napi_value js_ring_drain(napi_env env, napi_callback_info info)
 {
 	napi_value argv[2], result, buf;
-	struct ring_handle *h;
 	struct ring *r;
 	int64_t limit;
 	int n;
 
-	if (get_args(env, info, 2, argv) || !(h = unwrap_ring(env, argv[0])) || get_i64(env, argv[1], &limit))
+	if (get_args(env, info, 2, argv) || !(r = unwrap(env, argv[0], HANDLE_RING)) || get_i64(env, argv[1], &limit))
 		return NULL;
-	if (!(r = h->r)) {
-		napi_throw_error(env, "ERR_NATIVE_CLOSED", "native: ring already closed");
-		return NULL;
-	}
 	r->len = 0;
 	r->count = 0;
 	r->oom = 0;
@@ -888,16 +852,7 @@ static napi_value js_ring_drain(napi_env env, napi_callback_info info)
 
 static napi_value js_ring_close(napi_env env, napi_callback_info info)
 {
-	napi_value argv[1];
-	struct ring_handle *h;
-
-	if (get_args(env, info, 1, argv) || !(h = unwrap_ring(env, argv[0])))
-		return NULL;
-	if (h->r) {
-		free_ring(h->r);
-		h->r = NULL;
-	}
-	return undefined(env);
+	return close_handle(env, info, HANDLE_RING);
 }
 
 /* ---- probes and facts --------------------------------------------------------------------------- */

@@ -6,7 +6,7 @@
 import { type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canUseBpf } from '../src/kernel/privilege.js';
 import { NATIVE_PATH } from '../src/kernel/native.js';
@@ -133,9 +133,4 @@ export async function eventually<T>(fn: () => T | undefined | Promise<T | undefi
     if (Date.now() > end) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(50);
   }
-}
-
-/** Leftover test cgroups of this process (for a clean-up check). */
-export function leftoverTestCgroups(): string[] {
-  return readdirSync(findCgroup2Mount()).filter((d) => d.startsWith(`periscope-test-${process.pid}-`));
 }

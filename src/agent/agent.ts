@@ -77,7 +77,6 @@ export class Agent {
   private snapshot: Snapshot = emptySnapshot();
   private readonly clockOffsetNs: number;
   cgroupsExpired = 0;
-  pollErrors = 0;
 
   constructor(opts: AgentOptions = {}) {
     this.node = opts.node ?? process.env.NODE_NAME ?? hostname();
@@ -175,7 +174,6 @@ export class Agent {
       try {
         n += c.poll();
       } catch (err) {
-        this.pollErrors++;
         this.log(`collector ${c.name}: poll failed: ${(err as Error).message}`);
       }
     }
@@ -188,23 +186,24 @@ export class Agent {
     this.tree.walk();
     const expired = new Set(this.tree.expire());
     const now = Date.now();
-    for (const c of this.collectors.values()) {
-      for (const id of c.cgroupIds()) {
-        if (this.tree.resolve(id)) {
-          this.unresolvedSince.delete(id);
-          continue;
-        }
-        // an id no walk ever saw: a cgroup that lived between two walks
-        const since = this.unresolvedSince.get(id) ?? now;
-        this.unresolvedSince.set(id, since);
-        if (now - since >= this.opts.graceMs) expired.add(id);
+    // the collectors share most cgroups: each id is looked at once
+    const ids = new Set<number>();
+    for (const c of this.collectors.values()) for (const id of c.cgroupIds()) ids.add(id);
+    for (const id of ids) {
+      if (this.tree.resolve(id)) {
+        this.unresolvedSince.delete(id);
+        continue;
       }
+      // an id no walk ever saw: a cgroup that lived between two walks
+      const since = this.unresolvedSince.get(id) ?? now;
+      this.unresolvedSince.set(id, since);
+      if (now - since >= this.opts.graceMs) expired.add(id);
     }
     if (expired.size === 0) return;
-    const ids = [...expired];
-    for (const c of this.collectors.values()) c.forget(ids);
-    for (const id of ids) this.unresolvedSince.delete(id);
-    this.cgroupsExpired += ids.length;
+    const gone = [...expired];
+    for (const c of this.collectors.values()) c.forget(gone);
+    for (const id of gone) this.unresolvedSince.delete(id);
+    this.cgroupsExpired += gone.length;
   }
 
   /** Reads every kernel aggregate once; the next scrape reports this snapshot. */

@@ -16,7 +16,7 @@ export class EventLog {
   private readonly buf: (PeriscopeEvent | undefined)[];
   private next = 1; // seq of the next event
   private readonly subscribers = new Set<Subscriber>();
-  /** events that left the log before any reader asked for them is not tracked; these are counted: */
+  /** events a live subscriber could not take (it fell too far behind) */
   subscriberDrops = 0;
   readonly counts: Record<EventType, number> = { exec: 0, exit: 0, oom_kill: 0 };
 

@@ -5,7 +5,7 @@
  * alternative the agent will take and why the others were passed over.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { FEATURES, probe, type Feature, type Probe } from '../kernel/features.js';
+import { FEATURES, probe, probeAll, type Feature, type Probe } from '../kernel/features.js';
 import { chooseAlternative } from '../kernel/bpf-object.js';
 import { native, NATIVE_PATH } from '../kernel/native.js';
 import { findCgroup2Mount } from '../inventory/cgroups.js';
@@ -60,8 +60,7 @@ export interface DoctorReport {
 }
 
 export function doctorReport(): DoctorReport {
-  const features = {} as Record<Feature, Probe>;
-  for (const f of FEATURES) features[f] = probe(f);
+  const features = probeAll();
   const collectors = (
     [
       ['process', PROCESS_SPEC],

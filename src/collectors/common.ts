@@ -62,7 +62,7 @@ export abstract class KernelCollector<P extends string> {
 
   cgroupIds(): Iterable<number> {
     const ids = new Set<number>();
-    for (const m of this.perCgroup) for (const id of m.entries().keys()) ids.add(id);
+    for (const m of this.perCgroup) for (const id of m.keys()) ids.add(id);
     return ids;
   }
 

@@ -232,11 +232,6 @@ class Generator {
       '  u8Codec, u16Codec, u32Codec, u64Codec, i8Codec, i16Codec, i32Codec, i64Codec,',
       "} from '../codec.js';",
       '',
-      '/* eslint-disable @typescript-eslint/no-unused-vars */',
-      'void [readU8, readU16, readU32, readU64, readI8, readI16, readI32, readI64, readCString];',
-      'void [writeU8, writeU16, writeU32, writeU64, writeI8, writeI16, writeI32, writeI64, writeCString];',
-      'void [u8Codec, u16Codec, u32Codec, u64Codec, i8Codec, i16Codec, i32Codec, i64Codec];',
-      '',
       `export const OBJECT_FILE = '${this.objectFile}';`,
       '',
     ];

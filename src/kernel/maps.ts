@@ -74,6 +74,28 @@ export class TypedMap<K, V> {
     return native().mapDelete(this.fd, encode(this.key, key));
   }
 
+  /** Every key: what the janitor needs, without decoding and summing the values. */
+  keys(): K[] {
+    if (this.batch) {
+      const { keys, count } = this.readBatch(false);
+      const view = new DataView(keys.buffer, keys.byteOffset, keys.byteLength);
+      return Array.from({ length: count }, (_x, i) => this.key.decode(view, i * this.key.size));
+    }
+    return [...this.rawKeys(false)].map((k) => this.key.decode(new DataView(k.buffer, k.byteOffset, k.byteLength), 0));
+  }
+
+  /** Keys one get_next_key call at a time, where batch operations are missing. Draining, the consumer
+   * deletes each key it is given, so the walk starts over from the first key each time. */
+  private *rawKeys(drain: boolean): Generator<Buffer> {
+    let prev: Buffer | null = null;
+    for (let i = 0; i <= this.capacity; i++) {
+      const next: Buffer | null = native().mapNextKey(this.fd, drain ? null : prev, this.key.size);
+      if (!next) return;
+      yield next;
+      prev = next;
+    }
+  }
+
   /** Every entry, values summed over CPUs. With drain, entries are removed as they are read. */
   entries(drain = false): Map<K, V> {
     const out = new Map<K, V>();
@@ -86,14 +108,10 @@ export class TypedMap<K, V> {
       return out;
     }
     const n = native();
-    let prev: Buffer | null = null;
-    for (let i = 0; i <= this.capacity; i++) {
-      const next: Buffer | null = n.mapNextKey(this.fd, prev, this.key.size);
-      if (!next) break;
-      const val = n.mapLookup(this.fd, next, this.entrySize);
-      if (val) out.set(this.key.decode(new DataView(next.buffer, next.byteOffset, next.byteLength), 0), this.total(this.decodeValues(val, 0)));
-      if (drain) n.mapDelete(this.fd, next);
-      else prev = next;
+    for (const k of this.rawKeys(drain)) {
+      const val = n.mapLookup(this.fd, k, this.entrySize);
+      if (val) out.set(this.key.decode(new DataView(k.buffer, k.byteOffset, k.byteLength), 0), this.total(this.decodeValues(val, 0)));
+      if (drain) n.mapDelete(this.fd, k);
     }
     return out;
   }

@@ -94,9 +94,3 @@ export function mapType(name: string): number {
   if (t === undefined) throw new Error(`unknown map type ${name}`);
   return t;
 }
-
-export function progType(name: string): number {
-  const t = native().constants.progTypes[name];
-  if (t === undefined) throw new Error(`unknown program type ${name}`);
-  return t;
-}

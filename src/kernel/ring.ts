@@ -15,10 +15,6 @@ export class RingReader {
   readonly name: string;
   private ring: RingHandle | undefined;
   private readonly maxBytes: number;
-  /** records handed to the consumer since start */
-  received = 0;
-  /** native drain calls made: each is one JS ↔ C crossing, whatever the number of records */
-  drains = 0;
 
   constructor(name: string, mapFd: number, maxBytesPerDrain = 4 << 20) {
     this.name = name;
@@ -32,7 +28,6 @@ export class RingReader {
     let total = 0;
     for (let batch = 0; batch < maxBatches; batch++) {
       const { buffer, count, more } = native().ringDrain(this.ring, this.maxBytes);
-      this.drains++;
       const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
       let off = 0;
       for (let i = 0; i < count; i++) {
@@ -43,7 +38,6 @@ export class RingReader {
       total += count;
       if (!more) break;
     }
-    this.received += total;
     return total;
   }
 

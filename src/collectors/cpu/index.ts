@@ -10,8 +10,7 @@ import { type TypedMap } from '../../kernel/maps.js';
 import * as gen from '../../kernel/generated/cpu.js';
 import { type Collector, type CollectorContext } from '../types.js';
 import { KernelCollector, Monotonic, loadAndAttach } from '../common.js';
-import { cgroupIdOf, cgroupPathOfPid, findCgroup2Mount } from '../../inventory/cgroups.js';
-import { join } from 'node:path';
+import { cgroupIdOfPid } from '../../inventory/cgroups.js';
 
 export const CPU_SPEC: ObjectSpec<gen.ProgramName> = {
   file: gen.OBJECT_FILE,
@@ -116,18 +115,5 @@ export class CpuCollector extends KernelCollector<gen.ProgramName> implements Co
   override forget(ids: readonly number[]): void {
     super.forget(ids);
     for (const id of ids) this.monotonic.forget(id);
-  }
-}
-
-let cgroup2Root: string | undefined;
-
-/** The cgroup id of a task's v2 cgroup, from /proc; undefined when it is gone. */
-function cgroupIdOfPid(pid: number): number | undefined {
-  try {
-    const path = cgroupPathOfPid(pid);
-    cgroup2Root ??= findCgroup2Mount();
-    return path === undefined ? undefined : cgroupIdOf(join(cgroup2Root, path));
-  } catch {
-    return undefined;
   }
 }
