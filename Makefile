@@ -9,12 +9,15 @@ NODE := $(NODE_HOME)/bin/node
 export PATH := $(NODE_HOME)/bin:$(PATH)
 export npm_config_nodedir := $(NODE_HOME)
 
-BPF_SRC := $(wildcard bpf/*.bpf.c)
-BPF_OBJ := $(patsubst bpf/%.bpf.c,build/bpf/%.bpf.o,$(BPF_SRC))
-BPF_GEN := $(patsubst bpf/%.bpf.c,src/kernel/generated/%.ts,$(BPF_SRC))
-BPF_HDR := $(wildcard bpf/*.h bpf/include/periscope*.h)
+# Kernel programs live beside the TypeScript that uses them: one folder per collector
+# (src/collectors/<name>/<name>.bpf.c and <name>.h), the feature probes in src/kernel. Each object's
+# codecs are generated next to its source as <name>.gen.ts.
+BPF_SRC := $(wildcard src/kernel/*.bpf.c src/collectors/*/*.bpf.c)
+BPF_OBJ := $(addprefix build/bpf/,$(notdir $(BPF_SRC:.bpf.c=.bpf.o)))
+BPF_GEN := $(BPF_SRC:.bpf.c=.gen.ts)
+BPF_HDR := $(wildcard bpf/include/periscope*.h bpf/include/*.bpf.h)
 NATIVE := native/build/Release/periscope.node
-TS_SRC := $(shell find src test bench -name '*.ts' -not -path 'src/kernel/generated/*' 2>/dev/null)
+TS_SRC := $(shell find src test bench -name '*.ts' -not -name '*.gen.ts' 2>/dev/null)
 LISTEN ?= 127.0.0.1:9464
 
 .PHONY: build deps run test test-unit lint bench clean
@@ -41,16 +44,19 @@ node_modules/.stamp: package.json package-lock.json $(NODE)
 bpf/include/vmlinux.h: | build/.apt.stamp
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
 
-build/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDR) bpf/include/vmlinux.h | build/.apt.stamp
+# One compile rule and one codegen rule per object: build/bpf/<name>.bpf.o from its folder.
+define bpf_object
+build/bpf/$(notdir $(1:.bpf.c=.bpf.o)): $(1) $(wildcard $(dir $(1))*.h) $(BPF_HDR) bpf/include/vmlinux.h | build/.apt.stamp
 	@mkdir -p build/bpf
 	clang -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Wextra -Wno-unused-parameter -Werror \
-		-Ibpf -Ibpf/include -c $< -o $@.tmp
-	llvm-strip -g $@.tmp -o $@ && rm -f $@.tmp
+		-Ibpf/include -I$(dir $(1)) -c $(1) -o $$@.tmp
+	llvm-strip -g $$@.tmp -o $$@ && rm -f $$@.tmp
 
 # TypeScript codecs come from each object's own BTF: no layout is copied by hand.
-src/kernel/generated/%.ts: build/bpf/%.bpf.o src/kernel/codegen.ts $(NODE)
-	@mkdir -p src/kernel/generated
-	$(NODE) src/kernel/codegen.ts $< > $@.tmp && mv $@.tmp $@
+$(1:.bpf.c=.gen.ts): build/bpf/$(notdir $(1:.bpf.c=.bpf.o)) src/kernel/codegen.ts $(NODE)
+	$(NODE) src/kernel/codegen.ts $$< $$@
+endef
+$(foreach src,$(BPF_SRC),$(eval $(call bpf_object,$(src))))
 
 # --- native binding -----------------------------------------------------------------------------
 $(NATIVE): native/periscope.c native/binding.gyp node_modules/.stamp
@@ -75,4 +81,4 @@ bench: build
 	node dist/bench/run.js $(BENCH)
 
 clean:
-	rm -rf build dist native/build src/kernel/generated bpf/include/vmlinux.h
+	rm -rf build dist native/build $(BPF_GEN) bpf/include/vmlinux.h

@@ -14,6 +14,9 @@
 #ifndef E2BIG
 #define E2BIG 7
 #endif
+#ifndef EEXIST
+#define EEXIST 17
+#endif
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -46,9 +49,11 @@ static __always_inline void *cgroup_entry(void *map, cgroup_id_t *id, const void
 
 	if (v)
 		return v;
+	long err = bpf_map_update_elem(map, id, zero, BPF_NOEXIST);
+
 	/* EEXIST means another CPU created it between our lookup and update: fine. */
-	if (bpf_map_update_elem(map, id, zero, BPF_NOEXIST) == -E2BIG) {
-		count_drop(DROP_MAP_FULL);
+	if (err && err != -EEXIST) {
+		count_drop(err == -E2BIG ? DROP_MAP_FULL : DROP_MAP_UPDATE);
 		return 0;
 	}
 	return bpf_map_lookup_elem(map, id);

@@ -15,7 +15,8 @@ typedef __u32 pid_nr_t;    /* a pid as the initial pid namespace sees it */
 enum periscope_drop {
 	DROP_RINGBUF_FULL = 0, /* an event stream record: the ring buffer had no room */
 	DROP_MAP_FULL = 1,     /* a per-cgroup aggregate: the map reached max_entries */
-	DROP_KINDS = 2,
+	DROP_MAP_UPDATE = 2,   /* any other failed map update (ENOMEM, ...): the update is lost */
+	DROP_KINDS = 3,
 };
 
 #endif

@@ -1,27 +1,36 @@
 /**
- * The node agent: starts the collectors the kernel supports, names cgroup ids by walking the cgroup2
- * tree, drains event rings into a bounded log on a timer, and turns the kernel's aggregates into
- * Prometheus metrics on each scrape. Cgroups that vanish keep their series for a grace period, then
- * their kernel map entries are deleted, so memory stays bounded on a node with churn.
+ * The node agent's lifecycle: starts the registered collectors the kernel supports, names cgroup ids
+ * by walking the cgroup2 tree, drains event rings into a bounded log on a timer, reads the kernel's
+ * aggregates on each scrape, and stops everything. Cgroups that vanish keep their series for a grace
+ * period, then their kernel state is dropped, so memory stays bounded on a node with churn.
+ *
+ * It knows collectors only through the registry (src/collectors/registry.ts) and the contract: the
+ * metrics stage (exporter.ts), the enrichment of subjects (enrich.ts) and the HTTP API (api.ts) are
+ * the same for every collector.
  */
 import { hostname } from 'node:os';
-import { Registry } from 'prom-client';
 import { CgroupTree } from '../inventory/cgroups.js';
 import { native } from '../kernel/native.js';
-import { CpuCollector, RUNQ_BUCKETS, type CpuReading } from '../collectors/cpu/index.js';
-import { ProcessCollector, type ProcessCounts } from '../collectors/process/index.js';
-import { MemoryCollector } from '../collectors/memory/index.js';
-import { type Collector, type CollectorContext, type CollectorStatus } from '../collectors/types.js';
+import { COLLECTORS } from '../collectors/registry.js';
+import {
+  cgroupSubject,
+  type CollectorDefinition,
+  type CollectorInstance,
+  type CollectorStatus,
+  type MetricDef,
+  type NewEvent,
+  type Readings,
+  type Subject,
+} from '../collectors/contract.js';
 import { EventLog } from './event-log.js';
-import { SnapshotCounter, SnapshotGauge, SnapshotHistogram, type Row } from './metrics.js';
+import { Exporter, type MetricSource } from './exporter.js';
+import { Enricher } from './enrich.js';
+import { Redactor, type RedactOptions } from './redact.js';
 import { VERSION } from './version.js';
 import { PeriscopeError } from '../kernel/errors.js';
-import { Attributor, aggregate, type AggregationLevel } from '../inventory/attribution.js';
+import { Attributor, type AggregationLevel } from '../inventory/attribution.js';
 import { type KubernetesInventory } from '../inventory/kubernetes.js';
 import { podNetworkNamespaces } from '../inventory/namespaces.js';
-
-export const COLLECTOR_NAMES = ['process', 'cpu', 'memory'] as const;
-export type CollectorName = (typeof COLLECTOR_NAMES)[number];
 
 export interface AgentOptions {
   node?: string;
@@ -36,7 +45,10 @@ export interface AgentOptions {
   /** max_entries of each per-cgroup kernel map */
   maxCgroups?: number;
   eventLogSize?: number;
-  collectors?: readonly CollectorName[];
+  /** most series per metric */
+  maxSeries?: number;
+  /** the collectors to run (default: every registered one); names or definitions */
+  collectors?: readonly (string | CollectorDefinition)[];
   log?: (line: string) => void;
   /**
    * this node's pods from the Kubernetes API (started and stopped with the agent). The CLI loads the
@@ -47,35 +59,37 @@ export interface AgentOptions {
   aggregation?: AggregationLevel;
   /** Kubernetes pod labels copied into series as label_<name> */
   podLabels?: readonly string[];
+  /** secrets in command lines */
+  redact?: RedactOptions;
 }
 
-interface Snapshot {
-  /** series labels of every cgroup id read, computed once per scrape */
-  labels: Map<number, Record<string, string>>;
-  cpu: Map<number, CpuReading>;
-  process: Map<number, ProcessCounts>;
-  oom: Map<number, number>;
+interface Running {
+  def: CollectorDefinition;
+  instance: CollectorInstance;
 }
-
-const emptySnapshot = (): Snapshot => ({ labels: new Map(), cpu: new Map(), process: new Map(), oom: new Map() });
 
 export class Agent {
   readonly node: string;
   readonly tree: CgroupTree;
   readonly events: EventLog;
-  readonly registry = new Registry();
-  readonly collectors = new Map<CollectorName, Collector>();
+  readonly exporter: Exporter;
+  readonly enricher: Enricher;
+  /** the collectors running, by name */
+  readonly collectors = new Map<string, Running>();
   /** collectors that could not start, and why: a named degradation, not a crash */
-  readonly failed: { name: CollectorName; error: string; hint: string }[] = [];
+  readonly failed: { name: string; error: string; hint: string }[] = [];
   readonly kubernetes: KubernetesInventory | undefined;
   readonly attributor: Attributor;
-  private readonly opts: Required<Omit<AgentOptions, 'node' | 'cgroupRoot' | 'log' | 'kubernetes' | 'aggregation' | 'podLabels'>>;
+  private readonly definitions: readonly CollectorDefinition[];
+  private readonly opts: Required<Pick<AgentOptions, 'graceMs' | 'pollIntervalMs' | 'idlePollMs' | 'walkIntervalMs' | 'maxCgroups'>>;
   private readonly log: (line: string) => void;
+  private readonly redactor: Redactor;
   private readonly timers: NodeJS.Timeout[] = [];
   private pollTimer: NodeJS.Timeout | undefined;
   private readonly unresolvedSince = new Map<number, number>();
-  private snapshot: Snapshot = emptySnapshot();
   private readonly clockOffsetNs: number;
+  /** events a collector emitted with a type it did not declare */
+  undeclaredEvents = 0;
   cgroupsExpired = 0;
 
   constructor(opts: AgentOptions = {}) {
@@ -87,15 +101,19 @@ export class Agent {
       idlePollMs: opts.idlePollMs ?? 400,
       walkIntervalMs: opts.walkIntervalMs ?? 5_000,
       maxCgroups: opts.maxCgroups ?? 16_384,
-      eventLogSize: opts.eventLogSize ?? 10_000,
-      collectors: opts.collectors ?? COLLECTOR_NAMES,
     };
+    this.definitions = (opts.collectors ?? COLLECTORS).map((c) => {
+      if (typeof c !== 'string') return c;
+      const def = COLLECTORS.find((d) => d.name === c);
+      if (!def) throw new PeriscopeError('BAD_ARGUMENT', `unknown collector "${c}"`, `choose from ${COLLECTORS.map((d) => d.name).join(', ')}`);
+      return def;
+    });
     this.tree = new CgroupTree({
       graceMs: this.opts.graceMs,
       lookup: (root, id) => native().cgroupPath(root, id),
       ...(opts.cgroupRoot ? { root: opts.cgroupRoot } : {}),
     });
-    this.events = new EventLog(this.opts.eventLogSize);
+    this.events = new EventLog(opts.eventLogSize ?? 10_000, this.definitions.flatMap((d) => d.events.map((e) => e.type)));
     this.kubernetes = opts.kubernetes;
     this.attributor = new Attributor({
       node: this.node,
@@ -103,37 +121,52 @@ export class Agent {
       podLabels: opts.podLabels ?? [],
       ...(this.kubernetes ? { kubernetes: this.kubernetes } : {}),
     });
+    this.enricher = new Enricher(this.tree, this.attributor);
+    this.redactor = new Redactor(opts.redact);
+    this.exporter = new Exporter({
+      subjectLabels: (s) => this.enricher.seriesLabels(s),
+      subjectLabelNames: this.attributor.labelNames,
+      graceMs: this.opts.graceMs,
+      log: this.log,
+      ...(opts.maxSeries ? { maxSeries: opts.maxSeries } : {}),
+    });
+    for (const d of this.definitions) this.exporter.declare(d.metrics);
+    this.exporter.declare(SELF_METRICS);
+    if (this.kubernetes) this.exporter.declare(this.kubernetes.metrics);
     this.clockOffsetNs = Date.now() * 1e6 - Number(native().monotonicNs());
-    this.registerMetrics();
   }
 
-  private context(): CollectorContext {
-    return {
-      node: this.node,
-      maxCgroups: this.opts.maxCgroups,
-      cgroupPath: (id) => this.tree.resolve(id)?.path,
-      wallTime: (ns) => new Date((ns + this.clockOffsetNs) / 1e6).toISOString(),
-      emit: (e) => this.events.push({ ...e, ...this.attributor.attribute(e.cgroup) }),
-    };
+  /** Names, masks and logs one event of a collector. */
+  private emit(def: CollectorDefinition, e: NewEvent): void {
+    const { type, time, subject, ...rest } = e;
+    const fields: Record<string, unknown> = rest;
+    const declared = def.events.find((d) => d.type === type);
+    if (!declared) {
+      this.undeclaredEvents++;
+      return;
+    }
+    for (const f of declared.argv ?? []) {
+      const v = fields[f];
+      if (Array.isArray(v)) fields[f] = this.redactor.argv(v.map(String));
+    }
+    this.events.push({ type, time, node: this.node, ...this.enricher.eventNames(subject), ...fields });
   }
 
   /** Loads and attaches the collectors. One that the kernel refuses is reported and skipped. */
   start(): void {
-    const ctx = this.context();
-    const makers: Record<CollectorName, () => Collector> = {
-      process: () => new ProcessCollector(ctx),
-      cpu: () => new CpuCollector(ctx),
-      memory: () => new MemoryCollector(ctx),
-    };
-    for (const name of this.opts.collectors) {
+    for (const def of this.definitions) {
       try {
-        const c = makers[name]();
-        this.collectors.set(name, c);
-        this.log(`collector ${name}: ${c.status().alternative}`);
+        const instance = def.start({
+          maxCgroups: this.opts.maxCgroups,
+          wallTime: (ns) => new Date((ns + this.clockOffsetNs) / 1e6).toISOString(),
+          emit: (e) => this.emit(def, e),
+        });
+        this.collectors.set(def.name, { def, instance });
+        this.log(`collector ${def.name}: ${instance.status().alternative}`);
       } catch (err) {
         const e = err instanceof PeriscopeError ? err : undefined;
-        this.failed.push({ name, error: (err as Error).message, hint: e?.hint ?? '' });
-        this.log(`collector ${name} is not running: ${(err as Error).message}${e ? ` (${e.hint})` : ''}`);
+        this.failed.push({ name: def.name, error: (err as Error).message, hint: e?.hint ?? '' });
+        this.log(`collector ${def.name} is not running: ${(err as Error).message}${e ? ` (${e.hint})` : ''}`);
       }
     }
     if (this.collectors.size === 0) {
@@ -170,17 +203,17 @@ export class Agent {
   /** Drains every event ring. */
   poll(): number {
     let n = 0;
-    for (const c of this.collectors.values()) {
+    for (const { def, instance } of this.collectors.values()) {
       try {
-        n += c.poll();
+        n += instance.poll();
       } catch (err) {
-        this.log(`collector ${c.name}: poll failed: ${(err as Error).message}`);
+        this.log(`collector ${def.name}: poll failed: ${(err as Error).message}`);
       }
     }
     return n;
   }
 
-  /** Walks the cgroup tree; drops the data of cgroups gone longer than the grace period. */
+  /** Walks the cgroup tree; drops the kernel state of cgroups gone longer than the grace period. */
   janitor(): void {
     this.kubernetes?.expire();
     this.tree.walk();
@@ -188,7 +221,7 @@ export class Agent {
     const now = Date.now();
     // the collectors share most cgroups: each id is looked at once
     const ids = new Set<number>();
-    for (const c of this.collectors.values()) for (const id of c.cgroupIds()) ids.add(id);
+    for (const { instance } of this.collectors.values()) for (const s of instance.subjects()) if (s.kind === 'cgroup') ids.add(s.id);
     for (const id of ids) {
       if (this.tree.resolve(id)) {
         this.unresolvedSince.delete(id);
@@ -200,30 +233,70 @@ export class Agent {
       if (now - since >= this.opts.graceMs) expired.add(id);
     }
     if (expired.size === 0) return;
-    const gone = [...expired];
-    for (const c of this.collectors.values()) c.forget(gone);
-    for (const id of gone) this.unresolvedSince.delete(id);
+    const gone: Subject[] = [...expired].map(cgroupSubject);
+    for (const { instance } of this.collectors.values()) instance.forget(gone);
+    for (const id of expired) this.unresolvedSince.delete(id);
     this.cgroupsExpired += gone.length;
   }
 
-  /** Reads every kernel aggregate once; the next scrape reports this snapshot. */
-  refresh(): void {
-    this.poll();
-    const s = emptySnapshot();
-    const cpu = this.collectors.get('cpu') as CpuCollector | undefined;
-    const proc = this.collectors.get('process') as ProcessCollector | undefined;
-    const mem = this.collectors.get('memory') as MemoryCollector | undefined;
-    if (cpu) s.cpu = cpu.read();
-    if (proc) s.process = proc.counts();
-    if (mem) s.oom = mem.oomKills();
-    for (const m of [s.cpu, s.process, s.oom]) {
-      for (const id of m.keys()) if (!s.labels.has(id)) s.labels.set(id, this.attributor.seriesLabels(this.cgroupLabel(id)));
-    }
-    this.snapshot = s;
+  /** Every source of metrics: the running collectors, the agent itself, the Kubernetes inventory. */
+  private sources(): MetricSource[] {
+    const running = [...this.collectors.values()].map(({ def, instance }) => ({ name: def.name, metrics: def.metrics, read: () => instance.read() }));
+    const self: MetricSource = { name: 'agent', metrics: SELF_METRICS, read: () => this.selfReadings() };
+    return [...running, self, ...(this.kubernetes ? [this.kubernetes] : [])];
   }
 
-  cgroupLabel(id: number): string {
-    return this.tree.resolve(id)?.path ?? `unresolved:${id}`;
+  /** Drains the rings, reads every kernel aggregate once, and returns the Prometheus text. */
+  scrape(): string {
+    this.poll();
+    this.exporter.collect(this.sources());
+    return this.exporter.text();
+  }
+
+  private selfReadings(): Readings {
+    const running = [...this.collectors.values()];
+    const row = (value: number, labels?: Record<string, string>): { value: number; labels?: Record<string, string> } => (labels ? { value, labels } : { value });
+    const cpu = process.cpuUsage();
+    return new Map([
+      [
+        'periscope_events_lost_total',
+        [
+          ...running.map(({ def, instance }) => row(instance.drops().events, { source: def.name })),
+          row(this.events.subscriberDrops, { source: 'api_stream' }),
+          row(this.undeclaredEvents, { source: 'undeclared' }),
+        ],
+      ],
+      ['periscope_aggregates_dropped_total', running.map(({ def, instance }) => row(instance.drops().aggregates, { collector: def.name }))],
+      ['periscope_events_total', [...this.events.counts].map(([type, n]) => row(n, { type }))],
+      ['periscope_series_dropped', [...this.exporter.refused()].map(([metric, n]) => row(n, { metric }))],
+      ['periscope_cgroups', [row(this.tree.size)]],
+      ['periscope_cgroups_expired_total', [row(this.cgroupsExpired)]],
+      [
+        'periscope_collector_up',
+        [
+          ...running.map(({ def, instance }) => row(1, { collector: def.name, alternative: instance.status().alternative })),
+          ...this.failed.map((f) => row(0, { collector: f.name, alternative: 'none' })),
+        ],
+      ],
+      ['periscope_build_info', [row(1, { version: VERSION, node_version: process.version, libbpf_version: native().libbpfVersion })]],
+      ['periscope_agent_cpu_seconds_total', [row((cpu.user + cpu.system) / 1e6)]],
+      ['periscope_agent_resident_memory_bytes', [row(process.memoryUsage.rss())]],
+      ['periscope_agent_heap_used_bytes', [row(process.memoryUsage().heapUsed)]],
+    ]);
+  }
+
+  /** A collector's extra route at /api/v1/<path>, if one is declared by a running collector. */
+  route(path: string): ((query: URLSearchParams) => unknown) | undefined {
+    for (const { def, instance } of this.collectors.values()) {
+      const r = def.routes?.find((x) => x.path === path);
+      if (r) return (q) => r.handler(instance, q);
+    }
+    return undefined;
+  }
+
+  /** Every declared event type of the running collectors. */
+  get eventTypes(): string[] {
+    return [...this.events.counts.keys()];
   }
 
   /** Pods of this node with their IPs, network namespace and cgroups (what the network collectors join on). */
@@ -242,194 +315,62 @@ export class Agent {
     }));
   }
 
-  status(): { node: string; version: string; collectors: CollectorStatus[]; failed: Agent['failed']; cgroups: number; events: number } {
+  status(): {
+    node: string;
+    version: string;
+    collectors: CollectorStatus[];
+    failed: Agent['failed'];
+    cgroups: number;
+    events: number;
+    kubernetes: ReturnType<KubernetesInventory['status']> | null;
+  } {
     return {
       node: this.node,
       version: VERSION,
-      collectors: [...this.collectors.values()].map((c) => c.status()),
+      collectors: [...this.collectors.values()].map(({ instance }) => instance.status()),
       failed: this.failed,
       cgroups: this.tree.size,
       events: this.events.last,
+      kubernetes: this.kubernetes?.status() ?? null,
     };
-  }
-
-  /** One row per cgroup of a snapshot map, labelled and summed to the aggregation level. */
-  private perCgroup<T>(m: Map<number, T>, value: (x: T) => number, extra: Record<string, string> = {}): Row<string>[] {
-    const rows = [...m].map(([id, x]) => ({ labels: { ...this.snapshot.labels.get(id), ...extra }, value: value(x) }));
-    return aggregate(rows, (into, from) => (into.value += from.value));
-  }
-
-  private registerMetrics(): void {
-    const r = this.registry;
-    const snap = (): Snapshot => this.snapshot;
-    const workload = this.attributor.labelNames;
-    const k8s = this.kubernetes;
-    const kubernetesMetrics = k8s
-      ? [
-          new SnapshotCounter({
-            name: 'periscope_kubernetes_errors_total',
-            help: 'Errors talking to the Kubernetes API, by kind (watch: list/watch failures and dropped connections; owner: workload lookups).',
-            labelNames: ['kind'],
-            rows: () => Object.entries(k8s.errors).map(([kind, value]) => ({ labels: { kind }, value })),
-          }),
-          new SnapshotCounter({
-            name: 'periscope_kubernetes_lists_total',
-            help: 'Full lists of this node\'s pods: the first, and one per relist after an expired watch or a reconnect.',
-            labelNames: [],
-            rows: () => [{ labels: {}, value: k8s.lists }],
-          }),
-          new SnapshotGauge({
-            name: 'periscope_kubernetes_connected',
-            help: 'Whether the pod watch is connected (1) or the agent serves the last known pods (0).',
-            labelNames: [],
-            rows: () => [{ labels: {}, value: k8s.connected ? 1 : 0 }],
-          }),
-          new SnapshotGauge({
-            name: 'periscope_kubernetes_pods',
-            help: 'Pods of this node known to the agent, deleted ones in their grace period included.',
-            labelNames: [],
-            rows: () => [{ labels: {}, value: k8s.size }],
-          }),
-        ]
-      : [];
-    const metrics = [
-      ...kubernetesMetrics,
-      new SnapshotCounter({
-        name: 'periscope_cpu_seconds_total',
-        help: 'CPU time spent on a CPU by tasks of the cgroup, from scheduler switches (includes slices running at read time).',
-        labelNames: workload,
-        rows: () => this.perCgroup(snap().cpu, (u) => u.cpuSeconds),
-      }),
-      new SnapshotCounter({
-        name: 'periscope_context_switches_total',
-        help: 'Context switches away from tasks of the cgroup: voluntary (the task blocked) or involuntary (it was preempted).',
-        labelNames: [...workload, 'kind'],
-        rows: () => [
-          ...this.perCgroup(snap().cpu, (u) => u.voluntarySwitches, { kind: 'voluntary' }),
-          ...this.perCgroup(snap().cpu, (u) => u.involuntarySwitches, { kind: 'involuntary' }),
-        ],
-      }),
-      new SnapshotHistogram({
-        name: 'periscope_runqueue_latency_seconds',
-        help: 'Time tasks of the cgroup waited on a run queue, from wakeup or preemption until they ran (log2 buckets).',
-        labelNames: workload,
-        buckets: RUNQ_BUCKETS,
-        rows: () =>
-          aggregate(
-            [...snap().cpu].map(([id, { runq }]) => ({ labels: { ...snap().labels.get(id) }, cumulative: [...runq.cumulative], count: runq.count, sum: runq.sumSeconds })),
-            (into, from) => {
-              into.cumulative = into.cumulative.map((n, i) => n + (from.cumulative[i] ?? 0));
-              into.count += from.count;
-              into.sum += from.sum;
-            },
-          ),
-      }),
-      new SnapshotCounter({
-        name: 'periscope_process_execs_total',
-        help: 'Successful execve/execveat calls by processes of the cgroup.',
-        labelNames: workload,
-        rows: () => this.perCgroup(snap().process, (p) => p.execs),
-      }),
-      new SnapshotCounter({
-        name: 'periscope_process_forks_total',
-        help: 'New processes (not threads) created by processes of the cgroup.',
-        labelNames: workload,
-        rows: () => this.perCgroup(snap().process, (p) => p.forks),
-      }),
-      new SnapshotCounter({
-        name: 'periscope_process_exits_total',
-        help: 'Processes of the cgroup that exited, by any means.',
-        labelNames: workload,
-        rows: () => this.perCgroup(snap().process, (p) => p.exits),
-      }),
-      new SnapshotCounter({
-        name: 'periscope_oom_kills_total',
-        help: 'Processes of the cgroup killed by the OOM killer.',
-        labelNames: workload,
-        rows: () => this.perCgroup(snap().oom, (n) => n),
-      }),
-      new SnapshotCounter({
-        name: 'periscope_events_lost_total',
-        help: 'Events not delivered, by source: a kernel ring buffer was full, or a live API subscriber fell behind.',
-        labelNames: ['source'],
-        rows: () => [
-          ...[...this.collectors.values()].map((c) => ({ labels: { source: c.name }, value: c.drops().events })),
-          { labels: { source: 'api_stream' }, value: this.events.subscriberDrops },
-        ],
-      }),
-      new SnapshotCounter({
-        name: 'periscope_aggregates_dropped_total',
-        help: 'Kernel updates lost because a per-cgroup map reached its size limit (raise --max-cgroups).',
-        labelNames: ['collector'],
-        rows: () => [...this.collectors.values()].map((c) => ({ labels: { collector: c.name }, value: c.drops().aggregates })),
-      }),
-      new SnapshotCounter({
-        name: 'periscope_events_total',
-        help: 'Events received from the kernel and kept in the agent log, by type.',
-        labelNames: ['type'],
-        rows: () => Object.entries(this.events.counts).map(([type, value]) => ({ labels: { type }, value })),
-      }),
-      new SnapshotGauge({
-        name: 'periscope_cgroups',
-        help: 'cgroups the agent can name, including vanished ones still in their grace period.',
-        labelNames: [],
-        rows: () => [{ labels: {}, value: this.tree.size }],
-      }),
-      new SnapshotCounter({
-        name: 'periscope_cgroups_expired_total',
-        help: 'Vanished cgroups whose series and kernel map entries were dropped after the grace period.',
-        labelNames: [],
-        rows: () => [{ labels: {}, value: this.cgroupsExpired }],
-      }),
-      new SnapshotGauge({
-        name: 'periscope_collector_up',
-        help: 'Whether a collector runs (1) or could not start (0), with the alternative the kernel took.',
-        labelNames: ['collector', 'alternative'],
-        rows: () => [
-          ...[...this.collectors.values()].map((c) => ({ labels: { collector: c.name, alternative: c.status().alternative }, value: 1 })),
-          ...this.failed.map((f) => ({ labels: { collector: f.name, alternative: 'none' }, value: 0 })),
-        ],
-      }),
-      new SnapshotGauge({
-        name: 'periscope_build_info',
-        help: 'Build and runtime versions of the agent; always 1.',
-        labelNames: ['version', 'node_version', 'libbpf_version'],
-        rows: () => [{ labels: { version: VERSION, node_version: process.version, libbpf_version: native().libbpfVersion }, value: 1 }],
-      }),
-    ];
-    // The agent's own cost, the numbers its overhead budget is held to.
-    const self = [
-      new SnapshotCounter({
-        name: 'periscope_agent_cpu_seconds_total',
-        help: 'CPU time used by the agent process (user and system).',
-        labelNames: [],
-        rows: () => {
-          const u = process.cpuUsage();
-          return [{ labels: {}, value: (u.user + u.system) / 1e6 }];
-        },
-      }),
-      new SnapshotGauge({
-        name: 'periscope_agent_resident_memory_bytes',
-        help: 'Resident memory of the agent process.',
-        labelNames: [],
-        rows: () => [{ labels: {}, value: process.memoryUsage.rss() }],
-      }),
-      new SnapshotGauge({
-        name: 'periscope_agent_heap_used_bytes',
-        help: 'JavaScript heap in use by the agent.',
-        labelNames: [],
-        rows: () => [{ labels: {}, value: process.memoryUsage().heapUsed }],
-      }),
-    ];
-    for (const m of [...metrics, ...self]) r.registerMetric(m);
   }
 
   /** Detaches every program and frees every kernel object. Safe to call twice. */
   stop(): void {
     for (const t of this.timers.splice(0)) clearInterval(t);
     clearTimeout(this.pollTimer);
-    for (const c of this.collectors.values()) c.close();
+    for (const { instance } of this.collectors.values()) instance.close();
     this.collectors.clear();
     this.kubernetes?.stop();
   }
 }
+
+/** The agent's own metrics: what it lost, what runs, what it costs. */
+const SELF_METRICS: readonly MetricDef[] = [
+  {
+    type: 'counter',
+    name: 'periscope_events_lost_total',
+    labels: ['source'],
+    help: 'Events not delivered, by source: a collector\'s kernel ring buffer was full, a live API subscriber fell behind, or a collector emitted a type it did not declare.',
+  },
+  {
+    type: 'counter',
+    name: 'periscope_aggregates_dropped_total',
+    labels: ['collector'],
+    help: 'Kernel aggregate updates lost: a per-cgroup map reached its size limit (raise --max-cgroups), or another map update failed.',
+  },
+  { type: 'counter', name: 'periscope_events_total', labels: ['type'], help: 'Events received from the kernel and kept in the agent log, by type.' },
+  { type: 'gauge', name: 'periscope_series_dropped', labels: ['metric'], help: 'Rows not exported at the last scrape because their metric reached --max-series series.' },
+  { type: 'gauge', name: 'periscope_cgroups', help: 'cgroups the agent can name, including vanished ones still in their grace period.' },
+  { type: 'counter', name: 'periscope_cgroups_expired_total', help: 'Vanished cgroups whose series and kernel map entries were dropped after the grace period.' },
+  {
+    type: 'gauge',
+    name: 'periscope_collector_up',
+    labels: ['collector', 'alternative'],
+    help: 'Whether a collector runs (1) or could not start (0), with the alternative the kernel took.',
+  },
+  { type: 'gauge', name: 'periscope_build_info', labels: ['version', 'node_version', 'libbpf_version'], help: 'Build and runtime versions of the agent; always 1.' },
+  { type: 'counter', name: 'periscope_agent_cpu_seconds_total', help: 'CPU time used by the agent process (user and system).' },
+  { type: 'gauge', name: 'periscope_agent_resident_memory_bytes', help: 'Resident memory of the agent process.' },
+  { type: 'gauge', name: 'periscope_agent_heap_used_bytes', help: 'JavaScript heap in use by the agent.' },
+];

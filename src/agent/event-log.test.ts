@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventLog } from './event-log.js';
-import { type UnnumberedEvent } from '../wire/events.js';
+import { type ExecEvent } from '../collectors/process/index.js';
 
-const exec = (pid: number): UnnumberedEvent => ({
+const exec = (pid: number): Omit<ExecEvent, 'seq'> => ({
   type: 'exec',
   time: new Date(0).toISOString(),
   node: 'n',
@@ -24,21 +24,25 @@ const exec = (pid: number): UnnumberedEvent => ({
   args_truncated: false,
 });
 
+const pids = (events: readonly Record<string, unknown>[]): unknown[] => events.map((e) => e.pid);
+
 test('keeps the newest events up to its capacity and numbers them', () => {
-  const log = new EventLog(3);
+  const log = new EventLog(3, ['exec', 'exit']);
   for (let pid = 1; pid <= 5; pid++) log.push(exec(pid));
-  assert.deepEqual(log.since(0, 100).map((e) => e.pid), [3, 4, 5]);
+  assert.deepEqual(pids(log.since(0, 100)), [3, 4, 5]);
   assert.deepEqual(log.since(4, 100).map((e) => e.seq), [5]);
   assert.equal(log.last, 5);
   assert.equal(log.evicted, 2);
-  assert.deepEqual(log.since(0, 2).map((e) => e.seq), [3, 4], 'limit keeps the oldest first');
-  assert.equal(log.counts.exec, 5);
+  assert.deepEqual(log.since(0, 2).map((e) => e.seq), [3, 4], 'paging forward from since takes the oldest first');
+  assert.deepEqual(log.newest(2).map((e) => e.seq), [4, 5], 'newest takes the newest, in order');
+  assert.deepEqual(log.newest(2, (e) => e.pid !== 5).map((e) => e.seq), [3, 4], 'newest after filtering');
+  assert.deepEqual([...log.counts], [['exec', 5], ['exit', 0]], 'every declared type is counted from zero');
 });
 
 test('a subscriber that cannot keep up loses events, and the loss is counted', () => {
   const log = new EventLog(10);
-  const got: number[] = [];
-  const unsubscribe = log.subscribe({ send: (e) => (e.pid % 2 === 0 ? (got.push(e.pid), true) : false) });
+  const got: unknown[] = [];
+  const unsubscribe = log.subscribe({ send: (e) => ((e.pid as number) % 2 === 0 ? (got.push(e.pid), true) : false) });
   for (let pid = 1; pid <= 6; pid++) log.push(exec(pid));
   assert.deepEqual(got, [2, 4, 6]);
   assert.equal(log.subscriberDrops, 3);
@@ -50,8 +54,8 @@ test('a subscriber that cannot keep up loses events, and the loss is counted', (
 
 test('filters apply before delivery and do not count as drops', () => {
   const log = new EventLog(10);
-  const got: number[] = [];
-  log.subscribe({ filter: (e) => e.pid > 2, send: (e) => (got.push(e.pid), true) });
+  const got: unknown[] = [];
+  log.subscribe({ filter: (e) => (e.pid as number) > 2, send: (e) => (got.push(e.pid), true) });
   for (let pid = 1; pid <= 4; pid++) log.push(exec(pid));
   assert.deepEqual(got, [3, 4]);
   assert.equal(log.subscriberDrops, 0);

@@ -11,10 +11,8 @@ import { native, NATIVE_PATH } from '../kernel/native.js';
 import { findCgroup2Mount } from '../inventory/cgroups.js';
 import { PeriscopeError } from '../kernel/errors.js';
 import { canUseBpf } from '../kernel/privilege.js';
-import { CPU_SPEC } from '../collectors/cpu/index.js';
-import { PROCESS_SPEC } from '../collectors/process/index.js';
-import { MEMORY_SPEC } from '../collectors/memory/index.js';
-
+import { COLLECTORS } from '../collectors/registry.js';
+import { bad, parseFlags } from './flags.js';
 
 /** The first hard requirement that fails, as a PeriscopeError; undefined when BPF can be used. */
 export function checkRequirements(): PeriscopeError | undefined {
@@ -61,14 +59,8 @@ export interface DoctorReport {
 
 export function doctorReport(): DoctorReport {
   const features = probeAll();
-  const collectors = (
-    [
-      ['process', PROCESS_SPEC],
-      ['cpu', CPU_SPEC],
-      ['memory', MEMORY_SPEC],
-    ] as const
-  ).map(([name, spec]) => {
-    const c = chooseAlternative<string>(spec);
+  const collectors = COLLECTORS.map(({ name, spec }) => {
+    const c = chooseAlternative(spec);
     return { name, alternative: c.chosen || null, passedOver: c.passedOver };
   });
   return {
@@ -97,4 +89,29 @@ export function formatDoctor(r: DoctorReport): string {
     c.passedOver.map((p) => `${p.name} (${oneLine(p.reason)})`).join('; '),
   ])];
   return `kernel ${r.kernel}, libbpf ${r.libbpf}\n\n${table(feats)}\n\n${table(cols)}\n`;
+}
+
+export const DOCTOR_USAGE = `usage: periscope doctor [--output table|json]
+
+Says whether this machine can run the agent: privileges, BTF, cgroup2, the native binding, one real
+BPF load; then what the kernel supports (each feature probed by loading and attaching a program) and
+which alternative each collector will take, and why the others were passed over. Exits 1 when a
+requirement is missing or a collector has no alternative.
+
+  -o, --output table|json   how to print (default table)
+`;
+
+export function doctorCommand(args: string[]): void {
+  const f = parseFlags('doctor', DOCTOR_USAGE, args, { output: { type: 'string', short: 'o' } });
+  if (!f) return;
+  const output = f.output ?? 'table';
+  if (output !== 'table' && output !== 'json') bad(`--output wants table or json, not "${output}"`, 'doctor');
+  const problem = checkRequirements();
+  if (problem) {
+    if (output === 'json') process.stdout.write(`${JSON.stringify({ ok: false, error: problem.message, code: problem.code, hint: problem.hint })}\n`);
+    throw problem;
+  }
+  const report = doctorReport();
+  process.stdout.write(output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatDoctor(report));
+  if (!report.ok) process.exitCode = 1;
 }

@@ -9,6 +9,37 @@
 import { AppsV1Api, BatchV1Api, CoreV1Api, KubeConfig, ListWatch, Watch, type V1OwnerReference, type V1Pod } from '@kubernetes/client-node';
 import { parseContainerId } from './containers.js';
 import { PeriscopeError } from '../kernel/errors.js';
+import { type MetricDef, type Readings, type Sample } from '../collectors/contract.js';
+
+/** What the pod watch exports about itself. */
+const KUBERNETES_METRICS: readonly MetricDef[] = [
+  {
+    type: 'counter',
+    name: 'periscope_kubernetes_errors_total',
+    labels: ['kind'],
+    help: 'Errors talking to the Kubernetes API, by kind (watch: list/watch failures and dropped connections; owner: workload lookups).',
+  },
+  { type: 'counter', name: 'periscope_kubernetes_lists_total', help: "Full lists of this node's pods: the first, and one per relist after an expired watch or a reconnect." },
+  { type: 'gauge', name: 'periscope_kubernetes_connected', help: 'Whether the pod watch is connected (1) or the agent serves the last known pods (0).' },
+  { type: 'gauge', name: 'periscope_kubernetes_pods', help: 'Pods of this node known to the agent, deleted ones in their grace period included.' },
+];
+
+/**
+ * One line for an error of the API client: fetch reports a refused or unreachable server as "fetch
+ * failed" and keeps the reason (ECONNREFUSED, a TLS failure, ...) in its cause chain.
+ */
+export function describeError(err: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; e && depth < 5; depth++) {
+    const x = e as { message?: unknown; code?: unknown; cause?: unknown };
+    const msg = typeof x.message === 'string' ? x.message : typeof e === 'string' ? e : JSON.stringify(e);
+    const code = typeof x.code === 'string' && !msg.includes(x.code) ? ` (${x.code})` : '';
+    if (msg && !parts.some((p) => p.includes(msg))) parts.push(`${msg}${code}`);
+    e = x.cause;
+  }
+  return parts.join(': ') || 'unknown error';
+}
 
 export interface PodInfo {
   uid: string;
@@ -69,6 +100,7 @@ function directOwner(pod: V1Pod): V1OwnerReference | undefined {
 
 export class KubernetesInventory {
   readonly node: string;
+  private readonly kubeconfig: string | undefined;
   private readonly kc: KubeConfig;
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
@@ -89,6 +121,10 @@ export class KubernetesInventory {
   connected = false;
   /** lists made (the first, and one per relist) */
   lists = 0;
+  /** the last error talking to the API, and when (ms), until a list succeeds again */
+  lastError: { message: string; at: number } | undefined;
+  readonly name = 'kubernetes';
+  readonly metrics = KUBERNETES_METRICS;
 
   constructor(opts: KubernetesOptions) {
     this.node = opts.node;
@@ -96,6 +132,7 @@ export class KubernetesInventory {
     this.maxBackoffMs = opts.maxBackoffMs ?? 30_000;
     this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.now = opts.now ?? Date.now;
+    this.kubeconfig = opts.kubeconfig;
     this.kc = loadKubeConfig(opts.kubeconfig);
     this.core = this.kc.makeApiClient(CoreV1Api);
     this.apps = this.kc.makeApiClient(AppsV1Api);
@@ -115,6 +152,7 @@ export class KubernetesInventory {
       // the API answered: connected again, and the next failure backs off from the start
       this.connected = true;
       this.backoffMs = 0;
+      this.lastError = undefined;
       const present = new Set(pods.items.map((p) => p.metadata?.uid));
       for (const p of this.pods.values()) if (!present.has(p.uid) && p.deletedAt === undefined) p.deletedAt = this.now();
       return pods;
@@ -125,6 +163,24 @@ export class KubernetesInventory {
     informer.on('delete', (p) => this.remove(p));
     informer.on('error', (err: unknown) => this.failed(err, informer));
     return informer;
+  }
+
+  /**
+   * Proves the credentials usable before the agent starts: reads the CA, client certificate and key
+   * files the kubeconfig names and runs its exec plugin, so a missing file or a failing plugin stops
+   * the agent with its cause instead of showing up later as watch errors.
+   */
+  async check(): Promise<void> {
+    try {
+      await this.kc.applyToHTTPSOptions({});
+    } catch (err) {
+      throw new PeriscopeError(
+        'BAD_ARGUMENT',
+        `the Kubernetes credentials of ${this.kubeconfig ?? 'the in-cluster service account'} cannot be used: ${describeError(err)}`,
+        this.kubeconfig ? 'fix the files or the exec plugin the kubeconfig names, or pass --no-kubernetes' : 'check the pod\'s service account token, or pass --no-kubernetes',
+        { cause: err },
+      );
+    }
   }
 
   get server(): string {
@@ -157,7 +213,8 @@ export class KubernetesInventory {
     informer.stop().catch(() => undefined);
     if (this.stopped) return;
     this.backoffMs = Math.min(this.backoffMs ? this.backoffMs * 2 : BASE_BACKOFF_MS, this.maxBackoffMs);
-    this.log(`kubernetes: ${(err as Error)?.message ?? String(err)}; retrying in ${this.backoffMs} ms`);
+    this.lastError = { message: describeError(err), at: this.now() };
+    this.log(`kubernetes: ${this.server}: ${this.lastError.message}; retrying in ${this.backoffMs} ms`);
     if (this.retry) clearTimeout(this.retry);
     this.retry = setTimeout(() => {
       this.retry = undefined;
@@ -224,7 +281,7 @@ export class KubernetesInventory {
         // the API is away: a ReplicaSet named <deployment>-<pod-template-hash> is the usual case
         const hash = pod.metadata?.labels?.['pod-template-hash'];
         if (owner.kind === 'ReplicaSet' && hash && owner.name.endsWith(`-${hash}`)) named = ['Deployment', owner.name.slice(0, -hash.length - 1)];
-        this.log(`kubernetes: owner of ${info.namespace}/${info.name}: ${(err as Error).message}`);
+        this.log(`kubernetes: owner of ${info.namespace}/${info.name}: ${describeError(err)}`);
         if (!named) return;
       }
       if (this.owners.size >= 10_000) this.owners.clear(); // bounded; refilled on demand
@@ -263,5 +320,28 @@ export class KubernetesInventory {
 
   get size(): number {
     return this.pods.size;
+  }
+
+  read(): Readings {
+    return new Map<string, Sample[]>([
+      ['periscope_kubernetes_errors_total', Object.entries(this.errors).map(([kind, value]) => ({ labels: { kind }, value }))],
+      ['periscope_kubernetes_lists_total', [{ value: this.lists }]],
+      ['periscope_kubernetes_connected', [{ value: this.connected ? 1 : 0 }]],
+      ['periscope_kubernetes_pods', [{ value: this.size }]],
+    ]);
+  }
+
+  /** The connection as /api/v1/status shows it. */
+  status(): { server: string; node: string; connected: boolean; pods: number; lists: number; errors: { watch: number; owner: number }; last_error: string | null; last_error_time: string | null } {
+    return {
+      server: this.server,
+      node: this.node,
+      connected: this.connected,
+      pods: this.size,
+      lists: this.lists,
+      errors: { ...this.errors },
+      last_error: this.lastError?.message ?? null,
+      last_error_time: this.lastError ? new Date(this.lastError.at).toISOString() : null,
+    };
   }
 }

@@ -43,6 +43,10 @@ export interface ObjectSpec<P extends string> {
   readonly programs: readonly P[];
   readonly alternatives: readonly Alternative<P>[];
   readonly config?: Readonly<Record<string, ConfigSpec>>;
+  /** every map the object declares (from the generated module): types, sizes, codecs */
+  readonly maps: Readonly<Record<string, MapSpec<unknown, unknown>>>;
+  /** maps keyed by cgroup id: sized by --max-cgroups, and cleaned when a cgroup is gone */
+  readonly cgroupMaps?: readonly string[];
 }
 
 export interface LoadOptions {

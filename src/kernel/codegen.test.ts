@@ -5,12 +5,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as processGen from './generated/process.js';
-import * as cpuGen from './generated/cpu.js';
-import * as memoryGen from './generated/memory.js';
-import { decode, encode } from './codec.js';
+import { existsSync, readdirSync } from 'node:fs';
+import * as processGen from '../collectors/process/process.gen.js';
+import * as cpuGen from '../collectors/cpu/cpu.gen.js';
+import { decode, encode, type Codec } from './codec.js';
 
-const BPF_DIR = fileURLToPath(new URL('../../../bpf/', import.meta.url));
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const INCLUDE = join(REPO, 'bpf', 'include');
+const COLLECTORS_SRC = join(REPO, 'src', 'collectors');
 
 /**
  * Asks the host C compiler where each field of each struct lives (offsetof, sizeof), compiling the
@@ -34,7 +36,7 @@ function cLayout(header: string, structs: Record<string, readonly string[]>): Re
     }
     lines.push(entries.join('\n  printf(",");\n  '), '  printf("}");', '  return 0;', '}');
     writeFileSync(join(dir, 'layout.c'), lines.join('\n'));
-    execFileSync('cc', ['-I', BPF_DIR, '-I', join(BPF_DIR, 'include'), '-o', join(dir, 'layout'), join(dir, 'layout.c')]);
+    execFileSync('cc', ['-I', INCLUDE, '-o', join(dir, 'layout'), join(dir, 'layout.c')]);
     const flat = JSON.parse(execFileSync(join(dir, 'layout'), { encoding: 'utf8' })) as Record<string, number>;
     const out: Record<string, Record<string, number>> = {};
     for (const [k, v] of Object.entries(flat)) {
@@ -56,20 +58,25 @@ function check(header: string, codecs: Record<string, { size: number }>, offsets
   }
 }
 
-test('generated layouts match what the C compiler makes of the same headers', () => {
-  check('process.h', { exec_event: processGen.ExecEventCodec, exit_event: processGen.ExitEventCodec, process_stats: processGen.ProcessStatsCodec }, {
-    exec_event: processGen.ExecEventOffsets,
-    exit_event: processGen.ExitEventOffsets,
-    process_stats: processGen.ProcessStatsOffsets,
-  });
-  check('cpu.h', { cgroup_cpu: cpuGen.CgroupCpuCodec, cpu_slice: cpuGen.CpuSliceCodec }, {
-    cgroup_cpu: cpuGen.CgroupCpuOffsets,
-    cpu_slice: cpuGen.CpuSliceOffsets,
-  });
-  check('memory.h', { oom_event: memoryGen.OomEventCodec, oom_stats: memoryGen.OomStatsCodec }, {
-    oom_event: memoryGen.OomEventOffsets,
-    oom_stats: memoryGen.OomStatsOffsets,
-  });
+test('generated layouts match what the C compiler makes of the same headers, for every collector', async () => {
+  const checked: string[] = [];
+  for (const name of readdirSync(COLLECTORS_SRC)) {
+    const header = join(COLLECTORS_SRC, name, `${name}.h`);
+    if (!existsSync(header)) continue;
+    const gen = (await import(`../collectors/${name}/${name}.gen.js`)) as Record<string, unknown>;
+    const codecs: Record<string, { size: number }> = {};
+    const offsets: Record<string, Record<string, number>> = {};
+    for (const [k, v] of Object.entries(gen)) {
+      if (!k.endsWith('Offsets')) continue;
+      const codec = gen[`${k.slice(0, -'Offsets'.length)}Codec`] as Codec<unknown>;
+      codecs[codec.name] = codec;
+      offsets[codec.name] = v as Record<string, number>;
+    }
+    assert.ok(Object.keys(offsets).length > 0, `${name}.gen.ts has structs`);
+    check(header, codecs, offsets);
+    checked.push(`${name}: ${Object.keys(offsets).join(', ')}`);
+  }
+  assert.ok(checked.length >= 3, checked.join('; '));
 });
 
 test('codecs round-trip, with strings cut at their C size', () => {
@@ -97,7 +104,7 @@ test('the generated module lists maps with their kernel types, enums and program
   assert.equal(processGen.maps.process_stats.maxEntries, 16384);
   assert.equal(processGen.maps.process_stats.key.size, 8);
   assert.equal(processGen.maps.process_events.value, undefined, 'a ring buffer has no value type');
-  assert.deepEqual(processGen.enums.periscope_drop, { DROP_RINGBUF_FULL: 0, DROP_MAP_FULL: 1, DROP_KINDS: 2 });
+  assert.deepEqual(processGen.enums.periscope_drop, { DROP_RINGBUF_FULL: 0, DROP_MAP_FULL: 1, DROP_MAP_UPDATE: 2, DROP_KINDS: 3 });
   assert.ok(processGen.programs.includes('process_exec_btf'));
   assert.ok(Object.keys(processGen.records).includes('exec_event'));
   const slots = decode(cpuGen.CgroupCpuCodec, Buffer.alloc(cpuGen.CgroupCpuCodec.size)).runq_slots;

@@ -6,10 +6,13 @@
  * copied by hand: change a struct in bpf/<name>.h and the codec follows at the next build.
  *
  * Runs directly under Node 24 (type stripping), before the TypeScript build, so it imports nothing
- * from the project. Usage: node src/kernel/codegen.ts build/bpf/cpu.bpf.o > src/kernel/generated/cpu.ts
+ * from the project. Usage: node src/kernel/codegen.ts build/bpf/cpu.bpf.o src/collectors/cpu/cpu.gen.ts
+ * (the module is written next to the object's C source; it imports the codec runtime relative to it).
  */
 import { execFileSync } from 'node:child_process';
-import { basename } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
+import { renameSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 interface BtfMember {
   name: string;
@@ -52,9 +55,11 @@ class Generator {
   private readonly enums = new Set<BtfType>(); // enums that a generated field or map key uses
   private readonly out: string[] = [];
   private readonly objectFile: string;
+  private readonly codecModule: string;
 
-  constructor(types: BtfType[], objectFile: string) {
+  constructor(types: BtfType[], objectFile: string, codecModule: string) {
     this.objectFile = objectFile;
+    this.codecModule = codecModule;
     for (const t of types) this.types.set(t.id, t);
   }
 
@@ -230,7 +235,7 @@ class Generator {
       '  readU8, readU16, readU32, readU64, readI8, readI16, readI32, readI64, readCString,',
       '  writeU8, writeU16, writeU32, writeU64, writeI8, writeI16, writeI32, writeI64, writeCString,',
       '  u8Codec, u16Codec, u32Codec, u64Codec, i8Codec, i16Codec, i32Codec, i64Codec,',
-      "} from '../codec.js';",
+      `} from '${this.codecModule}';`,
       '',
       `export const OBJECT_FILE = '${this.objectFile}';`,
       '',
@@ -264,7 +269,8 @@ class Generator {
   }
 }
 
-export function generate(objectPath: string): string {
+/** The TypeScript module for one object; codecModule is how it imports src/kernel/codec.ts. */
+export function generate(objectPath: string, codecModule = './codec.js'): string {
   let json: string;
   try {
     json = execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', objectPath], { encoding: 'utf8', maxBuffer: 256 << 20 });
@@ -272,17 +278,19 @@ export function generate(objectPath: string): string {
     throw new CodegenError(`bpftool could not dump the BTF of ${objectPath}: ${(err as Error).message}`);
   }
   const { types } = JSON.parse(json) as { types: BtfType[] };
-  return new Generator(types, basename(objectPath)).generate();
+  return new Generator(types, basename(objectPath), codecModule).generate();
 }
 
 if (process.argv[1] && import.meta.url.endsWith(basename(process.argv[1]))) {
-  const object = process.argv[2];
-  if (!object) {
-    process.stderr.write('usage: node src/kernel/codegen.ts OBJECT.bpf.o > module.ts\n');
+  const [object, output] = process.argv.slice(2);
+  if (!object || !output) {
+    process.stderr.write('usage: node src/kernel/codegen.ts OBJECT.bpf.o OUTPUT.gen.ts\n');
     process.exit(2);
   }
   try {
-    process.stdout.write(generate(object));
+    const codec = relative(dirname(output), join(dirname(fileURLToPath(import.meta.url)), 'codec.js'));
+    writeFileSync(`${output}.tmp`, generate(object, codec.startsWith('.') ? codec : `./${codec}`));
+    renameSync(`${output}.tmp`, output);
   } catch (err) {
     process.stderr.write(`codegen: ${(err as Error).message}\n`);
     process.exit(1);

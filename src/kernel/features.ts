@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { native, type LinkHandle, type ObjectHandle } from './native.js';
 import { errnoName, isNativeError } from './errors.js';
 import { objectPath } from './bpf-object.js';
-import { programs as probePrograms } from './generated/probes.js';
+import { programs as probePrograms } from './probes.gen.js';
 import { findCgroup2Mount } from '../inventory/cgroups.js';
 import { canUseBpf } from './privilege.js';
 

@@ -4,14 +4,15 @@ import { BpfObject, chooseAlternative, type ObjectSpec } from './bpf-object.js';
 import { native } from './native.js';
 import { probe, probeAll, supported, FEATURES } from './features.js';
 import { PeriscopeError, isNativeError } from './errors.js';
-import * as memoryGen from './generated/memory.js';
-import * as cpuGen from './generated/cpu.js';
+import * as memoryGen from '../collectors/memory/memory.gen.js';
+import * as cpuGen from '../collectors/cpu/cpu.gen.js';
 import { needsKernel } from '../../test/kernel.js';
 import { release } from 'node:os';
 
 const MEMORY: ObjectSpec<memoryGen.ProgramName> = {
   file: memoryGen.OBJECT_FILE,
   programs: memoryGen.programs,
+  maps: memoryGen.maps,
   alternatives: [{ name: 'tp_btf', requires: ['btf', 'tp_btf'], programs: ['oom_victim_btf'] }],
 };
 
@@ -112,6 +113,7 @@ test('per-CPU maps sum their CPUs', (t) => {
   const cpu = BpfObject.load({
     file: cpuGen.OBJECT_FILE,
     programs: cpuGen.programs,
+    maps: cpuGen.maps,
     alternatives: [{ name: 'raw_tp', requires: ['raw_tp'], programs: ['cpu_switch_raw', 'cpu_wakeup_raw', 'cpu_wakeup_new_raw'], skipMaps: ['queued_since'] }],
   });
   t.after(() => cpu.close());

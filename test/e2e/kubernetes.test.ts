@@ -14,7 +14,7 @@ import { TestNode, whyTestNodeCannotRun } from './test-node.js';
 import { deploymentPod } from './objects.js';
 import { eventually, needsKernel } from '../kernel.js';
 import { sample, startAgent } from '../agent-process.js';
-import { type ExecEvent } from '../../src/wire/events.js';
+import { type ExecEvent } from '../../src/collectors/process/index.js';
 
 const hexId = (): string => randomBytes(32).toString('hex');
 

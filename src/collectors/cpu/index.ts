@@ -7,15 +7,17 @@
 import { type ObjectSpec } from '../../kernel/bpf-object.js';
 import { native } from '../../kernel/native.js';
 import { type TypedMap } from '../../kernel/maps.js';
-import * as gen from '../../kernel/generated/cpu.js';
-import { type Collector, type CollectorContext } from '../types.js';
-import { KernelCollector, Monotonic, loadAndAttach } from '../common.js';
+import * as gen from './cpu.gen.js';
+import { cgroupSubject, defineCollector, type CollectorContext, type CollectorInstance, type HistogramValue, type Readings } from '../contract.js';
+import { KernelCollector, loadAndAttach, perCgroup } from '../kernel-collector.js';
 import { cgroupIdOfPid } from '../../inventory/cgroups.js';
 
 export const CPU_SPEC: ObjectSpec<gen.ProgramName> = {
   file: gen.OBJECT_FILE,
   programs: gen.programs,
   config: gen.config,
+  maps: gen.maps,
+  cgroupMaps: ['cgroup_cpu'],
   alternatives: [
     {
       name: 'tp_btf',
@@ -42,53 +44,39 @@ export interface CpuReading {
   cpuSeconds: number;
   voluntarySwitches: number;
   involuntarySwitches: number;
-  runq: RunqLatency;
+  runq: HistogramValue;
 }
 
-export interface RunqLatency {
-  /** cumulative counts for RUNQ_BUCKETS, then +Inf */
-  cumulative: number[];
-  count: number;
-  sumSeconds: number;
-}
-
-function runqOf(slots: readonly number[], sumNs: number): RunqLatency {
+/** The kernel's per-slot counts as a histogram over RUNQ_BUCKETS (the last slot only reaches +Inf). */
+function runqOf(slots: readonly number[], sumNs: number): HistogramValue {
   const cumulative: number[] = [];
   let acc = 0;
   for (const n of slots) {
     acc += n;
     cumulative.push(acc);
   }
-  // slots.length - 1 finite buckets, then +Inf (= all)
-  cumulative.splice(slots.length - 1, 1, acc);
-  return { cumulative, count: acc, sumSeconds: sumNs / 1e9 };
+  return { bounds: RUNQ_BUCKETS, cumulative: cumulative.slice(0, RUNQ_BUCKETS.length), count: acc, sum: sumNs / 1e9 };
 }
 
-export class CpuCollector extends KernelCollector<gen.ProgramName> implements Collector {
+export class CpuCollector extends KernelCollector<gen.ProgramName> implements CollectorInstance {
   private readonly stats: TypedMap<number, gen.CgroupCpu>;
   private readonly slices: TypedMap<number, gen.CpuSlice>;
-  private readonly monotonic = new Monotonic();
   private readonly cgroupOfPid: (pid: number) => number | undefined;
 
   /** cgroupOfPid names the cgroup of a running task, to charge the slice in progress. */
   constructor(ctx: Pick<CollectorContext, 'maxCgroups'> & { cgroupOfPid?: (pid: number) => number | undefined }) {
-    const { obj, parts } = loadAndAttach(CPU_SPEC, { maxEntries: { cgroup_cpu: ctx.maxCgroups } }, (o) => ({
+    const { obj, parts } = loadAndAttach(CPU_SPEC, ctx, {}, (o) => ({
       stats: o.map(gen.maps.cgroup_cpu),
       slices: o.map(gen.maps.current_slice),
-      drops: o.map(gen.maps.drops),
     }));
-    super('cpu', obj, { map: parts.drops, kinds: gen.enums.periscope_drop }, [parts.stats]);
+    super('cpu', obj, { map: gen.maps.drops, kinds: gen.enums.periscope_drop });
     this.cgroupOfPid = ctx.cgroupOfPid ?? cgroupIdOfPid;
     this.stats = parts.stats;
     this.slices = parts.slices;
   }
 
-  poll(): number {
-    return 0; // aggregates only: nothing streams
-  }
-
   /** CPU time, switches and run-queue latency per cgroup id, CPU time including the slices running now. */
-  read(): Map<number, CpuReading> {
+  usage(): Map<number, CpuReading> {
     const now = Number(native().monotonicNs());
     const running = this.slices.lookupPerCpu(0) ?? [];
     const out = new Map<number, CpuReading>();
@@ -108,12 +96,48 @@ export class CpuCollector extends KernelCollector<gen.ProgramName> implements Co
       r.cpuSeconds += (now - slice.start_ns) / 1e9;
       out.set(id, r);
     }
-    for (const [id, r] of out) r.cpuSeconds = this.monotonic.next(id, r.cpuSeconds);
     return out;
   }
 
-  override forget(ids: readonly number[]): void {
-    super.forget(ids);
-    for (const id of ids) this.monotonic.forget(id);
+  read(): Readings {
+    const u = this.usage();
+    return new Map([
+      ['periscope_cpu_seconds_total', perCgroup(u, (r) => r.cpuSeconds)],
+      [
+        'periscope_context_switches_total',
+        [...perCgroup(u, (r) => r.voluntarySwitches, { kind: 'voluntary' }), ...perCgroup(u, (r) => r.involuntarySwitches, { kind: 'involuntary' })],
+      ],
+      ['periscope_runqueue_latency_seconds', [...u].map(([id, r]) => ({ subject: cgroupSubject(id), value: r.runq }))],
+    ]);
   }
 }
+
+export const cpu = defineCollector({
+  name: 'cpu',
+  help: 'on-CPU time, context switches and run-queue latency per cgroup, from scheduler switches',
+  spec: CPU_SPEC,
+  metrics: [
+    {
+      type: 'counter',
+      name: 'periscope_cpu_seconds_total',
+      subject: 'cgroup',
+      help: 'CPU time spent on a CPU by tasks of the cgroup, from scheduler switches (includes slices running at read time).',
+    },
+    {
+      type: 'counter',
+      name: 'periscope_context_switches_total',
+      subject: 'cgroup',
+      labels: ['kind'],
+      help: 'Context switches away from tasks of the cgroup: voluntary (the task blocked) or involuntary (it was preempted).',
+    },
+    {
+      type: 'histogram',
+      name: 'periscope_runqueue_latency_seconds',
+      subject: 'cgroup',
+      buckets: RUNQ_BUCKETS,
+      help: 'Time tasks of the cgroup waited on a run queue, from wakeup or preemption until they ran (log2 buckets).',
+    },
+  ],
+  events: [],
+  start: (ctx) => new CpuCollector(ctx),
+});

@@ -5,13 +5,18 @@
 import { type ObjectSpec } from '../../kernel/bpf-object.js';
 import { type TypedMap } from '../../kernel/maps.js';
 import { type RingReader } from '../../kernel/ring.js';
-import * as gen from '../../kernel/generated/memory.js';
-import { type Collector, type CollectorContext } from '../types.js';
-import { KernelCollector, loadAndAttach } from '../common.js';
+import * as gen from './memory.gen.js';
+import { cgroupSubject, defineCollector, type CollectorContext, type CollectorInstance, type Readings } from '../contract.js';
+import { KernelCollector, loadAndAttach, perCgroup } from '../kernel-collector.js';
+import { type PeriscopeEvent } from '../../wire/events.js';
+
+export type OomKillEvent = PeriscopeEvent<'oom_kill', { pid: number; uid: number; comm: string; total_vm_bytes: number }>;
 
 export const MEMORY_SPEC: ObjectSpec<gen.ProgramName> = {
   file: gen.OBJECT_FILE,
   programs: gen.programs,
+  maps: gen.maps,
+  cgroupMaps: ['oom_stats'],
   alternatives: [
     { name: 'tp_btf', requires: ['btf', 'tp_btf', 'ringbuf'], programs: ['oom_victim_btf'] },
     { name: 'raw_tp', requires: ['btf', 'raw_tp', 'ringbuf'], programs: ['oom_victim_raw'] },
@@ -20,24 +25,23 @@ export const MEMORY_SPEC: ObjectSpec<gen.ProgramName> = {
 
 const PAGE_SIZE = 4096;
 
-export class MemoryCollector extends KernelCollector<gen.ProgramName> implements Collector {
+export class MemoryCollector extends KernelCollector<gen.ProgramName> implements CollectorInstance {
   private readonly ctx: CollectorContext;
   private readonly stats: TypedMap<number, gen.OomStats>;
   private readonly ring: RingReader;
 
   constructor(ctx: CollectorContext) {
-    const { obj, parts } = loadAndAttach(MEMORY_SPEC, { maxEntries: { oom_stats: ctx.maxCgroups } }, (o) => ({
+    const { obj, parts } = loadAndAttach(MEMORY_SPEC, ctx, {}, (o) => ({
       stats: o.map(gen.maps.oom_stats),
-      drops: o.map(gen.maps.drops),
       ring: o.ring(gen.maps.oom_events.name),
     }));
-    super('memory', obj, { map: parts.drops, kinds: gen.enums.periscope_drop }, [parts.stats]);
+    super('memory', obj, { map: gen.maps.drops, kinds: gen.enums.periscope_drop });
     this.ctx = ctx;
     this.stats = parts.stats;
     this.ring = parts.ring;
   }
 
-  poll(): number {
+  override poll(): number {
     const { ctx } = this;
     return this.ring.drain((r) => {
       if (r.size < gen.OomEventCodec.size) return;
@@ -45,9 +49,7 @@ export class MemoryCollector extends KernelCollector<gen.ProgramName> implements
       ctx.emit({
         type: 'oom_kill',
         time: ctx.wallTime(e.time_ns),
-        node: ctx.node,
-        cgroup: ctx.cgroupPath(e.cgroup_id) ?? '',
-        cgroup_id: e.cgroup_id,
+        subject: cgroupSubject(e.cgroup_id),
         pid: e.pid,
         uid: e.uid,
         comm: e.comm,
@@ -61,4 +63,17 @@ export class MemoryCollector extends KernelCollector<gen.ProgramName> implements
     for (const [id, s] of this.stats.entries()) out.set(id, s.kills);
     return out;
   }
+
+  read(): Readings {
+    return new Map([['periscope_oom_kills_total', perCgroup(this.oomKills(), (n) => n)]]);
+  }
 }
+
+export const memory = defineCollector({
+  name: 'memory',
+  help: 'OOM kills per cgroup (the victim\'s), and an event for each',
+  spec: MEMORY_SPEC,
+  metrics: [{ type: 'counter', name: 'periscope_oom_kills_total', subject: 'cgroup', help: 'Processes of the cgroup killed by the OOM killer.' }],
+  events: [{ type: 'oom_kill', help: 'the OOM killer chose a victim: its pid, command, uid and size' }],
+  start: (ctx) => new MemoryCollector(ctx),
+});

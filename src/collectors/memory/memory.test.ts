@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { MemoryCollector } from './index.js';
 import { TestCgroup, needsKernel } from '../../../test/kernel.js';
 import { testContext } from '../../../test/context.js';
-import { type OomKillEvent } from '../../wire/events.js';
+import { type OomKillEvent } from './index.js';
 
 test('an OOM kill in a memory-limited cgroup is counted and reported as an event', async (t) => {
   if (!needsKernel(t)) return;

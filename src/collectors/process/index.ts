@@ -7,14 +7,17 @@ import { constants } from 'node:os';
 import { type ObjectSpec } from '../../kernel/bpf-object.js';
 import { type TypedMap } from '../../kernel/maps.js';
 import { type RingReader, type RawRecord } from '../../kernel/ring.js';
-import * as gen from '../../kernel/generated/process.js';
-import { type Collector, type CollectorContext } from '../types.js';
-import { type Attribution, type ExitEvent } from '../../wire/events.js';
-import { KernelCollector, loadAndAttach } from '../common.js';
+import * as gen from './process.gen.js';
+import { cgroupSubject, defineCollector, type CollectorContext, type CollectorInstance, type Readings } from '../contract.js';
+import { KernelCollector, loadAndAttach, perCgroup } from '../kernel-collector.js';
+
+export type { ExecEvent, ExitEvent } from './events.js';
 
 export const PROCESS_SPEC: ObjectSpec<gen.ProgramName> = {
   file: gen.OBJECT_FILE,
   programs: gen.programs,
+  maps: gen.maps,
+  cgroupMaps: ['process_stats'],
   alternatives: [
     { name: 'tp_btf', requires: ['btf', 'tp_btf', 'ringbuf'], programs: ['process_exec_btf', 'process_fork_btf', 'process_exit_btf'] },
     { name: 'raw_tp', requires: ['btf', 'raw_tp', 'ringbuf'], programs: ['process_exec_raw', 'process_fork_raw', 'process_exit_raw'] },
@@ -37,38 +40,33 @@ export function splitArgs(raw: string): string[] {
   return parts;
 }
 
-export class ProcessCollector extends KernelCollector<gen.ProgramName> implements Collector {
+export class ProcessCollector extends KernelCollector<gen.ProgramName> implements CollectorInstance {
   private readonly ctx: CollectorContext;
   private readonly stats: TypedMap<number, gen.ProcessStats>;
   private readonly ring: RingReader;
 
   /** eventRingBytes sizes the kernel ring buffer of events (a power of two, at least a page). */
   constructor(ctx: CollectorContext, opts: { eventRingBytes?: number } = {}) {
-    const maxEntries: Record<string, number> = { process_stats: ctx.maxCgroups };
-    if (opts.eventRingBytes) maxEntries.process_events = opts.eventRingBytes;
-    const { obj, parts } = loadAndAttach(PROCESS_SPEC, { maxEntries }, (o) => ({
+    const maxEntries: Record<string, number> = opts.eventRingBytes ? { process_events: opts.eventRingBytes } : {};
+    const { obj, parts } = loadAndAttach(PROCESS_SPEC, ctx, { maxEntries }, (o) => ({
       stats: o.map(gen.maps.process_stats),
-      drops: o.map(gen.maps.drops),
       ring: o.ring(gen.maps.process_events.name),
     }));
-    super('process', obj, { map: parts.drops, kinds: gen.enums.periscope_drop }, [parts.stats]);
+    super('process', obj, { map: gen.maps.drops, kinds: gen.enums.periscope_drop });
     this.ctx = ctx;
     this.stats = parts.stats;
     this.ring = parts.ring;
   }
 
-  poll(): number {
+  override poll(): number {
     return this.ring.drain((r) => this.decode(r));
   }
 
   /** The fields exec and exit events share. */
-  private common(e: gen.ExecEvent | gen.ExitEvent): Omit<ExitEvent, 'seq' | 'type' | 'exit_code' | 'signal' | 'signal_name' | 'core_dumped' | 'lifetime_seconds' | keyof Attribution> {
-    const { ctx } = this;
+  private common(e: gen.ExecEvent | gen.ExitEvent): { time: string; subject: ReturnType<typeof cgroupSubject>; pid: number; ns_pid: number; ppid: number; uid: number; comm: string } {
     return {
-      time: ctx.wallTime(e.time_ns),
-      node: ctx.node,
-      cgroup: ctx.cgroupPath(e.cgroup_id) ?? '',
-      cgroup_id: e.cgroup_id,
+      time: this.ctx.wallTime(e.time_ns),
+      subject: cgroupSubject(e.cgroup_id),
       pid: e.pid,
       ns_pid: e.ns_pid,
       ppid: e.ppid,
@@ -79,11 +77,10 @@ export class ProcessCollector extends KernelCollector<gen.ProgramName> implement
 
   private decode(r: RawRecord): void {
     const kind = r.view.getUint32(r.offset, true);
-    const { ctx } = this;
     if (kind === gen.enums.process_event_kind.PROCESS_EXEC && r.size >= gen.ExecEventCodec.size) {
       const e = gen.ExecEventCodec.decode(r.view, r.offset);
       const args = utf8.decode(new Uint8Array(r.view.buffer, r.view.byteOffset + r.offset + gen.ExecEventOffsets.args, e.args_size));
-      ctx.emit({
+      this.ctx.emit({
         type: 'exec',
         ...this.common(e),
         filename: e.filename,
@@ -92,7 +89,7 @@ export class ProcessCollector extends KernelCollector<gen.ProgramName> implement
       });
     } else if (kind === gen.enums.process_event_kind.PROCESS_EXIT && r.size >= gen.ExitEventCodec.size) {
       const e = gen.ExitEventCodec.decode(r.view, r.offset);
-      ctx.emit({
+      this.ctx.emit({
         type: 'exit',
         ...this.common(e),
         exit_code: e.exit_code,
@@ -109,4 +106,29 @@ export class ProcessCollector extends KernelCollector<gen.ProgramName> implement
     for (const [id, s] of this.stats.entries()) out.set(id, { execs: s.execs, forks: s.forks, exits: s.exits });
     return out;
   }
+
+  read(): Readings {
+    const c = this.counts();
+    return new Map([
+      ['periscope_process_execs_total', perCgroup(c, (p) => p.execs)],
+      ['periscope_process_forks_total', perCgroup(c, (p) => p.forks)],
+      ['periscope_process_exits_total', perCgroup(c, (p) => p.exits)],
+    ]);
+  }
 }
+
+export const processCollector = defineCollector({
+  name: 'process',
+  help: 'execs, new processes and exits per cgroup, and a stream of exec and exit events',
+  spec: PROCESS_SPEC,
+  metrics: [
+    { type: 'counter', name: 'periscope_process_execs_total', subject: 'cgroup', help: 'Successful execve/execveat calls by processes of the cgroup.' },
+    { type: 'counter', name: 'periscope_process_forks_total', subject: 'cgroup', help: 'New processes (not threads) created in the cgroup.' },
+    { type: 'counter', name: 'periscope_process_exits_total', subject: 'cgroup', help: 'Processes of the cgroup that exited (their last thread ended), by any means.' },
+  ],
+  events: [
+    { type: 'exec', help: 'a process ran a new program: filename, first arguments (secrets masked), pid, ppid, uid', argv: ['args'] },
+    { type: 'exit', help: 'a process ended: exit code or signal, core dump, lifetime' },
+  ],
+  start: (ctx) => new ProcessCollector(ctx),
+});

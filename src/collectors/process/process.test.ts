@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { ProcessCollector, splitArgs } from './index.js';
 import { TestCgroup, needsKernel } from '../../../test/kernel.js';
 import { testContext } from '../../../test/context.js';
-import { type ExecEvent, type ExitEvent } from '../../wire/events.js';
+import { type ExecEvent, type ExitEvent } from './events.js';
 
 test('splits the kernel argument area into arguments', () => {
   assert.deepEqual(splitArgs('ls\0-l\0/tmp\0'), ['ls', '-l', '/tmp']);

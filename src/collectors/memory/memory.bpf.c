@@ -1,6 +1,6 @@
 /* memory collector, kernel side. oom/mark_victim fires once per OOM kill with the victim task, which
  * need not be the task that ran out of memory, so the cgroup is read from the victim itself. */
-#include "include/periscope.bpf.h"
+#include "periscope.bpf.h"
 #include "memory.h"
 
 struct {

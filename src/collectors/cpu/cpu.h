@@ -2,7 +2,7 @@
 #ifndef PERISCOPE_CPU_H
 #define PERISCOPE_CPU_H
 
-#include "include/periscope.h"
+#include "periscope.h"
 
 /* log2 buckets of run-queue latency in microseconds: slot i counts [2^i, 2^(i+1)) us, slot 0 also
  * counts below 1 us; the last slot takes everything longer. */

@@ -2,7 +2,7 @@
  * counted before any event is reserved), and streams exec and exit events through a ring buffer.
  * The exec arguments are read from the new image's own argument area (mm->arg_start), which the
  * kernel has filled by the time sched_process_exec fires. Entry points exist as tp_btf and raw_tp. */
-#include "include/periscope.bpf.h"
+#include "periscope.bpf.h"
 #include "process.h"
 
 struct {

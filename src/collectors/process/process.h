@@ -2,7 +2,7 @@
 #ifndef PERISCOPE_PROCESS_H
 #define PERISCOPE_PROCESS_H
 
-#include "include/periscope.h"
+#include "periscope.h"
 
 #define FILENAME_SIZE 256
 #define ARGS_SIZE 256 /* the first arguments, NUL-separated as the kernel keeps them */

@@ -1,6 +1,6 @@
 /* Feature probes: one trivial program per program and attach type. User space loads and attaches
  * them one at a time (a kernel that refuses one must not hide the others) and reports the answer. */
-#include "include/periscope.bpf.h"
+#include "periscope.bpf.h"
 
 SEC("tracepoint/sched/sched_process_exec")
 int probe_tracepoint(void *ctx) { return 0; }

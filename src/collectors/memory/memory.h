@@ -2,7 +2,7 @@
 #ifndef PERISCOPE_MEMORY_H
 #define PERISCOPE_MEMORY_H
 
-#include "include/periscope.h"
+#include "periscope.h"
 
 struct oom_stats {
 	__u64 kills;

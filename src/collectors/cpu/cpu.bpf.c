@@ -8,7 +8,7 @@
  * Entry points exist as tp_btf and raw_tp; user space loads one set. Wait start times live in task
  * local storage where the kernel allows it (tp_btf, Linux 5.11+: freed with the task, no hashing),
  * else in an LRU hash by pid. */
-#include "include/periscope.bpf.h"
+#include "periscope.bpf.h"
 #include "cpu.h"
 
 /* Set by user space before load: keep wait start times in task storage rather than the LRU hash. */

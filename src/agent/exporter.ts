@@ -1,0 +1,215 @@
+/**
+ * The metrics stage, the same for every collector: reads each source's rows, names each subject (a
+ * cgroup id becomes cgroup, namespace, pod, container, workload_kind, workload and node labels at the
+ * configured aggregation level), sums rows that land on the same series, caps the series per metric,
+ * and writes the Prometheus text format.
+ *
+ * Counters stay counters. Each series remembers its members (a subject and the collector's own labels)
+ * and their last values; a member that leaves its series — its cgroup expired after a rollout, or its
+ * labels changed when the pod became known — leaves its last value behind in the series, so a sum over
+ * cgroups never goes down while the agent lives. A member's own counter never goes down either (an
+ * estimate of work in progress may not be undone). A series with no live member keeps its last value
+ * for the grace period, then goes, as a container-level series does. Histograms are summed by bucket
+ * bound, not by position.
+ */
+import { subjectKey, type HistogramValue, type MetricDef, type Readings, type Sample, type Subject } from '../collectors/contract.js';
+import { formatFamily, type Series } from './exposition.js';
+
+/** Anything that declares metrics and reads rows for them: a collector, the agent, the inventory. */
+export interface MetricSource {
+  readonly name: string;
+  readonly metrics: readonly MetricDef[];
+  read(): Readings;
+}
+
+export interface ExporterOptions {
+  /** the labels of a subject at the configured aggregation level */
+  subjectLabels(subject: Subject): Record<string, string>;
+  /** their names, in order */
+  subjectLabelNames: readonly string[];
+  /** most series per metric; rows beyond are not exported (and counted) */
+  maxSeries?: number;
+  /** how long a series without live members keeps its last value (ms) */
+  graceMs?: number;
+  now?: () => number;
+  log?: (line: string) => void;
+}
+
+interface Hist {
+  cumulative: number[];
+  count: number;
+  sum: number;
+}
+type Value = number | Hist;
+
+const isHist = (v: Value | undefined): v is Hist => typeof v === 'object';
+
+function add(a: Value | undefined, b: Value): Value {
+  if (a === undefined) return isHist(b) ? { cumulative: [...b.cumulative], count: b.count, sum: b.sum } : b;
+  if (typeof a === 'number' && typeof b === 'number') return a + b;
+  if (isHist(a) && isHist(b)) return { cumulative: a.cumulative.map((n, i) => n + (b.cumulative[i] ?? 0)), count: a.count + b.count, sum: a.sum + b.sum };
+  throw new Error('cannot add a number and a histogram');
+}
+
+/**
+ * A histogram read with some bounds, re-expressed on the metric's declared bounds: the cumulative count
+ * at a bound is the count at the greatest bound read that does not exceed it (exact where they agree).
+ */
+export function onBounds(h: HistogramValue, bounds: readonly number[]): Hist {
+  const same = h.bounds === bounds || (h.bounds.length === bounds.length && h.bounds.every((b, i) => b === bounds[i]));
+  if (same) return { cumulative: bounds.map((_b, i) => h.cumulative[i] ?? h.count), count: h.count, sum: h.sum };
+  const cumulative = bounds.map((le) => {
+    let at = 0;
+    h.bounds.forEach((b, i) => {
+      if (b <= le) at = h.cumulative[i] ?? at;
+    });
+    return at;
+  });
+  return { cumulative, count: h.count, sum: h.sum };
+}
+
+interface Member {
+  series: string;
+  value: Value;
+}
+
+interface SeriesState {
+  labels: Record<string, string>;
+  /** what members that left the series had counted */
+  retired: Value | undefined;
+  /** when it last had a live member (ms) */
+  lastLive: number;
+}
+
+class Family {
+  readonly def: MetricDef;
+  readonly labelNames: readonly string[];
+  private readonly members = new Map<string, Member>();
+  private readonly series = new Map<string, SeriesState>();
+  /** rows not exported at the last update because the metric reached its series limit */
+  refused = 0;
+
+  constructor(def: MetricDef, subjectLabelNames: readonly string[]) {
+    this.def = def;
+    this.labelNames = [...(def.subject ? subjectLabelNames : []), ...(def.labels ?? [])];
+  }
+
+  private retire(m: Member): void {
+    const s = this.series.get(m.series);
+    if (s && this.def.type !== 'gauge') s.retired = add(s.retired, m.value);
+  }
+
+  update(samples: readonly Sample[], name: (s: Subject) => Record<string, string>, maxSeries: number, graceMs: number, now: number): void {
+    const seen = new Set<string>();
+    const own = this.def.labels ?? [];
+    this.refused = 0;
+    for (const s of samples) {
+      const labels = { ...(s.subject ? name(s.subject) : {}), ...s.labels };
+      const key = this.labelNames.map((n) => labels[n] ?? '').join('\u0000');
+      const memberKey = `${s.subject ? subjectKey(s.subject) : ''}\u0001${own.map((n) => s.labels?.[n] ?? '').join('\u0000')}`;
+      let state = this.series.get(key);
+      if (!state) {
+        if (this.series.size >= maxSeries) {
+          this.refused++;
+          continue;
+        }
+        state = { labels: Object.fromEntries(this.labelNames.map((n) => [n, labels[n] ?? ''])), retired: undefined, lastLive: now };
+        this.series.set(key, state);
+      }
+      state.lastLive = now;
+      let value: Value = typeof s.value === 'number' ? s.value : this.def.type === 'histogram' ? onBounds(s.value, this.def.buckets) : NaN;
+      const prev = this.members.get(memberKey);
+      if (prev && prev.series !== key) this.retire(prev);
+      else if (prev && this.def.type === 'counter' && typeof prev.value === 'number' && typeof value === 'number') value = Math.max(prev.value, value);
+      this.members.set(memberKey, { series: key, value });
+      seen.add(memberKey);
+    }
+    for (const [k, m] of this.members) {
+      if (seen.has(k)) continue;
+      this.retire(m);
+      this.members.delete(k);
+    }
+    for (const [k, s] of this.series) {
+      const idle = s.lastLive < now;
+      if (idle && (this.def.type === 'gauge' || now - s.lastLive >= graceMs)) this.series.delete(k);
+    }
+  }
+
+  text(): string {
+    const live = new Map<string, Value>();
+    for (const m of this.members.values()) live.set(m.series, add(live.get(m.series), m.value));
+    const out: Series[] = [];
+    for (const [k, s] of this.series) {
+      let v = s.retired === undefined ? undefined : add(undefined, s.retired);
+      const l = live.get(k);
+      if (l !== undefined) v = add(v, l);
+      if (v !== undefined) out.push({ labels: s.labels, value: v });
+    }
+    return formatFamily(this.def, this.labelNames, out);
+  }
+
+  get size(): number {
+    return this.series.size;
+  }
+}
+
+export class Exporter {
+  private readonly families = new Map<string, Family>();
+  private readonly opts: Required<Omit<ExporterOptions, 'subjectLabels' | 'subjectLabelNames'>> & Pick<ExporterOptions, 'subjectLabels' | 'subjectLabelNames'>;
+
+  constructor(opts: ExporterOptions) {
+    this.opts = { maxSeries: 10_000, graceMs: 60_000, now: Date.now, log: () => undefined, ...opts };
+  }
+
+  /** Declares the metrics of a source; a name declared twice is a programming error. */
+  declare(metrics: readonly MetricDef[]): void {
+    for (const def of metrics) {
+      if (this.families.has(def.name)) throw new Error(`metric ${def.name} is declared twice`);
+      this.families.set(def.name, new Family(def, this.opts.subjectLabelNames));
+    }
+  }
+
+  /**
+   * Reads every source and folds its rows into the series. A source whose read fails keeps its last
+   * values (logged), so a passing failure costs freshness, not counts.
+   */
+  collect(sources: Iterable<MetricSource>): void {
+    const now = this.opts.now();
+    const names = new Map<string, Record<string, string>>();
+    const name = (s: Subject): Record<string, string> => {
+      const k = subjectKey(s);
+      let l = names.get(k);
+      if (!l) names.set(k, (l = this.opts.subjectLabels(s)));
+      return l;
+    };
+    for (const source of sources) {
+      let readings: Readings;
+      try {
+        readings = source.read();
+      } catch (err) {
+        this.opts.log(`${source.name}: reading metrics failed: ${(err as Error).message}`);
+        continue;
+      }
+      for (const def of source.metrics) {
+        const family = this.families.get(def.name);
+        if (!family) throw new Error(`metric ${def.name} of ${source.name} was not declared`);
+        family.update(readings.get(def.name) ?? [], name, this.opts.maxSeries, this.opts.graceMs, now);
+      }
+    }
+  }
+
+  /** The text exposition of everything collected so far. */
+  text(): string {
+    return [...this.families.values()].map((f) => f.text()).join('');
+  }
+
+  /** Rows refused at the last collection because their metric had --max-series series, by metric. */
+  refused(): Map<string, number> {
+    return new Map([...this.families].filter(([, f]) => f.refused > 0).map(([n, f]) => [n, f.refused]));
+  }
+
+  /** Series exported now, by metric. */
+  seriesCount(name: string): number {
+    return this.families.get(name)?.size ?? 0;
+  }
+}

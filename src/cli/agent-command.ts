@@ -1,0 +1,162 @@
+/**
+ * `periscope agent`: reads and checks its flags (every mistake is one line naming the flag and the
+ * fix, before anything is loaded), builds the agent and its HTTP API, prints where to look, and
+ * detaches everything on SIGINT/SIGTERM.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { isIP } from 'node:net';
+import { type AddressInfo } from 'node:net';
+import { Agent } from '../agent/agent.js';
+import { Api } from '../agent/api.js';
+import { VERSION } from '../agent/version.js';
+import { DEFAULT_SECRET_KEYS } from '../agent/redact.js';
+import { COLLECTOR_NAMES } from '../collectors/registry.js';
+import { PeriscopeError } from '../kernel/errors.js';
+import { AGGREGATION_LEVELS, type AggregationLevel } from '../inventory/attribution.js';
+import { checkRequirements } from './doctor.js';
+import { bad, intFlag, listFlag, parseFlags, secondsFlag } from './flags.js';
+
+export const AGENT_USAGE = `usage: periscope agent [flags]
+
+Runs the node agent: the collectors the kernel supports, /metrics and the JSON API.
+
+  --listen HOST:PORT        where to serve (default 127.0.0.1:9464; port 0 picks a free one)
+  --node NAME               node name on every series (default $NODE_NAME or the host name)
+  --grace SECONDS           how long series of a vanished cgroup stay (default 60)
+  --max-cgroups N           size of each per-cgroup kernel map (default 16384)
+  --max-series N            most series per metric (default 10000)
+  --collectors LIST         comma-separated subset of ${COLLECTOR_NAMES.join(',')}
+  --kubeconfig PATH         watch this node's pods with these credentials (in a pod the service
+                            account is used without this flag)
+  --no-kubernetes           do not talk to the Kubernetes API
+  --aggregation LEVEL       series per ${AGGREGATION_LEVELS.join(' | ')} (default container)
+  --pod-labels LIST         pod labels copied into series as label_<name>, comma-separated
+security:
+  --token-file FILE         every request but /healthz needs "Authorization: Bearer <token in FILE>"
+  --metrics-open            serve /metrics without the token (for Prometheus)
+  --tls-cert FILE           serve HTTPS with this PEM certificate ...
+  --tls-key FILE            ... and this PEM key
+  --allow-unauthenticated   serve a non-loopback address without --token-file
+  --max-stream-clients N    live event streams at once (default 16)
+  --secret-keys LIST        argument names whose values are masked in exec events
+                            (default ${DEFAULT_SECRET_KEYS.join(',')})
+  --no-exec-args            drop the arguments of exec events altogether
+`;
+
+const FLAGS = {
+  listen: { type: 'string' },
+  node: { type: 'string' },
+  grace: { type: 'string' },
+  'max-cgroups': { type: 'string' },
+  'max-series': { type: 'string' },
+  collectors: { type: 'string' },
+  kubeconfig: { type: 'string' },
+  'no-kubernetes': { type: 'boolean' },
+  aggregation: { type: 'string' },
+  'pod-labels': { type: 'string' },
+  'token-file': { type: 'string' },
+  'metrics-open': { type: 'boolean' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'allow-unauthenticated': { type: 'boolean' },
+  'max-stream-clients': { type: 'string' },
+  'secret-keys': { type: 'string' },
+  'no-exec-args': { type: 'boolean' },
+} as const;
+
+const CMD = 'agent';
+
+export function parseListen(s: string): { host: string; port: number } {
+  const m = /^(.*):(\d+)$/.exec(s);
+  if (!m) bad(`--listen wants HOST:PORT, not "${s}"`, CMD);
+  const port = Number(m[2]);
+  if (port > 65535) bad(`--listen: port ${port} is out of range (0-65535)`, CMD);
+  return { host: m[1]!.replace(/^\[(.*)\]$/, '$1') || '0.0.0.0', port };
+}
+
+const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+
+function readSecretFile(flag: string, path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    bad(`--${flag} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, CMD);
+  }
+  return text;
+}
+
+export async function agentCommand(args: string[]): Promise<void> {
+  const f = parseFlags(CMD, AGENT_USAGE, args, FLAGS);
+  if (!f) return;
+  const { host, port } = parseListen(f.listen ?? '127.0.0.1:9464');
+  const grace = secondsFlag(CMD, 'grace', f.grace ?? '60', 0, 7 * 86_400);
+  const maxCgroups = intFlag(CMD, 'max-cgroups', f['max-cgroups'] ?? '16384', 1, 1 << 20);
+  const maxSeries = intFlag(CMD, 'max-series', f['max-series'] ?? '10000', 1, 10_000_000);
+  const maxStreamClients = intFlag(CMD, 'max-stream-clients', f['max-stream-clients'] ?? '16', 0, 10_000);
+  const collectors = f.collectors === undefined ? undefined : listFlag(f.collectors);
+  for (const c of collectors ?? []) if (!COLLECTOR_NAMES.includes(c)) bad(`--collectors: unknown collector "${c}"; known: ${COLLECTOR_NAMES.join(', ')}`, CMD);
+  if (collectors?.length === 0) bad('--collectors names no collector', CMD);
+  const aggregation = (f.aggregation ?? 'container') as AggregationLevel;
+  if (!AGGREGATION_LEVELS.includes(aggregation)) bad(`--aggregation wants ${AGGREGATION_LEVELS.join(', ')}, not "${f.aggregation}"`, CMD);
+  const node = f.node ?? (process.env.NODE_NAME || hostname());
+  if (!node.trim()) bad('--node is empty: give the node name series carry', CMD);
+
+  const token = f['token-file'] === undefined ? undefined : readSecretFile('token-file', f['token-file']).trim();
+  if (token !== undefined && token.length < 16) bad(`--token-file ${f['token-file']} holds ${token.length ? 'a token shorter than 16 characters' : 'no token'}: write a long random one (openssl rand -hex 32)`, CMD);
+  if (!token && !isLoopback(host) && !f['allow-unauthenticated']) {
+    bad(`listening on ${host} without --token-file would let anyone who reaches it read this node's processes`, CMD);
+  }
+  if ((f['tls-cert'] === undefined) !== (f['tls-key'] === undefined)) bad('--tls-cert and --tls-key go together', CMD);
+  const tls = f['tls-cert'] && f['tls-key'] ? { cert: readSecretFile('tls-cert', f['tls-cert']), key: readSecretFile('tls-key', f['tls-key']) } : undefined;
+
+  const problem = checkRequirements();
+  if (problem) throw problem;
+
+  const useKubernetes = !f['no-kubernetes'] && (f.kubeconfig !== undefined || process.env.KUBERNETES_SERVICE_HOST !== undefined);
+  // loaded only when wanted: the client is the largest part of the agent's memory
+  const kubernetes = useKubernetes
+    ? new (await import('../inventory/kubernetes.js')).KubernetesInventory({ node, graceMs: grace * 1000, ...(f.kubeconfig ? { kubeconfig: f.kubeconfig } : {}) })
+    : undefined;
+  await kubernetes?.check();
+
+  const agent = new Agent({
+    node,
+    graceMs: grace * 1000,
+    maxCgroups,
+    maxSeries,
+    aggregation,
+    podLabels: listFlag(f['pod-labels']),
+    redact: { dropArgs: f['no-exec-args'] ?? false, ...(f['secret-keys'] !== undefined ? { keys: listFlag(f['secret-keys']) } : {}) },
+    ...(kubernetes ? { kubernetes } : {}),
+    ...(collectors ? { collectors } : {}),
+  });
+  agent.start();
+  const api = new Api(agent, { ...(token ? { token } : {}), metricsOpen: f['metrics-open'] ?? false, maxStreamClients });
+  const server = await api.listen(host, port, tls).catch((err: NodeJS.ErrnoException) => {
+    agent.stop();
+    throw new PeriscopeError('BAD_ARGUMENT', `cannot listen on ${host}:${port}: ${err.code ?? err.message}`, 'choose another --listen HOST:PORT, or stop what uses this one');
+  });
+  const real = (server.address() as AddressInfo).port;
+  const base = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${real}`;
+  process.stderr.write(
+    `periscope agent ${VERSION} on node ${agent.node}: ${agent.collectors.size} collectors running${token ? ', bearer token required' : ''}\n` +
+      `  metrics:      ${base}/metrics\n` +
+      `  events:       ${base}/api/v1/events\n` +
+      `  live events:  ${base}/api/v1/events/stream\n` +
+      `  pods:         ${base}/api/v1/pods\n` +
+      `  status:       ${base}/api/v1/status\n`,
+  );
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`periscope agent: ${signal}, detaching\n`);
+    agent.stop();
+    server.closeAllConnections();
+    server.close(() => process.exit(0));
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}

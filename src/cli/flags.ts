@@ -1,0 +1,59 @@
+/**
+ * Flag parsing for every subcommand, over node:util's parseArgs: `--help` anywhere prints the
+ * command's usage, a negative number after a flag is read as its value (parseArgs alone calls
+ * `--grace -5` ambiguous) so that the range check can say what is wrong, and every parse error is one
+ * line naming the flag and pointing at the command's --help. Numbers are checked here too.
+ */
+import { parseArgs } from 'node:util';
+import { PeriscopeError } from '../kernel/errors.js';
+
+export type FlagSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
+export type Flags<S extends FlagSpec> = { [K in keyof S]: (S[K]['type'] extends 'boolean' ? boolean : string) | undefined };
+
+export function bad(message: string, command: string): never {
+  throw new PeriscopeError('BAD_ARGUMENT', message, `see \`periscope ${command} --help\``);
+}
+
+/** Parses args for `command`; returns undefined when --help was asked for (and printed). */
+export function parseFlags<S extends FlagSpec>(command: string, usage: string, args: string[], spec: S): Flags<S> | undefined {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(usage);
+    return undefined;
+  }
+  // `--grace -5`: a value that looks like a negative number is the flag's value, not a flag
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = /^--([^=]+)$/.exec(args[i]!)?.[1];
+    const next = args[i + 1];
+    if (name && spec[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      joined.push(`--${name}=${next}`);
+      i++;
+    } else joined.push(args[i]!);
+  }
+  try {
+    return parseArgs({ args: joined, options: spec, allowPositionals: false, strict: true }).values as unknown as Flags<S>;
+  } catch (err) {
+    const msg = (err as Error).message.split('\n')[0]!.replace(/\.$/, '');
+    bad(msg.replace(/^Option '(--[^ ']+)(?: <value>)?' argument missing$/, "$1 needs a value"), command);
+  }
+}
+
+/** An integer flag within [min, max]. */
+export function intFlag(command: string, flag: string, raw: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isInteger(n)) bad(`--${flag} wants a whole number, not "${raw}"`, command);
+  if (n < min) bad(`--${flag} must be at least ${min}, not ${n}`, command);
+  if (n > max) bad(`--${flag} must be at most ${max}, not ${n}`, command);
+  return n;
+}
+
+/** A duration flag in seconds (fractions allowed), within [min, max]. */
+export function secondsFlag(command: string, flag: string, raw: string, min: number, max: number): number {
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n)) bad(`--${flag} wants seconds, not "${raw}"`, command);
+  if (n < min || n > max) bad(`--${flag} must be between ${min} and ${max} seconds, not ${n}`, command);
+  return n;
+}
+
+/** A comma-separated list flag, empty entries dropped. */
+export const listFlag = (raw: string | undefined): string[] => (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean);

@@ -1,0 +1,140 @@
+/**
+ * The collector contract. A collector owns one vertical slice — its BPF object and alternatives, the
+ * metrics and event types it declares, any extra API routes — and says so in one definition that the
+ * registry lists. It produces rows keyed by a *subject* (a kernel id the enrichment stage knows how to
+ * name: a cgroup id today; a network namespace, a pid or a socket next) and events about a subject.
+ * It never formats Prometheus text, never looks up a pod and never knows the agent: attribution,
+ * aggregation, cardinality limits, monotonic counters, /metrics, the event log and the API are done
+ * once, for every collector, by the agent (src/agent).
+ */
+import { type ObjectSpec } from '../kernel/bpf-object.js';
+
+/** A kernel id the enrichment stage can name. */
+export type Subject = { readonly kind: 'cgroup'; readonly id: number };
+export type SubjectKind = Subject['kind'];
+
+export const cgroupSubject = (id: number): Subject => ({ kind: 'cgroup', id });
+export const subjectKey = (s: Subject): string => `${s.kind}:${s.id}`;
+
+interface MetricBase {
+  /** full Prometheus name: periscope_ prefix, base units, _total for counters */
+  readonly name: string;
+  readonly help: string;
+  /** labels of the collector's own beyond those the subject is named with (e.g. `kind`) */
+  readonly labels?: readonly string[];
+  /** what the rows are keyed by; absent for metrics about the agent itself */
+  readonly subject?: SubjectKind;
+}
+
+export interface CounterDef extends MetricBase {
+  readonly type: 'counter';
+}
+export interface GaugeDef extends MetricBase {
+  readonly type: 'gauge';
+}
+export interface HistogramDef extends MetricBase {
+  readonly type: 'histogram';
+  /** finite upper bounds, ascending; +Inf is implied */
+  readonly buckets: readonly number[];
+}
+export type MetricDef = CounterDef | GaugeDef | HistogramDef;
+
+/** A histogram as read: cumulative counts per finite bound (the bounds it was counted with), the sum and the count. */
+export interface HistogramValue {
+  readonly bounds: readonly number[];
+  /** cumulative[i] = observations <= bounds[i] */
+  readonly cumulative: readonly number[];
+  readonly count: number;
+  readonly sum: number;
+}
+
+/** One row: a value for a subject (or for the agent itself), with the collector's own labels. */
+export interface Sample<V = number | HistogramValue> {
+  readonly subject?: Subject;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly value: V;
+}
+
+/** What a read returns: rows per declared metric name. */
+export type Readings = Map<string, Sample[]>;
+
+/** An event type a collector declares. */
+export interface EventDef {
+  readonly type: string;
+  readonly help: string;
+  /** fields holding command lines (string arrays): the agent masks secrets in them before they leave */
+  readonly argv?: readonly string[];
+}
+
+/**
+ * An event as a collector makes it: its type, wall-clock time, the subject it is about and its own
+ * fields. The agent adds the node, the cgroup path and id, the pod names and a sequence number.
+ */
+export interface NewEvent {
+  readonly type: string;
+  readonly time: string;
+  readonly subject: Subject;
+  readonly [field: string]: unknown;
+}
+
+/** An extra JSON route a collector serves under /api/v1/<path>. */
+export interface RouteDef<I> {
+  readonly path: string;
+  readonly help: string;
+  handler(instance: I, query: URLSearchParams): unknown;
+}
+
+export interface CollectorContext {
+  /** Wall-clock ISO time of a kernel monotonic timestamp (bpf_ktime_get_ns). */
+  wallTime(monotonicNs: number): string;
+  emit(event: NewEvent): void;
+  /** max_entries of each per-cgroup kernel map: bounds kernel memory */
+  maxCgroups: number;
+}
+
+export interface CollectorStatus {
+  name: string;
+  /** the alternative the kernel took, e.g. "tp_btf" */
+  alternative: string;
+  passedOver: { name: string; reason: string }[];
+  programsAttached: number;
+}
+
+export interface DropCounts {
+  /** event records the ring buffer had no room for */
+  events: number;
+  /** kernel aggregate updates lost: a full per-cgroup map, or another failed map update */
+  aggregates: number;
+}
+
+/** A running collector. */
+export interface CollectorInstance {
+  status(): CollectorStatus;
+  /** Drains ready events into the context; returns how many. */
+  poll(): number;
+  /** Reads the kernel aggregates: rows for the declared metrics. */
+  read(): Readings;
+  /** The subjects it holds kernel state for. */
+  subjects(): Iterable<Subject>;
+  /** Drops the kernel state of subjects that are gone. */
+  forget(subjects: readonly Subject[]): void;
+  drops(): DropCounts;
+  close(): void;
+}
+
+export interface CollectorDefinition<I extends CollectorInstance = CollectorInstance> {
+  readonly name: string;
+  /** one line for --help and doctor */
+  readonly help: string;
+  /** its BPF object: doctor chooses an alternative from it without loading anything */
+  readonly spec: ObjectSpec<string>;
+  readonly metrics: readonly MetricDef[];
+  readonly events: readonly EventDef[];
+  readonly routes?: readonly RouteDef<I>[];
+  start(ctx: CollectorContext): I;
+}
+
+/** Declares a collector; the identity function that keeps the instance type of its routes. */
+export function defineCollector<I extends CollectorInstance>(def: CollectorDefinition<I>): CollectorDefinition<I> {
+  return def;
+}
