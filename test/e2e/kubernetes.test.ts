@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { FakeApiServer } from './fake-apiserver.js';
 import { TestNode, whyTestNodeCannotRun } from './test-node.js';
 import { deploymentPod } from './objects.js';
-import { eventually, needsKernel } from '../kernel.js';
+import { eventually, needsKernel, sleep } from '../kernel.js';
 import { sample, startAgent } from '../agent-process.js';
 import { type ExecEvent } from '../../src/collectors/process/index.js';
 
@@ -148,4 +148,71 @@ test('pod churn: 50 pods come and go in the API, the agent forgets them and its 
   const after = await rss();
   t.diagnostic(`agent RSS ${(before / 2 ** 20).toFixed(1)} MiB before, ${(after / 2 ** 20).toFixed(1)} MiB after 150 pods of churn`);
   assert.ok(after - before < 30 * 2 ** 20, `RSS grew by ${((after - before) / 2 ** 20).toFixed(1)} MiB`);
+});
+
+test('a rollout under --aggregation workload: the workload\'s counters never go down while old pods expire', async (t) => {
+  if (!needsKernel(t)) return;
+  const why = whyTestNodeCannotRun();
+  if (why) assert.fail(`the test node cannot run: ${why}`);
+  const api = await FakeApiServer.start();
+  const kubeconfig = api.kubeconfig(join(mkdtempSync(join(tmpdir(), 'periscope-e2e-')), 'config'));
+  const node = await TestNode.create();
+  const nodeName = `node-${node.name}`;
+  t.after(async () => {
+    await agent.stop();
+    await node.destroy();
+    await api.stop();
+  });
+  const agent = await startAgent(['--kubeconfig', kubeconfig, '--node', nodeName, '--grace', '1', '--aggregation', 'workload']);
+  const workload = { namespace: 'shop', workload_kind: 'Deployment', workload: 'cart', node: nodeName, cgroup: '', pod: '', container: '' };
+  const series = { execs: 'periscope_process_execs_total', exits: 'periscope_process_exits_total', cpu: 'periscope_cpu_seconds_total', runq: 'periscope_runqueue_latency_seconds_count' } as const;
+  const seen: Record<keyof typeof series, number[]> = { execs: [], exits: [], cpu: [], runq: [] };
+  const scrape = async (): Promise<void> => {
+    const m = await metrics(agent.url);
+    for (const [k, name] of Object.entries(series) as [keyof typeof series, string][]) {
+      const v = sample(m, name, workload);
+      if (v !== undefined) seen[k].push(v);
+    }
+  };
+
+  // the old ReplicaSet's pod works: 30 execs and some CPU
+  const busy = "i=0; while [ $i -lt 30 ]; do /bin/true; i=$((i+1)); done; timeout 0.5 sh -c 'while :; do :; done'; exec sleep 60";
+  const oldPod = await node.addPod({ namespace: 'shop', name: 'cart-old' });
+  const oldId = hexId();
+  const oldObjects = deploymentPod({ namespace: 'shop', deployment: 'cart', node: nodeName, podUid: oldPod.uid, hash: 'aaaaaaaaa', containers: { app: `containerd://${oldId}` } });
+  api.create(oldObjects.deployment);
+  api.create(oldObjects.replicaSet);
+  api.create(oldObjects.pod);
+  const oldApp = await oldPod.runProcess('app', busy, { containerId: oldId });
+  await eventually(async () => {
+    await scrape();
+    return (seen.execs.at(-1) ?? 0) >= 30 ? true : undefined;
+  }, 10_000, 'the old pod\'s execs under the workload');
+
+  // the rollout: a new ReplicaSet's pod starts, the old pod is deleted, its cgroups go
+  const newPod = await node.addPod({ namespace: 'shop', name: 'cart-new' });
+  const newId = hexId();
+  const newObjects = deploymentPod({ namespace: 'shop', deployment: 'cart', node: nodeName, podUid: newPod.uid, hash: 'bbbbbbbbb', deploymentUid: oldObjects.deployment.metadata.uid, containers: { app: `containerd://${newId}` } });
+  api.create(newObjects.replicaSet);
+  api.create(newObjects.pod);
+  const newApp = await newPod.runProcess('app', busy, { containerId: newId });
+  await scrape();
+  await oldApp.kill();
+  await oldPod.remove();
+  api.delete('pods', 'shop', oldObjects.pod.metadata.name);
+  // the old cgroups expire (grace 1 s, walked every 5 s) while the new pod works on
+  const until = Date.now() + 9_000;
+  while (Date.now() < until) {
+    await scrape();
+    await sleep(250);
+  }
+  t.after(() => newApp.kill());
+  await eventually(async () => ((sample(await metrics(agent.url), 'periscope_cgroups_expired_total', {}) ?? 0) >= 2 ? true : undefined), 10_000, 'the old pod\'s cgroups to expire');
+  await scrape();
+  for (const [k, values] of Object.entries(seen)) {
+    assert.ok(values.length > 10, `${k} was scraped (${values.length})`);
+    values.forEach((v, i) => assert.ok(i === 0 || v >= values[i - 1]!, `${k} went down: ${values[i - 1]} then ${v} (${values.join(' ')})`));
+  }
+  assert.ok(seen.execs.at(-1)! >= 60, `both pods' execs stay counted: ${seen.execs.at(-1)}`);
+  t.diagnostic(`execs ${seen.execs[0]} → ${seen.execs.at(-1)}, cpu ${seen.cpu[0]?.toFixed(3)} → ${seen.cpu.at(-1)?.toFixed(3)} s over ${seen.execs.length} scrapes`);
 });

@@ -25,10 +25,14 @@ export function deploymentPod(opts: {
   /** container name → runtime id (e.g. containerd://<64 hex>) */
   containers?: Record<string, string>;
   ips?: string[];
+  /** pod-template-hash: a new one is a new ReplicaSet of the Deployment (a rollout) */
+  hash?: string;
+  /** the Deployment's uid, to put a new ReplicaSet under an existing Deployment */
+  deploymentUid?: string;
 }): PodObjects {
-  const hash = '7d9f5c6b8';
+  const hash = opts.hash ?? '7d9f5c6b8';
   const rsName = `${opts.deployment}-${hash}`;
-  const deployUid = randomUUID();
+  const deployUid = opts.deploymentUid ?? randomUUID();
   const rsUid = randomUUID();
   const labels = { app: opts.deployment, 'pod-template-hash': hash, ...opts.labels };
   const containers = Object.entries(opts.containers ?? {});
