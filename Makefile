@@ -19,10 +19,15 @@ BPF_HDR := $(wildcard bpf/include/periscope*.h bpf/include/*.bpf.h)
 NATIVE := native/build/Release/periscope.node
 TS_SRC := $(shell find src test bench -name '*.ts' -not -name '*.gen.ts' 2>/dev/null)
 LISTEN ?= 127.0.0.1:9464
+# clang 15+ for bpf_core_type_matches (kernel differences in function prototypes); Debian 12 has 16
+BPF_CLANG := clang-16
+BPF_STRIP := llvm-strip-16
 
 .PHONY: build deps run test test-unit lint bench clean
 
-build: deps $(BPF_OBJ) $(NATIVE) dist/.stamp
+TEST_HELPERS := $(patsubst test/helpers/%.c,build/test-helpers/%,$(wildcard test/helpers/*.c))
+
+build: deps $(BPF_OBJ) $(NATIVE) dist/.stamp $(TEST_HELPERS)
 
 # --- dependencies -------------------------------------------------------------------------------
 deps: build/.apt.stamp $(NODE) node_modules/.stamp
@@ -48,15 +53,20 @@ bpf/include/vmlinux.h: | build/.apt.stamp
 define bpf_object
 build/bpf/$(notdir $(1:.bpf.c=.bpf.o)): $(1) $(wildcard $(dir $(1))*.h) $(BPF_HDR) bpf/include/vmlinux.h | build/.apt.stamp
 	@mkdir -p build/bpf
-	clang -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Wextra -Wno-unused-parameter -Werror \
+	$(BPF_CLANG) -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Wextra -Wno-unused-parameter -Werror \
 		-Ibpf/include -I$(dir $(1)) -c $(1) -o $$@.tmp
-	llvm-strip -g $$@.tmp -o $$@ && rm -f $$@.tmp
+	$(BPF_STRIP) -g $$@.tmp -o $$@ && rm -f $$@.tmp
 
 # TypeScript codecs come from each object's own BTF: no layout is copied by hand.
 $(1:.bpf.c=.gen.ts): build/bpf/$(notdir $(1:.bpf.c=.bpf.o)) src/kernel/codegen.ts $(NODE)
 	$(NODE) src/kernel/codegen.ts $$< $$@
 endef
 $(foreach src,$(BPF_SRC),$(eval $(call bpf_object,$(src))))
+
+# Small C programs the kernel tests run (clone3 into a cgroup, a leader that exits first, ...).
+build/test-helpers/%: test/helpers/%.c | build/.apt.stamp
+	@mkdir -p build/test-helpers
+	cc -O2 -Wall -Wextra -Werror -pthread $< -o $@
 
 # --- native binding -----------------------------------------------------------------------------
 $(NATIVE): native/periscope.c native/binding.gyp node_modules/.stamp

@@ -271,17 +271,33 @@ static napi_value close_handle(napi_env env, napi_callback_info info, int kind)
 
 /* ---- objects ------------------------------------------------------------------------------------ */
 
-/* open(path) -> object */
+/*
+ * open(path, btfPath?) -> object. btfPath relocates CO-RE accesses against that kernel BTF instead of
+ * the running kernel's (tests check compat.bpf.h against other kernels' BTF this way).
+ */
 static napi_value js_open(napi_env env, napi_callback_info info)
 {
-	napi_value argv[1];
-	char path[4096];
+	napi_value argv[2];
+	napi_valuetype t;
+	char path[4096], btf[4096];
 	struct bpf_object *obj;
+	LIBBPF_OPTS(bpf_object_open_opts, opts);
+	size_t argc = 2;
 
-	if (get_args(env, info, 1, argv) || get_string(env, argv[0], path, sizeof(path)))
+	CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	if (argc < 1) {
+		napi_throw_type_error(env, NULL, "open(path, btfPath?)");
 		return NULL;
+	}
+	if (get_string(env, argv[0], path, sizeof(path)))
+		return NULL;
+	if (argc > 1 && napi_typeof(env, argv[1], &t) == napi_ok && t == napi_string) {
+		if (get_string(env, argv[1], btf, sizeof(btf)))
+			return NULL;
+		opts.btf_custom_path = btf;
+	}
 	clear_log();
-	obj = bpf_object__open_file(path, NULL);
+	obj = bpf_object__open_file(path, &opts);
 	if (!obj)
 		return throw_errno(env, errno, "bpf_object__open_file");
 	return wrap(env, HANDLE_OBJECT, obj);
@@ -678,19 +694,41 @@ static napi_value js_map_next_key(napi_env env, napi_callback_info info)
 
 /*
  * mapLookupBatch(fd, keySize, valueSize, capacity, deleteToo) -> { keys, values, count }
- * Reads the whole map in kernel batches into two buffers (keys and values packed back to back).
- * valueSize is the size of one entry as the kernel copies it (for per-CPU maps, the rounded value size
- * times the possible CPUs). deleteToo uses lookup-and-delete: each entry is read exactly once.
+ * Reads the whole map (at most capacity entries) in kernel batches into two buffers (keys and values
+ * packed back to back). valueSize is the size of one entry as the kernel copies it (for per-CPU
+ * maps, the rounded value size times the possible CPUs, so one entry can be 30 KiB on a big node):
+ * memory grows with the entries there are, a batch at a time, never with the map's capacity.
+ * deleteToo uses lookup-and-delete: each entry is read exactly once.
  */
+#define BATCH_ENTRIES 256
+
+static int grow(char **buf, size_t *cap, size_t need)
+{
+	size_t c = *cap ? *cap : need;
+	char *nb;
+
+	while (c < need)
+		c *= 2;
+	if (c == *cap)
+		return 0;
+	nb = realloc(*buf, c);
+	if (!nb)
+		return -1;
+	*buf = nb;
+	*cap = c;
+	return 0;
+}
+
 static napi_value js_map_lookup_batch(napi_env env, napi_callback_info info)
 {
 	napi_value argv[5], result, keys_v, values_v;
 	int64_t fd, ksize, vsize, cap;
 	bool del;
-	char *keys, *values;
+	char *keys = NULL, *values = NULL;
+	size_t kcap = 0, vcap = 0;
 	uint64_t in_batch = 0, out_batch = 0;
 	bool first = true;
-	uint32_t total = 0;
+	uint32_t total = 0, chunk = BATCH_ENTRIES;
 	int err = 0;
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 
@@ -699,15 +737,13 @@ static napi_value js_map_lookup_batch(napi_env env, napi_callback_info info)
 		return NULL;
 	if (cap <= 0 || ksize <= 0 || vsize <= 0)
 		return throw_errno(env, EINVAL, "mapLookupBatch: sizes and capacity must be positive");
-	keys = malloc((size_t)(ksize * cap));
-	values = malloc((size_t)(vsize * cap));
-	if (!keys || !values) {
-		free(keys);
-		free(values);
-		return throw_errno(env, ENOMEM, "mapLookupBatch");
-	}
 	while (total < (uint32_t)cap) {
-		uint32_t count = (uint32_t)cap - total;
+		uint32_t count = chunk < (uint32_t)cap - total ? chunk : (uint32_t)cap - total;
+
+		if (grow(&keys, &kcap, (size_t)(total + count) * ksize) || grow(&values, &vcap, (size_t)(total + count) * vsize)) {
+			err = ENOMEM;
+			break;
+		}
 		if (del)
 			err = bpf_map_lookup_and_delete_batch((int)fd, first ? NULL : &in_batch, &out_batch,
 							      keys + total * ksize, values + total * vsize, &count, &opts);
@@ -719,6 +755,11 @@ static napi_value js_map_lookup_batch(napi_env env, napi_callback_info info)
 		if (err == ENOENT) { /* the map has been read to its end */
 			err = 0;
 			break;
+		}
+		/* a hash bucket holds more entries than the batch has room for: retry with a larger batch */
+		if (err == ENOSPC && count == 0 && chunk < (uint32_t)cap) {
+			chunk *= 2;
+			continue;
 		}
 		if (err)
 			break;
@@ -856,6 +897,27 @@ static napi_value js_ring_close(napi_env env, napi_callback_info info)
 }
 
 /* ---- probes and facts --------------------------------------------------------------------------- */
+
+/* progTestRun(obj, program, data) -> retval: runs a loaded program once (BPF_PROG_TEST_RUN) */
+static napi_value js_prog_test_run(napi_env env, napi_callback_info info)
+{
+	napi_value argv[3];
+	struct bpf_object *obj;
+	struct bpf_program *prog;
+	void *data;
+	size_t len;
+	LIBBPF_OPTS(bpf_test_run_opts, opts);
+
+	if (get_args(env, info, 3, argv) || !(obj = unwrap(env, argv[0], HANDLE_OBJECT)) || !(prog = find_prog(env, obj, argv[1])) ||
+	    get_bytes(env, argv[2], &data, &len))
+		return NULL;
+	opts.data_in = data;
+	opts.data_size_in = (uint32_t)len;
+	opts.repeat = 1;
+	if (bpf_prog_test_run_opts(bpf_program__fd(prog), &opts))
+		return throw_errno(env, errno, "bpf_prog_test_run_opts");
+	return make_i64(env, opts.retval);
+}
 
 /* probeProgramType(type) -> 1 supported, 0 not, throws on error */
 static napi_value js_probe_prog_type(napi_env env, napi_callback_info info)
@@ -1019,6 +1081,7 @@ static napi_value constants(napi_env env)
 	C(c, BPF_ANY);
 	C(c, BPF_NOEXIST);
 	C(c, BPF_EXIST);
+	C(c, BPF_F_NO_PREALLOC);
 	return c;
 }
 
@@ -1050,6 +1113,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "ringOpen", js_ring_open },
 		{ "ringDrain", js_ring_drain },
 		{ "ringClose", js_ring_close },
+		{ "progTestRun", js_prog_test_run },
 		{ "probeProgramType", js_probe_prog_type },
 		{ "probeMapType", js_probe_map_type },
 		{ "createMap", js_create_map },

@@ -4,10 +4,10 @@
 set -euo pipefail
 
 packages=(
-  clang llvm            # BPF C compiler, llvm-strip
+  clang-16 llvm-16      # BPF C compiler (15+ for CO-RE type matches), llvm-strip
   libbpf-dev libelf-dev zlib1g-dev pkg-config  # the native binding links the system libbpf
   bpftool               # vmlinux.h and BTF dumps for the code generator
-  make g++ python3      # node-gyp
+  make gcc g++ python3  # node-gyp; cc for the layout and bits tests
   prometheus            # promtool check metrics, in tests
   iproute2 procps util-linux  # tests: namespaces, ps, taskset, setpriv
   runc busybox-static   # tests: a real container on the test node

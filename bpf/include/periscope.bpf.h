@@ -9,6 +9,8 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 #include "periscope.h"
+#include "compat.bpf.h"
+#include "bits.bpf.h"
 
 /* vmlinux.h carries no errno values. */
 #ifndef E2BIG
@@ -23,6 +25,8 @@ char LICENSE[] SEC("license") = "GPL";
 /* A struct used only through a ring buffer record has no map that names it; a pointer global makes
  * clang emit its BTF, and the code generator follows globals named __periscope_export_*. */
 #define PERISCOPE_EXPORT(name) const struct name *__periscope_export_##name __attribute__((unused))
+/* The same for an enum that no exported struct uses. */
+#define PERISCOPE_EXPORT_ENUM(name) const enum name *__periscope_export_##name __attribute__((unused))
 
 /* Every collector counts what it could not keep, per CPU, by reason. */
 struct {
@@ -59,6 +63,10 @@ static __always_inline void *cgroup_entry(void *map, cgroup_id_t *id, const void
 	return bpf_map_lookup_elem(map, id);
 }
 
+/* Events are drained on a timer (every 100-400 ms), so nobody waits on the ring: submitting without a
+ * wakeup spares the kernel an irq_work per event. See BENCHMARKS.md for the comparison. */
+#define submit_event(e) bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP)
+
 /* Reserve a ring buffer record or count why there is none. */
 static __always_inline void *reserve_event(void *ring, __u64 size)
 {
@@ -74,18 +82,6 @@ static __always_inline void *reserve_event(void *ring, __u64 size)
 static __always_inline cgroup_id_t task_cgroup_id(struct task_struct *t)
 {
 	return BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
-}
-
-/* task_struct.state was renamed __state in Linux 5.14 (commit 2f064a59a11f). */
-struct task_struct___pre514 {
-	volatile long state;
-} __attribute__((preserve_access_index));
-
-static __always_inline long task_state(struct task_struct *t)
-{
-	if (bpf_core_field_exists(t->__state))
-		return BPF_CORE_READ(t, __state);
-	return BPF_CORE_READ((struct task_struct___pre514 *)t, state);
 }
 
 static __always_inline pid_nr_t task_ppid(struct task_struct *t)

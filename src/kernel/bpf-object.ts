@@ -52,6 +52,8 @@ export interface ObjectSpec<P extends string> {
 export interface LoadOptions {
   /** map name → max_entries, set before load (bounds the kernel memory of per-cgroup maps) */
   maxEntries?: Record<string, number>;
+  /** take this alternative or none (tests run every alternative the kernel supports) */
+  alternative?: string;
 }
 
 export interface Choice {
@@ -75,6 +77,11 @@ export function chooseAlternative<P extends string>(spec: ObjectSpec<P>): Choice
     passedOver.push({ name: alt.name, reason: why });
   }
   return { chosen: '', passedOver };
+}
+
+/** The alternatives whose kernel features the probes find, in order: what tests run every one of. */
+export function supportedAlternatives(spec: ObjectSpec<string>): string[] {
+  return spec.alternatives.filter((a) => lacking(a) === undefined).map((a) => a.name);
 }
 
 export class BpfObject<P extends string> {
@@ -101,7 +108,14 @@ export class BpfObject<P extends string> {
   static load<P extends string>(spec: ObjectSpec<P>, opts: LoadOptions = {}): BpfObject<P> {
     const n = native();
     const passedOver: Choice['passedOver'] = [];
+    if (opts.alternative !== undefined && !spec.alternatives.some((a) => a.name === opts.alternative)) {
+      throw new Error(`${spec.file} has no alternative ${opts.alternative}`);
+    }
     for (const alt of spec.alternatives) {
+      if (opts.alternative !== undefined && alt.name !== opts.alternative) {
+        passedOver.push({ name: alt.name, reason: `not asked for (only ${opts.alternative})` });
+        continue;
+      }
       const why = lacking(alt);
       if (why) {
         passedOver.push({ name: alt.name, reason: why });
@@ -173,6 +187,16 @@ export class BpfObject<P extends string> {
    * unless `batch` says otherwise. */
   map<K, V>(spec: MapSpec<K, V>, batch = supported('batch_map_ops')): TypedMap<K, V> {
     return new TypedMap(spec, native().mapFd(this.obj, spec.name), this.maxEntries[spec.name] ?? spec.maxEntries, batch);
+  }
+
+  /** The fd of one of the object's maps (its fdinfo has the kernel's own account of it). */
+  mapFd(name: string): number {
+    return native().mapFd(this.obj, name);
+  }
+
+  /** max_entries of each map as loaded. */
+  get mapSizes(): Readonly<Record<string, number>> {
+    return this.maxEntries;
   }
 
   ring(name: string): RingReader {

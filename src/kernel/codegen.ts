@@ -195,12 +195,13 @@ class Generator {
       const members = def.members ?? [];
       const mapType = this.uintMember(members, 'type');
       const maxEntries = this.uintMember(members, 'max_entries');
+      const flags = this.uintMember(members, 'map_flags');
       const key = members.find((m) => m.name === 'key');
       const value = members.find((m) => m.name === 'value');
       const keyCodec = key ? this.codecFor(this.type(key.type_id).type_id!, `${variable.name}.key`) : 'undefined';
       const valueCodec = value ? this.codecFor(this.type(value.type_id).type_id!, `${variable.name}.value`) : 'undefined';
       maps.push(
-        `  ${variable.name}: { name: '${variable.name}', type: ${mapType}, maxEntries: ${maxEntries ?? 0}, ` +
+        `  ${variable.name}: { name: '${variable.name}', type: ${mapType}, maxEntries: ${maxEntries ?? 0}, flags: ${flags ?? 0}, ` +
           `key: ${keyCodec}, value: ${valueCodec} },`,
       );
     }
@@ -216,6 +217,10 @@ class Generator {
     for (const t of all) {
       if (t.kind !== 'VAR' || !t.name.startsWith('__periscope_export_')) continue;
       const target = this.resolve(this.resolve(t.type_id!).type_id!);
+      if (target.kind === 'ENUM') {
+        this.enums.add(target); // an enum user space needs without a struct that carries it
+        continue;
+      }
       exported.push(`  ${target.name}: ${camel(this.struct(target))}Codec,`);
     }
     const enums: string[] = [];
@@ -241,7 +246,7 @@ class Generator {
       '',
     ];
     const tail = [
-      '/** The maps this object declares: BPF map type number, size and the codecs of key and value. */',
+      '/** The maps this object declares: BPF map type number, size, flags and the codecs of key and value. */',
       'export const maps = {',
       ...maps,
       '} as const;',

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { native, type LinkHandle, type ObjectHandle } from './native.js';
 import { errnoName, isNativeError } from './errors.js';
 import { objectPath } from './bpf-object.js';
-import { programs as probePrograms } from './probes.gen.js';
+import { programs as probePrograms, enums as probeEnums } from './probes.gen.js';
 import { findCgroup2Mount } from '../inventory/cgroups.js';
 import { canUseBpf } from './privilege.js';
 
@@ -28,6 +28,9 @@ export const FEATURES = [
   'ringbuf',
   'task_storage',
   'batch_map_ops',
+  'mark_victim_task',
+  'switch_prev_state',
+  'exit_group_dead',
 ] as const;
 export type Feature = (typeof FEATURES)[number];
 
@@ -118,6 +121,33 @@ function probeBatchOps(): Probe {
   }
 }
 
+let layoutBits: number | undefined;
+
+/**
+ * One of the kernel layouts compat.bpf.h tells apart, as the running kernel's BTF has it: the bits
+ * probe_layouts returns when run once. `what` says what its absence means.
+ */
+function probeLayout(bit: number, what: string): Probe {
+  try {
+    if (layoutBits === undefined) {
+      const n = native();
+      const obj = n.open(objectPath('probes.bpf.o'));
+      try {
+        for (const p of probePrograms) n.setAutoload(obj, p, p === 'probe_layouts');
+        n.load(obj);
+        layoutBits = n.progTestRun(obj, 'probe_layouts', Buffer.alloc(64));
+      } finally {
+        n.closeObject(obj);
+      }
+    }
+    return layoutBits & bit ? { status: 'supported' } : { status: 'unsupported', reason: what };
+  } catch (err) {
+    return classify(err, 'layout probe');
+  }
+}
+
+const LAYOUT = probeEnums.layout_bit;
+
 const probes: Record<Feature, () => Probe> = {
   btf: () =>
     existsSync('/sys/kernel/btf/vmlinux')
@@ -145,6 +175,9 @@ const probes: Record<Feature, () => Probe> = {
   ringbuf: () => probeMap('BPF_MAP_TYPE_RINGBUF', 'the kernel has no BPF ring buffer (Linux 5.8+)'),
   task_storage: () => probeMap('BPF_MAP_TYPE_TASK_STORAGE', 'the kernel has no BPF task local storage (Linux 5.11+)'),
   batch_map_ops: probeBatchOps,
+  mark_victim_task: () => probeLayout(LAYOUT.LAYOUT_MARK_VICTIM_TASK, 'oom:mark_victim passes only a pid (Linux before 6.8): the victim task is found through SIGKILL'),
+  switch_prev_state: () => probeLayout(LAYOUT.LAYOUT_SWITCH_PREV_STATE, 'sched_switch does not pass prev_state (Linux before 5.18): the state is re-read from the task'),
+  exit_group_dead: () => probeLayout(LAYOUT.LAYOUT_EXIT_GROUP_DEAD, 'sched_process_exit does not pass group_dead: the last thread is found by signal->live'),
 };
 
 const cache = new Map<Feature, Probe>();

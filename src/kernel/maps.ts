@@ -11,6 +11,8 @@ export interface MapSpec<K, V> {
   readonly name: string;
   readonly type: number;
   readonly maxEntries: number;
+  /** map_flags (BPF_F_NO_PREALLOC, ...) */
+  readonly flags: number;
   readonly key: Codec<K> | undefined;
   readonly value: Codec<V> | undefined;
 }

@@ -31,7 +31,8 @@ export interface MapInfo {
 }
 
 export interface Native {
-  open(path: string): ObjectHandle;
+  /** btfPath: relocate CO-RE accesses against this kernel BTF (a vmlinux) instead of the running kernel's */
+  open(path: string, btfPath?: string): ObjectHandle;
   describe(obj: ObjectHandle): { programs: ProgramInfo[]; maps: MapInfo[] };
   setAutoload(obj: ObjectHandle, program: string, on: boolean): void;
   setMaxEntries(obj: ObjectHandle, map: string, n: number): void;
@@ -57,6 +58,8 @@ export interface Native {
   ringOpen(mapFd: number): RingHandle;
   ringDrain(ring: RingHandle, maxBytes: number): { buffer: Buffer; count: number; more: boolean };
   ringClose(ring: RingHandle): void;
+  /** runs a loaded program once with this input (BPF_PROG_TEST_RUN); its return value */
+  progTestRun(obj: ObjectHandle, program: string, data: Buffer): number;
   probeProgramType(type: number): number;
   probeMapType(type: number): number;
   createMap(type: number, keySize: number, valueSize: number, maxEntries: number): number;
@@ -71,6 +74,7 @@ export interface Native {
     BPF_ANY: number;
     BPF_NOEXIST: number;
     BPF_EXIST: number;
+    BPF_F_NO_PREALLOC: number;
   };
   libbpfVersion: string;
 }

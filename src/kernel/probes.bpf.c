@@ -28,3 +28,26 @@ int probe_cgroup_skb(struct __sk_buff *skb) { return 1; }
 
 SEC("sockops")
 int probe_sock_ops(struct bpf_sock_ops *ops) { return 1; }
+
+/* Kernel layouts, as the CO-RE checks of compat.bpf.h resolve them on this kernel: run once with
+ * BPF_PROG_TEST_RUN (socket filters can be run on any kernel), it returns one bit per difference. */
+enum layout_bit {
+	LAYOUT_MARK_VICTIM_TASK = 1,
+	LAYOUT_SWITCH_PREV_STATE = 2,
+	LAYOUT_EXIT_GROUP_DEAD = 4,
+};
+PERISCOPE_EXPORT_ENUM(layout_bit);
+
+SEC("socket")
+int probe_layouts(struct __sk_buff *skb)
+{
+	int bits = 0;
+
+	if (mark_victim_has_task())
+		bits |= LAYOUT_MARK_VICTIM_TASK;
+	if (sched_switch_has_prev_state())
+		bits |= LAYOUT_SWITCH_PREV_STATE;
+	if (sched_process_exit_has_group_dead())
+		bits |= LAYOUT_EXIT_GROUP_DEAD;
+	return bits;
+}
