@@ -26,10 +26,13 @@ export interface RunningAgent {
   stop(): Promise<number | null>;
 }
 
-export async function startAgent(args: string[] = []): Promise<RunningAgent> {
+/** wrap: a command the agent is run through (its arguments follow), e.g. to start it in a namespace. */
+export async function startAgent(args: string[] = [], opts: { wrap?: string[] } = {}): Promise<RunningAgent> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(BIN, ['agent', '--listen', `127.0.0.1:${port}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [BIN, 'agent', '--listen', `127.0.0.1:${port}`, ...args];
+  const [cmd, ...rest] = [...(opts.wrap ?? []), ...argv] as [string, ...string[]];
+  const child = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stdout.on('data', (d: Buffer) => (log += d.toString()));
   child.stderr.on('data', (d: Buffer) => (log += d.toString()));

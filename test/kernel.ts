@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { canUseBpf } from '../src/kernel/privilege.js';
 import { NATIVE_PATH } from '../src/kernel/native.js';
 import { cgroupIdOf, findCgroup2Mount } from '../src/inventory/cgroups.js';
@@ -123,6 +124,21 @@ export function run(cmd: string, args: string[], timeoutMs = 60_000): Promise<{ 
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A loop count or duration sized to the kernel the test runs on: n on the host, n times
+ * PERISCOPE_KERNEL_SCALE in a QEMU guest (the kernel matrix sets it: TCG runs ~12x slower).
+ */
+export function scaled(n: number, min = 1): number {
+  return Math.max(min, Math.round(n * Number(process.env.PERISCOPE_KERNEL_SCALE ?? 1)));
+}
+
+/** A C test helper built by `make build` (test/helpers/<name>.c). */
+export function helper(name: string): string {
+  const path = fileURLToPath(new URL(`../../build/test-helpers/${name}`, import.meta.url));
+  assert.ok(existsSync(path), `${path} is built by make build`);
+  return path;
+}
 
 /** Polls `fn` until it returns a value (not undefined) or the time is up. */
 export async function eventually<T>(fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 5_000, what = 'condition'): Promise<T> {

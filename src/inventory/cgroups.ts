@@ -48,19 +48,6 @@ export function cgroupPathOfPid(pid: number | 'self'): string | undefined {
   return undefined;
 }
 
-let cgroup2Root: string | undefined;
-
-/** The cgroup id of a task's v2 cgroup, from /proc; undefined when the task is gone. */
-export function cgroupIdOfPid(pid: number): number | undefined {
-  try {
-    const path = cgroupPathOfPid(pid);
-    cgroup2Root ??= findCgroup2Mount();
-    return path === undefined ? undefined : cgroupIdOf(join(cgroup2Root, path));
-  } catch {
-    return undefined;
-  }
-}
-
 export interface CgroupInfo {
   id: number;
   path: string; // relative to the cgroup2 mount, "/" for the root

@@ -80,26 +80,17 @@ static __always_inline ktime_ns_t dequeue(struct task_struct *t, pid_nr_t pid)
 	return since;
 }
 
-static __always_inline __u32 log2_slot(__u64 us)
-{
-	__u32 slot = 0;
-
-	/* bounded loop: at most RUNQ_SLOTS - 1 steps */
-	for (int i = 0; i < RUNQ_SLOTS - 1; i++) {
-		if (us < 2)
-			break;
-		us >>= 1;
-		slot++;
-	}
-	return slot;
-}
-
 static __always_inline void on_wakeup(struct task_struct *t)
 {
 	enqueue(t, bpf_ktime_get_ns());
 }
 
-static __always_inline void on_switch(bool preempt, struct task_struct *prev, struct task_struct *next)
+/*
+ * prev_state is the state prev blocked in (0: still runnable, i.e. preempted), from the tracepoint
+ * where the kernel passes it (compat.bpf.h). btf says the task pointers are BTF-typed (tp_btf): the
+ * cgroup of the task switching in is then read with plain loads instead of four probe reads.
+ */
+static __always_inline void on_switch(bool preempt, struct task_struct *prev, struct task_struct *next, long prev_state, bool btf)
 {
 	ktime_ns_t now = bpf_ktime_get_ns();
 	__u32 zero = 0;
@@ -113,7 +104,7 @@ static __always_inline void on_switch(bool preempt, struct task_struct *prev, st
 		cgroup_id_t cg = bpf_get_current_cgroup_id();
 		struct cgroup_cpu *s = cgroup_entry(&cgroup_cpu, &cg, &zero_stats);
 		/* The kernel's own rule (__schedule): voluntary when not preempted and not runnable. */
-		bool voluntary = !preempt && task_state(prev) != 0;
+		bool voluntary = !preempt && prev_state != 0;
 
 		if (s) {
 			if (slice->start_ns)
@@ -123,7 +114,9 @@ static __always_inline void on_switch(bool preempt, struct task_struct *prev, st
 			else
 				s->involuntary_switches++;
 			if (slice->has_wait) {
-				__u32 slot = log2_slot(slice->pending_wait_ns / 1000);
+				__u32 slot = log2_slot(slice->pending_wait_ns / 1000, RUNQ_SLOTS - 1);
+
+				/* the bound is for the verifier: log2_slot never passes RUNQ_SLOTS - 1 */
 				if (slot < RUNQ_SLOTS)
 					s->runq_slots[slot]++;
 				s->runq_sum_ns += slice->pending_wait_ns;
@@ -140,6 +133,9 @@ static __always_inline void on_switch(bool preempt, struct task_struct *prev, st
 	slice->has_wait = 0;
 	if (!next_pid)
 		return;
+	/* user space charges the slice in progress to this cgroup, without a look in /proc (which a
+	 * cgroup namespace would show relative to the agent's own) */
+	slice->cgroup_id = btf ? next->cgroups->dfl_cgrp->kn->id : task_cgroup_id(next);
 	ktime_ns_t since = dequeue(next, next_pid);
 	if (since && now > since) {
 		slice->pending_wait_ns = now - since;
@@ -150,7 +146,7 @@ static __always_inline void on_switch(bool preempt, struct task_struct *prev, st
 SEC("tp_btf/sched_switch")
 int BPF_PROG(cpu_switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	on_switch(preempt, prev, next);
+	on_switch(preempt, prev, next, switch_prev_state(ctx, prev), true);
 	return 0;
 }
 
@@ -171,7 +167,7 @@ int BPF_PROG(cpu_wakeup_new_btf, struct task_struct *p)
 SEC("raw_tp/sched_switch")
 int BPF_PROG(cpu_switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	on_switch(preempt, prev, next);
+	on_switch(preempt, prev, next, switch_prev_state(ctx, prev), false);
 	return 0;
 }
 

@@ -21,6 +21,7 @@ struct cgroup_cpu {
 struct cpu_slice {
 	ktime_ns_t start_ns;
 	ktime_ns_t pending_wait_ns; /* run-queue wait of the running task, charged when it leaves */
+	cgroup_id_t cgroup_id;      /* the running task's cgroup: the slice in progress is charged to it */
 	pid_nr_t pid;               /* 0: idle */
 	__u32 has_wait;
 };

@@ -1,7 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CpuCollector, RUNQ_BUCKETS, type CpuReading } from './index.js';
+import { CPU_SPEC, CpuCollector, RUNQ_BUCKETS, type CpuReading } from './index.js';
+import { supportedAlternatives } from '../../kernel/bpf-object.js';
 import { TestCgroup, needsKernel } from '../../../test/kernel.js';
+
+/** Every alternative this kernel supports: each is tested, not only the one the agent would take. */
+const alternatives = (): string[] => {
+  try {
+    return supportedAlternatives(CPU_SPEC);
+  } catch {
+    return ['tp_btf']; // the kernel gate of each test says why it cannot run
+  }
+};
 
 const burn = (seconds: number, cpu?: number): string =>
   `${cpu === undefined ? '' : `taskset -c ${cpu} `}timeout ${seconds} sh -c 'while :; do :; done'`;
@@ -12,9 +22,10 @@ test('run-queue buckets are the kernel log2 slots in seconds', () => {
   for (let i = 1; i < RUNQ_BUCKETS.length; i++) assert.equal(RUNQ_BUCKETS[i], RUNQ_BUCKETS[i - 1]! * 2);
 });
 
-test('CPU seconds of a cgroup agree with its cpu.stat within 2%', async (t) => {
+for (const alt of alternatives()) {
+test(`CPU seconds of a cgroup agree with its cpu.stat within 2% (${alt})`, async (t) => {
   if (!needsKernel(t)) return;
-  const collector = new CpuCollector({ maxCgroups: 4096 });
+  const collector = new CpuCollector({ maxCgroups: 4096 }, { alternative: alt });
   const cg = new TestCgroup('cpu');
   t.after(() => {
     collector.close();
@@ -29,9 +40,9 @@ test('CPU seconds of a cgroup agree with its cpu.stat within 2%', async (t) => {
   assert.ok(Math.abs(ours - kernel) / kernel < 0.02, `periscope ${ours} s vs cpu.stat ${kernel} s`);
 });
 
-test('counts CPU time of a task that is still running', async (t) => {
+test(`counts CPU time of a task that is still running (${alt})`, async (t) => {
   if (!needsKernel(t)) return;
-  const collector = new CpuCollector({ maxCgroups: 4096 });
+  const collector = new CpuCollector({ maxCgroups: 4096 }, { alternative: alt });
   const cg = new TestCgroup('running');
   t.after(() => {
     collector.close();
@@ -46,13 +57,9 @@ test('counts CPU time of a task that is still running', async (t) => {
   assert.ok(Math.abs(midway - kernel) < 0.1, `mid-run: periscope ${midway} s vs cpu.stat ${kernel} s`);
 });
 
-function mean(h: CpuReading['runq'] | undefined): number {
-  return h && h.count > 0 ? h.sum / h.count : 0;
-}
-
-test('run-queue latency grows when two CPU-bound processes share one CPU, not when one runs alone', async (t) => {
+test(`run-queue latency grows when two CPU-bound processes share one CPU, not when one runs alone (${alt})`, async (t) => {
   if (!needsKernel(t)) return;
-  const collector = new CpuCollector({ maxCgroups: 4096 });
+  const collector = new CpuCollector({ maxCgroups: 4096 }, { alternative: alt });
   const alone = new TestCgroup('alone');
   const shared = new TestCgroup('shared');
   t.after(() => {
@@ -78,17 +85,22 @@ test('run-queue latency grows when two CPU-bound processes share one CPU, not wh
   assert.ok(inv(shared.id) > 5 * Math.max(inv(alone.id), 1), `preemptions: shared ${inv(shared.id)}, alone ${inv(alone.id)}`);
 });
 
-test('counts voluntary switches of a task that sleeps', async (t) => {
+test(`counts voluntary switches of a task that sleeps (${alt})`, async (t) => {
   if (!needsKernel(t)) return;
-  const collector = new CpuCollector({ maxCgroups: 4096 });
+  const collector = new CpuCollector({ maxCgroups: 4096 }, { alternative: alt });
   const cg = new TestCgroup('sleeper');
   t.after(() => {
     collector.close();
     cg.remove();
   });
   // one process, 50 sleeps: each ends a slice voluntarily
-  await cg.run(`exec python3 -c 'import time\nfor _ in range(50): time.sleep(0.005)'`);
+  await cg.run(`exec /usr/bin/python3 -c 'import time\nfor _ in range(50): time.sleep(0.005)'`);
   const u = collector.usage().get(cg.id);
   assert.ok(u, 'the cgroup has CPU stats');
   assert.ok(u.voluntarySwitches >= 50, `voluntary switches: ${u.voluntarySwitches}`);
 });
+}
+
+function mean(h: CpuReading['runq'] | undefined): number {
+  return h && h.count > 0 ? h.sum / h.count : 0;
+}

@@ -10,7 +10,6 @@ import { type TypedMap } from '../../kernel/maps.js';
 import * as gen from './cpu.gen.js';
 import { cgroupSubject, defineCollector, type CollectorContext, type CollectorInstance, type HistogramValue, type Readings } from '../contract.js';
 import { KernelCollector, loadAndAttach, perCgroup } from '../kernel-collector.js';
-import { cgroupIdOfPid } from '../../inventory/cgroups.js';
 
 export const CPU_SPEC: ObjectSpec<gen.ProgramName> = {
   file: gen.OBJECT_FILE,
@@ -61,16 +60,13 @@ function runqOf(slots: readonly number[], sumNs: number): HistogramValue {
 export class CpuCollector extends KernelCollector<gen.ProgramName> implements CollectorInstance {
   private readonly stats: TypedMap<number, gen.CgroupCpu>;
   private readonly slices: TypedMap<number, gen.CpuSlice>;
-  private readonly cgroupOfPid: (pid: number) => number | undefined;
 
-  /** cgroupOfPid names the cgroup of a running task, to charge the slice in progress. */
-  constructor(ctx: Pick<CollectorContext, 'maxCgroups'> & { cgroupOfPid?: (pid: number) => number | undefined }) {
-    const { obj, parts } = loadAndAttach(CPU_SPEC, ctx, {}, (o) => ({
+  constructor(ctx: Pick<CollectorContext, 'maxCgroups'>, opts: { alternative?: string } = {}) {
+    const { obj, parts } = loadAndAttach(CPU_SPEC, ctx, opts, (o) => ({
       stats: o.map(gen.maps.cgroup_cpu),
       slices: o.map(gen.maps.current_slice),
     }));
     super('cpu', obj, { map: gen.maps.drops, kinds: gen.enums.periscope_drop });
-    this.cgroupOfPid = ctx.cgroupOfPid ?? cgroupIdOfPid;
     this.stats = parts.stats;
     this.slices = parts.slices;
   }
@@ -89,12 +85,10 @@ export class CpuCollector extends KernelCollector<gen.ProgramName> implements Co
       });
     }
     for (const slice of running) {
-      if (!slice.pid || !slice.start_ns || now <= slice.start_ns) continue;
-      const id = this.cgroupOfPid(slice.pid);
-      if (id === undefined) continue; // exited since
-      const r = out.get(id) ?? { cpuSeconds: 0, voluntarySwitches: 0, involuntarySwitches: 0, runq: runqOf([], 0) };
+      if (!slice.pid || !slice.start_ns || !slice.cgroup_id || now <= slice.start_ns) continue;
+      const r = out.get(slice.cgroup_id) ?? { cpuSeconds: 0, voluntarySwitches: 0, involuntarySwitches: 0, runq: runqOf([], 0) };
       r.cpuSeconds += (now - slice.start_ns) / 1e9;
-      out.set(id, r);
+      out.set(slice.cgroup_id, r);
     }
     return out;
   }

@@ -10,16 +10,33 @@ import { cgroupSubject, defineCollector, type CollectorContext, type CollectorIn
 import { KernelCollector, loadAndAttach, perCgroup } from '../kernel-collector.js';
 import { type PeriscopeEvent } from '../../wire/events.js';
 
-export type OomKillEvent = PeriscopeEvent<'oom_kill', { pid: number; uid: number; comm: string; total_vm_bytes: number }>;
+export type OomKillEvent = PeriscopeEvent<
+  'oom_kill',
+  {
+    /** the victim's process id (its thread id where only that was known) */
+    pid: number;
+    uid: number;
+    comm: string;
+    total_vm_bytes: number;
+    /** false where the kernel named the victim only by pid and the task could not be found: then
+     * cgroup is empty, cgroup_id 0, and only pid is known */
+    victim_found: boolean;
+  }
+>;
 
 export const MEMORY_SPEC: ObjectSpec<gen.ProgramName> = {
   file: gen.OBJECT_FILE,
   programs: gen.programs,
   maps: gen.maps,
   cgroupMaps: ['oom_stats'],
+  // Tracepoints first; where mark_victim passes only a pid, the same hook with the SIGKILL it follows.
   alternatives: [
-    { name: 'tp_btf', requires: ['btf', 'tp_btf', 'ringbuf'], programs: ['oom_victim_btf'] },
-    { name: 'raw_tp', requires: ['btf', 'raw_tp', 'ringbuf'], programs: ['oom_victim_raw'] },
+    { name: 'tp_btf', requires: ['btf', 'tp_btf', 'ringbuf', 'mark_victim_task'], programs: ['oom_victim_btf'], skipMaps: ['sigkill_sent'] },
+    { name: 'tp_btf_pid', requires: ['btf', 'tp_btf', 'ringbuf'], programs: ['oom_victim_btf', 'oom_signal_btf'] },
+    { name: 'raw_tp', requires: ['btf', 'raw_tp', 'ringbuf', 'mark_victim_task'], programs: ['oom_victim_raw'], skipMaps: ['sigkill_sent'] },
+    { name: 'raw_tp_pid', requires: ['btf', 'raw_tp', 'ringbuf'], programs: ['oom_victim_raw', 'oom_signal_raw'] },
+    { name: 'fentry', requires: ['btf', 'fentry', 'ringbuf'], programs: ['oom_victim_fentry'], skipMaps: ['sigkill_sent'] },
+    { name: 'kprobe', requires: ['btf', 'kprobe', 'ringbuf'], programs: ['oom_victim_kprobe'], skipMaps: ['sigkill_sent'] },
   ],
 };
 
@@ -30,8 +47,8 @@ export class MemoryCollector extends KernelCollector<gen.ProgramName> implements
   private readonly stats: TypedMap<number, gen.OomStats>;
   private readonly ring: RingReader;
 
-  constructor(ctx: CollectorContext) {
-    const { obj, parts } = loadAndAttach(MEMORY_SPEC, ctx, {}, (o) => ({
+  constructor(ctx: CollectorContext, opts: { alternative?: string } = {}) {
+    const { obj, parts } = loadAndAttach(MEMORY_SPEC, ctx, opts, (o) => ({
       stats: o.map(gen.maps.oom_stats),
       ring: o.ring(gen.maps.oom_events.name),
     }));
@@ -54,6 +71,7 @@ export class MemoryCollector extends KernelCollector<gen.ProgramName> implements
         uid: e.uid,
         comm: e.comm,
         total_vm_bytes: e.total_vm_pages * PAGE_SIZE,
+        victim_found: e.victim_found !== 0,
       });
     });
   }

@@ -46,9 +46,9 @@ export class ProcessCollector extends KernelCollector<gen.ProgramName> implement
   private readonly ring: RingReader;
 
   /** eventRingBytes sizes the kernel ring buffer of events (a power of two, at least a page). */
-  constructor(ctx: CollectorContext, opts: { eventRingBytes?: number } = {}) {
+  constructor(ctx: CollectorContext, opts: { eventRingBytes?: number; alternative?: string } = {}) {
     const maxEntries: Record<string, number> = opts.eventRingBytes ? { process_events: opts.eventRingBytes } : {};
-    const { obj, parts } = loadAndAttach(PROCESS_SPEC, ctx, { maxEntries }, (o) => ({
+    const { obj, parts } = loadAndAttach(PROCESS_SPEC, ctx, { maxEntries, ...(opts.alternative ? { alternative: opts.alternative } : {}) }, (o) => ({
       stats: o.map(gen.maps.process_stats),
       ring: o.ring(gen.maps.process_events.name),
     }));

@@ -1,7 +1,9 @@
 /* process collector, kernel side. Counts execs, new processes and process exits per cgroup (exact:
  * counted before any event is reserved), and streams exec and exit events through a ring buffer.
  * The exec arguments are read from the new image's own argument area (mm->arg_start), which the
- * kernel has filled by the time sched_process_exec fires. Entry points exist as tp_btf and raw_tp. */
+ * kernel has filled by the time sched_process_exec fires. A new process is charged to the cgroup it
+ * starts in (clone3 with CLONE_INTO_CGROUP puts it elsewhere than its parent); a process has exited
+ * when its last thread has, not its first. Entry points exist as tp_btf and raw_tp. */
 #include "periscope.bpf.h"
 #include "process.h"
 
@@ -16,6 +18,16 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20);
 } process_events SEC(".maps");
+
+/* Processes whose exit was counted: where the kernel does not say which thread ends the process, two
+ * threads exiting together may both find no thread left, and the second must not count it again.
+ * Entries are only needed for that moment; LRU drops them later. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct exit_key);
+	__type(value, __u8);
+} exits_counted SEC(".maps");
 
 PERISCOPE_EXPORT(exec_event);
 PERISCOPE_EXPORT(exit_event);
@@ -59,7 +71,7 @@ static __always_inline void on_exec(struct task_struct *p, struct linux_binprm *
 	/* bpf_probe_read_user needs a size the verifier can bound: 1..ARGS_SIZE here. */
 	if (size > 0 && bpf_probe_read_user(e->args, size, (void *)start) == 0)
 		e->args_size = size;
-	bpf_ringbuf_submit(e, 0);
+	submit_event(e);
 }
 
 static __always_inline void on_fork(struct task_struct *parent, struct task_struct *child)
@@ -67,15 +79,35 @@ static __always_inline void on_fork(struct task_struct *parent, struct task_stru
 	/* A new thread shares its parent's tgid; only new processes count. */
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return;
-	struct process_stats *s = stats_of(task_cgroup_id(parent));
+	/* the child's own cgroup: with CLONE_INTO_CGROUP it is not the parent's */
+	struct process_stats *s = stats_of(task_cgroup_id(child));
 	if (s)
 		s->forks++;
 }
 
-static __always_inline void on_exit(struct task_struct *p)
+/*
+ * Whether p is the last thread of its process to exit. group_dead comes from the tracepoint where
+ * the kernel passes it (< 0: it does not); else the thread that finds signal->live at zero is the
+ * last — and when two find it so, the first to record the process wins.
+ */
+static __always_inline bool process_ended(struct task_struct *p, int group_dead)
 {
-	/* Threads exit too; a process has ended when its thread group leader does. */
-	if (BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid))
+	if (group_dead >= 0)
+		return group_dead;
+	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return false;
+	struct exit_key key = {
+		.tgid = BPF_CORE_READ(p, tgid),
+		.leader_start_ns = BPF_CORE_READ(p, group_leader, start_time),
+	};
+	__u8 one = 1;
+	return bpf_map_update_elem(&exits_counted, &key, &one, BPF_NOEXIST) == 0;
+}
+
+static __always_inline void on_exit(struct task_struct *p, int group_dead)
+{
+	/* Threads exit too; a process has ended when its last thread does, which need not be its leader. */
+	if (!process_ended(p, group_dead))
 		return;
 	cgroup_id_t cg = task_cgroup_id(p);
 	struct process_stats *s = stats_of(cg);
@@ -85,10 +117,11 @@ static __always_inline void on_exit(struct task_struct *p)
 	struct exit_event *e = reserve_event(&process_events, sizeof(*e));
 	if (!e)
 		return;
-	/* do_exit() stores the wait status before the tracepoint: exit code << 8, or the signal. */
+	/* do_exit() stores the wait status before the tracepoint: exit code << 8, or the signal; a group
+	 * exit gives every thread the same. The process started with its leader. */
 	__u32 status = BPF_CORE_READ(p, exit_code);
 	ktime_ns_t now = bpf_ktime_get_ns();
-	ktime_ns_t started = BPF_CORE_READ(p, start_time);
+	ktime_ns_t started = BPF_CORE_READ(p, group_leader, start_time);
 
 	e->kind = PROCESS_EXIT;
 	e->pid = BPF_CORE_READ(p, tgid);
@@ -98,13 +131,13 @@ static __always_inline void on_exit(struct task_struct *p)
 	e->uid = task_uid(p);
 	e->time_ns = now;
 	e->cgroup_id = cg;
-	BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
+	BPF_CORE_READ_STR_INTO(&e->comm, p, group_leader, comm);
 	e->exit_code = (status >> 8) & 0xff;
 	e->signal = status & 0x7f;
 	e->core_dumped = (status & 0x80) != 0;
 	e->pad = 0;
 	e->lifetime_ns = now > started ? now - started : 0;
-	bpf_ringbuf_submit(e, 0);
+	submit_event(e);
 }
 
 SEC("tp_btf/sched_process_exec")
@@ -121,10 +154,18 @@ int BPF_PROG(process_fork_btf, struct task_struct *parent, struct task_struct *c
 	return 0;
 }
 
+/* group_dead where the tracepoint passes it (compat.bpf.h), else -1 */
+static __always_inline int exit_group_dead(unsigned long long *ctx)
+{
+	if (sched_process_exit_has_group_dead())
+		return (bool)ctx[1];
+	return -1;
+}
+
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(process_exit_btf, struct task_struct *p)
 {
-	on_exit(p);
+	on_exit(p, exit_group_dead(ctx));
 	return 0;
 }
 
@@ -145,6 +186,6 @@ int BPF_PROG(process_fork_raw, struct task_struct *parent, struct task_struct *c
 SEC("raw_tp/sched_process_exit")
 int BPF_PROG(process_exit_raw, struct task_struct *p)
 {
-	on_exit(p);
+	on_exit(p, exit_group_dead(ctx));
 	return 0;
 }

@@ -18,6 +18,13 @@ struct process_stats {
 	__u64 exits; /* processes (thread group leaders) */
 };
 
+/* A process, unique over time: its pid and the start time of its leader (pids are reused). */
+struct exit_key {
+	pid_nr_t tgid;
+	__u32 pad;
+	ktime_ns_t leader_start_ns;
+};
+
 struct exec_event {
 	enum process_event_kind kind;
 	pid_nr_t pid;
