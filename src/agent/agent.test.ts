@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TestCgroup, eventually, needsKernel, run, sleep } from '../../test/kernel.js';
+import { fileURLToPath } from 'node:url';
+import { TestCgroup, eventually, needsKernel, run, scaled, sleep } from '../../test/kernel.js';
 import { sample, startAgent } from '../../test/agent-process.js';
 
 async function metrics(url: string): Promise<string> {
@@ -133,4 +134,42 @@ test('cgroup churn: 100 cgroups come and go, their series are dropped after the 
   assert.ok((sample(after, 'periscope_cgroups_expired_total', {}) ?? 0) >= 100);
   assert.ok((sample(after, 'periscope_cgroups', {}) ?? Infinity) <= baseline + 5, 'the cgroup table shrank back');
   assert.doesNotMatch(after, /cgroup="unresolved:/);
+});
+
+test('an agent in its own cgroup namespace still charges a running task to its cgroup', async (t) => {
+  if (!needsKernel(t)) return;
+  // as in a pod: the agent's cgroup namespace is rooted at its own cgroup, so /proc/PID/cgroup of
+  // every other task reads "0::/../..." to it, and only the kernel's ids name them right
+  const home = new TestCgroup('agent-cgroupns');
+  const cg = new TestCgroup('burner');
+  const agent = await startAgent(['--grace', '30'], { wrap: ['sh', '-c', `echo $$ > ${home.dir}/cgroup.procs && exec unshare --cgroup "$@"`, 'sh'] });
+  t.after(async () => {
+    await agent.stop();
+    cg.remove();
+    home.remove();
+  });
+  const inside = (await run('cat', [`/proc/${agent.child.pid}/cgroup`])).stdout;
+  const burning = cg.run(`timeout ${scaled(2, 1)} sh -c 'while :; do :; done'`);
+  await sleep(scaled(1500, 700));
+  const midway = sample(await metrics(agent.url), 'periscope_cpu_seconds_total', { cgroup: cg.path }) ?? 0;
+  await burning;
+  t.diagnostic(`agent's view of itself: ${inside.trim()}; CPU seconds counted midway: ${midway}`);
+  assert.ok(midway > scaled(1500, 700) / 1000 / 2, `a burner running for ${scaled(1500, 700)} ms shows ${midway} s while it still runs`);
+});
+
+test('a --max-cgroups the agent\'s memory limit cannot hold is refused in one line, before anything is loaded', async (t) => {
+  if (!needsKernel(t)) return;
+  const home = new TestCgroup('agent-limited', { memoryLimitBytes: 200 << 20 });
+  t.after(() => home.remove());
+  const bin = fileURLToPath(new URL('../../../bin/periscope', import.meta.url));
+  const r = await run('sh', ['-c', `${home.enter} && exec ${bin} agent --listen 127.0.0.1:0 --max-cgroups 1048576`]);
+  assert.equal(r.code, 1, r.stderr);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 2, r.stderr);
+  assert.match(lines[0]!, /^periscope: --max-cgroups 1048576 needs \d+ MiB of kernel maps on \d+ CPUs .* does not fit its memory limit of 200 MiB/);
+  assert.match(lines[1]!, /^ {2}fix: use --max-cgroups \d+ or less, or raise the memory limit/);
+  // the number it offers does fit
+  const offered = /use --max-cgroups (\d+)/.exec(lines[1]!)![1]!;
+  const ok = await run('sh', ['-c', `${home.enter} && exec ${bin} agent --listen 127.0.0.1:0 --max-cgroups ${offered} & pid=$!; sleep 4; kill $pid; wait $pid`]);
+  assert.match(ok.stderr, /collectors running/, ok.stderr);
 });

@@ -11,7 +11,9 @@ import { Agent } from '../agent/agent.js';
 import { Api } from '../agent/api.js';
 import { VERSION } from '../agent/version.js';
 import { DEFAULT_SECRET_KEYS } from '../agent/redact.js';
-import { COLLECTOR_NAMES } from '../collectors/registry.js';
+import { COLLECTORS, COLLECTOR_NAMES } from '../collectors/registry.js';
+import { planMemory } from '../agent/memory-budget.js';
+import { native } from '../kernel/native.js';
 import { PeriscopeError } from '../kernel/errors.js';
 import { AGGREGATION_LEVELS, type AggregationLevel } from '../inventory/attribution.js';
 import { checkRequirements } from './doctor.js';
@@ -24,7 +26,8 @@ Runs the node agent: the collectors the kernel supports, /metrics and the JSON A
   --listen HOST:PORT        where to serve (default 127.0.0.1:9464; port 0 picks a free one)
   --node NAME               node name on every series (default $NODE_NAME or the host name)
   --grace SECONDS           how long series of a vanished cgroup stay (default 60)
-  --max-cgroups N           size of each per-cgroup kernel map (default 16384)
+  --max-cgroups N           size of each per-cgroup kernel map (default: what 64 MiB of kernel
+                            memory holds on this node's CPUs, at most 16384; doctor shows it)
   --max-series N            most series per metric (default 10000)
   --collectors LIST         comma-separated subset of ${COLLECTOR_NAMES.join(',')}
   --kubeconfig PATH         watch this node's pods with these credentials (in a pod the service
@@ -92,7 +95,7 @@ export async function agentCommand(args: string[]): Promise<void> {
   if (!f) return;
   const { host, port } = parseListen(f.listen ?? '127.0.0.1:9464');
   const grace = secondsFlag(CMD, 'grace', f.grace ?? '60', 0, 7 * 86_400);
-  const maxCgroups = intFlag(CMD, 'max-cgroups', f['max-cgroups'] ?? '16384', 1, 1 << 20);
+  const maxCgroupsFlag = f['max-cgroups'] === undefined ? undefined : intFlag(CMD, 'max-cgroups', f['max-cgroups'], 1, 1 << 20);
   const maxSeries = intFlag(CMD, 'max-series', f['max-series'] ?? '10000', 1, 10_000_000);
   const maxStreamClients = intFlag(CMD, 'max-stream-clients', f['max-stream-clients'] ?? '16', 0, 10_000);
   const collectors = f.collectors === undefined ? undefined : listFlag(f.collectors);
@@ -115,6 +118,9 @@ export async function agentCommand(args: string[]): Promise<void> {
   if (problem) throw problem;
 
   const useKubernetes = !f['no-kubernetes'] && (f.kubeconfig !== undefined || process.env.KUBERNETES_SERVICE_HOST !== undefined);
+  // the kernel maps for --max-cgroups must fit the agent's memory limit: say so now, not as an OOM kill
+  const defs = collectors ? COLLECTORS.filter((c) => collectors.includes(c.name)) : COLLECTORS;
+  const { maxCgroups } = planMemory(defs, native().numPossibleCpus(), { ...(maxCgroupsFlag ? { maxCgroups: maxCgroupsFlag } : {}), kubernetes: useKubernetes });
   // loaded only when wanted: the client is the largest part of the agent's memory
   const kubernetes = useKubernetes
     ? new (await import('../inventory/kubernetes.js')).KubernetesInventory({ node, graceMs: grace * 1000, ...(f.kubeconfig ? { kubeconfig: f.kubeconfig } : {}) })

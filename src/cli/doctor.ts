@@ -12,6 +12,7 @@ import { findCgroup2Mount } from '../inventory/cgroups.js';
 import { PeriscopeError } from '../kernel/errors.js';
 import { canUseBpf } from '../kernel/privilege.js';
 import { COLLECTORS } from '../collectors/registry.js';
+import { defaultMaxCgroups, kernelMemory, memoryLimit } from '../agent/memory-budget.js';
 import { bad, parseFlags } from './flags.js';
 
 /** The first hard requirement that fails, as a PeriscopeError; undefined when BPF can be used. */
@@ -53,6 +54,8 @@ export interface DoctorReport {
   ok: boolean;
   kernel: string;
   libbpf: string;
+  /** what the agent's kernel maps take here with the default --max-cgroups */
+  memory: { cpus: number; default_max_cgroups: number; kernel_bytes: number; bytes_per_cgroup: number; limit_bytes: number | null; limit_source: string | null };
   features: Record<Feature, Probe>;
   collectors: { name: string; alternative: string | null; passedOver: { name: string; reason: string }[] }[];
 }
@@ -63,10 +66,22 @@ export function doctorReport(): DoctorReport {
     const c = chooseAlternative(spec);
     return { name, alternative: c.chosen || null, passedOver: c.passedOver };
   });
+  const cpus = native().numPossibleCpus();
+  const maxCgroups = defaultMaxCgroups(COLLECTORS, cpus);
+  const kernel = kernelMemory(COLLECTORS, maxCgroups, cpus);
+  const limit = memoryLimit();
   return {
     ok: collectors.every((c) => c.alternative !== null),
     kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
     libbpf: native().libbpfVersion,
+    memory: {
+      cpus,
+      default_max_cgroups: maxCgroups,
+      kernel_bytes: kernel.total,
+      bytes_per_cgroup: kernel.perCgroup,
+      limit_bytes: limit?.bytes ?? null,
+      limit_source: limit?.source ?? null,
+    },
     features,
     collectors,
   };
@@ -88,7 +103,12 @@ export function formatDoctor(r: DoctorReport): string {
     c.alternative ?? 'NONE',
     c.passedOver.map((p) => `${p.name} (${oneLine(p.reason)})`).join('; '),
   ])];
-  return `kernel ${r.kernel}, libbpf ${r.libbpf}\n\n${table(feats)}\n\n${table(cols)}\n`;
+  const m = r.memory;
+  const mib = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
+  const memory =
+    `kernel maps: ${mib(m.kernel_bytes)} for --max-cgroups ${m.default_max_cgroups} (the default) on ${m.cpus} possible CPUs, ` +
+    `${m.bytes_per_cgroup} bytes a cgroup; memory limit ${m.limit_bytes === null ? 'none found' : `${mib(m.limit_bytes)} (${m.limit_source})`}`;
+  return `kernel ${r.kernel}, libbpf ${r.libbpf}\n\n${table(feats)}\n\n${table(cols)}\n\n${memory}\n`;
 }
 
 export const DOCTOR_USAGE = `usage: periscope doctor [--output table|json]
