@@ -7,7 +7,9 @@
  *   ctxsw       a context-switch storm (two processes ping-ponging over pipes): switches/s counted by
  *               the kernel and by Periscope, the storm's rate with and without the agent attached,
  *               and the BPF programs' own cost per run (kernel.bpf_stats_enabled)
- * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw ...] [--seconds N] [--idle-seconds N]
+ *   rings       the exec storm with the event rings drained on a timer (no kernel wakeups) and read
+ *               through epoll (a wakeup per record), alternating, with the programs' cost per run
+ * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|rings ...] [--seconds N] [--idle-seconds N]
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -94,10 +96,14 @@ async function idle(seconds: number, pods?: number): Promise<Result> {
   }
 }
 
-async function execStorm(seconds: number): Promise<Result> {
-  const agent = await startAgent();
+/** An exec storm against an agent started with these flags; withStats turns on the kernel's
+ * per-program statistics for the run (they cost a few ns per run themselves). */
+async function execStorm(seconds: number, flags: string[] = [], withStats = false): Promise<Result> {
+  const agent = await startAgent(flags);
   const cg = new TestCgroup('bench-exec');
+  if (withStats) writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
   try {
+    const stats0 = withStats ? await bpfStats() : undefined;
     const before = await scrape(agent);
     const a = procSample(agent.child.pid!);
     let peakRss = a.rssBytes;
@@ -115,8 +121,17 @@ async function execStorm(seconds: number): Promise<Result> {
     const events = sum(after, 'periscope_events_total', { type: 'exec' }) - sum(before, 'periscope_events_total', { type: 'exec' });
     const lost = sum(after, 'periscope_events_lost_total') - sum(before, 'periscope_events_lost_total');
     const allExecs = sum(after, 'periscope_process_execs_total') - sum(before, 'periscope_process_execs_total');
+    const perRun: Record<string, number> = {};
+    if (stats0) {
+      const stats1 = await bpfStats();
+      for (const name of ['process_exec_btf', 'process_exit_btf']) {
+        const x = stats1.get(name) ?? { runs: 0, ns: 0 };
+        const y = stats0.get(name) ?? { runs: 0, ns: 0 };
+        perRun[`${name}_ns_per_run`] = (x.ns - y.ns) / Math.max(1, x.runs - y.runs);
+      }
+    }
     return {
-      scenario: 'exec storm',
+      scenario: `exec storm${flags.length ? ` (${flags.join(' ')})` : ''}`,
       seconds: elapsed,
       execs_in_cgroup: execs,
       execs_per_second: execs / elapsed,
@@ -125,11 +140,22 @@ async function execStorm(seconds: number): Promise<Result> {
       events_lost: lost,
       agent_cpu_percent_of_one_core: (100 * (b.cpuSeconds - a.cpuSeconds)) / elapsed,
       agent_peak_rss_mib: peakRss / 2 ** 20,
+      ...perRun,
     };
   } finally {
+    if (withStats) writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '0');
     await agent.stop();
     cg.remove();
   }
+}
+
+/** The two ways of reading event rings side by side, twice each, alternating (the machine is noisy). */
+async function rings(seconds: number): Promise<Result[]> {
+  const out: Result[] = [];
+  for (let round = 0; round < 2; round++) {
+    for (const mode of ['timer', 'epoll']) out.push(await execStorm(seconds, ['--ring-reader', mode], true));
+  }
+  return out;
 }
 
 /** Two python processes bounce one byte over a pair of pipes: every bounce is two voluntary switches. */
@@ -235,14 +261,24 @@ function format(r: Result): string {
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({ allowPositionals: true, options: { seconds: { type: 'string', default: '10' }, 'idle-seconds': { type: 'string', default: '60' } } });
   const seconds = Number(values.seconds);
-  const which = positionals.length ? positionals : ['idle', 'idle-k8s', 'exec', 'ctxsw'];
+  const which = positionals.length ? positionals : ['idle', 'idle-k8s', 'exec', 'ctxsw', 'rings'];
   const kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
   process.stdout.write(`machine: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${kernel}, Node ${process.version}\n\n`);
   for (const w of which) {
     const r =
-      w === 'idle' ? await idle(Number(values['idle-seconds'])) : w === 'idle-k8s' ? await idle(Number(values['idle-seconds']), 30) : w === 'exec' ? await execStorm(seconds) : w === 'ctxsw' ? await ctxswStorm(seconds) : undefined;
-    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec or ctxsw`);
-    process.stdout.write(`${format(r)}\n`);
+      w === 'idle'
+        ? await idle(Number(values['idle-seconds']))
+        : w === 'idle-k8s'
+          ? await idle(Number(values['idle-seconds']), 30)
+          : w === 'exec'
+            ? await execStorm(seconds)
+            : w === 'ctxsw'
+              ? await ctxswStorm(seconds)
+              : w === 'rings'
+                ? await rings(seconds)
+                : undefined;
+    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw or rings`);
+    for (const x of [r].flat()) process.stdout.write(`${format(x)}\n`);
   }
 }
 
