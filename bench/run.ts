@@ -3,13 +3,12 @@
  * BENCHMARKS.md records them with the command and the machine. Scenarios:
  *   idle        the agent alone, scraped every 15 s: its CPU share and RSS
  *   idle-k8s    the same, watching 30 pods of its node in the fake API server (test/e2e)
- *   exec        an exec storm in a cgroup: execs/s, events received and lost, agent CPU and RSS
+ *   exec        an exec storm in a cgroup: execs/s, events received and lost, agent CPU and RSS, and the
+ *               exec and exit programs' cost per run (kernel.bpf_stats_enabled)
  *   ctxsw       a context-switch storm (two processes ping-ponging over pipes): switches/s counted by
  *               the kernel and by Periscope, the storm's rate with and without the agent attached,
  *               and the BPF programs' own cost per run (kernel.bpf_stats_enabled)
- *   rings       the exec storm with the event rings drained on a timer (no kernel wakeups) and read
- *               through epoll (a wakeup per record), alternating, with the programs' cost per run
- * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|rings ...] [--seconds N] [--idle-seconds N]
+ * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw ...] [--seconds N] [--idle-seconds N]
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -149,14 +148,6 @@ async function execStorm(seconds: number, flags: string[] = [], withStats = fals
   }
 }
 
-/** The two ways of reading event rings side by side, twice each, alternating (the machine is noisy). */
-async function rings(seconds: number): Promise<Result[]> {
-  const out: Result[] = [];
-  for (let round = 0; round < 2; round++) {
-    for (const mode of ['timer', 'epoll']) out.push(await execStorm(seconds, ['--ring-reader', mode], true));
-  }
-  return out;
-}
 
 /** Two python processes bounce one byte over a pair of pipes: every bounce is two voluntary switches. */
 const PINGPONG = `
@@ -261,7 +252,7 @@ function format(r: Result): string {
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({ allowPositionals: true, options: { seconds: { type: 'string', default: '10' }, 'idle-seconds': { type: 'string', default: '60' } } });
   const seconds = Number(values.seconds);
-  const which = positionals.length ? positionals : ['idle', 'idle-k8s', 'exec', 'ctxsw', 'rings'];
+  const which = positionals.length ? positionals : ['idle', 'idle-k8s', 'exec', 'ctxsw'];
   const kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
   process.stdout.write(`machine: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${kernel}, Node ${process.version}\n\n`);
   for (const w of which) {
@@ -271,14 +262,12 @@ async function main(): Promise<void> {
         : w === 'idle-k8s'
           ? await idle(Number(values['idle-seconds']), 30)
           : w === 'exec'
-            ? await execStorm(seconds)
+            ? await execStorm(seconds, [], true)
             : w === 'ctxsw'
               ? await ctxswStorm(seconds)
-              : w === 'rings'
-                ? await rings(seconds)
-                : undefined;
-    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw or rings`);
-    for (const x of [r].flat()) process.stdout.write(`${format(x)}\n`);
+              : undefined;
+    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec or ctxsw`);
+    process.stdout.write(`${format(r)}\n`);
   }
 }
 

@@ -7,7 +7,6 @@
  */
 #define _GNU_SOURCE
 #include <node_api.h>
-#include <uv.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
@@ -791,23 +790,12 @@ static napi_value js_map_lookup_batch(napi_env env, napi_callback_info info)
  * the consumer position past that record, and it was copied, so nothing is lost; the rest waits for
  * the next drain.
  */
-struct ring_watch;
-
 struct ring {
 	struct ring_buffer *rb;
 	char *buf;
 	size_t len, cap, limit;
 	uint32_t count;
 	int oom;
-	struct ring_watch *watch;
-};
-
-/* An epoll reader: libuv polls the ring's epoll fd and calls JS when the kernel wakes it. */
-struct ring_watch {
-	uv_poll_t poll;
-	napi_env env;
-	napi_ref callback;
-	napi_async_context async;
 };
 
 #define DRAIN_FULL 1000000 /* our own stop signal through libbpf's callback */
@@ -838,30 +826,10 @@ static int ring_sample(void *ctx, void *data, size_t size)
 	return r->len >= r->limit ? -DRAIN_FULL : 0;
 }
 
-static void free_watch(uv_handle_t *h)
-{
-	free(h->data);
-}
-
-static void stop_watch(struct ring *r)
-{
-	struct ring_watch *w = r->watch;
-
-	if (!w)
-		return;
-	r->watch = NULL;
-	uv_poll_stop(&w->poll);
-	napi_delete_reference(w->env, w->callback);
-	napi_async_destroy(w->env, w->async);
-	w->poll.data = w;
-	uv_close((uv_handle_t *)&w->poll, free_watch);
-}
-
 static void free_ring(void *ring)
 {
 	struct ring *r = ring;
 
-	stop_watch(r);
 	if (r->rb)
 		ring_buffer__free(r->rb);
 	free(r->buf);
@@ -921,63 +889,6 @@ static napi_value js_ring_drain(napi_env env, napi_callback_info info)
 		r->cap = 0;
 	}
 	return result;
-}
-
-static void on_ring_ready(uv_poll_t *h, int status, int events)
-{
-	struct ring_watch *w = h->data;
-	napi_handle_scope scope;
-	napi_value cb, global, result;
-
-	(void)status;
-	(void)events;
-	if (napi_open_handle_scope(w->env, &scope) != napi_ok)
-		return;
-	if (napi_get_reference_value(w->env, w->callback, &cb) == napi_ok && napi_get_global(w->env, &global) == napi_ok)
-		napi_make_callback(w->env, w->async, global, cb, 0, NULL, &result);
-	napi_close_handle_scope(w->env, scope);
-}
-
-/* ringWatch(ring, callback): calls callback (no arguments) whenever the kernel wakes the ring's
- * epoll fd; the callback drains. ringUnwatch(ring) stops it. */
-static napi_value js_ring_watch(napi_env env, napi_callback_info info)
-{
-	napi_value argv[2], name;
-	struct ring *r;
-	struct ring_watch *w;
-	uv_loop_t *loop;
-
-	if (get_args(env, info, 2, argv) || !(r = unwrap(env, argv[0], HANDLE_RING)))
-		return NULL;
-	stop_watch(r);
-	w = calloc(1, sizeof(*w));
-	if (!w)
-		return throw_errno(env, ENOMEM, "ringWatch");
-	w->env = env;
-	CHECK(napi_get_uv_event_loop(env, &loop));
-	CHECK(napi_create_reference(env, argv[1], 1, &w->callback));
-	CHECK(napi_create_string_utf8(env, "periscope:ring", NAPI_AUTO_LENGTH, &name));
-	CHECK(napi_async_init(env, NULL, name, &w->async));
-	if (uv_poll_init(loop, &w->poll, ring_buffer__epoll_fd(r->rb)) != 0) {
-		napi_delete_reference(env, w->callback);
-		free(w);
-		return throw_errno(env, EINVAL, "uv_poll_init");
-	}
-	w->poll.data = w;
-	r->watch = w;
-	uv_poll_start(&w->poll, UV_READABLE, on_ring_ready);
-	return undefined(env);
-}
-
-static napi_value js_ring_unwatch(napi_env env, napi_callback_info info)
-{
-	napi_value argv[1];
-	struct ring *r;
-
-	if (get_args(env, info, 1, argv) || !(r = unwrap(env, argv[0], HANDLE_RING)))
-		return NULL;
-	stop_watch(r);
-	return undefined(env);
 }
 
 static napi_value js_ring_close(napi_env env, napi_callback_info info)
@@ -1202,8 +1113,6 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "ringOpen", js_ring_open },
 		{ "ringDrain", js_ring_drain },
 		{ "ringClose", js_ring_close },
-		{ "ringWatch", js_ring_watch },
-		{ "ringUnwatch", js_ring_unwatch },
 		{ "progTestRun", js_prog_test_run },
 		{ "probeProgramType", js_probe_prog_type },
 		{ "probeMapType", js_probe_map_type },

@@ -61,8 +61,6 @@ export interface AgentOptions {
   podLabels?: readonly string[];
   /** secrets in command lines */
   redact?: RedactOptions;
-  /** event rings drained on a timer (default), or read as the kernel wakes them */
-  ringReader?: 'timer' | 'epoll';
 }
 
 interface Running {
@@ -86,7 +84,6 @@ export class Agent {
   private readonly opts: Required<Pick<AgentOptions, 'graceMs' | 'pollIntervalMs' | 'idlePollMs' | 'walkIntervalMs' | 'maxCgroups'>>;
   private readonly log: (line: string) => void;
   private readonly redactor: Redactor;
-  private readonly ringReader: 'timer' | 'epoll';
   private readonly timers: NodeJS.Timeout[] = [];
   private pollTimer: NodeJS.Timeout | undefined;
   private readonly unresolvedSince = new Map<number, number>();
@@ -126,7 +123,6 @@ export class Agent {
     });
     this.enricher = new Enricher(this.tree, this.attributor);
     this.redactor = new Redactor(opts.redact);
-    this.ringReader = opts.ringReader ?? 'timer';
     this.exporter = new Exporter({
       subjectLabels: (s) => this.enricher.seriesLabels(s),
       subjectLabelNames: this.attributor.labelNames,
@@ -162,7 +158,6 @@ export class Agent {
       try {
         const instance = def.start({
           maxCgroups: this.opts.maxCgroups,
-          ringReader: this.ringReader,
           wallTime: (ns) => new Date((ns + this.clockOffsetNs) / 1e6).toISOString(),
           emit: (e) => this.emit(def, e),
         });
@@ -181,7 +176,7 @@ export class Agent {
       this.kubernetes.start();
       this.log(`kubernetes: watching pods of node ${this.node} at ${this.kubernetes.server}`);
     }
-    if (this.ringReader === 'timer') this.schedulePoll(this.opts.pollIntervalMs);
+    this.schedulePoll(this.opts.pollIntervalMs);
     this.timers.push(
       setInterval(() => {
         try {

@@ -45,9 +45,6 @@ security:
   --secret-keys LIST        argument names whose values are masked in exec events
                             (default ${DEFAULT_SECRET_KEYS.join(',')})
   --no-exec-args            drop the arguments of exec events altogether
-tuning:
-  --ring-reader MODE        timer (default): drain event rings every 100-400 ms, the kernel wakes
-                            nobody; epoll: read as the kernel wakes each record (BENCHMARKS.md)
 `;
 
 const FLAGS = {
@@ -69,7 +66,6 @@ const FLAGS = {
   'max-stream-clients': { type: 'string' },
   'secret-keys': { type: 'string' },
   'no-exec-args': { type: 'boolean' },
-  'ring-reader': { type: 'string' },
 } as const;
 
 const CMD = 'agent';
@@ -105,8 +101,6 @@ export async function agentCommand(args: string[]): Promise<void> {
   const collectors = f.collectors === undefined ? undefined : listFlag(f.collectors);
   for (const c of collectors ?? []) if (!COLLECTOR_NAMES.includes(c)) bad(`--collectors: unknown collector "${c}"; known: ${COLLECTOR_NAMES.join(', ')}`, CMD);
   if (collectors?.length === 0) bad('--collectors names no collector', CMD);
-  const ringReader = f['ring-reader'] ?? 'timer';
-  if (ringReader !== 'timer' && ringReader !== 'epoll') bad(`--ring-reader wants timer or epoll, not "${ringReader}"`, CMD);
   const aggregation = (f.aggregation ?? 'container') as AggregationLevel;
   if (!AGGREGATION_LEVELS.includes(aggregation)) bad(`--aggregation wants ${AGGREGATION_LEVELS.join(', ')}, not "${f.aggregation}"`, CMD);
   const node = f.node ?? (process.env.NODE_NAME || hostname());
@@ -140,7 +134,6 @@ export async function agentCommand(args: string[]): Promise<void> {
     maxSeries,
     aggregation,
     podLabels: listFlag(f['pod-labels']),
-    ringReader,
     redact: { dropArgs: f['no-exec-args'] ?? false, ...(f['secret-keys'] !== undefined ? { keys: listFlag(f['secret-keys']) } : {}) },
     ...(kubernetes ? { kubernetes } : {}),
     ...(collectors ? { collectors } : {}),

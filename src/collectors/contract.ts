@@ -90,9 +90,6 @@ export interface CollectorContext {
   emit(event: NewEvent): void;
   /** max_entries of each per-cgroup kernel map: bounds kernel memory */
   maxCgroups: number;
-  /** how event rings are read: drained on the agent's timer (the kernel does not wake anyone), or
-   * woken through epoll (each record wakes the reader) */
-  ringReader?: 'timer' | 'epoll';
 }
 
 export interface CollectorStatus {

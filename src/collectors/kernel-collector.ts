@@ -26,13 +26,12 @@ export interface KernelParts {
  */
 export function loadAndAttach<P extends string, T>(
   spec: ObjectSpec<P>,
-  ctx: Pick<CollectorContext, 'maxCgroups' | 'ringReader'>,
+  ctx: Pick<CollectorContext, 'maxCgroups'>,
   opts: LoadOptions,
   setup: (obj: BpfObject<P>) => T,
 ): { obj: BpfObject<P>; parts: T } {
   const maxEntries = { ...Object.fromEntries((spec.cgroupMaps ?? []).map((m) => [m, ctx.maxCgroups])), ...opts.maxEntries };
-  const config: Record<string, boolean> = spec.config && 'ring_wakeup' in spec.config ? { ring_wakeup: ctx.ringReader === 'epoll' } : {};
-  const obj = BpfObject.load(spec, { ...opts, maxEntries, config: { ...config, ...opts.config } });
+  const obj = BpfObject.load(spec, { ...opts, maxEntries });
   try {
     const parts = setup(obj);
     obj.attach();
@@ -50,10 +49,9 @@ export abstract class KernelCollector<P extends string> {
   private readonly dropKinds: DropEnum;
   private readonly perCgroup: readonly TypedMap<number, unknown>[];
 
-  protected constructor(name: string, obj: BpfObject<P>, drops: { map: MapSpec<number, number>; kinds: DropEnum }, ctx?: Pick<CollectorContext, 'ringReader'>) {
+  protected constructor(name: string, obj: BpfObject<P>, drops: { map: MapSpec<number, number>; kinds: DropEnum }) {
     this.name = name;
     this.obj = obj;
-    if (ctx?.ringReader === 'epoll') obj.watchRings(() => this.poll());
     this.dropMap = obj.map(drops.map);
     this.dropKinds = drops.kinds;
     this.perCgroup = (obj.spec.cgroupMaps ?? []).map((name) => {

@@ -54,8 +54,6 @@ export interface LoadOptions {
   maxEntries?: Record<string, number>;
   /** take this alternative or none (tests run every alternative the kernel supports) */
   alternative?: string;
-  /** .rodata knobs for every alternative (the alternative's own take precedence) */
-  config?: Readonly<Record<string, number | boolean>>;
 }
 
 export interface Choice {
@@ -132,7 +130,7 @@ export class BpfObject<P extends string> {
       try {
         for (const p of spec.programs) n.setAutoload(handle, p, alt.programs.includes(p));
         for (const m of alt.skipMaps ?? []) n.setAutocreate(handle, m, false);
-        for (const [name, value] of Object.entries({ ...opts.config, ...alt.config })) {
+        for (const [name, value] of Object.entries(alt.config ?? {})) {
           const knob = spec.config?.[name];
           if (!knob) throw new Error(`${spec.file} has no knob ${name}`);
           n.writeInitialValue(handle, knob.section, knob.offset, encode(knob.codec, Number(value)));
@@ -189,11 +187,6 @@ export class BpfObject<P extends string> {
    * unless `batch` says otherwise. */
   map<K, V>(spec: MapSpec<K, V>, batch = supported('batch_map_ops')): TypedMap<K, V> {
     return new TypedMap(spec, native().mapFd(this.obj, spec.name), this.maxEntries[spec.name] ?? spec.maxEntries, batch);
-  }
-
-  /** Calls onReady whenever the kernel wakes one of the object's rings. */
-  watchRings(onReady: () => void): void {
-    for (const r of this.rings) r.watch(onReady);
   }
 
   /** The fd of one of the object's maps (its fdinfo has the kernel's own account of it). */

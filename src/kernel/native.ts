@@ -58,9 +58,6 @@ export interface Native {
   ringOpen(mapFd: number): RingHandle;
   ringDrain(ring: RingHandle, maxBytes: number): { buffer: Buffer; count: number; more: boolean };
   ringClose(ring: RingHandle): void;
-  /** calls onReady whenever the kernel wakes the ring's epoll fd (through libuv) */
-  ringWatch(ring: RingHandle, onReady: () => void): void;
-  ringUnwatch(ring: RingHandle): void;
   /** runs a loaded program once with this input (BPF_PROG_TEST_RUN); its return value */
   progTestRun(obj: ObjectHandle, program: string, data: Buffer): number;
   probeProgramType(type: number): number;

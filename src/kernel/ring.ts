@@ -41,11 +41,6 @@ export class RingReader {
     return total;
   }
 
-  /** Calls onReady whenever the kernel wakes the ring (records submitted with a wakeup). */
-  watch(onReady: () => void): void {
-    if (this.ring) native().ringWatch(this.ring, onReady);
-  }
-
   close(): void {
     if (this.ring) native().ringClose(this.ring);
     this.ring = undefined;

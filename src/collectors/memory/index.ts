@@ -27,7 +27,6 @@ export type OomKillEvent = PeriscopeEvent<
 export const MEMORY_SPEC: ObjectSpec<gen.ProgramName> = {
   file: gen.OBJECT_FILE,
   programs: gen.programs,
-  config: gen.config,
   maps: gen.maps,
   cgroupMaps: ['oom_stats'],
   // Tracepoints first; where mark_victim passes only a pid, the same hook with the SIGKILL it follows.
@@ -53,7 +52,7 @@ export class MemoryCollector extends KernelCollector<gen.ProgramName> implements
       stats: o.map(gen.maps.oom_stats),
       ring: o.ring(gen.maps.oom_events.name),
     }));
-    super('memory', obj, { map: gen.maps.drops, kinds: gen.enums.periscope_drop }, ctx);
+    super('memory', obj, { map: gen.maps.drops, kinds: gen.enums.periscope_drop });
     this.ctx = ctx;
     this.stats = parts.stats;
     this.ring = parts.ring;

@@ -16,7 +16,6 @@ export type { ExecEvent, ExitEvent } from './events.js';
 export const PROCESS_SPEC: ObjectSpec<gen.ProgramName> = {
   file: gen.OBJECT_FILE,
   programs: gen.programs,
-  config: gen.config,
   maps: gen.maps,
   cgroupMaps: ['process_stats'],
   alternatives: [
@@ -53,7 +52,7 @@ export class ProcessCollector extends KernelCollector<gen.ProgramName> implement
       stats: o.map(gen.maps.process_stats),
       ring: o.ring(gen.maps.process_events.name),
     }));
-    super('process', obj, { map: gen.maps.drops, kinds: gen.enums.periscope_drop }, ctx);
+    super('process', obj, { map: gen.maps.drops, kinds: gen.enums.periscope_drop });
     this.ctx = ctx;
     this.stats = parts.stats;
     this.ring = parts.ring;
