@@ -8,9 +8,15 @@
  *   ctxsw       a context-switch storm (two processes ping-ponging over pipes): switches/s counted by
  *               the kernel and by Periscope, the storm's rate with and without the agent attached,
  *               and the BPF programs' own cost per run (kernel.bpf_stats_enabled)
- * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw ...] [--seconds N] [--idle-seconds N]
+ *   memory      the kernel memory of the maps at 2, 16, 64 and 128 possible CPUs (computed from the map
+ *               specs), and here: the kernel's own account of a running agent's maps (fdinfo memlock)
+ *               beside the computation, and the agent's RSS
+ * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|memory ...] [--seconds N] [--idle-seconds N]
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { COLLECTORS } from '../src/collectors/registry.js';
+import { defaultMaxCgroups, kernelMemory } from '../src/agent/memory-budget.js';
+import { native } from '../src/kernel/native.js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -242,6 +248,54 @@ async function ctxswStorm(seconds: number): Promise<Result> {
   }
 }
 
+/** Kernel memory of the maps at several CPU counts, and what the kernel accounts for a running agent. */
+async function memory(): Promise<Result[]> {
+  const out: Result[] = [];
+  const mib = (b: number): number => b / 2 ** 20;
+  for (const cpus of [2, 16, 64, 128]) {
+    const dflt = defaultMaxCgroups(COLLECTORS, cpus);
+    const atDefault = kernelMemory(COLLECTORS, dflt, cpus);
+    const at16k = kernelMemory(COLLECTORS, 16_384, cpus);
+    out.push({
+      scenario: `kernel maps at ${cpus} possible CPUs (computed)`,
+      bytes_per_cgroup: atDefault.perCgroup,
+      default_max_cgroups: dflt,
+      kernel_mib_at_default: mib(atDefault.total),
+      kernel_mib_at_16384_cgroups: mib(at16k.total),
+      ...Object.fromEntries(atDefault.byCollector.map((c) => [`${c.name}_${c.alternative}_mib_at_default`, mib(c.bytes)])),
+    });
+  }
+  // a running agent: the kernel's own account of its maps, beside the computation for this machine
+  const agent = await startAgent();
+  try {
+    await sleep(2_000);
+    await scrape(agent);
+    const pid = agent.child.pid!;
+    let memlock = 0;
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      let target = '';
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      if (target !== 'anon_inode:bpf-map') continue;
+      memlock += Number(/^memlock:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1] ?? 0);
+    }
+    const cpus = native().numPossibleCpus();
+    const dflt = defaultMaxCgroups(COLLECTORS, cpus);
+    out.push({
+      scenario: `a running agent here (${cpus} possible CPUs, --max-cgroups ${dflt})`,
+      kernel_mib_computed: mib(kernelMemory(COLLECTORS, dflt, cpus).total),
+      kernel_mib_fdinfo_memlock: mib(memlock),
+      agent_rss_mib: procSample(pid).rssBytes / 2 ** 20,
+    });
+  } finally {
+    await agent.stop();
+  }
+  return out;
+}
+
 function format(r: Result): string {
   const rows = Object.entries(r)
     .filter(([k]) => k !== 'scenario')
@@ -265,9 +319,11 @@ async function main(): Promise<void> {
             ? await execStorm(seconds, [], true)
             : w === 'ctxsw'
               ? await ctxswStorm(seconds)
-              : undefined;
-    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec or ctxsw`);
-    process.stdout.write(`${format(r)}\n`);
+              : w === 'memory'
+                ? await memory()
+                : undefined;
+    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw or memory`);
+    for (const x of [r].flat()) process.stdout.write(`${format(x)}\n`);
   }
 }
 
