@@ -122,6 +122,15 @@ export function run(cmd: string, args: string[], timeoutMs = 60_000): Promise<{ 
   });
 }
 
+/**
+ * `n` scaled to the kernel the test runs on: PERISCOPE_KERNEL_SCALE is 1 (or unset) on the host and
+ * smaller in the QEMU matrix's guests (emulated CPUs are many times slower), so a test sizes its loops
+ * and counts with `scaled(1000)` instead of a fixed 1000. Never less than `min`.
+ */
+export function scaled(n: number, min = 1): number {
+  return Math.max(min, Math.round(n * Number(process.env.PERISCOPE_KERNEL_SCALE ?? 1)));
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `fn` until it returns a value (not undefined) or the time is up. */
