@@ -22,8 +22,11 @@ LISTEN ?= 127.0.0.1:9464
 # clang 15+ for bpf_core_type_matches (kernel differences in function prototypes); Debian 12 has 16
 BPF_CLANG := clang-16
 BPF_STRIP := llvm-strip-16
+# Kernels of the QEMU matrix (test/kernels): fetched by `make kernels`, booted by the matrix test.
+KERNELS ?= $(or $(PERISCOPE_KERNELS),5.10 6.1 6.12)
+export PERISCOPE_KERNELS := $(KERNELS)
 
-.PHONY: build deps run test test-unit lint bench clean
+.PHONY: build deps run test test-unit test-kernels kernels lint bench clean
 
 TEST_HELPERS := $(patsubst test/helpers/%.c,build/test-helpers/%,$(wildcard test/helpers/*.c))
 
@@ -77,6 +80,10 @@ dist/.stamp: $(TS_SRC) $(BPF_GEN) tsconfig.json node_modules/.stamp
 	rm -rf dist && node_modules/.bin/tsc -p tsconfig.json
 	@touch $@
 
+# --- kernels for the QEMU matrix: Debian packages, downloaded once; fetch.sh keeps itself current -
+kernels: build/.apt.stamp
+	test/kernels/fetch.sh $(KERNELS)
+
 # --- the two commands ---------------------------------------------------------------------------
 run: build
 	bin/periscope agent --listen $(LISTEN)
@@ -84,8 +91,12 @@ run: build
 lint: build
 	node_modules/.bin/eslint src bench test
 
-test: build lint
+test: build lint kernels
 	scripts/run-tests.sh
+
+# Only the kernel matrix: every kernel in $(KERNELS) boots under QEMU and runs the kernel tests.
+test-kernels: build kernels
+	node --test --test-concurrency=1 --enable-source-maps dist/test/kernels/matrix.test.js
 
 bench: build
 	node dist/bench/run.js $(BENCH)

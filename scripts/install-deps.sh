@@ -10,7 +10,8 @@ packages=(
   make gcc g++ python3  # node-gyp; cc for the layout and bits tests
   prometheus            # promtool check metrics, in tests
   iproute2 procps util-linux  # tests: namespaces, ps, taskset, setpriv
-  runc busybox-static   # tests: a real container on the test node
+  runc busybox-static   # tests: a real container on the test node; busybox is also the matrix's initramfs
+  qemu-system-x86 xz-utils curl  # the QEMU kernel matrix (test/kernels): boot, unpack modules, fetch 5.10
 )
 
 missing=()

@@ -123,15 +123,16 @@ export function run(cmd: string, args: string[], timeoutMs = 60_000): Promise<{ 
   });
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 /**
- * A loop count or duration sized to the kernel the test runs on: n on the host, n times
- * PERISCOPE_KERNEL_SCALE in a QEMU guest (the kernel matrix sets it: TCG runs ~12x slower).
+ * `n` scaled to the kernel the test runs on: PERISCOPE_KERNEL_SCALE is 1 (or unset) on the host and
+ * smaller in the QEMU matrix's guests (emulated CPUs are many times slower), so a test sizes its loops
+ * and counts with `scaled(1000)` instead of a fixed 1000. Never less than `min`.
  */
 export function scaled(n: number, min = 1): number {
   return Math.max(min, Math.round(n * Number(process.env.PERISCOPE_KERNEL_SCALE ?? 1)));
 }
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A C test helper built by `make build` (test/helpers/<name>.c). */
 export function helper(name: string): string {

@@ -1,0 +1,87 @@
+/**
+ * The kernel matrix: for every kernel in PERISCOPE_KERNELS (default "5.10 6.1 6.12", fetched by
+ * `make kernels`), boots it under QEMU (test/kernels/qemu.ts) and runs there `periscope doctor` and the
+ * kernel-facing test files (GUEST_TEST_FILES), one at a time. A test fails with the names and errors of
+ * the guest's failing tests and the console tail; it reports the doctor table, the time to boot and each
+ * file's time. Doctor output, the guest's output and per-test results are kept in build/kernels/NAME/.
+ * Under CI=true a missing QEMU or kernel fails; inside a guest (PERISCOPE_GUEST=1) the file is skipped.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, globSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { bootAndRun, cannotBoot, kernelDir, NODE_BIN, REPO, tail } from './qemu.js';
+import type { ResultLine } from './results-reporter.js';
+
+/** The compiled test files a guest runs, relative to the repository: every collector's tests included. */
+export const GUEST_TEST_FILES: readonly string[] = [
+  ...globSync('dist/src/kernel/*.test.js', { cwd: REPO }).sort(),
+  ...globSync('dist/src/collectors/**/*.test.js', { cwd: REPO }).sort(),
+  'dist/src/agent/agent.test.js',
+  'dist/src/cli/cli.test.js',
+];
+
+const KERNELS = (process.env.PERISCOPE_KERNELS ?? '5.10 6.1 6.12').split(/\s+/).filter(Boolean);
+const GUEST_TIMEOUT_MS = 8 * 60_000;
+const IN_GUEST = process.env.PERISCOPE_GUEST === '1';
+
+const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** The script the guest runs (in the repository, read-only; /run/periscope-out is the out share). */
+function guestScript(): string {
+  return [
+    'out=/run/periscope-out',
+    `export PATH=${quote(NODE_BIN)}:$PATH`,
+    'status=0',
+    'bin/periscope doctor >"$out/doctor.txt" 2>&1 || { status=1; echo "doctor failed:"; cat "$out/doctor.txt"; }',
+    'bin/periscope doctor --output json >"$out/doctor.json" 2>"$out/doctor.err" || { status=1; echo "doctor --output json failed:"; cat "$out/doctor.err"; }',
+    'node --test --test-concurrency=1 --enable-source-maps \\',
+    '  --test-reporter=spec --test-reporter-destination=stdout \\',
+    '  --test-reporter=./dist/test/kernels/results-reporter.js --test-reporter-destination="$out/results.jsonl" \\',
+    `  ${GUEST_TEST_FILES.map(quote).join(' ')} || status=1`,
+    'exit $status',
+    '',
+  ].join('\n');
+}
+
+function readResults(outDir: string): ResultLine[] {
+  const file = join(outDir, 'results.jsonl');
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as ResultLine);
+}
+
+const rel = (file: string): string => (file.startsWith(`${REPO}/`) ? file.slice(REPO.length + 1) : file);
+
+for (const kernel of KERNELS) {
+  test(`runs the kernel tests on Linux ${kernel}`, { skip: IN_GUEST && 'inside a guest', timeout: GUEST_TIMEOUT_MS + 60_000 }, async (t) => {
+    const why = cannotBoot(kernel);
+    if (why) {
+      if (process.env.CI === 'true') assert.fail(`the kernel matrix cannot run under CI: ${why}`);
+      t.skip(why);
+      return;
+    }
+    const r = await bootAndRun({ kernel, script: guestScript(), timeoutMs: GUEST_TIMEOUT_MS });
+    const dir = kernelDir(kernel);
+    for (const [from, to] of [['doctor.txt', 'doctor.txt'], ['doctor.json', 'doctor.json'], ['output', 'output.txt'], ['results.jsonl', 'results.jsonl']] as const) {
+      if (existsSync(join(r.outDir, from))) copyFileSync(join(r.outDir, from), join(dir, to));
+    }
+    const results = readResults(r.outDir);
+
+    const boot = r.bootSeconds === null ? '?' : r.bootSeconds.toFixed(1);
+    t.diagnostic(`Linux ${readFileSync(join(dir, 'version'), 'utf8').trim()}: command started ${boot} s after QEMU, all done in ${r.seconds.toFixed(1)} s`);
+    if (existsSync(join(dir, 'doctor.txt'))) t.diagnostic(readFileSync(join(dir, 'doctor.txt'), 'utf8').trimEnd());
+    for (const f of results.filter((l) => l.kind === 'file')) {
+      const tests = results.filter((l) => l.kind === 'test' && l.file === f.file && l.nesting === 0);
+      const count = (s: ResultLine['status']): number => tests.filter((l) => l.status === s).length;
+      t.diagnostic(`${rel(f.file)}: ${f.seconds.toFixed(1)} s, ${count('pass')} passed, ${count('fail')} failed, ${count('skip')} skipped`);
+    }
+
+    if (r.rc !== 0) {
+      const failures = results
+        .filter((l) => l.status === 'fail' && !(l.kind === 'file' && results.some((x) => x.kind === 'test' && x.file === l.file && x.status === 'fail')))
+        .map((l) => `  ${rel(l.file)} › ${l.name}\n${(l.error ?? '').replace(/^/gm, '      ')}`);
+      const detail = failures.length > 0 ? `failing tests:\n${failures.join('\n')}` : `output:\n${tail(r.output)}`;
+      assert.fail(`the guest exited with ${r.rc} on Linux ${kernel}\n${detail}\nlast console lines:\n${tail(r.console)}`);
+    }
+  });
+}
