@@ -11,6 +11,7 @@ packages=(
   prometheus            # promtool check metrics, in tests
   iproute2 procps util-linux  # tests: namespaces, ps, taskset, setpriv
   runc busybox-static   # tests: a real container on the test node
+  openssl               # tests: a throwaway CA and server certificate for the HTTPS API
 )
 
 missing=()
