@@ -87,7 +87,8 @@ const CORPUS: Case[] = [
   ...['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'PROPFIND'].map((m) => ({ name: `method ${m}`, send: request('/metrics', [...close, 'Content-Length: 0'], m), expect: [405] })),
   { name: 'method CONNECT', send: request('example.com:443', [], 'CONNECT'), expect: [405] },
   { name: 'an unknown method', send: request('/', close, 'FROBNICATE'), expect: [400] },
-  { name: 'POST with a 1 MiB body', send: [request('/metrics', [...close, `Content-Length: ${1 << 20}`], 'POST'), Buffer.alloc(1 << 20, 120)], expect: [405] },
+  // kept alive, so that the server reads the body it does not want: closing with unread data sends a reset that may overtake the 405
+  { name: 'POST with a 1 MiB body', send: [request('/metrics', [`Content-Length: ${1 << 20}`], 'POST'), Buffer.alloc(1 << 20, 120)], expect: [405] },
   { name: 'HEAD', send: request('/metrics', close, 'HEAD'), expect: [200], opts: { head: true } },
   // absurd query values
   { name: 'limit=-1', send: get('/api/v1/events?limit=-1'), expect: [400] },
