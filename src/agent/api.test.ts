@@ -140,6 +140,7 @@ test('the stream resumes after Last-Event-ID and sends new events live', async (
   const res = await fetch(`${url}/api/v1/events/stream`, { headers: { 'last-event-id': '3' }, signal: ac.signal });
   assert.equal(res.status, 200);
   assert.equal(res.headers.get('content-type'), 'text/event-stream');
+  assert.equal(res.headers.get('transfer-encoding'), null, 'unframed: the stream ends with its connection');
   const reader = res.body!.getReader();
   let text = '';
   agent.events.push(exec(6));

@@ -334,7 +334,7 @@ export class Api {
     // raw TCP for both: under TLS this comes before the handshake
     server.on('connection', this.accept);
     // CONNECT is not a request Node routes: without this it would be dropped without a word
-    server.on('connect', (req: IncomingMessage, socket: Socket) => {
+    server.on('connect', (_req: IncomingMessage, socket: Socket) => {
       socket.on('error', () => socket.destroy());
       socket.end(`HTTP/1.1 405 Method Not Allowed\r\nallow: ${ALLOW}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
     });
