@@ -12,6 +12,7 @@ packages=(
   iproute2 procps util-linux  # tests: namespaces, ps, taskset, setpriv
   runc busybox-static   # tests: a real container on the test node; busybox is also the matrix's initramfs
   qemu-system-x86 xz-utils curl  # the QEMU kernel matrix (test/kernels): boot, unpack modules, fetch 5.10
+  openssl               # tests: a throwaway CA and server certificate for the HTTPS API
 )
 
 missing=()

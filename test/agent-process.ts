@@ -19,39 +19,52 @@ export async function freePort(): Promise<number> {
 }
 
 export interface RunningAgent {
+  /** the base URL the banner printed: http(s)://host:port */
   url: string;
   child: ChildProcess;
+  /** the banner block the agent printed once it listened */
+  banner: string;
   log: () => string;
   /** SIGTERM, then the exit code */
   stop(): Promise<number | null>;
 }
 
-/** wrap: a command the agent is run through (its arguments follow), e.g. to start it in a namespace. */
-export async function startAgent(args: string[] = [], opts: { wrap?: string[] } = {}): Promise<RunningAgent> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const argv = [BIN, 'agent', '--listen', `127.0.0.1:${port}`, ...args];
-  const [cmd, ...rest] = [...(opts.wrap ?? []), ...argv] as [string, ...string[]];
-  const child = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
+export interface StartOptions {
+  /** --listen (default 127.0.0.1 on a free port) */
+  listen?: string;
+  env?: NodeJS.ProcessEnv;
+  /** a command the agent is run through (its arguments follow), e.g. to start it in a namespace */
+  wrap?: string[];
+}
+
+const BANNER = /^periscope agent .*\n(?: {2}\S.*\n)*? {2}status: +\S+\n/m;
+
+/**
+ * Starts the agent and waits for its banner, which says where it listens: the URL the tests use is
+ * the one printed there, so every test that starts an agent also checks that the banner's URL works.
+ */
+export async function startAgent(args: string[] = [], opts: StartOptions = {}): Promise<RunningAgent> {
+  const listen = opts.listen ?? `127.0.0.1:${await freePort()}`;
+  const [cmd, ...rest] = [...(opts.wrap ?? []), BIN, 'agent', '--listen', listen, ...args] as [string, ...string[]];
+  const child = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
   let log = '';
   child.stdout.on('data', (d: Buffer) => (log += d.toString()));
   child.stderr.on('data', (d: Buffer) => (log += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  await eventually(
-    async () => {
+  const banner = await eventually(
+    () => {
       if (child.exitCode !== null) throw new Error(`agent exited with ${child.exitCode}: ${log}`);
-      try {
-        return (await fetch(`${url}/healthz`)).ok ? true : undefined;
-      } catch {
-        return undefined;
-      }
+      return BANNER.exec(log)?.[0];
     },
     20_000,
-    'the agent to listen',
+    'the agent to print where it listens',
   );
+  const url = /^ {2}metrics: +(\S+)\/metrics$/m.exec(banner)?.[1];
+  if (!url) throw new Error(`no metrics URL in the banner: ${banner}`);
   return {
     url,
     child,
+    banner,
     log: () => log,
     stop: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');

@@ -16,7 +16,11 @@ test('the DaemonSet gives the agent its node name, its port and the capabilities
   const c = pod.containers[0]!;
   const nodeName = c.env?.find((e) => e.name === 'NODE_NAME');
   assert.equal(nodeName?.valueFrom?.fieldRef?.fieldPath, 'spec.nodeName');
-  assert.deepEqual(c.args, ['agent', '--listen', '0.0.0.0:9464']);
+  assert.deepEqual(c.args, ['agent', '--listen', '0.0.0.0:9464', '--token-file', '/etc/periscope/api/token', '--metrics-open']);
+  // the agent refuses to listen beyond loopback without a token: the token file comes from a Secret
+  const tokenFile = c.args[c.args.indexOf('--token-file') + 1]!;
+  const mount = c.volumeMounts?.find((m) => tokenFile.startsWith(`${m.mountPath}/`));
+  assert.ok(pod.volumes?.find((v) => v.name === mount?.name)?.secret?.secretName, 'the token file is in a mounted Secret');
   assert.equal(c.ports?.[0]?.containerPort, 9464);
   for (const cap of ['BPF', 'PERFMON', 'DAC_READ_SEARCH']) assert.ok(c.securityContext?.capabilities?.add?.includes(cap), cap);
   assert.equal(c.readinessProbe?.httpGet?.path, '/healthz');

@@ -12,8 +12,13 @@
  *   GET /api/v1/status            collectors, the alternative each took, what failed, the Kubernetes connection
  *   GET /api/v1/<path>            routes the running collectors declare
  *   GET /healthz                  liveness (never authenticated)
- * With a bearer token (--token-file) every route but /healthz needs `Authorization: Bearer <token>`;
- * /metrics may be left open for Prometheus (--metrics-open). Errors are JSON: {"error", "hint"}.
+ * HEAD works wherever GET does; other methods get 405 with Allow. With a bearer token (--token-file)
+ * every route but /healthz needs `Authorization: Bearer <token>`; /metrics may be left open for
+ * Prometheus (--metrics-open). Errors are JSON: {"error", "hint"}.
+ *
+ * Shares: a client address holds at most maxConnectionsPerClient connections (past that, 429), the
+ * server maxConnections; headers must arrive within 10 s; at most maxStreamClients live streams
+ * (past that, 503 with Retry-After), each with a bounded backlog (see stream()).
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -40,6 +45,14 @@ export interface ApiOptions {
   /** PEM certificate and key: serve HTTPS */
   tls?: { cert: string | Buffer; key: string | Buffer };
 }
+
+const ALLOW = 'GET, HEAD';
+const MAX_HEADER_BYTES = 16 << 10;
+/** how long a connection past its client's share may stay without sending a request (ms) */
+const REFUSED_IDLE_MS = 1_000;
+
+/** One TCP connection among those open: the client's address and port. The same for a TLS socket and the TCP socket under it. */
+const connectionKey = (s: Socket): string => `${s.remoteAddress} ${s.remotePort}`;
 
 /** Most events replayed to a client that resumes. */
 const MAX_REPLAY = 1_000;
@@ -105,6 +118,11 @@ export class Api {
   private readonly agent: Agent;
   private readonly opts: typeof DEFAULTS & Pick<ApiOptions, 'token' | 'metricsOpen'>;
   private streams = 0;
+  private framed: { event: PeriscopeEvent; bytes: Buffer } | undefined;
+  /** open connections by client address */
+  private readonly perClient = new Map<string, number>();
+  /** connections past their client's share, by connectionKey */
+  private readonly overShare = new Set<string>();
   /** requests refused, by reason: exposed on /api/v1/status */
   readonly refused = { unauthenticated: 0, streams: 0, connections: 0 };
 
@@ -117,6 +135,12 @@ export class Api {
   /** The request handler: never throws, whatever arrives. */
   handle = (req: IncomingMessage, res: ServerResponse): void => {
     try {
+      if (this.overShare.has(connectionKey(req.socket))) {
+        throw new HttpError(429, `too many connections from ${req.socket.remoteAddress}`, 'reuse connections (keep-alive) or open fewer at once', {
+          connection: 'close',
+          'retry-after': '1',
+        });
+      }
       this.route(req, res);
     } catch (err) {
       this.fail(res, err);
@@ -139,7 +163,7 @@ export class Api {
     if (m && sameToken(m[1]!, token)) return;
     this.refused.unauthenticated++;
     throw new HttpError(401, m ? 'the bearer token is wrong' : 'this agent needs a bearer token', 'send Authorization: Bearer <the token of --token-file>', {
-      'www-authenticate': 'Bearer realm="periscope"',
+      'www-authenticate': m ? 'Bearer realm="periscope", error="invalid_token"' : 'Bearer realm="periscope"',
     });
   }
 
@@ -150,7 +174,7 @@ export class Api {
     } catch {
       throw new HttpError(400, 'the request target is not a valid URL path', 'send a path such as /metrics');
     }
-    if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, `method ${req.method} not allowed`, 'use GET', { allow: 'GET, HEAD' });
+    if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, `method ${req.method} not allowed`, 'use GET', { allow: ALLOW });
     const path = url.pathname;
     this.authorize(req, path);
     const q = url.searchParams;
@@ -178,7 +202,7 @@ export class Api {
         json(res, 200, { pods: this.agent.podsView() });
         return;
       case '/api/v1/status':
-        json(res, 200, { ...this.agent.status(), api: { streams: this.streams, refused: this.refused } });
+        json(res, 200, { ...this.agent.status(), api: this.status() });
         return;
       case '/healthz':
         json(res, 200, { ok: true });
@@ -195,19 +219,39 @@ export class Api {
   }
 
   /**
+   * An event as a server-sent event, encoded once for every subscriber that takes it: the log hands
+   * the same event to each in turn. A storm times 16 subscribers is otherwise a storm of garbage.
+   */
+  private frame(e: PeriscopeEvent): Buffer {
+    if (this.framed?.event !== e) this.framed = { event: e, bytes: Buffer.from(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`) };
+    return this.framed.bytes;
+  }
+
+  /**
    * Server-sent events. A subscriber holds at most streamBufferBytes of unsent events (past that, its
    * events are dropped and counted), and one that takes nothing for streamStallMs is disconnected.
+   * Memory is the point: each event is encoded once for all subscribers and written without chunked
+   * framing (the stream ends with its connection), which cut the garbage of a storm with 16
+   * subscribers, and the RSS it leaves behind, by three quarters (test/e2e/stream-storm.test.ts).
    */
   private stream(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): void {
     const filter = eventFilter(q, this.agent.eventTypes);
     const header = req.headers['last-event-id'];
     const resume = intParam(typeof header === 'string' ? header : undefined, 'Last-Event-ID', Number.MAX_SAFE_INTEGER) ?? intParam(q.get('since'), 'since', Number.MAX_SAFE_INTEGER);
+    const head = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' };
+    if (req.method === 'HEAD') {
+      res.writeHead(200, head);
+      res.end();
+      return;
+    }
     if (this.streams >= this.opts.maxStreamClients) {
       this.refused.streams++;
       throw new HttpError(503, `${this.streams} live streams are open, the most this agent serves`, 'retry later, or raise --max-stream-clients', { 'retry-after': '10' });
     }
     this.streams++;
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    // no chunked framing: a stream ends only when its connection does, and each event is one write
+    res.removeHeader('transfer-encoding');
+    res.writeHead(200, { ...head, connection: 'close' });
     res.write('retry: 2000\n\n');
     let stalledSince: number | undefined;
     const { streamBufferBytes, streamStallMs } = this.opts;
@@ -219,17 +263,18 @@ export class Api {
         return false;
       }
       stalledSince = undefined;
-      res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+      res.write(this.frame(e));
       return true;
     };
     if (resume !== undefined) for (const e of this.agent.events.since(resume, MAX_REPLAY, filter)) send(e);
     const unsubscribe = this.agent.events.subscribe({ filter, send });
+    // also the stall check while no events flow
     const heartbeat = setInterval(() => {
       if (res.writableLength > streamBufferBytes) {
         stalledSince ??= Date.now();
         if (Date.now() - stalledSince > streamStallMs) close();
       } else res.write(': keep-alive\n\n');
-    }, 15_000);
+    }, Math.min(15_000, streamStallMs));
     let done = false;
     const end = (): void => {
       if (done) return;
@@ -242,35 +287,57 @@ export class Api {
     res.on('error', end);
   }
 
-  /** Turns away a connection over the limits before it costs anything. */
-  admit(socket: Socket, perClient: Map<string, number>): boolean {
+  /**
+   * Counts a new TCP connection against its client's share. Counting happens before any TLS
+   * handshake, so connections that never finish one count too. A connection past the share is not
+   * served: its first request is answered 429 (over TLS when the port speaks TLS, as a client can read
+   * nothing else) without reaching a route, and one that sends nothing is closed after a second.
+   */
+  private accept = (socket: Socket): void => {
     const who = socket.remoteAddress ?? '';
-    const n = perClient.get(who) ?? 0;
+    const n = this.perClient.get(who) ?? 0;
     if (n >= this.opts.maxConnectionsPerClient) {
       this.refused.connections++;
-      socket.end('HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-      return false;
+      const conn = connectionKey(socket);
+      this.overShare.add(conn);
+      socket.setTimeout(REFUSED_IDLE_MS, () => socket.destroy());
+      socket.once('close', () => this.overShare.delete(conn));
+      return;
     }
-    perClient.set(who, n + 1);
+    this.perClient.set(who, n + 1);
     socket.once('close', () => {
-      const left = (perClient.get(who) ?? 1) - 1;
-      if (left <= 0) perClient.delete(who);
-      else perClient.set(who, left);
+      const left = (this.perClient.get(who) ?? 1) - 1;
+      if (left <= 0) this.perClient.delete(who);
+      else this.perClient.set(who, left);
     });
-    return true;
+  };
+
+  /** What the API serves and refuses, for /api/v1/status. */
+  status(): { streams: number; connections: { open: number; clients: number }; refused: Api['refused'] } {
+    let open = 0;
+    for (const n of this.perClient.values()) open += n;
+    return { streams: this.streams, connections: { open, clients: this.perClient.size }, refused: { ...this.refused } };
   }
 
   /** Listens on host:port (HTTPS with opts.tls); resolves with the server once it listens. */
   listen(host: string, port: number, tls?: ApiOptions['tls']): Promise<Server> {
-    const limits = { maxHeaderSize: 16 << 10, requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 };
-    const server: Server = tls ? createHttpsServer({ ...limits, cert: tls.cert, key: tls.key }, this.handle) : createHttpServer(limits, this.handle);
+    const limits = {
+      maxHeaderSize: MAX_HEADER_BYTES,
+      // a client gets 10 s to send its headers and 30 s for its whole request, checked every second
+      headersTimeout: 10_000,
+      requestTimeout: 30_000,
+      connectionsCheckingInterval: 1_000,
+      keepAliveTimeout: 5_000,
+    };
+    const server: Server = tls ? createHttpsServer({ ...limits, cert: tls.cert, key: tls.key, handshakeTimeout: 10_000 }, this.handle) : createHttpServer(limits, this.handle);
     server.maxConnections = this.opts.maxConnections;
-    const perClient = new Map<string, number>();
-    server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => {
-      this.admit(socket, perClient);
+    // raw TCP for both: under TLS this comes before the handshake
+    server.on('connection', this.accept);
+    // CONNECT is not a request Node routes: without this it would be dropped without a word
+    server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+      socket.on('error', () => socket.destroy());
+      socket.end(`HTTP/1.1 405 Method Not Allowed\r\nallow: ${ALLOW}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
     });
-    // a TLS handshake that fails, or a client that vanishes mid-request: its problem, not ours
-    server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {

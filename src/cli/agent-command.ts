@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { isIP } from 'node:net';
-import { type AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { Agent } from '../agent/agent.js';
 import { Api } from '../agent/api.js';
 import { VERSION } from '../agent/version.js';
@@ -90,6 +90,29 @@ function readSecretFile(flag: string, path: string): string {
   return text;
 }
 
+/**
+ * Where to look, as `make run` shows it (README.md quotes it; a test holds the two together). The
+ * URLs are usable as printed: the real port when port 0 was asked for, and this machine's loopback
+ * address when the agent listens on every address.
+ */
+export function banner(agent: Agent, address: AddressInfo, opts: { tls: boolean; token: boolean }): string {
+  const wildcard = address.address === '0.0.0.0' || address.address === '::';
+  const host = wildcard ? (address.family === 'IPv6' ? '::1' : '127.0.0.1') : address.address;
+  const base = `${opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+  const notes = [
+    ...(wildcard ? [`listening on every address, port ${address.port}`] : []),
+    ...(opts.token ? ['bearer token required'] : []),
+  ];
+  return (
+    `periscope agent ${VERSION} on node ${agent.node}: ${agent.collectors.size} collectors running${notes.map((n) => `, ${n}`).join('')}\n` +
+    `  metrics:      ${base}/metrics\n` +
+    `  events:       ${base}/api/v1/events\n` +
+    `  live events:  ${base}/api/v1/events/stream\n` +
+    `  pods:         ${base}/api/v1/pods\n` +
+    `  status:       ${base}/api/v1/status\n`
+  );
+}
+
 export async function agentCommand(args: string[]): Promise<void> {
   const f = parseFlags(CMD, AGENT_USAGE, args, FLAGS);
   if (!f) return;
@@ -109,10 +132,22 @@ export async function agentCommand(args: string[]): Promise<void> {
   const token = f['token-file'] === undefined ? undefined : readSecretFile('token-file', f['token-file']).trim();
   if (token !== undefined && token.length < 16) bad(`--token-file ${f['token-file']} holds ${token.length ? 'a token shorter than 16 characters' : 'no token'}: write a long random one (openssl rand -hex 32)`, CMD);
   if (!token && !isLoopback(host) && !f['allow-unauthenticated']) {
-    bad(`listening on ${host} without --token-file would let anyone who reaches it read this node's processes`, CMD);
+    bad(
+      `listening on ${host} without --token-file would let anyone who reaches it read this node's processes`,
+      CMD,
+      'pass --token-file FILE (and --tls-cert/--tls-key), listen on 127.0.0.1, or pass --allow-unauthenticated',
+    );
   }
   if ((f['tls-cert'] === undefined) !== (f['tls-key'] === undefined)) bad('--tls-cert and --tls-key go together', CMD);
   const tls = f['tls-cert'] && f['tls-key'] ? { cert: readSecretFile('tls-cert', f['tls-cert']), key: readSecretFile('tls-key', f['tls-key']) } : undefined;
+  if (tls) {
+    // a bad pair is found now, in one line, rather than after the collectors are attached
+    try {
+      createSecureContext(tls);
+    } catch (err) {
+      bad(`--tls-cert ${f['tls-cert']} and --tls-key ${f['tls-key']} cannot be used: ${(err as Error).message}`, CMD, 'give a PEM certificate and the PEM private key that belongs to it');
+    }
+  }
 
   const problem = checkRequirements();
   if (problem) throw problem;
@@ -144,16 +179,7 @@ export async function agentCommand(args: string[]): Promise<void> {
     agent.stop();
     throw new PeriscopeError('BAD_ARGUMENT', `cannot listen on ${host}:${port}: ${err.code ?? err.message}`, 'choose another --listen HOST:PORT, or stop what uses this one');
   });
-  const real = (server.address() as AddressInfo).port;
-  const base = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${real}`;
-  process.stderr.write(
-    `periscope agent ${VERSION} on node ${agent.node}: ${agent.collectors.size} collectors running${token ? ', bearer token required' : ''}\n` +
-      `  metrics:      ${base}/metrics\n` +
-      `  events:       ${base}/api/v1/events\n` +
-      `  live events:  ${base}/api/v1/events/stream\n` +
-      `  pods:         ${base}/api/v1/pods\n` +
-      `  status:       ${base}/api/v1/status\n`,
-  );
+  process.stderr.write(banner(agent, server.address() as AddressInfo, { tls: tls !== undefined, token: token !== undefined }));
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

@@ -10,8 +10,24 @@ import { PeriscopeError } from '../kernel/errors.js';
 export type FlagSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
 export type Flags<S extends FlagSpec> = { [K in keyof S]: (S[K]['type'] extends 'boolean' ? boolean : string) | undefined };
 
-export function bad(message: string, command: string): never {
-  throw new PeriscopeError('BAD_ARGUMENT', message, `see \`periscope ${command} --help\``);
+export function bad(message: string, command: string, hint = `see \`periscope ${command} --help\``): never {
+  throw new PeriscopeError('BAD_ARGUMENT', message, hint);
+}
+
+/** node:util's parse errors, said the way this command's other errors are. */
+function parseError(err: unknown): string {
+  const e = err as { code?: string; message?: string };
+  const first = (e.message ?? String(err)).split('\n')[0]!.replace(/\.$/, '');
+  // "Option '-o, --output <value>' argument missing": the long name is the one people type
+  const flag = /'(?:-\w, )?(--?[^' ]+)/.exec(first)?.[1] ?? '';
+  if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown flag ${flag}`;
+  if (e.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return `unexpected argument "${/'(.*)'/.exec(first)?.[1] ?? first}": this command takes only --flags`;
+  if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    if (first.endsWith('argument missing')) return `${flag} needs a value`;
+    if (first.includes('ambiguous')) return `${flag} needs a value (to give one that begins with a dash, write ${flag}=VALUE)`;
+    if (first.includes('does not take an argument')) return `${flag} takes no value`;
+  }
+  return first;
 }
 
 /** Parses args for `command`; returns undefined when --help was asked for (and printed). */
@@ -33,24 +49,22 @@ export function parseFlags<S extends FlagSpec>(command: string, usage: string, a
   try {
     return parseArgs({ args: joined, options: spec, allowPositionals: false, strict: true }).values as unknown as Flags<S>;
   } catch (err) {
-    const msg = (err as Error).message.split('\n')[0]!.replace(/\.$/, '');
-    bad(msg.replace(/^Option '(--[^ ']+)(?: <value>)?' argument missing$/, "$1 needs a value"), command);
+    bad(parseError(err), command);
   }
 }
 
-/** An integer flag within [min, max]. */
+/** An integer flag within [min, max], written in decimal. */
 export function intFlag(command: string, flag: string, raw: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (!/^\s*-?\d+\s*$/.test(raw)) bad(`--${flag} wants a whole number, not "${raw}"`, command);
   const n = Number(raw);
-  if (raw.trim() === '' || !Number.isInteger(n)) bad(`--${flag} wants a whole number, not "${raw}"`, command);
-  if (n < min) bad(`--${flag} must be at least ${min}, not ${n}`, command);
-  if (n > max) bad(`--${flag} must be at most ${max}, not ${n}`, command);
+  if (n < min || n > max) bad(`--${flag} must be between ${min} and ${max}, not ${n}`, command);
   return n;
 }
 
 /** A duration flag in seconds (fractions allowed), within [min, max]. */
 export function secondsFlag(command: string, flag: string, raw: string, min: number, max: number): number {
+  if (!/^\s*-?(\d+\.?\d*|\.\d+)\s*$/.test(raw)) bad(`--${flag} wants seconds, not "${raw}"`, command);
   const n = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(n)) bad(`--${flag} wants seconds, not "${raw}"`, command);
   if (n < min || n > max) bad(`--${flag} must be between ${min} and ${max} seconds, not ${n}`, command);
   return n;
 }

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubernetesInventory } from './kubernetes.js';
+import { KubernetesInventory, describeError } from './kubernetes.js';
+import { type PeriscopeError } from '../kernel/errors.js';
+import { writeKubeconfig } from '../../test/kubeconfig.js';
+import { freePort } from '../../test/agent-process.js';
 import { FakeApiServer } from '../../test/e2e/fake-apiserver.js';
 import { deploymentPod } from '../../test/e2e/objects.js';
 import { eventually } from '../../test/kernel.js';
@@ -112,4 +115,57 @@ test('forgets deleted pods after the grace period, so 50 pods of churn leave not
   now += 1_000;
   assert.equal(inv.expire().length, 50);
   assert.equal(inv.size, 0);
+});
+
+test('describeError follows the cause chain and says it on one line', () => {
+  const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6443'), { code: 'ECONNREFUSED' });
+  assert.equal(describeError(new TypeError('fetch failed', { cause: refused })), 'fetch failed: connect ECONNREFUSED 127.0.0.1:6443');
+  const reset = Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' });
+  assert.equal(describeError(new Error('fetch failed', { cause: reset })), 'fetch failed: other side closed (UND_ERR_SOCKET)');
+  assert.equal(describeError(new Error('error: you must be logged in\n  run login first\n')), 'error: you must be logged in run login first');
+  assert.equal(describeError(new Error('')), 'unknown error');
+  assert.equal(describeError('a string'), 'a string');
+  assert.ok(describeError(new Error('x'.repeat(1000))).length <= 300);
+});
+
+test('check() refuses credentials whose client certificate file is missing, naming the file', async () => {
+  const kubeconfig = writeKubeconfig('https://127.0.0.1:6443', { clientCertificate: '/nonexistent/client.crt', clientKey: '/nonexistent/client.key' });
+  const inv = new KubernetesInventory({ node: 'node-a', kubeconfig, log: () => undefined });
+  await assert.rejects(inv.check(), (err: PeriscopeError) => {
+    assert.match(err.message, /^the Kubernetes credentials of .* cannot be used: ENOENT: no such file or directory, open '\/nonexistent\/client\.crt'$/);
+    assert.match(err.hint, /--no-kubernetes/);
+    return true;
+  });
+});
+
+test('check() refuses credentials whose exec plugin fails, with what the plugin said', async () => {
+  const silent = new KubernetesInventory({ node: 'node-a', kubeconfig: writeKubeconfig('https://127.0.0.1:6443', { exec: { command: '/bin/false' } }), log: () => undefined });
+  await assert.rejects(silent.check(), /cannot be used: exec plugin \/bin\/false: it failed and printed nothing$/);
+  const talking = new KubernetesInventory({
+    node: 'node-a',
+    kubeconfig: writeKubeconfig('https://127.0.0.1:6443', { exec: { command: 'sh', args: ['-c', 'echo "error: not logged in" >&2; echo "run: login" >&2; exit 1'] } }),
+    log: () => undefined,
+  });
+  await assert.rejects(talking.check(), /cannot be used: exec plugin sh: error: not logged in run: login$/);
+  const missing = new KubernetesInventory({ node: 'node-a', kubeconfig: writeKubeconfig('https://127.0.0.1:6443', { exec: { command: '/nonexistent/plugin' } }), log: () => undefined });
+  await assert.rejects(missing.check(), /exec plugin \/nonexistent\/plugin: spawn \/nonexistent\/plugin ENOENT$/);
+  const hanging = new KubernetesInventory({ node: 'node-a', kubeconfig: writeKubeconfig('https://127.0.0.1:6443', { exec: { command: 'sleep', args: ['5'] } }), log: () => undefined });
+  await assert.rejects(hanging.check(200), /exec plugin sleep: no answer within 0.2 s$/);
+});
+
+test('an API server that is not there is logged and shown with the reason, not just "fetch failed"', async (t) => {
+  const port = await freePort();
+  const lines: string[] = [];
+  const inv = new KubernetesInventory({ node: 'node-a', kubeconfig: writeKubeconfig(`https://127.0.0.1:${port}`, { token: 't' }), maxBackoffMs: 200, log: (l) => lines.push(l) });
+  t.after(() => inv.stop());
+  await inv.check();
+  inv.start();
+  await eventually(() => (inv.lastError ? true : undefined), 5_000, 'the first failure');
+  assert.match(lines[0]!, new RegExp(`^kubernetes: https://127\\.0\\.0\\.1:${port}: fetch failed: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}; retrying in \\d+ ms$`));
+  const status = inv.status();
+  assert.equal(status.server, `https://127.0.0.1:${port}`);
+  assert.equal(status.connected, false);
+  assert.match(status.last_error ?? '', /ECONNREFUSED/);
+  assert.ok(status.last_error_time && Date.parse(status.last_error_time) > 0);
+  assert.ok(status.errors.watch >= 1);
 });

@@ -26,19 +26,21 @@ const KUBERNETES_METRICS: readonly MetricDef[] = [
 
 /**
  * One line for an error of the API client: fetch reports a refused or unreachable server as "fetch
- * failed" and keeps the reason (ECONNREFUSED, a TLS failure, ...) in its cause chain.
+ * failed" and keeps the reason (ECONNREFUSED, a TLS failure, ...) in its cause chain, and an exec
+ * plugin's error is its stderr, which may span lines.
  */
 export function describeError(err: unknown): string {
   const parts: string[] = [];
   let e: unknown = err;
   for (let depth = 0; e && depth < 5; depth++) {
     const x = e as { message?: unknown; code?: unknown; cause?: unknown };
-    const msg = typeof x.message === 'string' ? x.message : typeof e === 'string' ? e : JSON.stringify(e);
+    const msg = (typeof x.message === 'string' ? x.message : typeof e === 'string' ? e : JSON.stringify(e)).replace(/\s*\n\s*/g, ' ').trim();
     const code = typeof x.code === 'string' && !msg.includes(x.code) ? ` (${x.code})` : '';
-    if (msg && !parts.some((p) => p.includes(msg))) parts.push(`${msg}${code}`);
+    if ((msg || code) && !parts.some((p) => p.includes(msg || code))) parts.push(`${msg}${code}`.trim());
     e = x.cause;
   }
-  return parts.join(': ') || 'unknown error';
+  const line = parts.join(': ') || 'unknown error';
+  return line.length > 300 ? `${line.slice(0, 297)}...` : line;
 }
 
 export interface PodInfo {
@@ -170,16 +172,26 @@ export class KubernetesInventory {
    * files the kubeconfig names and runs its exec plugin, so a missing file or a failing plugin stops
    * the agent with its cause instead of showing up later as watch errors.
    */
-  async check(): Promise<void> {
+  async check(timeoutMs = 20_000): Promise<void> {
+    const plugin = this.kc.getCurrentUser()?.exec as { command?: string } | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
+    });
     try {
-      await this.kc.applyToHTTPSOptions({});
+      await Promise.race([this.kc.applyToHTTPSOptions({}), timeout]);
     } catch (err) {
+      // client-node rejects a failed plugin with its stderr alone, which may be empty
+      let why = describeError(err);
+      if (plugin?.command) why = `exec plugin ${plugin.command}: ${why === 'unknown error' ? 'it failed and printed nothing' : why}`;
       throw new PeriscopeError(
         'BAD_ARGUMENT',
-        `the Kubernetes credentials of ${this.kubeconfig ?? 'the in-cluster service account'} cannot be used: ${describeError(err)}`,
-        this.kubeconfig ? 'fix the files or the exec plugin the kubeconfig names, or pass --no-kubernetes' : 'check the pod\'s service account token, or pass --no-kubernetes',
+        `the Kubernetes credentials of ${this.kubeconfig ?? 'the in-cluster service account'} cannot be used: ${why}`,
+        this.kubeconfig ? 'fix the files or the exec plugin the kubeconfig names, or pass --no-kubernetes' : "check the pod's service account token, or pass --no-kubernetes",
         { cause: err },
       );
+    } finally {
+      clearTimeout(timer);
     }
   }
 
