@@ -48,10 +48,24 @@ export function kernelMemory(defs: readonly CollectorDefinition[], maxCgroups: n
   return out;
 }
 
-/** The default --max-cgroups: what KERNEL_BUDGET_BYTES holds at this CPU count, up to MAX_DEFAULT_CGROUPS. */
+/** The largest --max-cgroups in [min, max] for which ok() holds (ok is monotonic), or min - 1. */
+function largest(min: number, max: number, ok: (n: number) => boolean): number {
+  if (!ok(min)) return min - 1;
+  let lo = min;
+  let hi = max;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (ok(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** The default --max-cgroups: the most whose per-cgroup maps KERNEL_BUDGET_BYTES holds at this CPU
+ * count (hash buckets come in powers of two, so a cgroup's cost depends a little on how many there
+ * are), at least 256 and at most MAX_DEFAULT_CGROUPS. */
 export function defaultMaxCgroups(defs: readonly CollectorDefinition[], cpus: number): number {
-  const per = kernelMemory(defs, 1, cpus).perCgroup;
-  return per > 0 ? Math.max(256, Math.min(MAX_DEFAULT_CGROUPS, Math.floor(KERNEL_BUDGET_BYTES / per))) : MAX_DEFAULT_CGROUPS;
+  return Math.max(256, largest(256, MAX_DEFAULT_CGROUPS, (n) => kernelMemory(defs, n, cpus).perCgroup * n <= KERNEL_BUDGET_BYTES));
 }
 
 export interface MemoryLimit {
@@ -73,8 +87,9 @@ function readLimit(file: string): number | undefined {
   }
 }
 
-/** The tightest memory limit on this process's cgroup and its ancestors (v2 memory.max, or v1). */
-export function memoryLimit(procCgroup = '/proc/self/cgroup', mountinfo = '/proc/self/mountinfo'): MemoryLimit | undefined {
+/** The tightest memory limit on a process's cgroup and its ancestors (v2 memory.max, or v1). */
+export function memoryLimit(pid: number | 'self' = 'self', mountinfo = '/proc/self/mountinfo'): MemoryLimit | undefined {
+  const procCgroup = `/proc/${pid}/cgroup`;
   let best: MemoryLimit | undefined;
   // the cgroup's own limit and every ancestor's, up to the hierarchy's root (which has none)
   const consider = (root: string, path: string, file: string): void => {
@@ -115,15 +130,15 @@ const mib = (b: number): string => `${(b / MiB).toFixed(b < 10 * MiB ? 1 : 0)} M
 
 /**
  * Whether the kernel maps for maxCgroups, with the agent's own memory, fit the memory limit: an error
- * with the number that would fit, or undefined.
+ * with the most that would fit, or undefined.
  */
-export function checkBudget(m: KernelMemory, maxCgroups: number, cpus: number, limit: MemoryLimit | undefined, reserve: number): PeriscopeError | undefined {
+export function checkBudget(defs: readonly CollectorDefinition[], maxCgroups: number, cpus: number, limit: MemoryLimit | undefined, reserve: number): PeriscopeError | undefined {
+  const m = kernelMemory(defs, maxCgroups, cpus);
   if (!limit || m.total + reserve <= limit.bytes) return undefined;
-  const room = limit.bytes - reserve - m.fixed;
-  const fits = m.perCgroup > 0 ? Math.floor(room / m.perCgroup) : 0;
+  const fits = largest(1, maxCgroups, (n) => kernelMemory(defs, n, cpus).total + reserve <= limit.bytes);
   return new PeriscopeError(
     'BAD_ARGUMENT',
-    `--max-cgroups ${maxCgroups} needs ${mib(m.total)} of kernel maps on ${cpus} CPUs (${m.perCgroup} bytes a cgroup), which with the agent's own ~${mib(reserve)} does not fit its memory limit of ${mib(limit.bytes)} (${limit.source})`,
+    `--max-cgroups ${maxCgroups} needs ${mib(m.total)} of kernel maps on ${cpus} CPUs (${Math.round(m.perCgroup)} bytes a cgroup), which with the agent's own ~${mib(reserve)} does not fit its memory limit of ${mib(limit.bytes)} (${limit.source})`,
     fits >= 64 ? `use --max-cgroups ${fits} or less, or raise the memory limit to ${mib(m.total + reserve)}` : `raise the memory limit to at least ${mib(m.total + reserve)}`,
   );
 }
@@ -143,7 +158,7 @@ export function planMemory(defs: readonly CollectorDefinition[], cpus: number, o
   const maxCgroups = opts.maxCgroups ?? defaultMaxCgroups(defs, cpus);
   const kernel = kernelMemory(defs, maxCgroups, cpus);
   const limit = memoryLimit();
-  const problem = checkBudget(kernel, maxCgroups, cpus, limit, opts.kubernetes ? USER_RESERVE_BYTES.kubernetes : USER_RESERVE_BYTES.alone);
+  const problem = checkBudget(defs, maxCgroups, cpus, limit, opts.kubernetes ? USER_RESERVE_BYTES.kubernetes : USER_RESERVE_BYTES.alone);
   if (problem) throw problem;
   return { maxCgroups, cpus, kernel, limit };
 }

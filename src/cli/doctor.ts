@@ -78,7 +78,7 @@ export function doctorReport(): DoctorReport {
       cpus,
       default_max_cgroups: maxCgroups,
       kernel_bytes: kernel.total,
-      bytes_per_cgroup: kernel.perCgroup,
+      bytes_per_cgroup: Math.round(kernel.perCgroup),
       limit_bytes: limit?.bytes ?? null,
       limit_source: limit?.source ?? null,
     },
