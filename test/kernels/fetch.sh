@@ -3,7 +3,7 @@
 # `test/kernels/fetch.sh 5.10 6.1 6.12` leaves in build/kernels/NAME/ the kernel (vmlinuz), its
 # uname -r (version), the package it came from (package) and a small initramfs (initramfs.cpio.gz:
 # busybox-static, the virtio/9p modules in load order, and test/kernels/init as /init). 6.1 and 6.12
-# come from bookworm through apt-get download; 5.10 from bullseye, whose indexes are read over HTTP
+# come from bookworm through apt-get download; 5.10 from bullseye (its last point release), whose indexes are read over HTTP
 # (signature checked with gpgv, then every SHA256 down to the .deb) since apt here knows only bookworm.
 # Idempotent: a kernel is downloaded once (stamp: build/kernels/NAME/.fetched; delete the folder to
 # pick a newer one), and the initramfs is rebuilt only when init, busybox or this script changed.
@@ -77,14 +77,13 @@ suite_candidates() {
   say "no mirror has $suite (tried $*)"
 }
 
-# Picks the newest bullseye package matching REGEX across bullseye and bullseye-security,
-# downloads it into DIR, checks its SHA256 and prints the .deb's path.
+# Picks the newest package matching REGEX in bullseye's last point release (not bullseye-security:
+# its 5.10.262 has oom:mark_victim's task argument backported, and the matrix needs one kernel with
+# the pid-only tracepoint that 5.10 and 5.15 nodes still run; 5.10.223 has it), downloads it into
+# DIR, checks its SHA256 and prints the .deb's path.
 download_bullseye() {
   local regex=$1 dir=$2 version package base file sum best=''
-  {
-    suite_candidates bullseye "$regex" "$dir" http://deb.debian.org/debian http://archive.debian.org/debian
-    suite_candidates bullseye-security "$regex" "$dir" http://deb.debian.org/debian-security http://archive.debian.org/debian-security
-  } >"$dir/candidates"
+  suite_candidates bullseye "$regex" "$dir" http://deb.debian.org/debian http://archive.debian.org/debian >"$dir/candidates"
   while read -r version package base file sum; do
     if [ -z "$best" ] || dpkg --compare-versions "$version" gt "${best%% *}"; then
       best="$version $package $base $file $sum"

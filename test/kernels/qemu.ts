@@ -87,7 +87,10 @@ export async function bootAndRun(opts: BootOptions): Promise<BootResult> {
   const out = freshOutDir(dir);
   writeFileSync(join(out, 'cmd'), opts.script);
   writeFileSync(join(out, 'cwd'), REPO);
-  const append = ['console=ttyS0', 'panic=-1', ...(opts.scale === undefined ? [] : [`periscope.scale=${opts.scale}`])];
+  // tsc=reliable: the vCPUs' TSCs look unsynchronized under TCG, and the kernel would then time with
+  // hpet while the scheduler keeps using the TSC: CPU time from switch timestamps (bpf_ktime_get_ns)
+  // and cpu.stat would disagree by whatever the two clocks drift apart
+  const append = ['console=ttyS0', 'panic=-1', 'tsc=reliable', ...(opts.scale === undefined ? [] : [`periscope.scale=${opts.scale}`])];
   // -no-reboot turns the guest's poweroff (and a panic's reboot) into QEMU's exit.
   const args = [
     '-accel', 'tcg', '-cpu', 'max', '-smp', '2', '-m', '3G',
