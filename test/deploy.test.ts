@@ -5,6 +5,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadAllYaml, type V1ClusterRole, type V1DaemonSet } from '@kubernetes/client-node';
+import { COLLECTORS } from '../src/collectors/registry.js';
+import { defaultMaxCgroups, MiB, USER_RESERVE_BYTES } from '../src/agent/memory-budget.js';
+import { objectBytes } from '../src/kernel/memory.js';
 
 const docs = loadAllYaml(readFileSync(fileURLToPath(new URL('../../deploy/kubernetes.yaml', import.meta.url)), 'utf8')) as { kind: string }[];
 
@@ -24,6 +27,21 @@ test('the DaemonSet gives the agent its node name, its port and the capabilities
   assert.equal(c.ports?.[0]?.containerPort, 9464);
   for (const cap of ['BPF', 'PERFMON', 'DAC_READ_SEARCH']) assert.ok(c.securityContext?.capabilities?.add?.includes(cap), cap);
   assert.equal(c.readinessProbe?.httpGet?.path, '/healthz');
+});
+
+test('the DaemonSet\'s memory limit holds the agent and its kernel maps at the default --max-cgroups on any CPU count', () => {
+  const ds = docs.find((d) => d.kind === 'DaemonSet') as V1DaemonSet;
+  const resources = ds.spec!.template.spec!.containers[0]!.resources!;
+  const mi = (q: string | undefined): number => Number(/^(\d+)Mi$/.exec(q ?? '')?.[1] ?? NaN) * MiB;
+  const limit = mi(resources.limits?.memory);
+  const request = mi(resources.requests?.memory);
+  assert.ok(request <= limit);
+  for (const cpus of [2, 8, 16, 64, 128, 256, 1024]) {
+    const n = defaultMaxCgroups(COLLECTORS, cpus);
+    // the worst case: every map of every alternative (task storage and its LRU stand-in alike)
+    const kernel = COLLECTORS.reduce((sum, c) => sum + objectBytes(c.spec, undefined, n, cpus).total, 0);
+    assert.ok(kernel + USER_RESERVE_BYTES.kubernetes <= limit, `${cpus} CPUs: ${(kernel / MiB).toFixed(1)} MiB of maps + the agent's own do not fit ${limit / MiB} MiB`);
+  }
 });
 
 test('the ClusterRole allows exactly the API calls the inventory makes', () => {
