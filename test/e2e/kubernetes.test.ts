@@ -3,7 +3,7 @@
  * kubelet-style cgroups, one real runc container), with pods defined in the fake API server. Every
  * series and event must name its namespace, pod, container, workload kind, workload and node.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmdirSync, writeFileSync } from 'node:fs';
@@ -13,7 +13,7 @@ import { FakeApiServer } from './fake-apiserver.js';
 import { TestNode, whyTestNodeCannotRun } from './test-node.js';
 import { deploymentPod } from './objects.js';
 import { eventually, needsKernel, sleep } from '../kernel.js';
-import { sample, startAgent } from '../agent-process.js';
+import { sample, startAgent, type RunningAgent } from '../agent-process.js';
 import { type ExecEvent } from '../../src/collectors/process/index.js';
 
 const hexId = (): string => randomBytes(32).toString('hex');
@@ -22,23 +22,37 @@ async function metrics(url: string): Promise<string> {
   return (await fetch(`${url}/metrics`)).text();
 }
 
-test('series and events of a pod carry its namespace, pod, container, workload and node', async (t) => {
-  if (!needsKernel(t)) return;
+/** A test node, the fake API server with a kubeconfig for it, and an agent on both; all taken down after the test. */
+async function cluster(t: TestContext, agentArgs: (nodeName: string, kubeconfig: string) => string[], cleanup?: () => void): Promise<{ api: FakeApiServer; node: TestNode; nodeName: string; agent: RunningAgent }> {
   const why = whyTestNodeCannotRun();
   if (why) assert.fail(`the test node cannot run: ${why}`);
-
   const api = await FakeApiServer.start();
   const kubeconfig = api.kubeconfig(join(mkdtempSync(join(tmpdir(), 'periscope-e2e-')), 'config'));
   const node = await TestNode.create();
   const nodeName = `node-${node.name}`;
-  const memcg = join('/sys/fs/cgroup/memory', `periscope-e2e-oom-${node.name}`);
+  const running: RunningAgent[] = [];
   t.after(async () => {
-    await agent.stop();
+    for (const a of running) await a.stop();
     await node.destroy();
     await api.stop();
-    if (existsSync(memcg)) rmdirSync(memcg);
+    cleanup?.();
   });
-  const agent = await startAgent(['--kubeconfig', kubeconfig, '--node', nodeName, '--grace', '2', '--pod-labels', 'team']);
+  const agent = await startAgent(agentArgs(nodeName, kubeconfig));
+  running.push(agent);
+  return { api, node, nodeName, agent };
+}
+
+test('series and events of a pod carry its namespace, pod, container, workload and node', async (t) => {
+  if (!needsKernel(t)) return;
+  let memcg = '';
+  const { api, node, nodeName, agent } = await cluster(
+    t,
+    (nodeName, kubeconfig) => ['--kubeconfig', kubeconfig, '--node', nodeName, '--grace', '2', '--pod-labels', 'team'],
+    () => {
+      if (memcg && existsSync(memcg)) rmdirSync(memcg);
+    },
+  );
+  memcg = join('/sys/fs/cgroup/memory', `periscope-e2e-oom-${node.name}`);
 
   const pod = await node.addPod({ namespace: 'shop', name: 'cart', qos: 'burstable' });
   const appId = hexId();
@@ -152,18 +166,7 @@ test('pod churn: 50 pods come and go in the API, the agent forgets them and its 
 
 test('a rollout under --aggregation workload: the workload\'s counters never go down while old pods expire', async (t) => {
   if (!needsKernel(t)) return;
-  const why = whyTestNodeCannotRun();
-  if (why) assert.fail(`the test node cannot run: ${why}`);
-  const api = await FakeApiServer.start();
-  const kubeconfig = api.kubeconfig(join(mkdtempSync(join(tmpdir(), 'periscope-e2e-')), 'config'));
-  const node = await TestNode.create();
-  const nodeName = `node-${node.name}`;
-  t.after(async () => {
-    await agent.stop();
-    await node.destroy();
-    await api.stop();
-  });
-  const agent = await startAgent(['--kubeconfig', kubeconfig, '--node', nodeName, '--grace', '1', '--aggregation', 'workload']);
+  const { api, node, nodeName, agent } = await cluster(t, (nodeName, kubeconfig) => ['--kubeconfig', kubeconfig, '--node', nodeName, '--grace', '1', '--aggregation', 'workload']);
   const workload = { namespace: 'shop', workload_kind: 'Deployment', workload: 'cart', node: nodeName, cgroup: '', pod: '', container: '' };
   const series = { execs: 'periscope_process_execs_total', exits: 'periscope_process_exits_total', cpu: 'periscope_cpu_seconds_total', runq: 'periscope_runqueue_latency_seconds_count' } as const;
   const seen: Record<keyof typeof series, number[]> = { execs: [], exits: [], cpu: [], runq: [] };

@@ -73,8 +73,6 @@ export class CpuCollector extends KernelCollector<gen.ProgramName> implements Co
 
   /** CPU time, switches and run-queue latency per cgroup id, CPU time including the slices running now. */
   usage(): Map<number, CpuReading> {
-    const now = Number(native().monotonicNs());
-    const running = this.slices.lookupPerCpu(0) ?? [];
     const out = new Map<number, CpuReading>();
     for (const [id, s] of this.stats.entries()) {
       out.set(id, {
@@ -84,6 +82,11 @@ export class CpuCollector extends KernelCollector<gen.ProgramName> implements Co
         runq: runqOf(s.runq_slots, s.runq_sum_ns),
       });
     }
+    // The running slices are read after the totals, never before: a slice that ends between the two
+    // reads is then missing for one read (the exporter keeps the counter from going down, and the next
+    // read has it), where the other order would count it twice — in the totals and as running.
+    const running = this.slices.lookupPerCpu(0) ?? [];
+    const now = Number(native().monotonicNs());
     for (const slice of running) {
       if (!slice.pid || !slice.start_ns || !slice.cgroup_id || now <= slice.start_ns) continue;
       const r = out.get(slice.cgroup_id) ?? { cpuSeconds: 0, voluntarySwitches: 0, involuntarySwitches: 0, runq: runqOf([], 0) };
