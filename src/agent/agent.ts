@@ -321,6 +321,7 @@ export class Agent {
     collectors: CollectorStatus[];
     failed: Agent['failed'];
     cgroups: number;
+    max_cgroups: number;
     events: number;
     kubernetes: ReturnType<KubernetesInventory['status']> | null;
   } {
@@ -330,6 +331,7 @@ export class Agent {
       collectors: [...this.collectors.values()].map(({ instance }) => instance.status()),
       failed: this.failed,
       cgroups: this.tree.size,
+      max_cgroups: this.opts.maxCgroups,
       events: this.events.last,
       kubernetes: this.kubernetes?.status() ?? null,
     };
