@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { canUseBpf } from '../src/kernel/privilege.js';
 import { NATIVE_PATH } from '../src/kernel/native.js';
 import { cgroupIdOf, findCgroup2Mount } from '../src/inventory/cgroups.js';
+import { supportedAlternatives, type ObjectSpec } from '../src/kernel/bpf-object.js';
+import { release } from 'node:os';
 
 function missing(): string | undefined {
   if (process.getuid?.() !== 0 && !canUseBpf()) return 'not root and no CAP_BPF/CAP_PERFMON';
@@ -149,5 +151,23 @@ export async function eventually<T>(fn: () => T | undefined | Promise<T | undefi
     if (v !== undefined) return v;
     if (Date.now() > end) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(50);
+  }
+}
+
+/** Whether the running kernel is at least major.minor. */
+export function kernelAtLeast(major: number, minor: number): boolean {
+  const [a, b] = release().split('.').map(Number) as [number, number];
+  return a > major || (a === major && b >= minor);
+}
+
+/**
+ * Every alternative of a collector this kernel supports: tests run each, not only the one the agent
+ * would take. Where the kernel cannot be probed, the first; the test's kernel gate says why.
+ */
+export function alternativesHere(spec: ObjectSpec<string>): string[] {
+  try {
+    return supportedAlternatives(spec);
+  } catch {
+    return [spec.alternatives[0]!.name];
   }
 }

@@ -6,7 +6,7 @@ import { probe, probeAll, FEATURES, type Feature } from './features.js';
 import { PeriscopeError, isNativeError } from './errors.js';
 import * as memoryGen from '../collectors/memory/memory.gen.js';
 import * as cpuGen from '../collectors/cpu/cpu.gen.js';
-import { needsKernel, run } from '../../test/kernel.js';
+import { kernelAtLeast, needsKernel, run } from '../../test/kernel.js';
 import { MEMORY_SPEC } from '../collectors/memory/index.js';
 import { release } from 'node:os';
 
@@ -17,10 +17,6 @@ const MEMORY: ObjectSpec<memoryGen.ProgramName> = {
   alternatives: [{ name: 'tp_btf', requires: ['btf', 'tp_btf'], programs: ['oom_victim_btf'] }],
 };
 
-const kernelAtLeast = (major: number, minor: number): boolean => {
-  const [a, b] = release().split('.').map(Number) as [number, number];
-  return a > major || (a === major && b >= minor);
-};
 
 test('feature probes answer supported for what every 5.8+ kernel with BTF has', (t) => {
   if (!needsKernel(t)) return;

@@ -1,17 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { release } from 'node:os';
 import { BpfObject, chooseAlternative } from './bpf-object.js';
 import { mapBytes } from './memory.js';
 import { native } from './native.js';
 import { COLLECTORS } from '../collectors/registry.js';
-import { needsKernel } from '../../test/kernel.js';
+import { kernelAtLeast, needsKernel } from '../../test/kernel.js';
 
-const kernelAtLeast = (major: number, minor: number): boolean => {
-  const [a, b] = release().split('.').map(Number) as [number, number];
-  return a > major || (a === major && b >= minor);
-};
 
 test('the kernel memory computed for every collector\'s maps is what the kernel itself accounts', (t) => {
   if (!needsKernel(t)) return;

@@ -1,17 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CPU_SPEC, CpuCollector, RUNQ_BUCKETS, type CpuReading } from './index.js';
-import { supportedAlternatives } from '../../kernel/bpf-object.js';
-import { TestCgroup, eventually, needsKernel, sleep } from '../../../test/kernel.js';
+import { alternativesHere, TestCgroup, eventually, needsKernel, sleep } from '../../../test/kernel.js';
 
-/** Every alternative this kernel supports: each is tested, not only the one the agent would take. */
-const alternatives = (): string[] => {
-  try {
-    return supportedAlternatives(CPU_SPEC);
-  } catch {
-    return ['tp_btf']; // the kernel gate of each test says why it cannot run
-  }
-};
 
 const burn = (seconds: number, cpu?: number): string =>
   `${cpu === undefined ? '' : `taskset -c ${cpu} `}timeout ${seconds} sh -c 'while :; do :; done'`;
@@ -22,7 +13,7 @@ test('run-queue buckets are the kernel log2 slots in seconds', () => {
   for (let i = 1; i < RUNQ_BUCKETS.length; i++) assert.equal(RUNQ_BUCKETS[i], RUNQ_BUCKETS[i - 1]! * 2);
 });
 
-for (const alt of alternatives()) {
+for (const alt of alternativesHere(CPU_SPEC)) {
 test(`CPU seconds of a cgroup agree with its cpu.stat within 2% (${alt})`, async (t) => {
   if (!needsKernel(t)) return;
   const collector = new CpuCollector({ maxCgroups: 4096 }, { alternative: alt });

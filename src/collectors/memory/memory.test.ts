@@ -1,20 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MEMORY_SPEC, MemoryCollector, type OomKillEvent } from './index.js';
-import { supportedAlternatives } from '../../kernel/bpf-object.js';
-import { TestCgroup, needsKernel } from '../../../test/kernel.js';
+import { alternativesHere, TestCgroup, needsKernel } from '../../../test/kernel.js';
 import { testContext } from '../../../test/context.js';
 
-/** Every alternative this kernel supports: each is tested, not only the one the agent would take. */
-const alternatives = (): string[] => {
-  try {
-    return supportedAlternatives(MEMORY_SPEC);
-  } catch {
-    return ['tp_btf']; // the kernel gate of each test says why it cannot run
-  }
-};
 
-for (const alt of alternatives()) {
+for (const alt of alternativesHere(MEMORY_SPEC)) {
   test(`an OOM kill in a memory-limited cgroup is counted for the victim's cgroup and reported as an event (${alt})`, async (t) => {
     if (!needsKernel(t)) return;
     const ctx = testContext();

@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PROCESS_SPEC, ProcessCollector, splitArgs, type ExecEvent, type ExitEvent } from './index.js';
-import { supportedAlternatives } from '../../kernel/bpf-object.js';
-import { TestCgroup, eventually, helper, needsKernel, scaled, sleep } from '../../../test/kernel.js';
+import { alternativesHere, TestCgroup, eventually, helper, needsKernel, scaled, sleep } from '../../../test/kernel.js';
 import { testContext } from '../../../test/context.js';
 
 test('splits the kernel argument area into arguments', () => {
@@ -11,14 +10,6 @@ test('splits the kernel argument area into arguments', () => {
   assert.deepEqual(splitArgs(''), []);
 });
 
-/** Every alternative this kernel supports: each is tested, not only the one the agent would take. */
-const alternatives = (): string[] => {
-  try {
-    return supportedAlternatives(PROCESS_SPEC);
-  } catch {
-    return ['tp_btf']; // the kernel gate of each test says why it cannot run
-  }
-};
 
 function setup(name: string, alternative?: string, opts: { eventRingBytes?: number } = {}) {
   const ctx = testContext();
@@ -35,7 +26,7 @@ function setup(name: string, alternative?: string, opts: { eventRingBytes?: numb
   };
 }
 
-for (const alt of alternatives()) {
+for (const alt of alternativesHere(PROCESS_SPEC)) {
   test(`counts every exec in a cgroup exactly (${alt})`, async (t) => {
     if (!needsKernel(t)) return;
     const { ctx, collector, cg, done } = setup('execs', alt);
