@@ -13,6 +13,10 @@ packages=(
   runc busybox-static   # tests: a real container on the test node; busybox is also the matrix's initramfs
   qemu-system-x86 xz-utils curl  # the QEMU kernel matrix (test/kernels): boot, unpack modules, fetch 5.10
   openssl               # tests: a throwaway CA and server certificate for the HTTPS API
+  nftables              # network tests: black holes, random loss, a kube-proxy style DNAT for a ClusterIP
+  dnsmasq-base          # network tests: a real DNS server in a test pod
+  nginx-light wrk       # bench: overhead of the agent on a saturated web server
+  libbpf-tools          # bench: tcplife, the reference for the connection storm
 )
 
 missing=()
