@@ -602,6 +602,81 @@ static napi_value js_attach_cgroup(napi_env env, napi_callback_info info)
 	return wrap(env, HANDLE_LINK, link);
 }
 
+/* attachIter(object, program, mapFd) -> link: a BPF iterator over a map's elements (mapFd < 0: none) */
+static napi_value js_attach_iter(napi_env env, napi_callback_info info)
+{
+	napi_value argv[3];
+	struct bpf_object *obj;
+	struct bpf_program *p;
+	int64_t map_fd;
+	union bpf_iter_link_info linfo;
+	LIBBPF_OPTS(bpf_iter_attach_opts, opts);
+
+	if (get_args(env, info, 3, argv) || !(obj = unwrap(env, argv[0], HANDLE_OBJECT)) ||
+	    !(p = find_prog(env, obj, argv[1])) || get_i64(env, argv[2], &map_fd))
+		return NULL;
+	memset(&linfo, 0, sizeof(linfo));
+	if (map_fd >= 0) {
+		linfo.map.map_fd = (__u32)map_fd;
+		opts.link_info = &linfo;
+		opts.link_info_len = sizeof(linfo);
+	}
+	clear_log();
+	return link_or_throw(env, bpf_program__attach_iter(p, &opts), "bpf_program__attach_iter");
+}
+
+/* iterRead(link, maxBytes) -> Buffer: runs the iterator once and returns what it wrote (at most
+ * maxBytes; past that the read stops, and the caller sees a full buffer) */
+static napi_value js_iter_read(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2], out;
+	struct bpf_link *link;
+	int64_t limit;
+	char *buf = NULL, *grown;
+	size_t len = 0, cap = 0;
+	int fd, err = 0;
+
+	if (get_args(env, info, 2, argv) || !(link = unwrap(env, argv[0], HANDLE_LINK)) || get_i64(env, argv[1], &limit))
+		return NULL;
+	fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0)
+		return throw_errno(env, errno, "bpf_iter_create");
+	while ((int64_t)len < limit) {
+		ssize_t n;
+
+		if (cap - len < 65536) {
+			cap = cap ? cap * 2 : 262144;
+			grown = realloc(buf, cap);
+			if (!grown) {
+				err = ENOMEM;
+				break;
+			}
+			buf = grown;
+		}
+		n = read(fd, buf + len, (size_t)((int64_t)(cap - len) < limit - (int64_t)len ? cap - len : (size_t)(limit - (int64_t)len)));
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			err = errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (err) {
+		free(buf);
+		return throw_errno(env, err, "read iterator");
+	}
+	if (napi_create_buffer_copy(env, len, len ? buf : "", NULL, &out) != napi_ok) {
+		free(buf);
+		return throw_napi(env, "napi_create_buffer_copy");
+	}
+	free(buf);
+	return out;
+}
+
 static napi_value js_destroy_link(napi_env env, napi_callback_info info)
 {
 	return close_handle(env, info, HANDLE_LINK);
@@ -1104,6 +1179,8 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "attachPerfEvent", js_attach_perf_event },
 		{ "attachUprobe", js_attach_uprobe },
 		{ "attachCgroup", js_attach_cgroup },
+		{ "attachIter", js_attach_iter },
+		{ "iterRead", js_iter_read },
 		{ "destroyLink", js_destroy_link },
 		{ "mapLookup", js_map_lookup },
 		{ "mapUpdate", js_map_update },

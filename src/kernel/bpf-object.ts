@@ -13,6 +13,7 @@ import { PeriscopeError, isNativeError, logTail } from './errors.js';
 import { TypedMap, type MapSpec } from './maps.js';
 import { RingReader } from './ring.js';
 import { probe, supported, type Feature } from './features.js';
+import { findCgroup2Mount } from '../inventory/cgroups.js';
 
 const OBJECT_DIR = fileURLToPath(new URL('../../../build/bpf/', import.meta.url));
 
@@ -47,7 +48,16 @@ export interface ObjectSpec<P extends string> {
   readonly maps: Readonly<Record<string, MapSpec<unknown, unknown>>>;
   /** maps keyed by cgroup id: sized by --max-cgroups, and cleaned when a cgroup is gone */
   readonly cgroupMaps?: readonly string[];
+  /** programs that do not attach by their section alone (default: by section) */
+  readonly attach?: Readonly<Partial<Record<P, AttachKind>>>;
 }
+
+/**
+ * How a program attaches when its section does not say it all: to the root of the cgroup2 tree
+ * (cgroup_skb, sock_ops ...: every socket of the node), or as an iterator over one of the object's
+ * maps, run on demand with iterRead().
+ */
+export type AttachKind = { readonly kind: 'cgroup' } | { readonly kind: 'iter'; readonly map: string };
 
 export interface LoadOptions {
   /** map name → max_entries, set before load (bounds the kernel memory of per-cgroup maps) */
@@ -92,6 +102,7 @@ export class BpfObject<P extends string> {
   private readonly links: LinkHandle[] = [];
   private readonly maxEntries: Record<string, number>;
   private readonly rings: RingReader[] = [];
+  private readonly iterators = new Map<string, LinkHandle>();
 
   private constructor(spec: ObjectSpec<P>, handle: ObjectHandle, programs: readonly P[], choice: Choice, maxEntries: Record<string, number>) {
     this.spec = spec;
@@ -164,7 +175,13 @@ export class BpfObject<P extends string> {
     const n = native();
     for (const p of this.programs) {
       try {
-        this.links.push(n.attach(this.obj, p));
+        const how = this.spec.attach?.[p];
+        if (how?.kind === 'cgroup') this.links.push(n.attachCgroup(this.obj, p, findCgroup2Mount()));
+        else if (how?.kind === 'iter') {
+          const link = n.attachIter(this.obj, p, n.mapFd(this.obj, how.map));
+          this.links.push(link);
+          this.iterators.set(p, link);
+        } else this.links.push(n.attach(this.obj, p));
       } catch (err) {
         this.detach();
         throw new PeriscopeError('BPF_ATTACH', `${this.spec.file}: attaching ${p} failed: ${(err as Error).message}`, 'run `periscope doctor`', {
@@ -176,6 +193,7 @@ export class BpfObject<P extends string> {
 
   detach(): void {
     const n = native();
+    this.iterators.clear();
     while (this.links.length > 0) n.destroyLink(this.links.pop()!);
   }
 
@@ -197,6 +215,13 @@ export class BpfObject<P extends string> {
   /** max_entries of each map as loaded. */
   get mapSizes(): Readonly<Record<string, number>> {
     return this.maxEntries;
+  }
+
+  /** Runs an attached iterator program once: the records it wrote, at most maxBytes. */
+  iterRead(program: P, maxBytes: number): Buffer {
+    const link = this.iterators.get(program);
+    if (!link) throw new Error(`${this.spec.file}: iterator ${program} is not attached`);
+    return native().iterRead(link, maxBytes);
   }
 
   ring(name: string): RingReader {

@@ -25,6 +25,8 @@ export const FEATURES = [
   'uprobe',
   'cgroup_skb',
   'sock_ops',
+  'sk_storage_tracing',
+  'iter_sk_storage',
   'ringbuf',
   'task_storage',
   'batch_map_ops',
@@ -56,13 +58,24 @@ const TRACEFS = ['/sys/kernel/tracing/events', '/sys/kernel/debug/tracing/events
 
 type ProbeProgram = (typeof probePrograms)[number];
 
+/** Probe programs that use the socket storage map: it is created for them only (it needs kernel BTF). */
+const USES_SK_STORAGE: readonly string[] = ['probe_sk_storage_tracing', 'probe_iter_sk_storage'];
+
+/** The probes object with only this program to load. */
+function openProbes(program: ProbeProgram): ObjectHandle {
+  const n = native();
+  const obj = n.open(objectPath('probes.bpf.o'));
+  for (const p of probePrograms) n.setAutoload(obj, p, p === program);
+  n.setAutocreate(obj, 'probe_sk_storage', USES_SK_STORAGE.includes(program));
+  return obj;
+}
+
 /** Loads one probe program alone, attaches it with `attach`, and takes it all down again. */
 function probeProgram(program: ProbeProgram, attach: (obj: ObjectHandle) => LinkHandle): Probe {
   const n = native();
   let obj: ObjectHandle | undefined;
   try {
-    obj = n.open(objectPath('probes.bpf.o'));
-    for (const p of probePrograms) n.setAutoload(obj, p, p === program);
+    obj = openProbes(program);
     try {
       n.load(obj);
     } catch (err) {
@@ -131,9 +144,8 @@ function probeLayout(bit: number, what: string): Probe {
   try {
     if (layoutBits === undefined) {
       const n = native();
-      const obj = n.open(objectPath('probes.bpf.o'));
+      const obj = openProbes('probe_layouts');
       try {
-        for (const p of probePrograms) n.setAutoload(obj, p, p === 'probe_layouts');
         n.load(obj);
         layoutBits = n.progTestRun(obj, 'probe_layouts', Buffer.alloc(64));
       } finally {
@@ -172,6 +184,8 @@ const probes: Record<Feature, () => Probe> = {
   },
   cgroup_skb: () => withScratchCgroup((dir) => probeProgram('probe_cgroup_skb', (o) => native().attachCgroup(o, 'probe_cgroup_skb', dir))),
   sock_ops: () => withScratchCgroup((dir) => probeProgram('probe_sock_ops', (o) => native().attachCgroup(o, 'probe_sock_ops', dir))),
+  sk_storage_tracing: () => probeProgram('probe_sk_storage_tracing', (o) => native().attach(o, 'probe_sk_storage_tracing')),
+  iter_sk_storage: () => probeProgram('probe_iter_sk_storage', (o) => native().attachIter(o, 'probe_iter_sk_storage', native().mapFd(o, 'probe_sk_storage'))),
   ringbuf: () => probeMap('BPF_MAP_TYPE_RINGBUF', 'the kernel has no BPF ring buffer (Linux 5.8+)'),
   task_storage: () => probeMap('BPF_MAP_TYPE_TASK_STORAGE', 'the kernel has no BPF task local storage (Linux 5.11+)'),
   batch_map_ops: probeBatchOps,

@@ -24,7 +24,10 @@ test('the kernel memory computed for every collector\'s maps is what the kernel 
         const kernel = Number(/^memlock:\s+(\d+)$/m.exec(info)?.[1]);
         const ours = mapBytes(m, obj.mapSizes[m.name] ?? m.maxEntries, cpus);
         t.diagnostic(`${def.name}.${m.name}: computed ${ours} B, kernel ${kernel} B`);
-        if (exact) assert.ok(Math.abs(ours - kernel) <= Math.max(16 << 10, 0.02 * kernel), `${def.name}.${m.name}: computed ${ours}, the kernel says ${kernel}`);
+        // a map allocated as it fills is charged for what it holds: ours is its most
+        const grows = (m.flags & native().constants.BPF_F_NO_PREALLOC) !== 0;
+        if (exact && grows && ours > 0) assert.ok(ours >= kernel, `${def.name}.${m.name}: computed ${ours}, below the kernel's ${kernel}`);
+        else if (exact) assert.ok(Math.abs(ours - kernel) <= Math.max(16 << 10, 0.02 * kernel), `${def.name}.${m.name}: computed ${ours}, the kernel says ${kernel}`);
       }
     } finally {
       obj.close();

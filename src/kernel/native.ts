@@ -45,6 +45,10 @@ export interface Native {
   attachPerfEvent(obj: ObjectHandle, program: string, cpu: number, frequencyHz: number): LinkHandle;
   attachUprobe(obj: ObjectHandle, program: string, binary: string, func: string, pid: number, retprobe: boolean): LinkHandle;
   attachCgroup(obj: ObjectHandle, program: string, cgroupDir: string): LinkHandle;
+  /** a BPF iterator program over a map's elements (mapFd < 0 for iterators that take no map) */
+  attachIter(obj: ObjectHandle, program: string, mapFd: number): LinkHandle;
+  /** runs an iterator once: what its program wrote, at most maxBytes */
+  iterRead(link: LinkHandle, maxBytes: number): Buffer;
   destroyLink(link: LinkHandle): void;
   mapLookup(fd: number, key: Buffer, valueSize: number): Buffer | null;
   mapUpdate(fd: number, key: Buffer, value: Buffer, flags: number): void;

@@ -29,6 +29,26 @@ int probe_cgroup_skb(struct __sk_buff *skb) { return 1; }
 SEC("sockops")
 int probe_sock_ops(struct bpf_sock_ops *ops) { return 1; }
 
+/* Socket storage, created only for the two probes that use it (it needs kernel BTF). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);
+} probe_sk_storage SEC(".maps");
+
+/* Tracing programs may use socket storage since Linux 5.11 (commit 8e4597c627fb). */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(probe_sk_storage_tracing, const struct sock *sk, int oldstate, int newstate)
+{
+	bpf_sk_storage_get(&probe_sk_storage, (void *)sk, 0, 0);
+	return 0;
+}
+
+/* Iterators over socket storage since Linux 5.9 (commit 5ce6e77c7edf). */
+SEC("iter/bpf_sk_storage_map")
+int probe_iter_sk_storage(struct bpf_iter__bpf_sk_storage_map *ctx) { return 0; }
+
 /* Kernel layouts, as the CO-RE checks of compat.bpf.h resolve them on this kernel: run once with
  * BPF_PROG_TEST_RUN (socket filters can be run on any kernel), it returns one bit per difference. */
 enum layout_bit {
