@@ -30,7 +30,8 @@ import { VERSION } from './version.js';
 import { PeriscopeError } from '../kernel/errors.js';
 import { Attributor, type AggregationLevel } from '../inventory/attribution.js';
 import { type KubernetesInventory } from '../inventory/kubernetes.js';
-import { podNetworkNamespaces } from '../inventory/namespaces.js';
+import { netnsInodeOfPid, podNetworkNamespaces } from '../inventory/namespaces.js';
+import { PeerNamer, type PeerDirectory } from './peers.js';
 
 export interface AgentOptions {
   node?: string;
@@ -47,6 +48,8 @@ export interface AgentOptions {
   eventLogSize?: number;
   /** most series per metric */
   maxSeries?: number;
+  /** most peers named per source series (the rest fold into peer="other") */
+  maxPeers?: number;
   /** the collectors to run (default: every registered one); names or definitions */
   collectors?: readonly (string | CollectorDefinition)[];
   log?: (line: string) => void;
@@ -80,6 +83,7 @@ export class Agent {
   readonly failed: { name: string; error: string; hint: string }[] = [];
   readonly kubernetes: KubernetesInventory | undefined;
   readonly attributor: Attributor;
+  readonly peers: PeerNamer;
   private readonly definitions: readonly CollectorDefinition[];
   private readonly opts: Required<Pick<AgentOptions, 'graceMs' | 'pollIntervalMs' | 'idlePollMs' | 'walkIntervalMs' | 'maxCgroups'>>;
   private readonly log: (line: string) => void;
@@ -121,11 +125,15 @@ export class Agent {
       podLabels: opts.podLabels ?? [],
       ...(this.kubernetes ? { kubernetes: this.kubernetes } : {}),
     });
-    this.enricher = new Enricher(this.tree, this.attributor);
+    this.enricher = new Enricher(this.tree, this.attributor, (inode) => this.netnsPath(inode));
+    const k8s = this.kubernetes as Partial<PeerDirectory> | undefined;
+    this.peers = new PeerNamer(k8s?.peer ? { directory: { peer: (ip) => k8s.peer!(ip) } } : {});
     this.redactor = new Redactor(opts.redact);
     this.exporter = new Exporter({
       subjectLabels: (s) => this.enricher.seriesLabels(s),
       subjectLabelNames: this.attributor.labelNames,
+      peerLabels: (p) => this.peers.labels(p),
+      ...(opts.maxPeers ? { maxPeers: opts.maxPeers } : {}),
       graceMs: this.opts.graceMs,
       log: this.log,
       ...(opts.maxSeries ? { maxSeries: opts.maxSeries } : {}),
@@ -136,10 +144,35 @@ export class Agent {
     this.clockOffsetNs = Date.now() * 1e6 - Number(native().monotonicNs());
   }
 
+  private netnsPaths = new Map<number, string>();
+  private netnsRefreshedAt = -Infinity;
+
+  /**
+   * The cgroup path that names a network namespace: its pod's cgroup, or "/" for the host's. Pods'
+   * namespaces are found by reading one process of each pod (namespaces.ts): on a miss, at most once
+   * every 5 s.
+   */
+  private netnsPath(inode: number): string | undefined {
+    const known = this.netnsPaths.get(inode);
+    if (known !== undefined || Date.now() - this.netnsRefreshedAt < 5_000) return known;
+    this.netnsRefreshedAt = Date.now();
+    const paths = new Map<number, string>();
+    const host = netnsInodeOfPid(1);
+    if (host !== undefined) paths.set(host, '/');
+    for (const ns of podNetworkNamespaces(this.tree.root, this.tree.paths(), (path) => this.attributor.owner(path)).values()) {
+      if (ns.inode === undefined) continue;
+      // the pod's own directory is the shortest of its cgroups
+      const pod = ns.cgroups.reduce((a, b) => (b.length < a.length ? b : a));
+      paths.set(ns.inode, pod);
+    }
+    this.netnsPaths = paths;
+    return paths.get(inode);
+  }
+
   /** Names, masks and logs one event of a collector. */
   private emit(def: CollectorDefinition, e: NewEvent): void {
-    const { type, time, subject, ...rest } = e;
-    const fields: Record<string, unknown> = rest;
+    const { type, time, subject, peer, ...rest } = e;
+    const fields: Record<string, unknown> = peer ? { ...rest, ...this.peers.eventFields(peer) } : rest;
     const declared = def.events.find((d) => d.type === type);
     if (!declared) {
       this.undeclaredEvents++;
@@ -160,6 +193,7 @@ export class Agent {
           maxCgroups: this.opts.maxCgroups,
           wallTime: (ns) => new Date((ns + this.clockOffsetNs) / 1e6).toISOString(),
           emit: (e) => this.emit(def, e),
+          learnName: (addr, name, ttl) => this.peers.learn(addr, name, ttl),
         });
         this.collectors.set(def.name, { def, instance });
         this.log(`collector ${def.name}: ${instance.status().alternative}`);
@@ -269,6 +303,8 @@ export class Agent {
       ['periscope_aggregates_dropped_total', running.map(({ def, instance }) => row(instance.drops().aggregates, { collector: def.name }))],
       ['periscope_events_total', [...this.events.counts].map(([type, n]) => row(n, { type }))],
       ['periscope_series_dropped', [...this.exporter.refused()].map(([metric, n]) => row(n, { metric }))],
+      ['periscope_series_folded', [...this.exporter.folded()].map(([metric, n]) => row(n, { metric }))],
+      ['periscope_peer_names', [row(this.peers.namesKnown)]],
       ['periscope_cgroups', [row(this.tree.size)]],
       ['periscope_cgroups_expired_total', [row(this.cgroupsExpired)]],
       [
@@ -289,7 +325,7 @@ export class Agent {
   route(path: string): ((query: URLSearchParams) => unknown) | undefined {
     for (const { def, instance } of this.collectors.values()) {
       const r = def.routes?.find((x) => x.path === path);
-      if (r) return (q) => r.handler(instance, q);
+      if (r) return (q) => r.handler(instance, q, { subject: (s) => this.enricher.seriesLabels(s), peer: (p) => this.peers.labels(p) });
     }
     return undefined;
   }
@@ -363,6 +399,13 @@ const SELF_METRICS: readonly MetricDef[] = [
   },
   { type: 'counter', name: 'periscope_events_total', labels: ['type'], help: 'Events received from the kernel and kept in the agent log, by type.' },
   { type: 'gauge', name: 'periscope_series_dropped', labels: ['metric'], help: 'Rows not exported at the last scrape because their metric reached --max-series series.' },
+  {
+    type: 'gauge',
+    name: 'periscope_series_folded',
+    labels: ['metric'],
+    help: 'Rows folded into peer="other" at the last scrape because their source already had --max-peers named peers.',
+  },
+  { type: 'gauge', name: 'periscope_peer_names', help: 'Addresses named by the DNS answers that gave them (kept until their TTL runs out).' },
   { type: 'gauge', name: 'periscope_cgroups', help: 'cgroups the agent can name, including vanished ones still in their grace period.' },
   { type: 'counter', name: 'periscope_cgroups_expired_total', help: 'Vanished cgroups whose series and kernel map entries were dropped after the grace period.' },
   {

@@ -12,8 +12,9 @@
  * for the grace period, then goes, as a container-level series does. Histograms are summed by bucket
  * bound, not by position.
  */
-import { subjectKey, type HistogramValue, type MetricDef, type Readings, type Sample, type Subject } from '../collectors/contract.js';
+import { PEER_LABELS, subjectKey, type HistogramValue, type MetricDef, type Peer, type Readings, type Sample, type Subject } from '../collectors/contract.js';
 import { formatFamily, type Series } from './exposition.js';
+import { OTHER_PEER, PeerFolder, type PeerLabels } from './peers.js';
 
 /** Anything that declares metrics and reads rows for them: a collector, the agent, the inventory. */
 export interface MetricSource {
@@ -31,6 +32,10 @@ export interface ExporterOptions {
   maxSeries?: number;
   /** how long a series without live members keeps its last value (ms) */
   graceMs?: number;
+  /** the labels of a peer (metrics declared with `peer: true`) */
+  peerLabels?: (peer: Peer) => PeerLabels;
+  /** most peers named per subject series; the rest fold into peer="other" */
+  maxPeers?: number;
   now?: () => number;
   log?: (line: string) => void;
 }
@@ -89,9 +94,24 @@ class Family {
   /** rows not exported at the last update because the metric reached its series limit */
   refused = 0;
 
+  private readonly subjectLabelNames: readonly string[];
+  /** rows folded into peer="other" at the last update */
+  folded = 0;
+
   constructor(def: MetricDef, subjectLabelNames: readonly string[]) {
     this.def = def;
-    this.labelNames = [...(def.subject ? subjectLabelNames : []), ...(def.labels ?? [])];
+    this.subjectLabelNames = def.subject ? subjectLabelNames : [];
+    this.labelNames = [...this.subjectLabelNames, ...(def.peer ? PEER_LABELS : []), ...(def.labels ?? [])];
+  }
+
+  /** The peer labels of a row, folded into "other" past the source's share. */
+  private peerLabels(s: Sample, subjectLabels: Record<string, string>, peers: PeerContext, now: number): PeerLabels | undefined {
+    if (!this.def.peer || !s.peer) return undefined;
+    const l = peers.labels(s.peer);
+    const source = this.subjectLabelNames.map((n) => subjectLabels[n] ?? '').join('\u0000');
+    if (peers.folder.named(source, `${l.peer_kind}\u0000${l.peer_namespace}\u0000${l.peer}\u0000${l.peer_port}`, now)) return l;
+    this.folded++;
+    return OTHER_PEER;
   }
 
   private retire(m: Member): void {
@@ -99,14 +119,17 @@ class Family {
     if (s && this.def.type !== 'gauge') s.retired = add(s.retired, m.value);
   }
 
-  update(samples: readonly Sample[], name: (s: Subject) => Record<string, string>, maxSeries: number, graceMs: number, now: number): void {
+  update(samples: readonly Sample[], name: (s: Subject) => Record<string, string>, peers: PeerContext, maxSeries: number, graceMs: number, now: number): void {
     const seen = new Set<string>();
     const own = this.def.labels ?? [];
     this.refused = 0;
+    this.folded = 0;
     for (const s of samples) {
-      const labels = { ...(s.subject ? name(s.subject) : {}), ...s.labels };
+      const subjectLabels = s.subject ? name(s.subject) : {};
+      const labels: Record<string, string> = { ...subjectLabels, ...this.peerLabels(s, subjectLabels, peers, now), ...s.labels };
       const key = this.labelNames.map((n) => labels[n] ?? '').join('\u0000');
-      const memberKey = `${s.subject ? subjectKey(s.subject) : ''}\u0001${own.map((n) => s.labels?.[n] ?? '').join('\u0000')}`;
+      const peer = s.peer ? `${s.peer.addr}|${s.peer.port ?? ''}|${s.peer.nat?.addr ?? ''}|${s.peer.nat?.port ?? ''}` : '';
+      const memberKey = `${s.subject ? subjectKey(s.subject) : ''}\u0001${peer}\u0001${own.map((n) => s.labels?.[n] ?? '').join('\u0000')}`;
       let state = this.series.get(key);
       if (!state) {
         if (this.series.size >= maxSeries) {
@@ -153,12 +176,28 @@ class Family {
   }
 }
 
+interface PeerContext {
+  labels(p: Peer): PeerLabels;
+  folder: PeerFolder;
+}
+
 export class Exporter {
   private readonly families = new Map<string, Family>();
+  private readonly folder: PeerFolder;
   private readonly opts: Required<Omit<ExporterOptions, 'subjectLabels' | 'subjectLabelNames'>> & Pick<ExporterOptions, 'subjectLabels' | 'subjectLabelNames'>;
 
+
   constructor(opts: ExporterOptions) {
-    this.opts = { maxSeries: 10_000, graceMs: 60_000, now: Date.now, log: () => undefined, ...opts };
+    this.opts = {
+      maxSeries: 10_000,
+      graceMs: 60_000,
+      now: Date.now,
+      log: () => undefined,
+      maxPeers: 100,
+      peerLabels: (p) => ({ peer_kind: 'external', peer_namespace: '', peer_workload: '', peer: p.addr, peer_port: p.port ? String(p.port) : '' }),
+      ...opts,
+    };
+    this.folder = new PeerFolder(this.opts.maxPeers, this.opts.graceMs);
   }
 
   /** Declares the metrics of a source; a name declared twice is a programming error. */
@@ -175,6 +214,16 @@ export class Exporter {
    */
   collect(sources: Iterable<MetricSource>): void {
     const now = this.opts.now();
+    const peerNames = new Map<string, PeerLabels>();
+    const peers: PeerContext = {
+      folder: this.folder,
+      labels: (p) => {
+        const k = `${p.addr}|${p.port ?? ''}`;
+        let l = peerNames.get(k);
+        if (!l) peerNames.set(k, (l = this.opts.peerLabels(p)));
+        return l;
+      },
+    };
     const names = new Map<string, Record<string, string>>();
     const name = (s: Subject): Record<string, string> => {
       const k = subjectKey(s);
@@ -193,9 +242,15 @@ export class Exporter {
       for (const def of source.metrics) {
         const family = this.families.get(def.name);
         if (!family) throw new Error(`metric ${def.name} of ${source.name} was not declared`);
-        family.update(readings.get(def.name) ?? [], name, this.opts.maxSeries, this.opts.graceMs, now);
+        family.update(readings.get(def.name) ?? [], name, peers, this.opts.maxSeries, this.opts.graceMs, now);
       }
     }
+    this.folder.expire(now);
+  }
+
+  /** Rows folded into peer="other" at the last collection because their source had --max-peers named peers, by metric. */
+  folded(): Map<string, number> {
+    return new Map([...this.families].filter(([, f]) => f.folded > 0).map(([n, f]) => [n, f.folded]));
   }
 
   /** The text exposition of everything collected so far. */

@@ -9,11 +9,32 @@
  */
 import { type ObjectSpec } from '../kernel/bpf-object.js';
 
-/** A kernel id the enrichment stage can name. */
-export type Subject = { readonly kind: 'cgroup'; readonly id: number };
+/**
+ * A kernel id the enrichment stage can name: a cgroup (its id), or a network namespace (its inode),
+ * which the agent names after the pod whose namespace it is.
+ */
+export type Subject = { readonly kind: 'cgroup'; readonly id: number } | { readonly kind: 'netns'; readonly id: number };
 export type SubjectKind = Subject['kind'];
 
 export const cgroupSubject = (id: number): Subject => ({ kind: 'cgroup', id });
+export const netnsSubject = (inode: number): Subject => ({ kind: 'netns', id: inode });
+
+/**
+ * The other end of a flow: a network address (and a port where the peer listens). The agent names it
+ * — a pod, a Service, a node, or an external host by the DNS name that resolved to it — so that a
+ * row about a subject and a peer is an edge of the service map.
+ */
+export interface Peer {
+  /** IPv4 dotted or IPv6 text, as Node prints addresses */
+  readonly addr: string;
+  /** the peer's listening port; absent when it is the side that connected (an ephemeral port) */
+  readonly port?: number;
+  /** where the traffic went after DNAT (a ClusterIP's backend), when it was translated */
+  readonly nat?: { readonly addr: string; readonly port: number };
+}
+
+/** The labels a peer adds to each series of a metric declared with `peer: true`. */
+export const PEER_LABELS = ['peer_kind', 'peer_namespace', 'peer_workload', 'peer', 'peer_port'] as const;
 export const subjectKey = (s: Subject): string => `${s.kind}:${s.id}`;
 
 interface MetricBase {
@@ -24,6 +45,9 @@ interface MetricBase {
   readonly labels?: readonly string[];
   /** what the rows are keyed by; absent for metrics about the agent itself */
   readonly subject?: SubjectKind;
+  /** rows also carry a peer: the series get PEER_LABELS, and past --max-peers named peers per
+   * subject series the rest fold into peer="other" */
+  readonly peer?: boolean;
 }
 
 export interface CounterDef extends MetricBase {
@@ -51,6 +75,8 @@ export interface HistogramValue {
 /** One row: a value for a subject (or for the agent itself), with the collector's own labels. */
 export interface Sample<V = number | HistogramValue> {
   readonly subject?: Subject;
+  /** for metrics declared with `peer: true` */
+  readonly peer?: Peer;
   readonly labels?: Readonly<Record<string, string>>;
   readonly value: V;
 }
@@ -68,20 +94,29 @@ export interface EventDef {
 
 /**
  * An event as a collector makes it: its type, wall-clock time, the subject it is about and its own
- * fields. The agent adds the node, the cgroup path and id, the pod names and a sequence number.
+ * fields. The agent adds the node, the cgroup path and id, the pod names and a sequence number; a
+ * `peer` becomes peer_addr, peer_port, peer_kind, peer_namespace, peer_workload and peer (its name),
+ * and its NAT target backend_addr, backend_port and backend (named the same way).
  */
 export interface NewEvent {
   readonly type: string;
   readonly time: string;
   readonly subject: Subject;
+  readonly peer?: Peer;
   readonly [field: string]: unknown;
+}
+
+/** How the agent names things, for a collector's routes: the labels of a subject and of a peer. */
+export interface Names {
+  subject(s: Subject): Record<string, string>;
+  peer(p: Peer): Record<(typeof PEER_LABELS)[number], string>;
 }
 
 /** An extra JSON route a collector serves under /api/v1/<path>. */
 export interface RouteDef<I> {
   readonly path: string;
   readonly help: string;
-  handler(instance: I, query: URLSearchParams): unknown;
+  handler(instance: I, query: URLSearchParams, names: Names): unknown;
 }
 
 export interface CollectorContext {
@@ -90,6 +125,9 @@ export interface CollectorContext {
   emit(event: NewEvent): void;
   /** max_entries of each per-cgroup kernel map: bounds kernel memory */
   maxCgroups: number;
+  /** A name that resolved to an address (a DNS answer the collector saw): peers at that address are
+   * named by it until the TTL runs out. */
+  learnName(addr: string, name: string, ttlSeconds: number): void;
 }
 
 export interface CollectorStatus {
