@@ -68,4 +68,47 @@ static __always_inline bool mark_victim_has_task(void)
 	return bpf_core_field_exists(struct trace_event_raw_mark_victim___task, total_vm);
 }
 
+/*
+ * The cgroup a socket is charged to (set when the process created it; an accepted socket inherits its
+ * listener's). sock_cgroup_data became a plain struct with a cgroup pointer in Linux 5.15 (commit
+ * 8520e224f547); before, it was a union whose value is the cgroup pointer unless its low bit says it
+ * holds net_cls/net_prio ids instead (cgroup v1 network controllers in use: then there is no v2 id).
+ */
+struct sock_cgroup_data___old {
+	__u64 val;
+} __attribute__((preserve_access_index));
+struct sock___old {
+	struct sock_cgroup_data___old sk_cgrp_data;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u64 sock_cgroup_id(struct sock *sk)
+{
+	if (bpf_core_field_exists(struct sock_cgroup_data, cgroup))
+		return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+	__u64 v = BPF_CORE_READ((struct sock___old *)sk, sk_cgrp_data.val);
+	if (!v || (v & 1))
+		return 0;
+	return BPF_CORE_READ((struct cgroup *)v, kn, id);
+}
+
+/*
+ * skb:kfree_skb passes the drop reason as a 3rd argument since Linux 5.17 (commit c504e5c2f964,
+ * "net: skb: introduce kfree_skb_reason()"), together with enum skb_drop_reason, whose values differ
+ * between kernels (user space names them from the running kernel's BTF). Older kernels give no
+ * reason: 0. SKB_CONSUMED (6.0) marks a packet that was used, not dropped.
+ */
+static __always_inline __u32 kfree_skb_reason(unsigned long long *ctx)
+{
+	if (bpf_core_type_exists(enum skb_drop_reason))
+		return (__u32)ctx[2];
+	return 0;
+}
+
+static __always_inline __u32 kfree_skb_consumed(void)
+{
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED))
+		return bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED);
+	return ~0U;
+}
+
 #endif

@@ -7,11 +7,13 @@ import { type CollectorDefinition } from './contract.js';
 import { processCollector } from './process/index.js';
 import { cpu } from './cpu/index.js';
 import { memory } from './memory/index.js';
+import { network } from './network/index.js';
 
 export const COLLECTORS: readonly CollectorDefinition[] = [
   processCollector,
   cpu,
   memory,
+  network,
 ];
 
 export const COLLECTOR_NAMES: readonly string[] = COLLECTORS.map((c) => c.name);
