@@ -30,6 +30,8 @@ test('--help on every subcommand prints its usage and exits 0; periscope --help 
     [['agent', '-h'], /^usage: periscope agent \[flags\]/],
     [['agent', '--grace', '5', '--help'], /^usage: periscope agent \[flags\]/],
     [['doctor', '--help'], /^usage: periscope doctor/],
+    [['trace', '--help'], /^usage: periscope trace/],
+    [['trace', 'exec', '--help'], /^usage: periscope trace/],
     [['version', '--help'], /^usage: periscope version/],
     [['--help'], /^usage: periscope <command>/],
     [['help'], /^usage: periscope <command>/],
@@ -41,7 +43,7 @@ test('--help on every subcommand prints its usage and exits 0; periscope --help 
     assert.equal(r.stderr, '', args.join(' '));
   }
   const top = await run(BIN, ['--help']);
-  for (const command of ['agent', 'doctor', 'version']) assert.match(top.stdout, new RegExp(`^ {2}${command} `, 'm'));
+  for (const command of ['agent', 'doctor', 'trace', 'version']) assert.match(top.stdout, new RegExp(`^ {2}${command} `, 'm'));
   const agent = await run(BIN, ['agent', '--help']);
   for (const flag of ['--listen', '--node', '--grace', '--max-cgroups', '--max-series', '--token-file', '--metrics-open', '--tls-cert', '--tls-key', '--allow-unauthenticated', '--max-stream-clients', '--secret-keys', '--no-exec-args']) {
     assert.match(agent.stdout, new RegExp(`^ {2}${flag}\\b`, 'm'), flag);

@@ -7,12 +7,14 @@ import { PeriscopeError } from '../kernel/errors.js';
 import { agentCommand } from './agent-command.js';
 import { doctorCommand } from './doctor.js';
 import { parseFlags } from './flags.js';
+import { traceCommand } from './trace.js';
 
 const USAGE = `usage: periscope <command> [flags]
 
 commands:
   agent     run the node agent: collectors, /metrics and the JSON API
   doctor    what the kernel supports and which alternative each collector takes
+  trace     stream live events from an agent: tcp, dns, drop, exec or oom
   version   print the version
 
 \`periscope <command> --help\` describes a command's flags.
@@ -36,6 +38,8 @@ async function main(argv: string[]): Promise<void> {
       return agentCommand(rest);
     case 'doctor':
       return doctorCommand(rest);
+    case 'trace':
+      return traceCommand(rest);
     case 'version':
     case '--version':
       if (parseFlags('version', VERSION_USAGE, rest, {})) process.stdout.write(`${VERSION}\n`);

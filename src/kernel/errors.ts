@@ -13,6 +13,9 @@ export type ErrorCode =
   | 'BPF_ATTACH'
   | 'BPF_MAP'
   | 'NO_ALTERNATIVE'
+  | 'AGENT_UNREACHABLE'
+  | 'AGENT_REFUSED'
+  | 'AGENT_STREAM_ENDED'
   | 'BAD_ARGUMENT';
 
 export class PeriscopeError extends Error {
