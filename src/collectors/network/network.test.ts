@@ -1,0 +1,203 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import { NETWORK_SPEC, NetworkCollector } from './index.js';
+import { alternativesHere, eventually, needsKernel, scaled, sleep, TestCgroup } from '../../../test/kernel.js';
+import { testContext } from '../../../test/context.js';
+import { Exchange } from '../../../test/exchange.js';
+import { supported } from '../../kernel/features.js';
+import { BpfObject } from '../../kernel/bpf-object.js';
+import { type Sample } from '../contract.js';
+
+/** The rows of a metric for one cgroup (and, if given, a peer port), summed. */
+function total(rows: Sample[] | undefined, cgroup: number, match: (r: Sample) => boolean = () => true): number {
+  return (rows ?? []).filter((r) => r.subject?.id === cgroup && match(r)).reduce((a, r) => a + (r.value as number), 0);
+}
+
+for (const alt of alternativesHere(NETWORK_SPEC)) {
+  test(`a connection's payload bytes are exact on both ends while it is open and after it closes, each end charged to its own cgroup (${alt})`, async (t) => {
+    if (!needsKernel(t)) return;
+    const ctx = testContext();
+    const collector = new NetworkCollector(ctx, { alternative: alt });
+    const server = new TestCgroup('net-server');
+    const client = new TestCgroup('net-client');
+    const N = 1_000_003;
+    const M = 77_777;
+    let srv: Exchange | undefined;
+    let cli: Exchange | undefined;
+    t.after(() => {
+      srv?.kill();
+      cli?.kill();
+      collector.close();
+      server.remove();
+      client.remove();
+    });
+    srv = Exchange.listen({ enter: server.enter }, '127.0.0.1', 0, N, M);
+    const port = Number(await srv.line('ready'));
+    // the fixture stops listening once it has accepted
+    const listening = collector.read().get('periscope_tcp_listening_sockets') ?? [];
+    assert.ok(
+      listening.some((r) => r.subject?.id === server.id && r.labels?.port === String(port) && r.labels.address === '127.0.0.1'),
+      `the server's listening socket (${JSON.stringify(listening.filter((r) => r.subject?.id === server.id))})`,
+    );
+
+    cli = Exchange.connect({ enter: client.enter }, '127.0.0.1', port, N, M);
+    await cli.line('done');
+    await srv.line('done');
+    const isPeer = (r: Sample): boolean => r.peer?.port === port || r.peer?.port === undefined;
+    // open: the iterator reads the counters of the live sockets
+    const live = await eventually(() => {
+      const m = collector.read();
+      const v = {
+        clientSent: total(m.get('periscope_tcp_bytes_sent_total'), client.id, isPeer),
+        clientReceived: total(m.get('periscope_tcp_bytes_received_total'), client.id, isPeer),
+        serverSent: total(m.get('periscope_tcp_bytes_sent_total'), server.id),
+        serverReceived: total(m.get('periscope_tcp_bytes_received_total'), server.id),
+        active: total(m.get('periscope_tcp_active_connections'), client.id) + total(m.get('periscope_tcp_active_connections'), server.id),
+      };
+      return v.clientSent === N && v.serverReceived === N && v.clientReceived === M && v.serverSent === M ? v : undefined;
+    }, 5_000, `exact bytes while open (client sent ${N} and got ${M})`);
+    assert.equal(live.active, 2, 'one active connection on each end');
+    // the client shuts down first; the server answers its FIN with its own
+    await Promise.all([cli.close(), srv.close()]);
+    const m = collector.read();
+    assert.equal(total(m.get('periscope_tcp_bytes_sent_total'), client.id), N, 'client bytes sent after close: the FIN is not payload');
+    assert.equal(total(m.get('periscope_tcp_bytes_received_total'), client.id), M);
+    assert.equal(total(m.get('periscope_tcp_bytes_sent_total'), server.id), M);
+    assert.equal(total(m.get('periscope_tcp_bytes_received_total'), server.id), N);
+    assert.equal(total(m.get('periscope_tcp_active_connections'), client.id), 0);
+    const conns = m.get('periscope_tcp_connections_total') ?? [];
+    assert.equal(total(conns, client.id, (r) => r.labels?.direction === 'outbound' && r.labels.result === 'success' && r.peer?.port === port), 1, 'client: one outbound to the listening port');
+    assert.equal(total(conns, server.id, (r) => r.labels?.direction === 'inbound' && r.labels.result === 'success' && r.peer?.port === undefined), 1, 'server: one inbound, no ephemeral port');
+    const durations = (m.get('periscope_tcp_connection_duration_seconds') ?? []).filter((r) => r.subject?.id === client.id);
+    assert.equal(durations.reduce((a, r) => a + (r.value as { count: number }).count, 0), 1, 'one duration observed');
+    assert.equal(total(m.get('periscope_tcp_listening_sockets'), server.id), 0, 'the listener closed');
+
+    collector.poll();
+    const closes = ctx.events.filter((e) => e.type === 'tcp_close' && (e.cgroup === client.path || e.cgroup === server.path));
+    assert.deepEqual(
+      closes.map((e) => [e.cgroup === client.path ? 'client' : 'server', e.direction, e.bytes_sent, e.bytes_received]).sort(),
+      [['client', 'outbound', N, M], ['server', 'inbound', M, N]],
+    );
+    const opens = ctx.events.filter((e) => e.type === 'tcp_open' && e.cgroup === client.path);
+    assert.equal(opens.length, 1);
+    assert.equal(opens[0]!.comm, 'python3');
+    assert.equal(opens[0]!.peer_port, port);
+    assert.ok(closes.every((e) => typeof e.local_port === 'number' && e.local_port > 0), 'close events keep the local port');
+  });
+
+  test(`a connect to a closed port is refused, counted by reason, with the reset it got (${alt})`, async (t) => {
+    if (!needsKernel(t)) return;
+    const ctx = testContext();
+    const collector = new NetworkCollector(ctx, { alternative: alt });
+    const cg = new TestCgroup('net-refused');
+    t.after(() => {
+      collector.close();
+      cg.remove();
+    });
+    // a port nobody listens on: bind one, keep it unbound for listening
+    const r = await cg.run(`exec /usr/bin/python3 -c '
+import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+c = socket.socket()
+try:
+    c.connect(("127.0.0.1", port)); print("connected")
+except ConnectionRefusedError:
+    print("refused", port)
+'`);
+    const port = Number(/^refused (\d+)$/m.exec(r.stdout)?.[1]);
+    assert.ok(port > 0, `the connect was refused: ${r.stdout}${r.stderr}`);
+    const m = collector.read();
+    const conns = m.get('periscope_tcp_connections_total') ?? [];
+    assert.equal(total(conns, cg.id, (x) => x.labels?.result === 'refused' && x.peer?.port === port), 1);
+    assert.equal(total(conns, cg.id, (x) => x.labels?.result === 'success'), 0);
+    assert.equal(total(m.get('periscope_tcp_resets_total'), cg.id, (x) => x.labels?.direction === 'received'), 1);
+    collector.poll();
+    const fails = ctx.events.filter((e) => e.type === 'tcp_fail' && e.cgroup === cg.path);
+    assert.deepEqual(fails.map((e) => [e.reason, e.peer_port, e.comm]), [['refused', port, 'python3']]);
+  });
+
+  test(`UDP payload bytes and datagrams are counted exactly per peer, and a datagram to a closed port is a drop with the kernel's reason (${alt})`, async (t) => {
+    if (!needsKernel(t)) return;
+    const ctx = testContext();
+    const collector = new NetworkCollector(ctx, { alternative: alt });
+    const cg = new TestCgroup('net-udp');
+    const sink = createSocket('udp4');
+    t.after(() => {
+      sink.close();
+      collector.close();
+      cg.remove();
+    });
+    let got = 0;
+    sink.on('message', (msg) => (got += msg.length));
+    // below the ephemeral range: the lower port of a UDP flow is taken for the listening one
+    await new Promise<void>((r) => sink.bind(20_000 + Math.floor(Math.random() * 10_000), '127.0.0.1', r));
+    const port = sink.address().port;
+    const count = 25;
+    const size = 1000;
+    const r = await cg.run(`exec /usr/bin/python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(${count}): s.sendto(b"u" * ${size}, ("127.0.0.1", ${port}))
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.bind(("127.0.0.1", 0)); closed = c.getsockname()[1]; c.close()
+s.sendto(b"lost", ("127.0.0.1", closed))
+'`);
+    assert.equal(r.code, 0, r.stderr);
+    await eventually(() => (got === count * size ? true : undefined), 5_000, 'the sink to receive every datagram');
+    const m = collector.read();
+    const sent = (m.get('periscope_udp_bytes_total') ?? []).filter((x) => x.subject?.id === cg.id && x.labels?.direction === 'sent' && x.peer?.port === port);
+    assert.deepEqual(sent.map((x) => x.value), [count * size], 'payload bytes to the sink');
+    const dgrams = (m.get('periscope_udp_datagrams_total') ?? []).filter((x) => x.subject?.id === cg.id && x.labels?.direction === 'sent' && x.peer?.port === port);
+    assert.deepEqual(dgrams.map((x) => x.value), [count]);
+    const drops = m.get('periscope_packet_drops_total') ?? [];
+    assert.ok(drops.length > 0, 'the datagram to a closed port was dropped and counted');
+    assert.ok(drops.every((d) => d.subject?.kind === 'netns'), 'drops are counted per network namespace');
+    if (collector.dropReason(1) !== 'unknown') {
+      assert.ok(drops.some((d) => d.labels?.reason === 'udp_no_port' || d.labels?.reason === 'no_socket'), `named by the kernel's reason: ${JSON.stringify(drops.map((d) => d.labels))}`);
+    }
+  });
+
+  test(`a storm of short connections leaves no socket state behind, in the kernel or here (${alt})`, async (t) => {
+    if (!needsKernel(t)) return;
+    const ctx = testContext();
+    const collector = new NetworkCollector(ctx, { alternative: alt });
+    const cg = new TestCgroup('net-storm');
+    t.after(() => {
+      collector.close();
+      cg.remove();
+    });
+    const n = scaled(3000, 200);
+    const r = await cg.run(`exec /usr/bin/python3 -c '
+import socket
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(512); port = l.getsockname()[1]
+for i in range(${n}):
+    c = socket.create_connection(("127.0.0.1", port)); a, _ = l.accept(); c.sendall(b"hi"); a.recv(2); c.close(); a.close()
+print(port)
+'`, 120_000);
+    assert.equal(r.code, 0, r.stderr);
+    await sleep(200);
+    let drained = 0;
+    for (let i = 0; i < 50 && collector.poll() > 0; i++) drained++;
+    const m = collector.read();
+    const conns = m.get('periscope_tcp_connections_total') ?? [];
+    assert.equal(total(conns, cg.id, (x) => x.labels?.direction === 'outbound' && x.labels.result === 'success'), n, `${n} connections counted`);
+    assert.equal(total(m.get('periscope_tcp_bytes_sent_total'), cg.id), 2 * n, 'each client sent two bytes');
+    assert.equal(total(m.get('periscope_tcp_active_connections'), cg.id), 0, 'none left open');
+    const leftover = collector.liveConnections().filter((c) => c.key.cgroup_id === cg.id);
+    assert.equal(leftover.length, 0, 'no socket storage of ours left for the closed sockets');
+    assert.equal(collector.drops().aggregates, 0, 'no aggregate lost');
+    collector.forget([{ kind: 'cgroup', id: cg.id }]);
+    assert.ok(![...collector.subjects()].some((s) => s.id === cg.id), 'forget drops every flow of the cgroup');
+    t.diagnostic(`${n} connections, drained ${drained} batches, events lost ${collector.drops().events}`);
+  });
+}
+
+test('where the kernel lacks socket storage for tracing programs, the collector says so and loads nothing', (t) => {
+  if (!needsKernel(t)) return;
+  if (supported('sk_storage_tracing') && supported('iter_sk_storage')) {
+    t.diagnostic('this kernel has both: the collector runs (see the tests above)');
+    assert.ok(alternativesHere(NETWORK_SPEC).length > 0, 'an alternative is taken where the features are there');
+    return;
+  }
+  assert.throws(() => BpfObject.load(NETWORK_SPEC), /no alternative works on this kernel.*sk_storage_tracing|iter_sk_storage/s);
+});
