@@ -301,6 +301,8 @@ test('a pod of another node costs a few kilobytes, not its whole object: lists c
   const before = process.memoryUsage().heapUsed;
   inv.start();
   await eventually(() => (inv.peers.pods === N ? true : undefined), 10_000, 'the listed pods');
+  // (with a history of 10, changes made before the watch is open would be a 410 and a relist)
+  await eventually(() => (api.openWatches('pods') > 0 ? true : undefined), 5_000, 'the pod watch');
   for (let i = N; i < 2 * N; i++) api.create(heavy(i)); // and as many through the watch
   await eventually(() => (inv.peers.pods === 2 * N ? true : undefined), 10_000, 'the watched pods');
   gc();
