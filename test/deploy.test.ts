@@ -50,7 +50,11 @@ test('the ClusterRole allows exactly the API calls the inventory makes', () => {
   const allowed = (group: string, resource: string, verb: string): boolean =>
     (role.rules ?? []).some((r) => r.apiGroups?.includes(group) && r.resources?.includes(resource) && r.verbs.includes(verb));
   assert.ok(allowed('', 'pods', 'list') && allowed('', 'pods', 'watch'), 'list and watch pods');
+  for (const [group, resource] of [['', 'services'], ['discovery.k8s.io', 'endpointslices'], ['', 'nodes']] as const) {
+    assert.ok(allowed(group, resource, 'list') && allowed(group, resource, 'watch'), `list and watch ${resource}, to name peer addresses`);
+  }
   assert.ok(allowed('apps', 'replicasets', 'get'), 'name Deployments through their ReplicaSets');
   assert.ok(allowed('batch', 'jobs', 'get'), 'name CronJobs through their Jobs');
   assert.ok(!allowed('', 'secrets', 'get'), 'nothing more');
+  assert.ok(!allowed('', 'pods', 'get') && !allowed('', 'nodes', 'get'), 'no single-object reads the inventory does not make');
 });

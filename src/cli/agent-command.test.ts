@@ -116,10 +116,22 @@ test('an unreachable API server is logged with its reason, and /api/v1/status sh
   const agent = await startAgent(['--kubeconfig', writeKubeconfig(server, { token: 'x' })]);
   t.after(() => agent.stop());
   await eventually(() => (agent.log().includes('ECONNREFUSED') ? true : undefined), 10_000, 'the failure in the log');
-  assert.match(agent.log(), new RegExp(`^kubernetes: ${server}: fetch failed: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}; retrying in \\d+ ms$`, 'm'));
-  const status = (await (await fetch(`${agent.url}/api/v1/status`)).json()) as { kubernetes: { server: string; connected: boolean; last_error: string | null; errors: { watch: number } } };
+  assert.match(agent.log(), new RegExp(`^kubernetes: ${server}: pods: fetch failed: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}; retrying in \\d+ ms$`, 'm'));
+  const status = (await (await fetch(`${agent.url}/api/v1/status`)).json()) as { kubernetes: { server: string; connected: boolean; last_error: string | null; errors: { watch_pods: number } } };
   assert.equal(status.kubernetes.server, server);
   assert.equal(status.kubernetes.connected, false);
   assert.match(status.kubernetes.last_error ?? '', /ECONNREFUSED/);
-  assert.ok(status.kubernetes.errors.watch >= 1);
+  assert.ok(status.kubernetes.errors.watch_pods >= 1);
+});
+
+test('--peer-pods takes cluster or node, and the inventory gets it', async (t) => {
+  assert.equal(refused(await run(BIN, ['agent', '--peer-pods', 'all'])), '--peer-pods wants cluster or node, not "all"');
+  if (!needsKernel(t)) return;
+  const server = `https://127.0.0.1:${await freePort()}`;
+  for (const [args, scope] of [[[], 'cluster'], [['--peer-pods', 'node'], 'node']] as const) {
+    const agent = await startAgent(['--kubeconfig', writeKubeconfig(server, { token: 'x' }), ...args]);
+    t.after(() => agent.stop());
+    const status = (await (await fetch(`${agent.url}/api/v1/status`)).json()) as { kubernetes: { peers: { scope: string } } };
+    assert.equal(status.kubernetes.peers.scope, scope, args.join(' ') || 'the default');
+  }
 });

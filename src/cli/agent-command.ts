@@ -16,6 +16,7 @@ import { planMemory } from '../agent/memory-budget.js';
 import { native } from '../kernel/native.js';
 import { PeriscopeError } from '../kernel/errors.js';
 import { AGGREGATION_LEVELS, type AggregationLevel } from '../inventory/attribution.js';
+import { PEER_SCOPES, type PeerScope } from '../inventory/peers.js';
 import { checkRequirements } from './doctor.js';
 import { bad, intFlag, listFlag, parseFlags, secondsFlag } from './flags.js';
 
@@ -33,6 +34,8 @@ Runs the node agent: the collectors the kernel supports, /metrics and the JSON A
   --kubeconfig PATH         watch this node's pods with these credentials (in a pod the service
                             account is used without this flag)
   --no-kubernetes           do not talk to the Kubernetes API
+  --peer-pods SCOPE         cluster | node: name peers by watching every pod of the cluster, or
+                            only this node's (huge clusters) (default cluster)
   --aggregation LEVEL       series per ${AGGREGATION_LEVELS.join(' | ')} (default container)
   --pod-labels LIST         pod labels copied into series as label_<name>, comma-separated
 security:
@@ -56,6 +59,7 @@ const FLAGS = {
   collectors: { type: 'string' },
   kubeconfig: { type: 'string' },
   'no-kubernetes': { type: 'boolean' },
+  'peer-pods': { type: 'string' },
   aggregation: { type: 'string' },
   'pod-labels': { type: 'string' },
   'token-file': { type: 'string' },
@@ -126,6 +130,8 @@ export async function agentCommand(args: string[]): Promise<void> {
   if (collectors?.length === 0) bad('--collectors names no collector', CMD);
   const aggregation = (f.aggregation ?? 'container') as AggregationLevel;
   if (!AGGREGATION_LEVELS.includes(aggregation)) bad(`--aggregation wants ${AGGREGATION_LEVELS.join(', ')}, not "${f.aggregation}"`, CMD);
+  const peerScope = (f['peer-pods'] ?? 'cluster') as PeerScope;
+  if (!PEER_SCOPES.includes(peerScope)) bad(`--peer-pods wants ${PEER_SCOPES.join(' or ')}, not "${f['peer-pods']}"`, CMD);
   const node = f.node ?? (process.env.NODE_NAME || hostname());
   if (!node.trim()) bad('--node is empty: give the node name series carry', CMD);
 
@@ -158,7 +164,7 @@ export async function agentCommand(args: string[]): Promise<void> {
   const { maxCgroups } = planMemory(defs, native().numPossibleCpus(), { ...(maxCgroupsFlag ? { maxCgroups: maxCgroupsFlag } : {}), kubernetes: useKubernetes });
   // loaded only when wanted: the client is the largest part of the agent's memory
   const kubernetes = useKubernetes
-    ? new (await import('../inventory/kubernetes.js')).KubernetesInventory({ node, graceMs: grace * 1000, ...(f.kubeconfig ? { kubeconfig: f.kubeconfig } : {}) })
+    ? new (await import('../inventory/kubernetes.js')).KubernetesInventory({ node, graceMs: grace * 1000, peerScope, ...(f.kubeconfig ? { kubeconfig: f.kubeconfig } : {}) })
     : undefined;
   await kubernetes?.check();
 

@@ -45,8 +45,15 @@ test('knows the pods of its node with their containers, IPs and owning Deploymen
   assert.deepEqual(pod.ips, ['10.244.0.9']);
   assert.equal(inv.podByIp('10.244.0.9')?.uid, uid, 'pod IP → pod, for the network collectors');
   assert.equal(inv.podByIp('10.244.0.10'), undefined);
-  assert.equal(inv.size, 1, 'pods of other nodes are not watched');
-  assert.ok(api.requests.some((r) => r.verb === 'watch' && r.query.fieldSelector === 'spec.nodeName=node-a'), 'the watch asks for this node only');
+  assert.equal(inv.size, 1, "pods of other nodes are not this node's (attribution, all())");
+  assert.deepEqual(
+    inv.all().map((p) => p.uid),
+    [uid],
+  );
+  assert.ok(
+    api.requests.some((r) => r.verb === 'watch' && r.resource === 'pods' && r.query.fieldSelector === undefined),
+    'in cluster scope (the default) the pod watch asks for every pod, to name peers',
+  );
 });
 
 test('follows a dropped watch, an expired resourceVersion (410) and an API server restart', async (t) => {
@@ -73,7 +80,7 @@ test('follows a dropped watch, an expired resourceVersion (410) and an API serve
   const fourth = addDeployment(api, 'd');
   await api.start();
   await eventually(() => (inv.pod(fourth) && inv.pod(second)?.deletedAt !== undefined ? true : undefined), 10_000, 'the inventory after the restart');
-  assert.ok(inv.errors.watch >= 1, 'errors are counted');
+  assert.ok(inv.errors.watch_pods >= 1, 'errors are counted');
 });
 
 test('backs off while the API server is away, doubling the wait up to the cap', async (t) => {
@@ -87,10 +94,10 @@ test('backs off while the API server is away, doubling the wait up to the cap', 
   inv.start();
   await eventually(() => (inv.connected ? true : undefined), 5_000, 'the first list');
   await api.stop();
-  const errorsAtStop = inv.errors.watch;
+  const errorsAtStop = inv.errors.watch_pods;
   await new Promise((r) => setTimeout(r, 4_000));
   // 250, 500, 1000, 1000, 1000 ms: about five attempts in four seconds; without backoff, dozens
-  const attempts = inv.errors.watch - errorsAtStop;
+  const attempts = inv.errors.watch_pods - errorsAtStop;
   assert.ok(attempts >= 3 && attempts <= 7, `${attempts} attempts in 4 s`);
   assert.equal(inv.connected, false);
   await api.start();
@@ -161,11 +168,11 @@ test('an API server that is not there is logged and shown with the reason, not j
   await inv.check();
   inv.start();
   await eventually(() => (inv.lastError ? true : undefined), 5_000, 'the first failure');
-  assert.match(lines[0]!, new RegExp(`^kubernetes: https://127\\.0\\.0\\.1:${port}: fetch failed: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}; retrying in \\d+ ms$`));
+  assert.match(lines[0]!, new RegExp(`^kubernetes: https://127\\.0\\.0\\.1:${port}: (pods|services|endpointslices|nodes): fetch failed: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}; retrying in \\d+ ms$`));
   const status = inv.status();
   assert.equal(status.server, `https://127.0.0.1:${port}`);
   assert.equal(status.connected, false);
   assert.match(status.last_error ?? '', /ECONNREFUSED/);
   assert.ok(status.last_error_time && Date.parse(status.last_error_time) > 0);
-  assert.ok(status.errors.watch >= 1);
+  assert.ok(status.errors.watch_pods >= 1);
 });

@@ -1,47 +1,69 @@
 /**
- * Pods of this node from the Kubernetes API, through @kubernetes/client-node's list-then-watch
- * (ListWatch: resourceVersion, relist on 410 Gone). What the informer does not do, this module does:
- * restart after errors (API server gone, watch dropped) with capped exponential backoff, count every
- * error, keep serving the last known pods while disconnected, name each pod's owning workload
- * (ReplicaSet → Deployment, Job → CronJob, StatefulSet, DaemonSet; looked up once and cached), and
- * keep a deleted pod's metadata for a grace period so its last series keep their names.
+ * The Kubernetes inventory: the pods of this node, for attribution, and the names of every peer a
+ * network flow can have, for the network collectors — pods cluster-wide by IP, Services by ClusterIP,
+ * the Service of each EndpointSlice address, Nodes by address. Each resource is followed with
+ * @kubernetes/client-node's list-then-watch, restarted after errors with capped backoff (watch.ts);
+ * what is known is served while the API server is away. This module names each pod's owning workload
+ * (ReplicaSet → Deployment, Job → CronJob, StatefulSet, DaemonSet) and keeps a deleted pod of this
+ * node for a grace period so its last series keep their names.
+ *
+ * Memory: of a pod on another node only its names and IPs are kept (no containers, no labels), and
+ * only while it can be a peer (an IP of its own, not finished); the client's cache keeps only each
+ * object's identity (watch.ts, slim). Owners of pods on other nodes are never looked up (a cluster's
+ * first list would otherwise GET every ReplicaSet at once): a name already looked up for a pod of this
+ * node is reused, and otherwise a ReplicaSet named <deployment>-<pod-template-hash> names its
+ * Deployment; any other owner (a Job, say) is named as it is.
  */
-import { AppsV1Api, BatchV1Api, CoreV1Api, KubeConfig, ListWatch, Watch, type V1OwnerReference, type V1Pod } from '@kubernetes/client-node';
+import {
+  AppsV1Api,
+  BatchV1Api,
+  CoreV1Api,
+  DiscoveryV1Api,
+  KubeConfig,
+  type KubernetesObject,
+  type V1ContainerStatus,
+  type V1EndpointSlice,
+  type V1Node,
+  type V1OwnerReference,
+  type V1Pod,
+  type V1PodSpec,
+  type V1Service,
+} from '@kubernetes/client-node';
 import { parseContainerId } from './containers.js';
+import { IpIndex } from './ip-index.js';
+import { type PeerName, type PeerScope, type PeerSource } from './peers.js';
+import { ResourceWatch, describeError, identity } from './watch.js';
 import { PeriscopeError } from '../kernel/errors.js';
 import { type MetricDef, type Readings, type Sample } from '../collectors/contract.js';
 
-/** What the pod watch exports about itself. */
+export { describeError };
+export { PEER_SCOPES, type PeerKind, type PeerName, type PeerScope, type PeerSource } from './peers.js';
+
+/** The resources the inventory follows, each with its own watch (and error kind watch_<resource>). */
+export const WATCHED = ['pods', 'services', 'endpointslices', 'nodes'] as const;
+export type WatchedResource = (typeof WATCHED)[number];
+
+/** What the inventory exports about itself. */
 const KUBERNETES_METRICS: readonly MetricDef[] = [
   {
     type: 'counter',
     name: 'periscope_kubernetes_errors_total',
     labels: ['kind'],
-    help: 'Errors talking to the Kubernetes API, by kind (watch: list/watch failures and dropped connections; owner: workload lookups).',
+    help: 'Errors talking to the Kubernetes API, by kind (watch_pods, watch_services, watch_endpointslices, watch_nodes: list/watch failures and dropped connections of that watch; owner: workload lookups).',
   },
-  { type: 'counter', name: 'periscope_kubernetes_lists_total', help: "Full lists of this node's pods: the first, and one per relist after an expired watch or a reconnect." },
-  { type: 'gauge', name: 'periscope_kubernetes_connected', help: 'Whether the pod watch is connected (1) or the agent serves the last known pods (0).' },
+  {
+    type: 'counter',
+    name: 'periscope_kubernetes_lists_total',
+    labels: ['resource'],
+    help: 'Full lists of a watched resource: the first, and one per relist after an expired watch or a reconnect.',
+  },
+  { type: 'gauge', name: 'periscope_kubernetes_connected', help: 'Whether every watch is connected (1) or the agent serves the last known objects of one at least (0).' },
   { type: 'gauge', name: 'periscope_kubernetes_pods', help: 'Pods of this node known to the agent, deleted ones in their grace period included.' },
+  { type: 'gauge', name: 'periscope_kubernetes_peer_pods', help: 'Pods known for naming peers by IP, cluster-wide (or of this node with --peer-pods node): running or pending, with an IP of their own.' },
+  { type: 'gauge', name: 'periscope_kubernetes_services', help: 'Services known with a ClusterIP (headless ones name no address).' },
+  { type: 'gauge', name: 'periscope_kubernetes_endpoint_addresses', help: 'Distinct endpoint addresses known from EndpointSlices, each tied to its Service.' },
+  { type: 'gauge', name: 'periscope_kubernetes_nodes', help: 'Nodes known with an InternalIP or ExternalIP address.' },
 ];
-
-/**
- * One line for an error of the API client: fetch reports a refused or unreachable server as "fetch
- * failed" and keeps the reason (ECONNREFUSED, a TLS failure, ...) in its cause chain, and an exec
- * plugin's error is its stderr, which may span lines.
- */
-export function describeError(err: unknown): string {
-  const parts: string[] = [];
-  let e: unknown = err;
-  for (let depth = 0; e && depth < 5; depth++) {
-    const x = e as { message?: unknown; code?: unknown; cause?: unknown };
-    const msg = (typeof x.message === 'string' ? x.message : typeof e === 'string' ? e : JSON.stringify(e)).replace(/\s*\n\s*/g, ' ').trim();
-    const code = typeof x.code === 'string' && !msg.includes(x.code) ? ` (${x.code})` : '';
-    if ((msg || code) && !parts.some((p) => p.includes(msg || code))) parts.push(`${msg}${code}`.trim());
-    e = x.cause;
-  }
-  const line = parts.join(': ') || 'unknown error';
-  return line.length > 300 ? `${line.slice(0, 297)}...` : line;
-}
 
 export interface PodInfo {
   uid: string;
@@ -62,6 +84,9 @@ export interface PodInfo {
   deletedAt?: number;
 }
 
+/** What naming a peer pod needs; a pod of this node is its PodInfo, one of another node only this. */
+type PeerPod = Pick<PodInfo, 'namespace' | 'name' | 'node' | 'workloadKind' | 'workload'>;
+
 export interface KubernetesOptions {
   node: string;
   /** kubeconfig file; without it, the in-cluster service account */
@@ -70,11 +95,14 @@ export interface KubernetesOptions {
   graceMs?: number;
   /** longest wait between reconnection attempts (ms) */
   maxBackoffMs?: number;
+  /** pods named by IP: cluster-wide (default), or this node's only (huge clusters) */
+  peerScope?: PeerScope;
   log?: (line: string) => void;
   now?: () => number;
 }
 
-const BASE_BACKOFF_MS = 250;
+/** Errors by kind, as periscope_kubernetes_errors_total and the status show them. */
+export type KubernetesErrors = Record<`watch_${WatchedResource}` | 'owner', number>;
 
 export function loadKubeConfig(kubeconfig: string | undefined): KubeConfig {
   const kc = new KubeConfig();
@@ -100,38 +128,82 @@ function directOwner(pod: V1Pod): V1OwnerReference | undefined {
   return refs.find((r) => r.controller) ?? refs[0];
 }
 
-export class KubernetesInventory {
+/** A ReplicaSet named <deployment>-<pod-template-hash>, as a Deployment names its ReplicaSets. */
+function deploymentByHash(pod: V1Pod, owner: V1OwnerReference): [string, string] | undefined {
+  const hash = pod.metadata?.labels?.['pod-template-hash'];
+  if (owner.kind === 'ReplicaSet' && hash && owner.name.endsWith(`-${hash}`)) return ['Deployment', owner.name.slice(0, -hash.length - 1)];
+  return undefined;
+}
+
+function podIps(pod: V1Pod): string[] {
+  const ips = (pod.status?.podIPs ?? []).map((x) => x.ip).filter((x): x is string => !!x);
+  if (ips.length === 0 && pod.status?.podIP) ips.push(pod.status.podIP);
+  return ips;
+}
+
+/**
+ * Whether a pod's IPs name it: a pod on the host network shares its node's, and a finished one
+ * (Succeeded, Failed) keeps its IPs in its status after they were handed to another pod.
+ */
+function namesPeer(hostNetwork: boolean, phase: string): boolean {
+  return !hostNetwork && phase !== 'Succeeded' && phase !== 'Failed';
+}
+
+/* What the handlers read of each listed object (upsertService and friends), and nothing more. */
+function projectService(s: V1Service): V1Service {
+  return { metadata: identity(s), spec: { clusterIP: s.spec?.clusterIP, clusterIPs: s.spec?.clusterIPs } };
+}
+
+function projectEndpointSlice(e: V1EndpointSlice): V1EndpointSlice {
+  const service = e.metadata?.labels?.['kubernetes.io/service-name'];
+  return {
+    metadata: { ...identity(e), ...(service ? { labels: { 'kubernetes.io/service-name': service } } : {}) },
+    addressType: e.addressType,
+    endpoints: (e.endpoints ?? []).map((ep) => ({ addresses: ep.addresses })),
+  };
+}
+
+function projectNode(n: V1Node): V1Node {
+  return { metadata: identity(n), status: { addresses: n.status?.addresses ?? [] } };
+}
+
+const keyOf = (o: KubernetesObject): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+
+export class KubernetesInventory implements PeerSource {
   readonly node: string;
+  readonly peerScope: PeerScope;
   private readonly kubeconfig: string | undefined;
   private readonly kc: KubeConfig;
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
   private readonly batch: BatchV1Api;
-  private informer: ListWatch<V1Pod> | undefined;
+  private readonly discovery: DiscoveryV1Api;
+  private readonly watches: Record<WatchedResource, ResourceWatch<KubernetesObject>>;
+  /** this node's pods by uid, deleted ones in their grace period included */
   private readonly pods = new Map<string, PodInfo>();
+  /** pod uid → what names it, for every pod that can be a peer (this node's included, as their PodInfo) */
+  private readonly podIps = new IpIndex<PeerPod>();
+  /** "namespace/name" of a Service → its ClusterIPs */
+  private readonly serviceIps = new IpIndex<{ namespace: string; name: string }>();
+  /** "namespace/name" of an EndpointSlice → its endpoints' addresses, valued with its Service */
+  private readonly endpointIps = new IpIndex<{ namespace: string; name: string }>();
+  /** node name → its InternalIP and ExternalIP addresses */
+  private readonly nodeIps = new IpIndex<string>();
   /** "kind/namespace/name" → [workloadKind, workload] of owners looked up */
   private readonly owners = new Map<string, [string, string]>();
+  /** owner lookups in flight, so the pods of one ReplicaSet cost one GET */
+  private readonly ownerLookups = new Map<string, Promise<[string, string] | undefined>>();
   private readonly graceMs: number;
-  private readonly maxBackoffMs: number;
   private readonly log: (line: string) => void;
   private readonly now: () => number;
-  private backoffMs = 0;
-  private retry: NodeJS.Timeout | undefined;
-  private stopped = true;
-  /** errors by kind: list/watch failures, owner lookups */
-  readonly errors = { watch: 0, owner: 0 };
-  connected = false;
-  /** lists made (the first, and one per relist) */
-  lists = 0;
-  /** the last error talking to the API, and when (ms), until a list succeeds again */
-  lastError: { message: string; at: number } | undefined;
+  private ownerErrors = 0;
   readonly name = 'kubernetes';
   readonly metrics = KUBERNETES_METRICS;
 
   constructor(opts: KubernetesOptions) {
     this.node = opts.node;
+    this.peerScope = opts.peerScope ?? 'cluster';
     this.graceMs = opts.graceMs ?? 60_000;
-    this.maxBackoffMs = opts.maxBackoffMs ?? 30_000;
     this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.now = opts.now ?? Date.now;
     this.kubeconfig = opts.kubeconfig;
@@ -139,32 +211,62 @@ export class KubernetesInventory {
     this.core = this.kc.makeApiClient(CoreV1Api);
     this.apps = this.kc.makeApiClient(AppsV1Api);
     this.batch = this.kc.makeApiClient(BatchV1Api);
-  }
-
-  /**
-   * A new list-then-watch. After an error the old one is dropped rather than restarted: client-node
-   * would add its own growing delay (up to 30 s) before resuming, on top of ours, and a new one lists
-   * afresh. The list reconciles: pods missing from it were deleted while we were away.
-   */
-  private makeInformer(): ListWatch<V1Pod> {
-    const fieldSelector = `spec.nodeName=${this.node}`;
-    const list = async (): Promise<{ items: V1Pod[]; metadata?: { resourceVersion?: string } }> => {
-      this.lists++;
-      const pods = await this.core.listPodForAllNamespaces({ fieldSelector });
-      // the API answered: connected again, and the next failure backs off from the start
-      this.connected = true;
-      this.backoffMs = 0;
-      this.lastError = undefined;
-      const present = new Set(pods.items.map((p) => p.metadata?.uid));
-      for (const p of this.pods.values()) if (!present.has(p.uid) && p.deletedAt === undefined) p.deletedAt = this.now();
-      return pods;
+    this.discovery = this.kc.makeApiClient(DiscoveryV1Api);
+    const common = { kc: this.kc, maxBackoffMs: opts.maxBackoffMs ?? 30_000, log: this.log, now: this.now, server: this.server };
+    const podSelector = this.peerScope === 'node' ? `spec.nodeName=${this.node}` : undefined;
+    // the generic type of each watch is its own resource's; the record holds them as KubernetesObject
+    const watch = <T extends KubernetesObject>(w: ResourceWatch<T>): ResourceWatch<KubernetesObject> => w as unknown as ResourceWatch<KubernetesObject>;
+    this.watches = {
+      pods: watch(
+        new ResourceWatch<V1Pod>({
+          ...common,
+          resource: 'pods',
+          path: '/api/v1/pods',
+          ...(podSelector ? { fieldSelector: podSelector } : {}),
+          list: (page) => this.core.listPodForAllNamespaces(podSelector ? { ...page, fieldSelector: podSelector } : page),
+          project: (p) => this.projectPod(p),
+          listed: (items) => this.listedPods(items),
+          upsert: (p) => this.upsertPod(p),
+          remove: (p) => this.removePod(p),
+        }),
+      ),
+      services: watch(
+        new ResourceWatch<V1Service>({
+          ...common,
+          resource: 'services',
+          path: '/api/v1/services',
+          list: (page) => this.core.listServiceForAllNamespaces(page),
+          project: projectService,
+          listed: (items) => this.serviceIps.retain(new Set(items.map(keyOf))),
+          upsert: (s) => this.upsertService(s),
+          remove: (s) => this.serviceIps.delete(keyOf(s)),
+        }),
+      ),
+      endpointslices: watch(
+        new ResourceWatch<V1EndpointSlice>({
+          ...common,
+          resource: 'endpointslices',
+          path: '/apis/discovery.k8s.io/v1/endpointslices',
+          list: (page) => this.discovery.listEndpointSliceForAllNamespaces(page),
+          project: projectEndpointSlice,
+          listed: (items) => this.endpointIps.retain(new Set(items.map(keyOf))),
+          upsert: (e) => this.upsertEndpointSlice(e),
+          remove: (e) => this.endpointIps.delete(keyOf(e)),
+        }),
+      ),
+      nodes: watch(
+        new ResourceWatch<V1Node>({
+          ...common,
+          resource: 'nodes',
+          path: '/api/v1/nodes',
+          list: (page) => this.core.listNode(page),
+          project: projectNode,
+          listed: (items) => this.nodeIps.retain(new Set(items.map((n) => n.metadata?.name ?? ''))),
+          upsert: (n) => this.upsertNode(n),
+          remove: (n) => this.nodeIps.delete(n.metadata?.name ?? ''),
+        }),
+      ),
     };
-    const informer = new ListWatch<V1Pod>('/api/v1/pods', new Watch(this.kc), list, false, undefined, fieldSelector);
-    informer.on('add', (p) => this.upsert(p));
-    informer.on('update', (p) => this.upsert(p));
-    informer.on('delete', (p) => this.remove(p));
-    informer.on('error', (err: unknown) => this.failed(err, informer));
-    return informer;
   }
 
   /**
@@ -200,43 +302,106 @@ export class KubernetesInventory {
   }
 
   start(): void {
-    this.stopped = false;
-    this.run();
-  }
-
-  private run(): void {
-    const informer = this.makeInformer();
-    this.informer = informer;
-    // ListWatch reports a failed list or watch through 'error' (→ failed) and resolves anyway
-    informer.start().catch((err: unknown) => this.failed(err, informer));
+    for (const w of Object.values(this.watches)) w.start();
   }
 
   stop(): void {
-    this.stopped = true;
-    if (this.retry) clearTimeout(this.retry);
-    this.informer?.stop().catch(() => undefined);
+    for (const w of Object.values(this.watches)) w.stop();
   }
 
-  /** An error ends an informer's loop: count it, keep what we know, start a new one later. */
-  private failed(err: unknown, informer: ListWatch<V1Pod>): void {
-    if (informer !== this.informer) return; // a late word from one already replaced
-    this.errors.watch++;
-    this.connected = false;
-    informer.stop().catch(() => undefined);
-    if (this.stopped) return;
-    this.backoffMs = Math.min(this.backoffMs ? this.backoffMs * 2 : BASE_BACKOFF_MS, this.maxBackoffMs);
-    this.lastError = { message: describeError(err), at: this.now() };
-    this.log(`kubernetes: ${this.server}: ${this.lastError.message}; retrying in ${this.backoffMs} ms`);
-    if (this.retry) clearTimeout(this.retry);
-    this.retry = setTimeout(() => {
-      this.retry = undefined;
-      if (!this.stopped) this.run();
-    }, this.backoffMs);
+  /** Whether every watch is connected. */
+  get connected(): boolean {
+    return Object.values(this.watches).every((w) => w.connected);
   }
 
-  private upsert(pod: V1Pod): void {
+  /** Lists made by every watch (the first of each, and one per relist). */
+  get lists(): number {
+    return Object.values(this.watches).reduce((n, w) => n + w.lists, 0);
+  }
+
+  get errors(): KubernetesErrors {
+    const w = this.watches;
+    return {
+      watch_pods: w.pods.errors,
+      watch_services: w.services.errors,
+      watch_endpointslices: w.endpointslices.errors,
+      watch_nodes: w.nodes.errors,
+      owner: this.ownerErrors,
+    };
+  }
+
+  /** The latest error of a watch that has not listed since, and when (ms). */
+  get lastError(): { message: string; at: number } | undefined {
+    let last: { message: string; at: number } | undefined;
+    for (const w of Object.values(this.watches)) if (w.lastError && (!last || w.lastError.at >= last.at)) last = { ...w.lastError, message: `${w.resource}: ${w.lastError.message}` };
+    return last;
+  }
+
+  // --- pods -----------------------------------------------------------------------------------------
+
+  /** Whether a pod runs on this node (in node scope the watch asks for no other). */
+  private isLocal(pod: V1Pod): boolean {
+    return this.peerScope === 'node' || pod.spec?.nodeName === this.node;
+  }
+
+  /**
+   * What upsertPod reads of a listed pod: of this node's, its labels and its containers' ids too; of
+   * another node's, only what names it (the pod-template-hash label for its Deployment).
+   */
+  private projectPod(p: V1Pod): V1Pod {
+    const local = this.isLocal(p);
+    const hash = p.metadata?.labels?.['pod-template-hash'];
+    const labels = local ? p.metadata?.labels : hash ? { 'pod-template-hash': hash } : undefined;
+    const status = p.status ?? {};
+    const containers = (list: V1ContainerStatus[] | undefined): V1ContainerStatus[] | undefined =>
+      local ? list?.map((c) => ({ name: c.name, containerID: c.containerID }) as V1ContainerStatus) : undefined;
+    return {
+      metadata: { ...identity(p), ...(labels ? { labels } : {}), ...(p.metadata?.ownerReferences ? { ownerReferences: p.metadata.ownerReferences } : {}) },
+      spec: { nodeName: p.spec?.nodeName, hostNetwork: p.spec?.hostNetwork } as V1PodSpec,
+      status: {
+        phase: status.phase,
+        podIP: status.podIP,
+        podIPs: status.podIPs,
+        containerStatuses: containers(status.containerStatuses),
+        initContainerStatuses: containers(status.initContainerStatuses),
+        ephemeralContainerStatuses: containers(status.ephemeralContainerStatuses),
+      },
+    };
+  }
+
+  /** A full list reconciles: pods missing from it were deleted while the watch was away. */
+  private listedPods(items: V1Pod[]): void {
+    const present = new Set(items.map((p) => p.metadata?.uid ?? ''));
+    for (const p of this.pods.values()) if (!present.has(p.uid) && p.deletedAt === undefined) p.deletedAt = this.now();
+    this.podIps.retain(present);
+  }
+
+  private upsertPod(pod: V1Pod): void {
     const uid = pod.metadata?.uid;
     if (!uid) return;
+    if (this.isLocal(pod)) this.upsertLocalPod(pod, uid);
+    else this.upsertPeerPod(pod, uid);
+  }
+
+  /** A pod of another node: only what names it, and only while its IPs do. */
+  private upsertPeerPod(pod: V1Pod, uid: string): void {
+    const ips = podIps(pod);
+    if (!namesPeer(pod.spec?.hostNetwork ?? false, pod.status?.phase ?? '') || ips.length === 0) {
+      this.podIps.delete(uid);
+      return;
+    }
+    const [workloadKind, workload] = this.ownerOf(pod);
+    this.podIps.set(uid, ips, { namespace: pod.metadata?.namespace ?? '', name: pod.metadata?.name ?? '', node: pod.spec?.nodeName ?? '', workloadKind, workload });
+  }
+
+  /** Names a pod of another node from the pod and the owners already looked up, without asking the API. */
+  private ownerOf(pod: V1Pod): [string, string] {
+    const owner = directOwner(pod);
+    if (!owner) return ['Pod', pod.metadata?.name ?? ''];
+    return this.owners.get(`${owner.kind}/${pod.metadata?.namespace ?? ''}/${owner.name}`) ?? deploymentByHash(pod, owner) ?? [owner.kind, owner.name];
+  }
+
+  private upsertLocalPod(pod: V1Pod, uid: string): void {
     const containers = new Map<string, string>();
     const statuses = [
       ...(pod.status?.containerStatuses ?? []),
@@ -257,62 +422,142 @@ export class KubernetesInventory {
       workloadKind: known?.workloadKind ?? 'Pod',
       workload: known?.workload ?? pod.metadata?.name ?? '',
       containers,
-      ips: (pod.status?.podIPs ?? []).map((x) => x.ip).filter((x): x is string => !!x),
+      ips: podIps(pod),
       hostNetwork: pod.spec?.hostNetwork ?? false,
       phase: pod.status?.phase ?? '',
     };
-    if (info.ips.length === 0 && pod.status?.podIP) info.ips.push(pod.status.podIP);
     this.pods.set(uid, info);
-    if (!known) void this.nameWorkload(pod, info);
+    if (namesPeer(info.hostNetwork, info.phase)) this.podIps.set(uid, info.ips, info);
+    else this.podIps.delete(uid);
+    if (!known) void this.nameWorkload(pod, uid);
   }
 
-  private remove(pod: V1Pod): void {
-    const info = pod.metadata?.uid ? this.pods.get(pod.metadata.uid) : undefined;
+  private removePod(pod: V1Pod): void {
+    const uid = pod.metadata?.uid;
+    if (!uid) return;
+    this.podIps.delete(uid);
+    const info = this.pods.get(uid);
     if (info) info.deletedAt = this.now();
   }
 
-  /** Follows the pod's controller up to the workload a person would name. */
-  private async nameWorkload(pod: V1Pod, info: PodInfo): Promise<void> {
+  /** Follows a pod of this node's controller up to the workload a person would name. */
+  private async nameWorkload(pod: V1Pod, uid: string): Promise<void> {
     const owner = directOwner(pod);
     if (!owner) return;
-    info.workloadKind = owner.kind;
-    info.workload = owner.name;
-    if (owner.kind !== 'ReplicaSet' && owner.kind !== 'Job') return;
-    const key = `${owner.kind}/${info.namespace}/${owner.name}`;
-    let named = this.owners.get(key);
-    if (!named) {
-      try {
-        const parent =
-          owner.kind === 'ReplicaSet'
-            ? await this.apps.readNamespacedReplicaSet({ name: owner.name, namespace: info.namespace })
-            : await this.batch.readNamespacedJob({ name: owner.name, namespace: info.namespace });
-        const up = (parent.metadata?.ownerReferences ?? []).find((r) => r.controller);
-        named = up ? [up.kind, up.name] : [owner.kind, owner.name];
-      } catch (err) {
-        this.errors.owner++;
-        // the API is away: a ReplicaSet named <deployment>-<pod-template-hash> is the usual case
-        const hash = pod.metadata?.labels?.['pod-template-hash'];
-        if (owner.kind === 'ReplicaSet' && hash && owner.name.endsWith(`-${hash}`)) named = ['Deployment', owner.name.slice(0, -hash.length - 1)];
-        this.log(`kubernetes: owner of ${info.namespace}/${info.name}: ${describeError(err)}`);
+    const namespace = pod.metadata?.namespace ?? '';
+    let named: [string, string] | undefined = [owner.kind, owner.name];
+    if (owner.kind === 'ReplicaSet' || owner.kind === 'Job') {
+      const key = `${owner.kind}/${namespace}/${owner.name}`;
+      named = this.owners.get(key);
+      if (!named) {
+        this.setWorkload(uid, [owner.kind, owner.name]); // until the lookup answers
+        let lookup = this.ownerLookups.get(key);
+        if (!lookup) {
+          const what = { namespace, pod: pod.metadata?.name ?? '', fallback: deploymentByHash(pod, owner) };
+          lookup = this.lookUpOwner(owner, key, what).finally(() => this.ownerLookups.delete(key));
+          this.ownerLookups.set(key, lookup);
+        }
+        named = await lookup;
         if (!named) return;
       }
-      if (this.owners.size >= 10_000) this.owners.clear(); // bounded; refilled on demand
-      this.owners.set(key, named);
     }
-    [info.workloadKind, info.workload] = named;
+    this.setWorkload(uid, named);
   }
+
+  /** Names the pod as it is now (an update since the lookup began replaced its PodInfo). */
+  private setWorkload(uid: string, [kind, name]: [string, string]): void {
+    const info = this.pods.get(uid);
+    if (!info) return;
+    info.workloadKind = kind;
+    info.workload = name;
+  }
+
+  /**
+   * Reads a pod's owner for the owner of its own. Takes what it needs of the pod before its first
+   * await: once the handler returns, the watch keeps only the pod's identity (watch.ts, slim).
+   */
+  private async lookUpOwner(
+    owner: V1OwnerReference,
+    key: string,
+    { namespace, pod, fallback }: { namespace: string; pod: string; fallback: [string, string] | undefined },
+  ): Promise<[string, string] | undefined> {
+    let named: [string, string] | undefined;
+    try {
+      const parent =
+        owner.kind === 'ReplicaSet'
+          ? await this.apps.readNamespacedReplicaSet({ name: owner.name, namespace })
+          : await this.batch.readNamespacedJob({ name: owner.name, namespace });
+      const up = (parent.metadata?.ownerReferences ?? []).find((r) => r.controller);
+      named = up ? [up.kind, up.name] : [owner.kind, owner.name];
+    } catch (err) {
+      this.ownerErrors++;
+      // the API is away: a ReplicaSet named <deployment>-<pod-template-hash> is the usual case
+      named = fallback;
+      this.log(`kubernetes: owner of ${namespace}/${pod}: ${describeError(err)}`);
+      if (!named) return undefined;
+    }
+    if (this.owners.size >= 10_000) this.owners.clear(); // bounded; refilled on demand
+    this.owners.set(key, named);
+    return named;
+  }
+
+  // --- services, endpoint slices, nodes ------------------------------------------------------------------
+
+  private upsertService(s: V1Service): void {
+    const ips = (s.spec?.clusterIPs ?? (s.spec?.clusterIP ? [s.spec.clusterIP] : [])).filter((ip) => ip && ip !== 'None');
+    this.serviceIps.set(keyOf(s), ips, { namespace: s.metadata?.namespace ?? '', name: s.metadata?.name ?? '' });
+  }
+
+  private upsertEndpointSlice(e: V1EndpointSlice): void {
+    const service = e.metadata?.labels?.['kubernetes.io/service-name'];
+    // FQDN slices (deprecated) hold names, not addresses; a slice of no Service ties nothing
+    const ips = service && (e.addressType === 'IPv4' || e.addressType === 'IPv6') ? (e.endpoints ?? []).flatMap((ep) => ep.addresses) : [];
+    this.endpointIps.set(keyOf(e), ips, { namespace: e.metadata?.namespace ?? '', name: service ?? '' });
+  }
+
+  private upsertNode(n: V1Node): void {
+    const name = n.metadata?.name ?? '';
+    const ips = (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP' || a.type === 'ExternalIP').map((a) => a.address);
+    this.nodeIps.set(name, ips, name);
+  }
+
+  // --- lookups --------------------------------------------------------------------------------------
 
   pod(uid: string): PodInfo | undefined {
     return this.pods.get(uid);
   }
 
-  /** The live pod with this IP (host-network pods share the node's IPs and are not returned). */
+  /** The live pod of this node with this IP (host-network pods share the node's IPs and are not returned). */
   podByIp(ip: string): PodInfo | undefined {
     for (const p of this.pods.values()) if (p.deletedAt === undefined && p.ips.includes(ip) && !p.hostNetwork) return p;
     return undefined;
   }
 
-  /** Every pod known, deleted ones in their grace period included. */
+  /**
+   * Names a peer address (IPv4, or IPv6 as Node prints it; an IPv4-mapped IPv6 address is its IPv4
+   * address): a pod first (not on the host network, not finished; cluster-wide, or of this node in
+   * node scope), then a Service's ClusterIP, then a Node's InternalIP or ExternalIP.
+   */
+  peer(ip: string): PeerName | undefined {
+    const pod = this.podIps.get(ip);
+    if (pod) return { kind: 'pod', namespace: pod.namespace, name: pod.name, workload_kind: pod.workloadKind, workload: pod.workload, node: pod.node };
+    const service = this.serviceIps.get(ip);
+    if (service) return { kind: 'service', namespace: service.namespace, name: service.name, workload_kind: 'Service', workload: service.name, node: '' };
+    const node = this.nodeIps.get(ip);
+    if (node !== undefined) return { kind: 'node', namespace: '', name: node, workload_kind: 'Node', workload: node, node };
+    return undefined;
+  }
+
+  /**
+   * The Service whose EndpointSlices list this address (a backend pod's IP): the latest one listed
+   * when several Services select the same pod.
+   */
+  serviceOfEndpoint(ip: string): { namespace: string; name: string } | undefined {
+    const s = this.endpointIps.get(ip);
+    return s ? { namespace: s.namespace, name: s.name } : undefined;
+  }
+
+  /** Every pod of this node known, deleted ones in their grace period included. */
   all(): PodInfo[] {
     return [...this.pods.values()];
   }
@@ -330,30 +575,59 @@ export class KubernetesInventory {
     return gone;
   }
 
+  /** Pods of this node known, deleted ones in their grace period included. */
   get size(): number {
     return this.pods.size;
   }
 
+  /** What is known for naming peers. */
+  get peers(): { scope: PeerScope; pods: number; services: number; endpoint_addresses: number; nodes: number } {
+    return {
+      scope: this.peerScope,
+      pods: this.podIps.size,
+      services: this.serviceIps.size,
+      endpoint_addresses: this.endpointIps.addresses,
+      nodes: this.nodeIps.size,
+    };
+  }
+
   read(): Readings {
+    const peers = this.peers;
     return new Map<string, Sample[]>([
       ['periscope_kubernetes_errors_total', Object.entries(this.errors).map(([kind, value]) => ({ labels: { kind }, value }))],
-      ['periscope_kubernetes_lists_total', [{ value: this.lists }]],
+      ['periscope_kubernetes_lists_total', WATCHED.map((resource) => ({ labels: { resource }, value: this.watches[resource].lists }))],
       ['periscope_kubernetes_connected', [{ value: this.connected ? 1 : 0 }]],
       ['periscope_kubernetes_pods', [{ value: this.size }]],
+      ['periscope_kubernetes_peer_pods', [{ value: peers.pods }]],
+      ['periscope_kubernetes_services', [{ value: peers.services }]],
+      ['periscope_kubernetes_endpoint_addresses', [{ value: peers.endpoint_addresses }]],
+      ['periscope_kubernetes_nodes', [{ value: peers.nodes }]],
     ]);
   }
 
   /** The connection as /api/v1/status shows it. */
-  status(): { server: string; node: string; connected: boolean; pods: number; lists: number; errors: { watch: number; owner: number }; last_error: string | null; last_error_time: string | null } {
+  status(): {
+    server: string;
+    node: string;
+    connected: boolean;
+    pods: number;
+    lists: number;
+    errors: KubernetesErrors;
+    last_error: string | null;
+    last_error_time: string | null;
+    peers: KubernetesInventory['peers'];
+  } {
+    const lastError = this.lastError;
     return {
       server: this.server,
       node: this.node,
       connected: this.connected,
       pods: this.size,
       lists: this.lists,
-      errors: { ...this.errors },
-      last_error: this.lastError?.message ?? null,
-      last_error_time: this.lastError ? new Date(this.lastError.at).toISOString() : null,
+      errors: this.errors,
+      last_error: lastError?.message ?? null,
+      last_error_time: lastError ? new Date(lastError.at).toISOString() : null,
+      peers: this.peers,
     };
   }
 }

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep, setImmediate as yieldToLoop } from 'node:timers/promises';
 import { CoreV1Api, KubeConfig, ListWatch, Watch, makeInformer, type Informer, type V1Pod } from '@kubernetes/client-node';
 import { FakeApiServer, type FakeApiServerOptions, type StoredObject } from './fake-apiserver.js';
+import { endpointSlice, service } from './objects.js';
 
 const KUBECTL = '/usr/bin/kubectl';
 
@@ -185,6 +186,29 @@ test('kubectl lists the pods created through the class API, as JSON and as its t
 
     const ns = await kubectl(h, ['get', 'ns', '-o', 'name']);
     assert.equal(ns.trim(), 'namespace/team-a');
+  });
+});
+
+test('kubectl lists Services (as its table) and EndpointSlices (discovery.k8s.io, found through group discovery)', { timeout: 15_000 }, async () => {
+  await withFake({}, async (h) => {
+    h.fake.create(service({ namespace: 'shop', name: 'cart', clusterIPs: ['10.96.0.10'], ports: [80, 443] }));
+    h.fake.create(service({ namespace: 'shop', name: 'cart-headless', clusterIPs: ['None'] }));
+    h.fake.create(service({ namespace: 'other', name: 'elsewhere', clusterIPs: ['10.96.0.11'] }));
+    h.fake.create(endpointSlice({ namespace: 'shop', service: 'cart', addresses: ['10.244.1.7'], name: 'cart-abcde' }));
+
+    const table = await kubectl(h, ['get', 'svc', '-n', 'shop']);
+    const lines = table.trimEnd().split('\n');
+    assert.match(lines[0] ?? '', /^NAME\s+TYPE\s+CLUSTER-IP\s+EXTERNAL-IP\s+PORT\(S\)\s+AGE$/);
+    assert.match(table, /^cart\s+ClusterIP\s+10\.96\.0\.10\s+<none>\s+80\/TCP,443\/TCP\s+\d+s$/m);
+    assert.match(table, /^cart-headless\s+ClusterIP\s+None\s+/m);
+    assert.equal(lines.length, 3, 'the other namespace is not listed');
+
+    const slices = JSON.parse(await kubectl(h, ['get', 'endpointslices.discovery.k8s.io', '-A', '-o', 'json'])) as { items: StoredObject[] };
+    assert.deepEqual(names(slices.items), ['cart-abcde']);
+    assert.equal(slices.items[0]?.apiVersion, 'discovery.k8s.io/v1');
+    assert.equal((await kubectl(h, ['get', 'endpointslices', '-n', 'shop', '-o', 'name'])).trim(), 'endpointslice.discovery.k8s.io/cart-abcde');
+    const groups = (await kubectl(h, ['api-resources', '--api-group', 'discovery.k8s.io', '-o', 'name'])).trim();
+    assert.equal(groups, 'endpointslices.discovery.k8s.io');
   });
 });
 

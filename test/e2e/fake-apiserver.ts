@@ -66,16 +66,19 @@ const RESOURCES: readonly ResourceDef[] = [
   { group: '', version: 'v1', plural: 'pods', singular: 'pod', kind: 'Pod', namespaced: true, shortNames: ['po'], categories: ['all'] },
   { group: '', version: 'v1', plural: 'namespaces', singular: 'namespace', kind: 'Namespace', namespaced: false, shortNames: ['ns'], categories: [] },
   { group: '', version: 'v1', plural: 'nodes', singular: 'node', kind: 'Node', namespaced: false, shortNames: ['no'], categories: [] },
+  { group: '', version: 'v1', plural: 'services', singular: 'service', kind: 'Service', namespaced: true, shortNames: ['svc'], categories: ['all'] },
   { group: 'apps', version: 'v1', plural: 'replicasets', singular: 'replicaset', kind: 'ReplicaSet', namespaced: true, shortNames: ['rs'], categories: ['all'] },
   { group: 'apps', version: 'v1', plural: 'deployments', singular: 'deployment', kind: 'Deployment', namespaced: true, shortNames: ['deploy'], categories: ['all'] },
   { group: 'apps', version: 'v1', plural: 'statefulsets', singular: 'statefulset', kind: 'StatefulSet', namespaced: true, shortNames: ['sts'], categories: ['all'] },
   { group: 'apps', version: 'v1', plural: 'daemonsets', singular: 'daemonset', kind: 'DaemonSet', namespaced: true, shortNames: ['ds'], categories: ['all'] },
   { group: 'batch', version: 'v1', plural: 'jobs', singular: 'job', kind: 'Job', namespaced: true, shortNames: [], categories: ['all'] },
   { group: 'batch', version: 'v1', plural: 'cronjobs', singular: 'cronjob', kind: 'CronJob', namespaced: true, shortNames: ['cj'], categories: ['all'] },
+  { group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices', singular: 'endpointslice', kind: 'EndpointSlice', namespaced: true, shortNames: [], categories: [] },
 ];
 
 const VERBS = ['create', 'delete', 'get', 'list', 'update', 'watch'];
-const GROUPS = ['apps', 'batch'];
+/** the API groups, as /apis lists them: every group of RESOURCES */
+const GROUPS = [...new Set(RESOURCES.map((r) => r.group).filter((g) => g !== ''))];
 
 function groupVersion(def: ResourceDef): string {
   return def.group === '' ? def.version : `${def.group}/${def.version}`;
@@ -296,13 +299,30 @@ function podCells(o: StoredObject): string[] {
   return [o.metadata.name, `${ready}/${containers.length}`, reason, String(restarts), humanAge(o.metadata.creationTimestamp), ip, node];
 }
 
+/** The real server's service columns: NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S) AGE. */
+function serviceCells(o: StoredObject): string[] {
+  const spec = isRecord(o['spec']) ? o['spec'] : {};
+  const type = typeof spec['type'] === 'string' ? spec['type'] : 'ClusterIP';
+  const clusterIp = typeof spec['clusterIP'] === 'string' && spec['clusterIP'] !== '' ? spec['clusterIP'] : '<none>';
+  const external = Array.isArray(spec['externalIPs']) && spec['externalIPs'].length > 0 ? spec['externalIPs'].join(',') : '<none>';
+  const ports = (Array.isArray(spec['ports']) ? spec['ports'] : [])
+    .filter(isRecord)
+    .map((p) => `${String(p['port'])}/${typeof p['protocol'] === 'string' ? p['protocol'] : 'TCP'}`)
+    .join(',');
+  return [o.metadata.name, type, clusterIp, external, ports || '<none>', humanAge(o.metadata.creationTimestamp)];
+}
+
 function tableFor(def: ResourceDef, items: StoredObject[], include: IncludeObject, meta: Record<string, string>): unknown {
-  const isPod = def.plural === 'pods';
-  const columnDefinitions = isPod
-    ? [column('Name', 0, 'name'), column('Ready'), column('Status'), column('Restarts'), column('Age'), column('IP', 1), column('Node', 1)]
-    : [column('Name', 0, 'name'), column('Age')];
+  const cellsOf: (o: StoredObject) => string[] =
+    def.plural === 'pods' ? podCells : def.plural === 'services' ? serviceCells : (o) => [o.metadata.name, humanAge(o.metadata.creationTimestamp)];
+  const columnDefinitions =
+    def.plural === 'pods'
+      ? [column('Name', 0, 'name'), column('Ready'), column('Status'), column('Restarts'), column('Age'), column('IP', 1), column('Node', 1)]
+      : def.plural === 'services'
+        ? [column('Name', 0, 'name'), column('Type'), column('Cluster-IP'), column('External-IP'), column('Port(s)'), column('Age')]
+        : [column('Name', 0, 'name'), column('Age')];
   const rows = items.map((o) => {
-    const cells = isPod ? podCells(o) : [o.metadata.name, humanAge(o.metadata.creationTimestamp)];
+    const cells = cellsOf(o);
     const object =
       include === 'Object' ? o : include === 'None' ? undefined : { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata };
     return object === undefined ? { cells } : { cells, object };

@@ -90,7 +90,7 @@ test('series and events of a pod carry its namespace, pod, container, workload a
   await eventually(async () => (sample(await metrics(agent.url), 'periscope_kubernetes_connected', {}) === 0 ? true : undefined), 10_000, 'the agent to see the API server gone');
   const offline = await metrics(agent.url);
   assert.ok(sample(offline, 'periscope_process_execs_total', labels) !== undefined, 'metadata is served while the API server is down');
-  assert.ok((sample(offline, 'periscope_kubernetes_errors_total', { kind: 'watch' }) ?? 0) >= 1);
+  assert.ok((sample(offline, 'periscope_kubernetes_errors_total', { kind: 'watch_pods' }) ?? 0) >= 1);
   await api.start();
   await eventually(async () => (sample(await metrics(agent.url), 'periscope_kubernetes_connected', {}) === 1 ? true : undefined), 10_000, 'the watch to come back');
 

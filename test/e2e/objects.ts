@@ -1,5 +1,6 @@
 /** Kubernetes objects for end-to-end tests: a Deployment → ReplicaSet → Pod chain as the controllers
- * would leave it, with the pod bound to a node and its containers' runtime ids in its status. */
+ * would leave it, with the pod bound to a node and its containers' runtime ids in its status; and the
+ * objects peers are named by: Services, their EndpointSlices, Nodes with addresses. */
 import { randomUUID } from 'node:crypto';
 /** An object as tests hand it to the fake API server (which accepts any fields). */
 export interface TestObject {
@@ -71,6 +72,75 @@ export function deploymentPod(opts: {
         podIPs: (opts.ips ?? []).map((ip) => ({ ip })),
         containerStatuses: containers.map(([name, containerID]) => ({ name, containerID, ready: true, restartCount: 0, image: 'busybox', imageID: '' })),
       },
+    },
+  };
+}
+
+/** A Service with ClusterIP(s) (the first is spec.clusterIP), or a headless one with clusterIP "None". */
+export function service(opts: { namespace: string; name: string; clusterIPs: string[]; ports?: number[]; selector?: Record<string, string> }): TestObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: opts.name, namespace: opts.namespace, uid: randomUUID() },
+    spec: {
+      type: 'ClusterIP',
+      clusterIP: opts.clusterIPs[0] ?? '',
+      clusterIPs: opts.clusterIPs,
+      ipFamilies: opts.clusterIPs.filter((ip) => ip !== 'None').map((ip) => (ip.includes(':') ? 'IPv6' : 'IPv4')),
+      selector: opts.selector ?? { app: opts.name },
+      ports: (opts.ports ?? [80]).map((port) => ({ name: `p${port}`, port, protocol: 'TCP', targetPort: port })),
+    },
+  };
+}
+
+/**
+ * An EndpointSlice of a Service, as the EndpointSlice controller writes it: named <service>-<suffix>,
+ * labelled kubernetes.io/service-name, one endpoint per address (optionally pointing at its pod).
+ */
+export function endpointSlice(opts: {
+  namespace: string;
+  service: string;
+  addresses: string[];
+  name?: string;
+  addressType?: 'IPv4' | 'IPv6';
+  /** address → pod name, for targetRef */
+  pods?: Record<string, string>;
+  port?: number;
+}): TestObject {
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: {
+      name: opts.name ?? `${opts.service}-${randomUUID().slice(0, 5)}`,
+      namespace: opts.namespace,
+      uid: randomUUID(),
+      labels: { 'kubernetes.io/service-name': opts.service, 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' },
+      ownerReferences: [{ apiVersion: 'v1', kind: 'Service', name: opts.service, uid: randomUUID(), controller: true }],
+    },
+    addressType: opts.addressType ?? (opts.addresses[0]?.includes(':') ? 'IPv6' : 'IPv4'),
+    endpoints: opts.addresses.map((ip) => ({
+      addresses: [ip],
+      conditions: { ready: true, serving: true, terminating: false },
+      ...(opts.pods?.[ip] ? { targetRef: { kind: 'Pod', namespace: opts.namespace, name: opts.pods[ip] } } : {}),
+    })),
+    ports: [{ name: 'http', port: opts.port ?? 80, protocol: 'TCP' }],
+  };
+}
+
+/** A Node with its addresses in status (InternalIP, ExternalIP, Hostname), Ready. */
+export function node(opts: { name: string; internalIPs?: string[]; externalIPs?: string[] }): TestObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name: opts.name, namespace: '', uid: randomUUID(), labels: { 'kubernetes.io/hostname': opts.name } },
+    spec: {},
+    status: {
+      addresses: [
+        ...(opts.internalIPs ?? []).map((address) => ({ type: 'InternalIP', address })),
+        ...(opts.externalIPs ?? []).map((address) => ({ type: 'ExternalIP', address })),
+        { type: 'Hostname', address: opts.name },
+      ],
+      conditions: [{ type: 'Ready', status: 'True' }],
     },
   };
 }
