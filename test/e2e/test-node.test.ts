@@ -254,3 +254,29 @@ test('the leftovers of a test run that was killed are removed by the next node',
     await node.destroy();
   }
 });
+
+test('exec runs a command in the pod netns and a container cgroup (its own, removed after, or a given one)', LIMIT, async (t) => {
+  if (!canRun(t)) return;
+  const node = await TestNode.create();
+  try {
+    const pod = await node.addPod({ namespace: 'shop', name: 'web' });
+    const probe = 'readlink /proc/self/ns/net; grep "^0::" /proc/self/cgroup; cat';
+    const own = await pod.exec(['/bin/sh', '-c', probe], { input: 'from stdin\n' });
+    assert.equal(own.code, 0, own.stderr);
+    const [net, cg, echoed] = own.stdout.split('\n');
+    assert.equal(net, `net:[${pod.netnsInode}]`);
+    assert.match(cg ?? '', new RegExp(`^0::${pod.cgroupPath}/cri-containerd-[0-9a-f]{64}\\.scope$`));
+    assert.equal(echoed, 'from stdin');
+    assert.equal(existsSync(join(findCgroup2Mount(), (cg ?? '').slice(3))), false, 'its cgroup is gone after');
+
+    const app = await pod.runProcess('app', 'exec sleep 30');
+    const inApp = await pod.exec(['/bin/sh', '-c', probe], { container: app });
+    assert.equal(inApp.stdout.split('\n')[1], `0::${app.cgroupPath}`, "in the given container's cgroup");
+    const failed = await pod.exec(['/bin/sh', '-c', 'echo no >&2; exit 3']);
+    assert.deepEqual([failed.code, failed.stderr], [3, 'no\n']);
+    const slow = await pod.exec(['sleep', '30'], { timeoutMs: 200 });
+    assert.deepEqual([slow.code, slow.signal], [null, 'SIGKILL']);
+  } finally {
+    await node.destroy();
+  }
+});

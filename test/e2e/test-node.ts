@@ -28,7 +28,7 @@
  *   `stateDir`, `runcRoot`.
  * - `node.addPod(spec)` → `TestPod` with `spec` (defaults filled in: random uid, qos besteffort,
  *   driver systemd, runtime containerd), `uid`, `ip`, `netns` (name), `netnsPath`, `netnsInode`,
- *   `hostVeth` (its bridge port) and `cgroupPath`.
+ *   `hostVeth` (its bridge port), `cgroupPath` and `node`.
  * - `pod.runProcess(containerName, script, { containerId? })`: creates the container cgroup and runs
  *   `/bin/sh -c script` in it and in the pod netns (mount, pid, ... namespaces stay the host's). The
  *   shell joins the cgroup and then execs nsenter and the script's shell, so `hostPid` is the process
@@ -42,11 +42,16 @@
  *   hybrid host, in the v2 tree too; should it not, runRunc moves the created (not yet started) process
  *   into the v2 cgroup itself. `hostPid` is the container's pid 1; `wait()` resolves with null (the
  *   container is not our child, its exit code is not ours to read) once it has gone.
+ * - `pod.exec(argv, { container?, input?, timeoutMs? })` → `{ code, signal, stdout, stderr }`: runs a
+ *   command (no shell) in the pod netns and in a container cgroup: `container`'s when given (like
+ *   `kubectl exec`, minus its mount and pid namespaces), else a new container cgroup removed once the
+ *   command is done (with anything it left running). Killed after `timeoutMs` (default 20 s).
  * - `ContainerProcess`: `containerId`, `containerName`, `cgroupPath`, `cgroupId`, `hostPid`,
  *   `stdoutPath`, `stderrPath`, `output()`, `wait()`, `kill()` (kills everything in the container
  *   cgroup, deletes the runc container, removes the cgroup directory as a runtime would).
  * - `pod.remove()`, `node.destroy()`: kill, delete and remove everything made, in the v2 tree and in
- *   every v1 hierarchy, links, netns, runc state. Leftovers of a crashed run are removed by the next
+ *   every v1 hierarchy, links, netns, runc state, and host nft tables named `periscope_e2e_<name>h<n>_*`
+ *   (net-kit binds them to the node's veths). Leftovers of a crashed run are removed by the next
  *   `create` (its owner pid and start time are recorded in the state dir; cgroups under the default
  *   prefix without a state dir are removed too), and before a name is reused.
  * - Also exported: `podCgroupPath`, `containerCgroupName` (the naming rules), `cgroupV1Mounts`,
@@ -73,6 +78,8 @@ export const RUNC = '/usr/sbin/runc';
 export const BUSYBOX = '/bin/busybox';
 export const NETNS_DIR = '/var/run/netns';
 export const STATE_ROOT = '/run/periscope-e2e';
+/** only for removing the nft tables a test bound to the node's veths (net-kit.ts), when installed */
+const NFT = '/usr/sbin/nft';
 /** short enough for `<name>h<n>` to stay within the 15 characters of an interface name */
 const NODE_NAME = /^[a-z][a-z0-9]{0,9}$/;
 
@@ -114,6 +121,14 @@ export interface ContainerProcess {
   wait(): Promise<number | null>;
   /** kills every process in the container cgroup and removes the container (and its cgroup) */
   kill(): Promise<void>;
+}
+
+/** What `pod.exec` gives: exit code (null when a signal ended the command) and output. */
+export interface ExecResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
 }
 
 /** Why a test node cannot be made here, or undefined when it can. */
@@ -352,6 +367,16 @@ async function cleanupNode(name: string, cgroupPrefix: string): Promise<void> {
     const entries = existsSync(NETNS_DIR) ? await readdir(NETNS_DIR) : [];
     for (const ns of entries.filter((e) => e.startsWith(`${name}-`))) await step(() => cmd('ip', ['netns', 'del', ns]).then(() => undefined));
   });
+  // nft tables bound to the node's host-side veths (net-kit's randomLoss); gone with nftables itself
+  if (existsSync(NFT)) {
+    await step(async () => {
+      const ours = new RegExp(`^table netdev (periscope_e2e_${name}h\\d+_\\w+)$`);
+      for (const line of (await cmd(NFT, ['list', 'tables', 'netdev'])).split('\n')) {
+        const m = ours.exec(line.trim());
+        if (m) await step(() => cmd(NFT, ['delete', 'table', 'netdev', m[1]!]).then(() => undefined));
+      }
+    });
+  }
   await step(() => rm(stateDir, { recursive: true, force: true }));
   if (errors.length === 1) throw errors[0];
   if (errors.length > 1) throw new AggregateError(errors, `cleaning up test node ${name} failed ${errors.length} times`);
@@ -556,7 +581,8 @@ export class TestPod {
   readonly hostVeth: string;
   /** relative to the cgroup2 root */
   readonly cgroupPath: string;
-  private readonly node: TestNode;
+  /** the node the pod is on */
+  readonly node: TestNode;
   private readonly containers = new Set<ContainerProcess>();
 
   /** @internal made by TestNode.addPod */
@@ -680,6 +706,48 @@ export class TestPod {
     };
     this.containers.add(proc);
     return proc;
+  }
+
+  /**
+   * Runs `argv` (no shell) in the pod netns and in a container cgroup — `container`'s (as `kubectl
+   * exec` would, though its mount and pid namespaces are not joined), else a new one that is removed
+   * once the command is done — and gives its exit code and output. A command still running after
+   * `timeoutMs` (default 20 s) is killed (code null, signal SIGKILL). Does not throw on a failure exit.
+   */
+  async exec(argv: string[], opts: { container?: ContainerProcess; input?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
+    if (argv.length === 0) throw new Error('exec needs a command');
+    const own = opts.container ? undefined : this.containerPlace(undefined);
+    const dir = own ? own.dir : v2Dir(opts.container!.cgroupPath);
+    if (own) await mkdir(own.dir);
+    try {
+      return await new Promise<ExecResult>((resolve, reject) => {
+        const child = spawn('/bin/sh', ['-c', 'echo $$ > "$1" || exit 97; ns=$2; shift 2; exec nsenter --net="$ns" -- "$@"', 'exec', join(dir, 'cgroup.procs'), this.netnsPath, ...argv], {
+          stdio: ['pipe', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+        child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+        child.stdin.on('error', () => undefined);
+        child.stdin.end(opts.input ?? '');
+        const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
+        child.once('error', (e) => {
+          clearTimeout(timer);
+          reject(e);
+        });
+        child.once('close', (code, signal) => {
+          clearTimeout(timer);
+          if (code === 97) reject(new Error(`exec in pod ${this.spec.name} could not join ${dir}: ${stderr.trim()}`));
+          else resolve({ code, signal, stdout, stderr });
+        });
+      });
+    } finally {
+      if (own) {
+        // whatever the command left running goes with its cgroup
+        await killCgroup(own.dir);
+        await removeCgroupTree(own.dir);
+      }
+    }
   }
 
   async runRunc(containerName: string, args: string[], opts: { containerId?: string } = {}): Promise<ContainerProcess> {
