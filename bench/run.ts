@@ -11,9 +11,18 @@
  *   memory      the kernel memory of the maps at 2, 16, 64 and 128 possible CPUs (computed from the map
  *               specs), and here: the kernel's own account of a running agent's maps (fdinfo memlock)
  *               beside the computation, and the agent's RSS
- * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|memory ...] [--seconds N] [--idle-seconds N]
+ *   storm       a loopback TCP connection storm (test/helpers/tcp-storm.c, in a network namespace of its
+ *               own) with nothing attached, with the agent and with libbpf-tools' tcplife, alternating,
+ *               --rounds times: connections/s, each tool's CPU (and per 10,000 connections/s), the
+ *               agent's tcp_* events and its network losses, tcplife's lines and losses
+ *   nginx       nginx (one worker, CPU 0) saturated by wrk (CPU 1, beside the agent), agent off and on
+ *               interleaved --pairs times, with keep-alive and with a new connection per request:
+ *               requests served per CPU-second of the nginx worker, and the loss with the agent
+ * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|memory|storm|nginx ...] [--seconds N]
+ *        [--idle-seconds N] [--rounds N] [--pairs N] [--collectors LIST (passed to the agent)]
  */
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { COLLECTORS } from '../src/collectors/registry.js';
 import { defaultMaxCgroups, kernelMemory } from '../src/agent/memory-budget.js';
 import { native } from '../src/kernel/native.js';
@@ -24,7 +33,7 @@ import { FakeApiServer } from '../test/e2e/fake-apiserver.js';
 import { deploymentPod } from '../test/e2e/objects.js';
 import { parseArgs } from 'node:util';
 import { cpus, totalmem } from 'node:os';
-import { TestCgroup, run, sleep } from '../test/kernel.js';
+import { TestCgroup, eventually, helper, run, sleep } from '../test/kernel.js';
 import { sample, startAgent, type RunningAgent } from '../test/agent-process.js';
 
 const TICK = 100; // USER_HZ: /proc/PID/stat times are in 1/100 s on Linux
@@ -296,6 +305,378 @@ async function memory(): Promise<Result[]> {
   return out;
 }
 
+/** The agent's event counts by type, for the types beginning with `prefix`. */
+function eventsByType(text: string, prefix: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(/^periscope_events_total\{type="([^"]+)"\} (\S+)$/gm)) {
+    if (m[1]!.startsWith(prefix)) out.set(m[1]!, Number(m[2]));
+  }
+  return out;
+}
+
+interface StormResult {
+  connections: number;
+  failed: number;
+  server_failed: number;
+  seconds: number;
+  per_second: number;
+  slowest_second: number;
+  port: number;
+  /** the storm's own CPU (its cgroup's): the kernel's work for its connections, tracepoint programs
+   * included, is charged there */
+  cpu_seconds: number;
+  /** every CPU's busy time over the run (/proc/stat), whoever used it */
+  machine_busy_seconds: number;
+}
+
+/** Busy seconds since boot (user, nice, system, irq, softirq, steal) of all CPUs together, or of
+ * CPU `cpu`. */
+function machineBusySeconds(cpu?: number): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(cpu === undefined ? 'cpu ' : `cpu${cpu} `))!;
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) / TICK;
+}
+
+/** A single-threaded process's CPU seconds, exact (the scheduler's sum_exec_runtime): /proc/PID/stat
+ * counts whole ticks (4 ms at HZ=250), which at 25% busy over 10 s is ±6%. */
+function threadCpuSeconds(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
+}
+
+/** The storm helper in a cgroup made for the run and a network namespace of its own: its TIME_WAIT
+ * table (which the storm fills in seconds) and its ports are not the host's. */
+async function tcpStorm(name: string, seconds: number): Promise<StormResult> {
+  const cg = new TestCgroup(name);
+  try {
+    const storm = `${helper('tcp-storm')} --seconds ${seconds} --clients 8 --acceptors 4`;
+    const busy = machineBusySeconds();
+    const r = await cg.run(`exec unshare -n sh -c 'ip link set lo up && exec ${storm}'`, (seconds + 60) * 1000);
+    if (r.code !== 0) throw new Error(`tcp-storm failed (${r.code ?? r.signal}): ${r.stdout}${r.stderr}`);
+    return { ...(JSON.parse(r.stdout) as StormResult), cpu_seconds: cg.cpuStatUsageSeconds(), machine_busy_seconds: machineBusySeconds() - busy };
+  } finally {
+    cg.remove();
+  }
+}
+
+const TCPLIFE = '/usr/sbin/tcplife';
+
+/** Runs `storm` under tcplife, its output in a file: its CPU, its lines for the storm's port (each
+ * connection is two sockets, a line each: server side LPORT = port, client side RPORT = port), and
+ * the events it says it lost. */
+async function underTcplife(storm: () => Promise<StormResult>): Promise<{ storm: StormResult; cpuSeconds: number; serverLines: number; clientLines: number; lines: number; lost: number }> {
+  // tcplife attaches classic tracepoints (sock:inet_sock_set_state): they need tracefs
+  await run('sh', ['-c', 'mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing']);
+  const dir = mkdtempSync(join(tmpdir(), 'periscope-bench-tcplife-'));
+  const out = openSync(join(dir, 'out'), 'w');
+  const child = spawn(TCPLIFE, [], { stdio: ['ignore', out, 'pipe'] });
+  closeSync(out);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  try {
+    // attached once its perf buffer is open (made after the tracepoint): a perf_event fd per CPU beyond
+    // the tracepoint's; stdout to a file is block-buffered, so its header says nothing yet
+    await eventually(
+      () => {
+        if (child.exitCode !== null) throw new Error(`tcplife exited with ${child.exitCode}: ${stderr}`);
+        let perf = 0;
+        for (const fd of readdirSync(`/proc/${child.pid}/fd`)) {
+          try {
+            if (readlinkSync(`/proc/${child.pid}/fd/${fd}`) === 'anon_inode:[perf_event]') perf++;
+          } catch {
+            // closed meanwhile
+          }
+        }
+        return perf > cpus().length ? true : undefined;
+      },
+      20_000,
+      'tcplife to attach',
+    );
+    await sleep(500);
+    const a = procSample(child.pid!);
+    const storm1 = await storm();
+    await sleep(1_000); // what is in its perf buffers yet
+    const b = procSample(child.pid!);
+    child.kill('SIGINT'); // it flushes its output and exits
+    await exited;
+    let serverLines = 0;
+    let clientLines = 0;
+    let lines = 0;
+    for (const line of readFileSync(join(dir, 'out'), 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 9) continue;
+      lines++;
+      if (Number(f[3]) === storm1.port) serverLines++;
+      else if (Number(f[5]) === storm1.port) clientLines++;
+    }
+    const lost = [...stderr.matchAll(/lost (\d+) events/g)].reduce((n, m) => n + Number(m[1]), 0);
+    return { storm: storm1, cpuSeconds: b.cpuSeconds - a.cpuSeconds, serverLines, clientLines, lines, lost };
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The storm with nothing attached, under the agent, and under tcplife, alternating, `rounds` times. */
+async function storm(seconds: number, rounds: number, agentArgs: string[]): Promise<Result[]> {
+  const out: Result[] = [];
+  // the storm's CPU per connection is what each tool costs in the kernel (and the storm itself);
+  // what others used meanwhile says how much the rate could be trusted on a shared machine
+  const stormRow = (s: StormResult, toolCpuSeconds = 0): Record<string, number> => ({
+    connections: s.connections,
+    connections_per_second: s.per_second,
+    slowest_second: s.slowest_second,
+    failed: s.failed + s.server_failed,
+    storm_cpu_us_per_connection: (1e6 * s.cpu_seconds) / Math.max(1, s.connections),
+    others_cpu_percent: (100 * Math.max(0, s.machine_busy_seconds - s.cpu_seconds - toolCpuSeconds)) / s.seconds,
+  });
+  const cpuRows = (cpuSeconds: number, s: StormResult): Record<string, number> => ({
+    cpu_seconds: cpuSeconds,
+    cpu_percent_of_one_core: (100 * cpuSeconds) / s.seconds,
+    cpu_percent_of_one_core_per_10k_conn_per_s: (100 * cpuSeconds) / s.seconds / (s.per_second / 10_000),
+  });
+  const summary = new Map<string, { rate: number[]; cpu: number[]; usPerConn: number[] }>();
+  const note = (tool: string, s: StormResult, cpuPer10k?: number): void => {
+    const e = summary.get(tool) ?? { rate: [], cpu: [], usPerConn: [] };
+    e.rate.push(s.per_second);
+    e.usPerConn.push((1e6 * s.cpu_seconds) / Math.max(1, s.connections));
+    if (cpuPer10k !== undefined) e.cpu.push(cpuPer10k);
+    summary.set(tool, e);
+  };
+  const collectors = agentArgs.length ? agentArgs.join(' ') : `all: ${COLLECTORS.map((c) => c.name).join(',')}`;
+  for (let round = 1; round <= rounds; round++) {
+    const base = await tcpStorm('bench-storm-base', seconds);
+    note('nothing attached', base);
+    out.push({ scenario: `storm, round ${round}: nothing attached`, seconds: base.seconds, ...stormRow(base) });
+
+    const agent = await startAgent(agentArgs);
+    try {
+      await sleep(2_000); // start-up is not the storm
+      const before = await scrape(agent);
+      const a = procSample(agent.child.pid!);
+      const s = await tcpStorm('bench-storm-agent', seconds);
+      await sleep(1_000); // the rings drain on a 100-400 ms timer
+      const b = procSample(agent.child.pid!);
+      const after = await scrape(agent);
+      const types0 = eventsByType(before, 'tcp_');
+      const types1 = eventsByType(after, 'tcp_');
+      const byType = Object.fromEntries([...types1].map(([t, n]) => [`${t}_events`, n - (types0.get(t) ?? 0)]));
+      const tcpEvents = Object.values(byType).reduce((x, y) => x + y, 0);
+      const cpu = cpuRows(b.cpuSeconds - a.cpuSeconds, s);
+      note('agent', s, cpu.cpu_percent_of_one_core_per_10k_conn_per_s);
+      out.push({
+        scenario: `storm, round ${round}: agent (${collectors})`,
+        seconds: s.seconds,
+        ...stormRow(s, b.cpuSeconds - a.cpuSeconds),
+        rate_vs_nothing_attached: s.per_second / base.per_second,
+        ...Object.fromEntries(Object.entries(cpu).map(([k, v]) => [`agent_${k}`, v])),
+        tcp_events_received: tcpEvents,
+        tcp_events_per_connection: tcpEvents / Math.max(1, s.connections),
+        ...byType,
+        events_lost_network: (sample(after, 'periscope_events_lost_total', { source: 'network' }) ?? 0) - (sample(before, 'periscope_events_lost_total', { source: 'network' }) ?? 0),
+        events_lost_all_sources: sum(after, 'periscope_events_lost_total') - sum(before, 'periscope_events_lost_total'),
+        agent_rss_mib: b.rssBytes / 2 ** 20,
+      });
+    } finally {
+      await agent.stop();
+    }
+
+    const t = await underTcplife(() => tcpStorm('bench-storm-tcplife', seconds));
+    const cpu = cpuRows(t.cpuSeconds, t.storm);
+    note('tcplife', t.storm, cpu.cpu_percent_of_one_core_per_10k_conn_per_s);
+    out.push({
+      scenario: `storm, round ${round}: tcplife`,
+      seconds: t.storm.seconds,
+      ...stormRow(t.storm, t.cpuSeconds),
+      rate_vs_nothing_attached: t.storm.per_second / base.per_second,
+      ...Object.fromEntries(Object.entries(cpu).map(([k, v]) => [`tcplife_${k}`, v])),
+      tcplife_lines_server_side: t.serverLines,
+      tcplife_lines_client_side: t.clientLines,
+      tcplife_lines_other: t.lines - t.serverLines - t.clientLines,
+      tcplife_lines_per_connection: (t.serverLines + t.clientLines) / Math.max(1, t.storm.connections),
+      tcplife_events_lost: t.lost,
+    });
+  }
+  const mean = (xs: number[]): number => xs.reduce((x, y) => x + y, 0) / Math.max(1, xs.length);
+  const baseRate = mean(summary.get('nothing attached')?.rate ?? []);
+  const baseUs = mean(summary.get('nothing attached')?.usPerConn ?? []);
+  const means: Result = { scenario: `storm, mean of ${rounds} rounds` };
+  for (const [tool, e] of summary) {
+    means[`${tool}: connections_per_second`] = mean(e.rate);
+    if (tool !== 'nothing attached') means[`${tool}: rate_vs_nothing_attached`] = mean(e.rate) / baseRate;
+    means[`${tool}: storm_cpu_us_per_connection`] = mean(e.usPerConn);
+    if (tool !== 'nothing attached') means[`${tool}: storm_cpu_us_per_connection_added`] = mean(e.usPerConn) - baseUs;
+    if (e.cpu.length) means[`${tool}: cpu_percent_of_one_core_per_10k_conn_per_s`] = mean(e.cpu);
+  }
+  out.push(means);
+  return out;
+}
+
+/** nginx's master and its one worker, in network namespace `ns`, listening on 127.0.0.1:`port`. */
+async function startNginx(ns: string, dir: string, port: number): Promise<{ master: number; worker: number; stop: () => Promise<void> }> {
+  chmodSync(dir, 0o755); // the worker runs as nobody
+  mkdirSync(join(dir, 'www'));
+  writeFileSync(join(dir, 'www', 'index.html'), `<html><body>${'periscope '.repeat(60)}</body></html>\n`); // ~640 bytes
+  mkdirSync(join(dir, 'tmp'));
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `worker_processes 1;
+worker_cpu_affinity 01;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path ${dir}/tmp/body;
+  proxy_temp_path ${dir}/tmp/proxy;
+  fastcgi_temp_path ${dir}/tmp/fastcgi;
+  uwsgi_temp_path ${dir}/tmp/uwsgi;
+  scgi_temp_path ${dir}/tmp/scgi;
+  server { listen 127.0.0.1:${port}; root ${dir}/www; }
+}
+`,
+  );
+  const child = spawn('ip', ['netns', 'exec', ns, 'taskset', '-c', '0', 'nginx', '-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  const master = child.pid!; // ip and taskset exec: this is nginx's master
+  const portHex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
+  try {
+    const worker = await eventually(
+      () => {
+        if (child.exitCode !== null) throw new Error(`nginx exited with ${child.exitCode}: ${stderr}`);
+        const listening = readFileSync(`/proc/${master}/net/tcp`, 'utf8').split('\n').some((l) => l.includes(portHex) && / 0A /.test(l));
+        if (!listening) return undefined;
+        for (const pid of readdirSync('/proc')) {
+          if (!/^\d+$/.test(pid)) continue;
+          try {
+            const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+            if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === master) return Number(pid);
+          } catch {
+            // gone meanwhile
+          }
+        }
+        return undefined;
+      },
+      10_000,
+      'nginx to listen',
+    );
+    return {
+      master,
+      worker,
+      stop: async () => {
+        if (child.exitCode === null) child.kill('SIGQUIT');
+        await exited;
+      },
+    };
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+}
+
+/** nginx pinned to CPU 0, wrk to CPU 1 (with the agent when on), in a network namespace of their own;
+ * agent off and on interleaved, `pairs` times, for keep-alive and for a new connection per request. */
+async function nginxOverhead(seconds: number, pairs: number, agentArgs: string[]): Promise<Result[]> {
+  const ns = `periscope-bench-${process.pid}`;
+  const dir = mkdtempSync(join(tmpdir(), 'periscope-bench-nginx-'));
+  const port = 8080; // the namespace is new: nothing else listens in it
+  const out: Result[] = [];
+  await run('ip', ['netns', 'add', ns]);
+  try {
+    await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    writeFileSync(join(dir, 'close.lua'), 'wrk.headers["Connection"] = "close"\n');
+    const nginx = await startNginx(ns, dir, port);
+    try {
+      // On loopback the sender's context also runs the receiver's side of each packet (softirq), so
+      // part of the server's TCP work (SYN_RECV, ESTABLISHED, tracepoint programs) is charged to wrk:
+      // both CPUs are given, the worker's alone first (the measure asked for)
+      const wrk = async (mode: 'keep-alive' | 'close'): Promise<Record<string, number>> => {
+        const cg = new TestCgroup('bench-wrk');
+        try {
+          const a = threadCpuSeconds(nginx.worker);
+          const cpu0 = machineBusySeconds(0);
+          const t0 = Date.now();
+          const script = mode === 'close' ? `-s ${join(dir, 'close.lua')}` : '';
+          const r = await cg.run(`exec ip netns exec ${ns} taskset -c 1 wrk -t1 -c50 -d${seconds}s ${script} http://127.0.0.1:${port}/index.html`, (seconds + 60) * 1000);
+          const elapsed = (Date.now() - t0) / 1000;
+          const cpuSeconds = threadCpuSeconds(nginx.worker) - a;
+          const others0 = machineBusySeconds(0) - cpu0 - cpuSeconds;
+          const requests = /(\d+) requests in/.exec(r.stdout);
+          if (r.code !== 0 || !requests) throw new Error(`wrk failed (${r.code ?? r.signal}): ${r.stdout}${r.stderr}`);
+          const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(r.stdout);
+          const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(r.stdout);
+          const n = Number(requests[1]);
+          const wrkCpu = cg.cpuStatUsageSeconds();
+          return {
+            requests: n,
+            requests_per_second: n / elapsed,
+            nginx_worker_cpu_seconds: cpuSeconds,
+            nginx_worker_cpu_percent: (100 * cpuSeconds) / elapsed,
+            others_on_cpu0_percent: (100 * Math.max(0, others0)) / elapsed,
+            requests_per_nginx_cpu_second: n / cpuSeconds,
+            wrk_cpu_seconds: wrkCpu,
+            requests_per_nginx_and_wrk_cpu_second: n / (cpuSeconds + wrkCpu),
+            wrk_socket_errors: errors ? errors.slice(1).reduce((x, y) => x + Number(y), 0) : 0,
+            non_2xx_responses: non2xx ? Number(non2xx[1]) : 0,
+          };
+        } finally {
+          cg.remove();
+        }
+      };
+      for (const mode of ['keep-alive', 'close'] as const) {
+        const per = { off: [] as number[], on: [] as number[], offBoth: [] as number[], onBoth: [] as number[] };
+        await wrk(mode); // warm-up, not counted
+        for (let pair = 1; pair <= pairs; pair++) {
+          const off = await wrk(mode);
+          per.off.push(off.requests_per_nginx_cpu_second!);
+          per.offBoth.push(off.requests_per_nginx_and_wrk_cpu_second!);
+          out.push({ scenario: `nginx + wrk (${mode}), pair ${pair}: agent off`, seconds, ...off });
+          const agent = await startAgent(agentArgs, { wrap: ['taskset', '-c', '1'] });
+          try {
+            await sleep(2_000);
+            const a = procSample(agent.child.pid!);
+            const on = await wrk(mode);
+            const b = procSample(agent.child.pid!);
+            per.on.push(on.requests_per_nginx_cpu_second!);
+            per.onBoth.push(on.requests_per_nginx_and_wrk_cpu_second!);
+            out.push({
+              scenario: `nginx + wrk (${mode}), pair ${pair}: agent on (${agentArgs.length ? agentArgs.join(' ') : 'all collectors'})`,
+              seconds,
+              ...on,
+              agent_cpu_percent_of_one_core: (100 * (b.cpuSeconds - a.cpuSeconds)) / ((b.at - a.at) / 1000),
+            });
+          } finally {
+            await agent.stop();
+          }
+        }
+        const mean = (xs: number[]): number => xs.reduce((x, y) => x + y, 0) / xs.length;
+        const spread = (xs: number[]): number => (100 * (Math.max(...xs) - Math.min(...xs))) / mean(xs);
+        out.push({
+          scenario: `nginx + wrk (${mode}): ${pairs} pairs`,
+          requests_per_nginx_cpu_second_off: mean(per.off),
+          requests_per_nginx_cpu_second_on: mean(per.on),
+          loss_percent: 100 * (1 - mean(per.on) / mean(per.off)),
+          spread_percent_between_off_runs: spread(per.off),
+          spread_percent_between_on_runs: spread(per.on),
+          requests_per_nginx_and_wrk_cpu_second_off: mean(per.offBoth),
+          requests_per_nginx_and_wrk_cpu_second_on: mean(per.onBoth),
+          loss_percent_nginx_and_wrk: 100 * (1 - mean(per.onBoth) / mean(per.offBoth)),
+        });
+      }
+    } finally {
+      await nginx.stop();
+    }
+  } finally {
+    await run('ip', ['netns', 'del', ns]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return out;
+}
+
 function format(r: Result): string {
   const rows = Object.entries(r)
     .filter(([k]) => k !== 'scenario')
@@ -304,8 +685,18 @@ function format(r: Result): string {
 }
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { seconds: { type: 'string', default: '10' }, 'idle-seconds': { type: 'string', default: '60' } } });
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      seconds: { type: 'string', default: '10' },
+      'idle-seconds': { type: 'string', default: '60' },
+      rounds: { type: 'string', default: '2' },
+      pairs: { type: 'string', default: '3' },
+      collectors: { type: 'string' },
+    },
+  });
   const seconds = Number(values.seconds);
+  const agentArgs = values.collectors === undefined ? [] : ['--collectors', values.collectors];
   const which = positionals.length ? positionals : ['idle', 'idle-k8s', 'exec', 'ctxsw'];
   const kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
   process.stdout.write(`machine: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${kernel}, Node ${process.version}\n\n`);
@@ -321,8 +712,12 @@ async function main(): Promise<void> {
               ? await ctxswStorm(seconds)
               : w === 'memory'
                 ? await memory()
-                : undefined;
-    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw or memory`);
+                : w === 'storm'
+                  ? await storm(seconds, Number(values.rounds), agentArgs)
+                  : w === 'nginx'
+                    ? await nginxOverhead(seconds, Number(values.pairs), agentArgs)
+                    : undefined;
+    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw, memory, storm or nginx`);
     for (const x of [r].flat()) process.stdout.write(`${format(x)}\n`);
   }
 }
