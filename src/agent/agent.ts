@@ -31,7 +31,7 @@ import { PeriscopeError } from '../kernel/errors.js';
 import { Attributor, type AggregationLevel } from '../inventory/attribution.js';
 import { type KubernetesInventory } from '../inventory/kubernetes.js';
 import { netnsInodeOfPid, podNetworkNamespaces } from '../inventory/namespaces.js';
-import { PeerNamer, type PeerDirectory } from './peers.js';
+import { PeerNamer } from './peers.js';
 
 export interface AgentOptions {
   node?: string;
@@ -126,8 +126,7 @@ export class Agent {
       ...(this.kubernetes ? { kubernetes: this.kubernetes } : {}),
     });
     this.enricher = new Enricher(this.tree, this.attributor, (inode) => this.netnsPath(inode));
-    const k8s = this.kubernetes as Partial<PeerDirectory> | undefined;
-    this.peers = new PeerNamer(k8s?.peer ? { directory: { peer: (ip) => k8s.peer!(ip) } } : {});
+    this.peers = new PeerNamer(this.kubernetes ? { directory: this.kubernetes } : {});
     this.redactor = new Redactor(opts.redact);
     this.exporter = new Exporter({
       subjectLabels: (s) => this.enricher.seriesLabels(s),
@@ -208,7 +207,7 @@ export class Agent {
     }
     if (this.kubernetes) {
       this.kubernetes.start();
-      this.log(`kubernetes: watching pods of node ${this.node} at ${this.kubernetes.server}`);
+      this.log(`kubernetes: watching pods of node ${this.node} (peers named from ${this.kubernetes.peerScope === 'cluster' ? 'every pod of the cluster' : 'this node\'s pods'}, Services and nodes) at ${this.kubernetes.server}`);
     }
     this.schedulePoll(this.opts.pollIntervalMs);
     this.timers.push(

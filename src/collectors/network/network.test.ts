@@ -23,16 +23,15 @@ for (const alt of alternativesHere(NETWORK_SPEC)) {
     const client = new TestCgroup('net-client');
     const N = 1_000_003;
     const M = 77_777;
-    let srv: Exchange | undefined;
-    let cli: Exchange | undefined;
+    const procs: Exchange[] = [];
     t.after(() => {
-      srv?.kill();
-      cli?.kill();
+      for (const p of procs) p.kill();
       collector.close();
       server.remove();
       client.remove();
     });
-    srv = Exchange.listen({ enter: server.enter }, '127.0.0.1', 0, N, M);
+    const srv = Exchange.listen({ enter: server.enter }, '127.0.0.1', 0, N, M);
+    procs.push(srv);
     const port = Number(await srv.line('ready'));
     // the fixture stops listening once it has accepted
     const listening = collector.read().get('periscope_tcp_listening_sockets') ?? [];
@@ -41,7 +40,8 @@ for (const alt of alternativesHere(NETWORK_SPEC)) {
       `the server's listening socket (${JSON.stringify(listening.filter((r) => r.subject?.id === server.id))})`,
     );
 
-    cli = Exchange.connect({ enter: client.enter }, '127.0.0.1', port, N, M);
+    const cli = Exchange.connect({ enter: client.enter }, '127.0.0.1', port, N, M);
+    procs.push(cli);
     await cli.line('done');
     await srv.line('done');
     const isPeer = (r: Sample): boolean => r.peer?.port === port || r.peer?.port === undefined;
