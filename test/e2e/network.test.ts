@@ -43,7 +43,7 @@ interface Setup {
   nodeName: string;
   agent: RunningAgent;
   /** registers a test pod in the API as the one pod of a Deployment; returns its API name */
-  register(pod: TestPod, deployment: string): string;
+  register: (pod: TestPod, deployment: string) => string;
 }
 
 async function setup(t: TestContext): Promise<Setup> {
@@ -53,13 +53,14 @@ async function setup(t: TestContext): Promise<Setup> {
   const kubeconfig = api.kubeconfig(join(mkdtempSync(join(tmpdir(), 'periscope-e2e-')), 'config'));
   const node = await TestNode.create();
   const nodeName = `node-${node.name}`;
-  let agent: RunningAgent | undefined;
+  const running: RunningAgent[] = [];
   t.after(async () => {
-    await agent?.stop();
+    for (const a of running) await a.stop();
     await node.destroy();
     await api.stop();
   });
-  agent = await startAgent(['--kubeconfig', kubeconfig, '--node', nodeName, '--aggregation', 'pod']);
+  const agent = await startAgent(['--kubeconfig', kubeconfig, '--node', nodeName, '--aggregation', 'pod']);
+  running.push(agent);
   const register = (pod: TestPod, deployment: string): string => {
     const o = deploymentPod({ namespace: pod.spec.namespace, deployment, node: nodeName, podUid: pod.uid, containers: {}, ips: [pod.ip] });
     api.create(o.deployment);
