@@ -148,3 +148,31 @@ test('the text format escapes help and label values, and promtool accepts it', (
   writeFileSync(file, text);
   execFileSync('sh', ['-c', `promtool check metrics < ${file}`]);
 });
+
+test('peers: each source names at most --max-peers of them, the rest fold into peer="other" and are counted; a folded counter still adds up', () => {
+  const BYTES: MetricDef = { type: 'counter', name: 'periscope_bytes_total', subject: 'cgroup', peer: true, help: 'Bytes.' };
+  const exporter = new Exporter({
+    subjectLabels: (s) => ({ workload: s.id === 1 ? 'web' : 'api' }),
+    subjectLabelNames: ['workload'],
+    maxPeers: 2,
+    peerLabels: (p) => ({ peer_kind: 'external', peer_namespace: '', peer_workload: '', peer: p.addr, peer_port: String(p.port ?? '') }),
+  });
+  exporter.declare([BYTES]);
+  const rows = (n: number): Sample[] => [
+    ...[1, 2, 3, 4].map((i) => ({ subject: cgroupSubject(1), peer: { addr: `10.0.0.${i}`, port: 443 }, value: n * i })),
+    { subject: cgroupSubject(2), peer: { addr: '10.0.0.9', port: 443 }, value: n },
+  ];
+  const src = (n: number): MetricSource => ({ name: 'net', metrics: [BYTES], read: () => new Map([['periscope_bytes_total', rows(n)]]) });
+  exporter.collect([src(1)]);
+  const text = exporter.text();
+  const series = (w: string, peer: string): number | undefined =>
+    value(text, `periscope_bytes_total{workload="${w}",peer_kind="${peer === 'other' ? 'other' : 'external'}",peer_namespace="",peer_workload="",peer="${peer}",peer_port="${peer === 'other' ? '' : '443'}"}`);
+  assert.equal(series('web', '10.0.0.1'), 1);
+  assert.equal(series('web', '10.0.0.2'), 2);
+  assert.equal(series('web', '10.0.0.3'), undefined, 'the third peer of web is not named');
+  assert.equal(series('web', 'other'), 3 + 4, 'the third and fourth add up in "other"');
+  assert.equal(series('api', '10.0.0.9'), 1, 'another source has its own share');
+  assert.deepEqual([...exporter.folded()], [['periscope_bytes_total', 2]]);
+  exporter.collect([src(2)]);
+  assert.equal(value(exporter.text(), 'periscope_bytes_total{workload="web",peer_kind="other",peer_namespace="",peer_workload="",peer="other",peer_port=""}'), 14, 'the same peers stay named; other grows');
+});

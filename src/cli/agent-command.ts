@@ -30,6 +30,7 @@ Runs the node agent: the collectors the kernel supports, /metrics and the JSON A
   --max-cgroups N           size of each per-cgroup kernel map (default: what 64 MiB of kernel
                             memory holds on this node's CPUs, at most 16384; doctor shows it)
   --max-series N            most series per metric (default 10000)
+  --max-peers N             network peers named per source series; the rest fold into peer="other" (default 100)
   --collectors LIST         comma-separated subset of ${COLLECTOR_NAMES.join(',')}
   --kubeconfig PATH         watch this node's pods with these credentials (in a pod the service
                             account is used without this flag)
@@ -56,6 +57,7 @@ const FLAGS = {
   grace: { type: 'string' },
   'max-cgroups': { type: 'string' },
   'max-series': { type: 'string' },
+  'max-peers': { type: 'string' },
   collectors: { type: 'string' },
   kubeconfig: { type: 'string' },
   'no-kubernetes': { type: 'boolean' },
@@ -124,6 +126,7 @@ export async function agentCommand(args: string[]): Promise<void> {
   const grace = secondsFlag(CMD, 'grace', f.grace ?? '60', 0, 7 * 86_400);
   const maxCgroupsFlag = f['max-cgroups'] === undefined ? undefined : intFlag(CMD, 'max-cgroups', f['max-cgroups'], 1, 1 << 20);
   const maxSeries = intFlag(CMD, 'max-series', f['max-series'] ?? '10000', 1, 10_000_000);
+  const maxPeers = intFlag(CMD, 'max-peers', f['max-peers'] ?? '100', 1, 100_000);
   const maxStreamClients = intFlag(CMD, 'max-stream-clients', f['max-stream-clients'] ?? '16', 0, 10_000);
   const collectors = f.collectors === undefined ? undefined : listFlag(f.collectors);
   for (const c of collectors ?? []) if (!COLLECTOR_NAMES.includes(c)) bad(`--collectors: unknown collector "${c}"; known: ${COLLECTOR_NAMES.join(', ')}`, CMD);
@@ -173,6 +176,7 @@ export async function agentCommand(args: string[]): Promise<void> {
     graceMs: grace * 1000,
     maxCgroups,
     maxSeries,
+    maxPeers,
     aggregation,
     podLabels: listFlag(f['pod-labels']),
     redact: { dropArgs: f['no-exec-args'] ?? false, ...(f['secret-keys'] !== undefined ? { keys: listFlag(f['secret-keys']) } : {}) },

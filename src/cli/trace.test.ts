@@ -315,10 +315,10 @@ test('usage mistakes are one line: no kind, an unknown kind, --output, --count, 
   const dir = mkdtempSync(join(tmpdir(), 'periscope-trace-'));
   writeFileSync(join(dir, 'empty'), '\n');
   const cases: [string[], string][] = [
-    [[], 'say what to trace: tcp, dns, drop, exec, oom'],
-    [['--output', 'json'], 'say what to trace: tcp, dns, drop, exec, oom'],
-    [['tcpdump'], 'cannot trace "tcpdump": choose one of tcp, dns, drop, exec, oom'],
-    [['constructor'], 'cannot trace "constructor": choose one of tcp, dns, drop, exec, oom'],
+    [[], 'say what to trace: exec, oom, tcp, dns, drop'],
+    [['--output', 'json'], 'say what to trace: exec, oom, tcp, dns, drop'],
+    [['tcpdump'], 'cannot trace "tcpdump": choose one of exec, oom, tcp, dns, drop'],
+    [['constructor'], 'cannot trace "constructor": choose one of exec, oom, tcp, dns, drop'],
     [['exec', '-o', 'yaml'], '--output wants table or json, not "yaml"'],
     [['exec', 'dns'], 'unexpected argument "dns": this command takes only --flags'],
     [['exec', '--count', '0'], '--count must be between 1 and 9007199254740991, not 0'],
@@ -333,7 +333,7 @@ test('usage mistakes are one line: no kind, an unknown kind, --output, --count, 
   for (const [args, message] of cases) assert.equal(oneError(await trace(args).done).error, message, args.join(' '));
   const help = await trace(['--help']).done;
   assert.equal(help.code, 0);
-  assert.match(help.stdout, /^usage: periscope trace tcp\|dns\|drop\|exec\|oom \[flags\]/);
+  assert.match(help.stdout, /^usage: periscope trace exec\|oom\|tcp\|dns\|drop \[flags\]/);
   for (const flag of ['--agent', '--token-file', '--ca-file', '--namespace', '--pod', '--container', '--workload', '--output', '--count', '--timeout', '--since-seq']) {
     assert.match(help.stdout, new RegExp(`^ {2}(-o, )?${flag}\\b`, 'm'), flag);
   }
@@ -389,8 +389,8 @@ test('dns rows: the answers listed, a timeout in place of a latency', () => {
 });
 
 test('drop, exec and oom rows; long values cut with an ellipsis; control characters never reach the terminal', () => {
-  const drop = { ...envelope, type: 'packet_drop', reason: 'NETFILTER_DROP', protocol: 'tcp', peer_addr: '10.0.1.9' };
-  assert.deepEqual(cells(tableRow(KINDS.drop!, drop)), [localTime, 'shop/cart-7d9f5c6b8-x2x', 'NETFILTER_DROP', 'tcp', '10.0.1.9']);
+  const drop = { ...envelope, type: 'packet_drop', reason: 'netfilter_drop', protocol: 'tcp', src_addr: '10.0.1.9', src_port: 443, dst_addr: '10.0.1.7', dst_port: 51234 };
+  assert.deepEqual(cells(tableRow(KINDS.drop!, drop)), [localTime, 'shop/cart-7d9f5c6b8-x2x', 'netfilter_drop', 'tcp', '10.0.1.9:443', '10.0.1.7:51234']);
   const oom = { ...envelope, type: 'oom_kill', pid: 4242, uid: 0, comm: 'hog', total_vm_bytes: 300 * 2 ** 20, victim_found: true };
   assert.deepEqual(cells(tableRow(KINDS.oom!, oom)), [localTime, 'shop/cart-7d9f5c6b8-x2x', '4242', '0', '300Mi', 'hog']);
   const exec = { ...envelope, type: 'exec', pid: 100, ns_pid: 1, ppid: 99, uid: 0, comm: 'sh', filename: '/bin/sh', args: ['sh', '-c', 'printf "\x1b[2J"', 'x'.repeat(300)], args_truncated: true };

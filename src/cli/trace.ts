@@ -1,10 +1,11 @@
 /**
- * `periscope trace tcp|dns|drop|exec|oom`: the live events of a running agent, as they happen. It reads
- * the agent's server-sent event stream (/api/v1/events/stream) with the filters passed through, so the
+ * `periscope trace <kind>`: the live events of a running agent, as they happen. Each collector declares
+ * its kinds (exec, oom, tcp, dns, drop), the event types each shows and their columns. It reads the
+ * agent's server-sent event stream (/api/v1/events/stream) with the filters passed through, so the
  * agent does the filtering and only matching events cross the network, and prints either a table (a
  * header, then one row per event in fixed-width columns: a stream cannot know how wide the rows to come
- * will be) or JSON lines (each event exactly as the agent sent it). What each kind shows is one table of
- * data, KINDS, over a few shared cell formats.
+ * will be) or JSON lines (each event exactly as the agent sent it). What each kind shows is data
+ * (src/wire/table.ts columns) over a few shared cell formats.
  *
  * Failures are one line and a fix: the agent cannot be reached, wants a token, serves no more streams,
  * does not serve the kind, or ends the stream (with the --since-seq that resumes it). --count and
@@ -16,100 +17,17 @@ import { request as httpRequest, type ClientRequest, type IncomingMessage, type 
 import { request as httpsRequest } from 'node:https';
 import { PeriscopeError } from '../kernel/errors.js';
 import { bad, intFlag, parseFlags, secondsFlag, type FlagSpec } from './flags.js';
+import { TRACE_KINDS, type TraceKind as Kind } from '../collectors/registry.js';
+import { type Column, type Format } from '../wire/table.js';
 
 const CMD = 'trace';
 
 // ---------------------------------------------------------------------------------------------------
 // What each kind shows
 
-/** How a cell shows event fields; each returns undefined when its fields are absent. */
-type Format = 'text' | 'time' | 'pod' | 'endpoint' | 'bytes' | 'ms' | 'us' | 'list' | 'argv' | 'flag';
-
-/** One way to fill a cell: a format over these event fields. */
-type Show = readonly [Format, ...string[]];
-
-export interface Column {
-  header: string;
-  /** the cell's width; longer values are cut with an ellipsis */
-  width: number;
-  right?: boolean;
-  /** cut from the start, keeping the end (a cgroup path's last component names it) */
-  keepEnd?: boolean;
-  /** tried in order; the first that finds its fields fills the cell, else '-' */
-  show: readonly Show[];
-}
-
-export interface Kind {
-  /** the event types the kind streams */
-  types: readonly string[];
-  help: string;
-  columns: readonly Column[];
-}
-
-const TIME: Column = { header: 'TIME', width: 12, show: [['time', 'time']] };
-const WHO: Column = { header: 'NAMESPACE/POD', width: 40, keepEnd: true, show: [['pod', 'namespace', 'pod'], ['text', 'cgroup']] };
-const num = (header: string, field: string, width = 7): Column => ({ header, width, right: true, show: [['text', field]] });
-
-export const KINDS: Readonly<Record<string, Kind>> = {
-  tcp: {
-    types: ['tcp_open', 'tcp_close', 'tcp_fail'],
-    help: 'TCP connections opened, closed and failed',
-    columns: [
-      TIME,
-      WHO,
-      { header: 'TYPE', width: 9, show: [['text', 'type']] },
-      { header: 'DIRECTION', width: 9, show: [['text', 'direction']] },
-      { header: 'PEER', width: 36, show: [['text', 'peer'], ['endpoint', 'peer_addr', 'peer_port']] },
-      { header: 'SENT', width: 7, right: true, show: [['bytes', 'bytes_sent']] },
-      { header: 'RECV', width: 7, right: true, show: [['bytes', 'bytes_received']] },
-      { header: 'DURATION', width: 8, right: true, show: [['ms', 'duration_ms']] },
-      { header: 'RTT', width: 8, right: true, show: [['us', 'rtt_us']] },
-      { header: 'REASON', width: 12, show: [['text', 'reason']] },
-    ],
-  },
-  dns: {
-    types: ['dns'],
-    help: 'DNS queries and their answers',
-    columns: [
-      TIME,
-      WHO,
-      { header: 'QNAME', width: 40, show: [['text', 'qname']] },
-      { header: 'QTYPE', width: 6, show: [['text', 'qtype']] },
-      { header: 'RCODE', width: 8, show: [['text', 'rcode']] },
-      { header: 'LATENCY', width: 8, right: true, show: [['ms', 'latency_ms'], ['flag', 'timeout']] },
-      { header: 'ANSWERS', width: 100, show: [['list', 'answers']] },
-    ],
-  },
-  drop: {
-    types: ['packet_drop'],
-    help: 'packets the kernel dropped, and why',
-    columns: [
-      TIME,
-      WHO,
-      { header: 'REASON', width: 28, show: [['text', 'reason']] },
-      { header: 'PROTOCOL', width: 8, show: [['text', 'protocol']] },
-      { header: 'PEER', width: 46, show: [['endpoint', 'peer_addr', 'peer_port']] },
-    ],
-  },
-  exec: {
-    types: ['exec', 'exit'],
-    help: 'processes started and ended',
-    columns: [
-      TIME,
-      WHO,
-      { header: 'TYPE', width: 4, show: [['text', 'type']] },
-      num('PID', 'pid'),
-      num('PPID', 'ppid'),
-      { header: 'EXIT', width: 7, show: [['text', 'signal_name'], ['text', 'exit_code']] },
-      { header: 'COMM/ARGV', width: 160, show: [['argv', 'args'], ['text', 'comm']] },
-    ],
-  },
-  oom: {
-    types: ['oom_kill'],
-    help: 'processes the OOM killer chose',
-    columns: [TIME, WHO, num('PID', 'pid'), num('UID', 'uid'), { header: 'SIZE', width: 7, right: true, show: [['bytes', 'total_vm_bytes']] }, { header: 'COMM', width: 16, show: [['text', 'comm']] }],
-  },
-};
+/** What `periscope trace <kind>` streams: each collector declares its kinds and their columns
+ * (src/wire/table.ts), and which of its event types each kind shows. */
+export const KINDS: Readonly<Record<string, Kind>> = Object.fromEntries(TRACE_KINDS.map((k) => [k.name, k]));
 
 export const KIND_NAMES = Object.keys(KINDS);
 

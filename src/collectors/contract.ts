@@ -8,6 +8,7 @@
  * once, for every collector, by the agent (src/agent).
  */
 import { type ObjectSpec } from '../kernel/bpf-object.js';
+import { type Column } from '../wire/table.js';
 
 /**
  * A kernel id the enrichment stage can name: a cgroup (its id), or a network namespace (its inode),
@@ -90,6 +91,15 @@ export interface EventDef {
   readonly help: string;
   /** fields holding command lines (string arrays): the agent masks secrets in them before they leave */
   readonly argv?: readonly string[];
+  /** the `periscope trace` kind that shows it (one the collector declares in `traces`) */
+  readonly trace?: string;
+}
+
+/** A kind of `periscope trace`: its name, a line of help, and the columns of its table. */
+export interface TraceDef {
+  readonly name: string;
+  readonly help: string;
+  readonly columns: readonly Column[];
 }
 
 /**
@@ -169,6 +179,8 @@ export interface CollectorDefinition<I extends CollectorInstance = CollectorInst
   readonly metrics: readonly MetricDef[];
   readonly events: readonly EventDef[];
   readonly routes?: readonly RouteDef<I>[];
+  /** kinds of `periscope trace` over its events (EventDef.trace says which event shows in which) */
+  readonly traces?: readonly TraceDef[];
   start(ctx: CollectorContext): I;
 }
 

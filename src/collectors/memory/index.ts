@@ -7,6 +7,7 @@ import { type TypedMap } from '../../kernel/maps.js';
 import { type RingReader } from '../../kernel/ring.js';
 import * as gen from './memory.gen.js';
 import { cgroupSubject, defineCollector, type CollectorContext, type CollectorInstance, type Readings } from '../contract.js';
+import { TIME, WHO, num } from '../../wire/table.js';
 import { KernelCollector, loadAndAttach, perCgroup } from '../kernel-collector.js';
 import { type PeriscopeEvent } from '../../wire/events.js';
 
@@ -92,6 +93,13 @@ export const memory = defineCollector({
   help: 'OOM kills per cgroup (the victim\'s), and an event for each',
   spec: MEMORY_SPEC,
   metrics: [{ type: 'counter', name: 'periscope_oom_kills_total', subject: 'cgroup', help: 'Processes of the cgroup killed by the OOM killer.' }],
-  events: [{ type: 'oom_kill', help: 'the OOM killer chose a victim: its pid, command, uid and size' }],
+  events: [{ type: 'oom_kill', help: 'the OOM killer chose a victim: its pid, command, uid and size', trace: 'oom' }],
+  traces: [
+    {
+      name: 'oom',
+      help: 'processes the OOM killer chose',
+      columns: [TIME, WHO, num('PID', 'pid'), num('UID', 'uid'), { header: 'SIZE', width: 7, right: true, show: [['bytes', 'total_vm_bytes']] }, { header: 'COMM', width: 16, show: [['text', 'comm']] }],
+    },
+  ],
   start: (ctx) => new MemoryCollector(ctx),
 });

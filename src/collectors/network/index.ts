@@ -30,6 +30,7 @@ import {
   type Sample,
   type Subject,
 } from '../contract.js';
+import { TIME, WHO } from '../../wire/table.js';
 import { KernelCollector, loadAndAttach } from '../kernel-collector.js';
 import { wordsToAddr } from './addr.js';
 import { DnsTracker, DNS_LATENCY_BUCKETS } from './dns-tracker.js';
@@ -478,11 +479,54 @@ export const network = defineCollector({
   spec: NETWORK_SPEC,
   metrics: METRICS,
   events: [
-    { type: 'tcp_open', help: 'a TCP connection was established (outbound: connected; inbound: accepted), with both ends' },
-    { type: 'tcp_close', help: 'a TCP connection closed: bytes both ways, retransmits, RTT and duration' },
-    { type: 'tcp_fail', help: 'a TCP connect failed: refused, timeout, reset, unreachable, aborted or other' },
-    { type: 'dns', help: 'a DNS answer (or a timeout) seen by the querying pod: name, type, rcode, answers, latency' },
-    { type: 'packet_drop', help: 'a packet the kernel dropped, with its reason (sampled: at most 50 per CPU per second; counts are exact)' },
+    { type: 'tcp_open', help: 'a TCP connection was established (outbound: connected; inbound: accepted), with both ends', trace: 'tcp' },
+    { type: 'tcp_close', help: 'a TCP connection closed: bytes both ways, retransmits, RTT and duration', trace: 'tcp' },
+    { type: 'tcp_fail', help: 'a TCP connect failed: refused, timeout, reset, unreachable, aborted or other', trace: 'tcp' },
+    { type: 'dns', help: 'a DNS answer (or a timeout) seen by the querying pod: name, type, rcode, answers, latency', trace: 'dns' },
+    { type: 'packet_drop', help: 'a packet the kernel dropped, with its reason (sampled: at most 50 per CPU per second; counts are exact)', trace: 'drop' },
+  ],
+  traces: [
+    {
+      name: 'tcp',
+      help: 'TCP connections opened, closed and failed',
+      columns: [
+        TIME,
+        WHO,
+        { header: 'TYPE', width: 9, show: [['text', 'type']] },
+        { header: 'DIRECTION', width: 9, show: [['text', 'direction']] },
+        { header: 'PEER', width: 36, show: [['text', 'peer'], ['endpoint', 'peer_addr', 'peer_port']] },
+        { header: 'SENT', width: 7, right: true, show: [['bytes', 'bytes_sent']] },
+        { header: 'RECV', width: 7, right: true, show: [['bytes', 'bytes_received']] },
+        { header: 'DURATION', width: 8, right: true, show: [['ms', 'duration_ms']] },
+        { header: 'RTT', width: 8, right: true, show: [['us', 'rtt_us']] },
+        { header: 'REASON', width: 12, show: [['text', 'reason']] },
+      ],
+    },
+    {
+      name: 'dns',
+      help: 'DNS queries and their answers',
+      columns: [
+        TIME,
+        WHO,
+        { header: 'QNAME', width: 40, show: [['text', 'qname']] },
+        { header: 'QTYPE', width: 6, show: [['text', 'qtype']] },
+        { header: 'RCODE', width: 8, show: [['text', 'rcode']] },
+        { header: 'LATENCY', width: 8, right: true, show: [['ms', 'latency_ms'], ['flag', 'timeout']] },
+        { header: 'ANSWERS', width: 100, show: [['list', 'answers']] },
+      ],
+    },
+    {
+      name: 'drop',
+      help: 'packets the kernel dropped, and why',
+      columns: [
+        TIME,
+        WHO,
+        { header: 'REASON', width: 28, show: [['text', 'reason']] },
+        { header: 'PROTOCOL', width: 8, show: [['text', 'protocol']] },
+        { header: 'SOURCE', width: 46, show: [['endpoint', 'src_addr', 'src_port']] },
+        { header: 'DESTINATION', width: 46, show: [['endpoint', 'dst_addr', 'dst_port']] },
+      ],
+    },
   ],
   routes: [
     {

@@ -9,6 +9,7 @@ import { type TypedMap } from '../../kernel/maps.js';
 import { type RingReader, type RawRecord } from '../../kernel/ring.js';
 import * as gen from './process.gen.js';
 import { cgroupSubject, defineCollector, type CollectorContext, type CollectorInstance, type Readings } from '../contract.js';
+import { TIME, WHO, num } from '../../wire/table.js';
 import { KernelCollector, loadAndAttach, perCgroup } from '../kernel-collector.js';
 
 export type { ExecEvent, ExitEvent } from './events.js';
@@ -127,8 +128,23 @@ export const processCollector = defineCollector({
     { type: 'counter', name: 'periscope_process_exits_total', subject: 'cgroup', help: 'Processes of the cgroup that exited (their last thread ended), by any means.' },
   ],
   events: [
-    { type: 'exec', help: 'a process ran a new program: filename, first arguments (secrets masked), pid, ppid, uid', argv: ['args'] },
-    { type: 'exit', help: 'a process ended: exit code or signal, core dump, lifetime' },
+    { type: 'exec', help: 'a process ran a new program: filename, first arguments (secrets masked), pid, ppid, uid', argv: ['args'], trace: 'exec' },
+    { type: 'exit', help: 'a process ended: exit code or signal, core dump, lifetime', trace: 'exec' },
+  ],
+  traces: [
+    {
+      name: 'exec',
+      help: 'processes started and ended',
+      columns: [
+        TIME,
+        WHO,
+        { header: 'TYPE', width: 4, show: [['text', 'type']] },
+        num('PID', 'pid'),
+        num('PPID', 'ppid'),
+        { header: 'EXIT', width: 7, show: [['text', 'signal_name'], ['text', 'exit_code']] },
+        { header: 'COMM/ARGV', width: 160, show: [['argv', 'args'], ['text', 'comm']] },
+      ],
+    },
   ],
   start: (ctx) => new ProcessCollector(ctx),
 });
