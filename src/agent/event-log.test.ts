@@ -60,3 +60,15 @@ test('filters apply before delivery and do not count as drops', () => {
   assert.deepEqual(got, [3, 4]);
   assert.equal(log.subscriberDrops, 0);
 });
+
+test('a storm of one type shortens only its own history: the rare types stay in the log', () => {
+  const log = new EventLog(100, ['exec', 'oom_kill']);
+  log.push({ ...exec(1), type: 'oom_kill' });
+  for (let pid = 2; pid <= 10_000; pid++) log.push(exec(pid));
+  const oom = log.newest(10, (e) => e.type === 'oom_kill');
+  assert.deepEqual(pids(oom), [1], 'the one OOM kill outlived 9,999 execs');
+  assert.equal(log.newest(1000).length, 100, 'still at most capacity in all');
+  assert.deepEqual(pids(log.newest(2)), [9_999, 10_000]);
+  assert.equal(log.evicted, 9_900);
+  assert.deepEqual(log.since(0, 3).map((e) => e.type), ['oom_kill', 'exec', 'exec'], 'paging forward goes by seq across types');
+});

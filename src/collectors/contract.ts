@@ -153,6 +153,8 @@ export interface DropCounts {
   events: number;
   /** kernel aggregate updates lost: a full per-cgroup map, or another failed map update */
   aggregates: number;
+  /** events not sent on purpose: past a collector's budget per second (its counts stay exact) */
+  sampled?: number;
 }
 
 /** A running collector. */

@@ -22,6 +22,7 @@ import {
   netnsSubject,
   type CollectorContext,
   type CollectorInstance,
+  type DropCounts,
   type HistogramValue,
   type MetricDef,
   type Names,
@@ -157,6 +158,7 @@ export class NetworkCollector extends KernelCollector<gen.ProgramName> implement
   private readonly snapshots: { at: number; edges: Map<string, Edge> }[] = [];
   /** ring records that did not decode */
   malformed = 0;
+  private readonly budgets: TypedMap<number, gen.EventBudget>;
 
   constructor(ctx: CollectorContext, opts: { alternative?: string; dnsTimeoutMs?: number } = {}) {
     const { obj, parts } = loadAndAttach(NETWORK_SPEC, ctx, opts, (o) => ({
@@ -165,6 +167,7 @@ export class NetworkCollector extends KernelCollector<gen.ProgramName> implement
       listeners: o.map(gen.maps.listeners),
       dropCounts: o.map(gen.maps.drop_counts),
       ring: o.ring(gen.maps.net_events.name),
+      budgets: o.map(gen.maps.event_budget),
     }));
     super('network', obj, { map: gen.maps.drops, kinds: gen.enums.periscope_drop });
     this.ctx = ctx;
@@ -173,6 +176,7 @@ export class NetworkCollector extends KernelCollector<gen.ProgramName> implement
     this.listeners = parts.listeners;
     this.dropCounts = parts.dropCounts;
     this.ring = parts.ring;
+    this.budgets = parts.budgets;
     this.dns = new DnsTracker(ctx, { timeoutMs: opts.dnsTimeoutMs ?? 5_000 });
     this.dropReasons = kernelEnum('skb_drop_reason');
   }
@@ -254,6 +258,14 @@ export class NetworkCollector extends KernelCollector<gen.ProgramName> implement
       dst_addr: wordsToAddr(e.daddr) || null,
       dst_port: e.dport || null,
     });
+  }
+
+  /** Events not sent past their budget, and DNS queries that found no room to wait for an answer. */
+  override drops(): DropCounts {
+    const base = super.drops();
+    let sampled = 0;
+    for (const [, b] of this.budgets.entries()) sampled += b.skipped;
+    return { events: base.events + this.dns.lost.pending + this.malformed, aggregates: base.aggregates + this.dns.lost.series, sampled };
   }
 
   /** Open connections as the iterator reads them now. */
@@ -479,11 +491,11 @@ export const network = defineCollector({
   spec: NETWORK_SPEC,
   metrics: METRICS,
   events: [
-    { type: 'tcp_open', help: 'a TCP connection was established (outbound: connected; inbound: accepted), with both ends', trace: 'tcp' },
+    { type: 'tcp_open', help: 'a TCP connection was established (outbound: connected; inbound: accepted), with both ends (opens and closes: at most 2000 per CPU per second; the counts are exact)', trace: 'tcp' },
     { type: 'tcp_close', help: 'a TCP connection closed: bytes both ways, retransmits, RTT and duration', trace: 'tcp' },
-    { type: 'tcp_fail', help: 'a TCP connect failed: refused, timeout, reset, unreachable, aborted or other', trace: 'tcp' },
+    { type: 'tcp_fail', help: 'a TCP connect failed: refused, timeout, reset, unreachable, aborted or other (at most 500 per CPU per second)', trace: 'tcp' },
     { type: 'dns', help: 'a DNS answer (or a timeout) seen by the querying pod: name, type, rcode, answers, latency', trace: 'dns' },
-    { type: 'packet_drop', help: 'a packet the kernel dropped, with its reason (sampled: at most 50 per CPU per second; counts are exact)', trace: 'drop' },
+    { type: 'packet_drop', help: 'a packet the kernel dropped, with its reason (at most 50 per CPU per second; the counts are exact)', trace: 'drop' },
   ],
   traces: [
     {

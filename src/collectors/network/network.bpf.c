@@ -105,14 +105,34 @@ struct {
 	__uint(max_entries, 1 << 20);
 } net_events SEC(".maps");
 
-/* Drop events are samples (the counts are exact): at most this many per CPU per second. */
-#define DROP_EVENTS_PER_SECOND 50
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, CLASSES);
 	__type(key, __u32);
-	__type(value, struct drop_budget);
-} drop_budget SEC(".maps");
+	__type(value, struct event_budget);
+} event_budget SEC(".maps");
+
+/* Whether an event of this class may be sent now: a per-CPU budget per second (network.h). A storm of
+ * 25,000 connections a second would otherwise be 100,000 events a second for user space to name. */
+static __always_inline bool within_budget(__u32 class)
+{
+	struct event_budget *b = bpf_map_lookup_elem(&event_budget, &class);
+	__u64 second = bpf_ktime_get_ns() / 1000000000;
+	__u64 limit = class == CLASS_TCP ? 2000 : class == CLASS_TCP_FAIL ? 500 : 50;
+
+	if (!b)
+		return false;
+	if (b->second != second) {
+		b->second = second;
+		b->used = 0;
+	}
+	if (b->used >= limit) {
+		b->skipped++;
+		return false;
+	}
+	b->used++;
+	return true;
+}
 
 PERISCOPE_EXPORT(tcp_event);
 PERISCOPE_EXPORT(dns_packet);
@@ -121,6 +141,7 @@ PERISCOPE_EXPORT(live_conn);
 PERISCOPE_EXPORT_ENUM(tcp_result);
 PERISCOPE_EXPORT_ENUM(tcp_event_kind);
 PERISCOPE_EXPORT_ENUM(net_direction);
+PERISCOPE_EXPORT_ENUM(event_class);
 
 /* A ring record's first byte says what it is. */
 enum net_record {
@@ -273,9 +294,12 @@ static __always_inline __u8 failure(struct sock *sk)
 
 static __always_inline void emit_tcp(struct sock *sk, struct sock_info *si, __u8 kind, __u8 result, struct tcp_counts *c, __u64 now)
 {
-	struct tcp_record *r = reserve_event(&net_events, sizeof(*r));
+	struct tcp_record *r;
 	__u32 local[4], remote[4];
 
+	if (!within_budget(kind == TCP_EV_FAIL ? CLASS_TCP_FAIL : CLASS_TCP))
+		return;
+	r = reserve_event(&net_events, sizeof(*r));
 	if (!r)
 		return;
 	sock_addrs(sk, local, remote);
@@ -655,16 +679,25 @@ static __always_inline void note_nat(struct __sk_buff *skb, struct packet *p)
 	}
 }
 
+/* Runs for every packet of the node: the socket's protocol and state (fields of the context, no
+ * parsing) let all but UDP and the first packet of a connect go at once. */
 static __always_inline int on_packet(struct __sk_buff *skb, bool egress)
 {
+	struct bpf_sock *sk = skb->sk;
 	struct packet p = {};
 
-	if (!parse(skb, &p))
+	if (!sk)
 		return 1;
-	if (p.proto == IPPROTO_UDP)
-		on_udp(skb, &p, egress);
-	else if (egress)
-		note_nat(skb, &p);
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return 1;
+	if (sk->protocol == IPPROTO_UDP) {
+		if (parse(skb, &p) && p.proto == IPPROTO_UDP)
+			on_udp(skb, &p, egress);
+	} else if (egress && sk->protocol == IPPROTO_TCP && sk->state == BPF_TCP_SYN_SENT) {
+		if (parse(skb, &p) && p.proto == IPPROTO_TCP)
+			note_nat(skb, &p);
+	}
 	return 1;
 }
 
@@ -682,24 +715,6 @@ int packets_in(struct __sk_buff *skb)
 
 /* ---- drops ------------------------------------------------------------------------------------- */
 
-static __always_inline bool drop_sampled(void)
-{
-	__u32 zero = 0;
-	struct drop_budget *b = bpf_map_lookup_elem(&drop_budget, &zero);
-	__u64 second = bpf_ktime_get_ns() / 1000000000;
-
-	if (!b)
-		return false;
-	if (b->second != second) {
-		b->second = second;
-		b->used = 0;
-	}
-	if (b->used >= DROP_EVENTS_PER_SECOND)
-		return false;
-	b->used++;
-	return true;
-}
-
 static __always_inline void on_drop(struct sk_buff *skb, __u32 reason)
 {
 	struct sock *sk = BPF_CORE_READ(skb, sk);
@@ -712,7 +727,7 @@ static __always_inline void on_drop(struct sk_buff *skb, __u32 reason)
 	n = flow_entry(&drop_counts, &k, &zero);
 	if (n)
 		__sync_fetch_and_add(n, 1);
-	if (!drop_sampled())
+	if (!within_budget(CLASS_DROP))
 		return;
 
 	struct drop_record *r = reserve_event(&net_events, sizeof(*r));

@@ -158,10 +158,19 @@ struct sock_info {
 	char comm[TASK_COMM_SIZE];
 };
 
-/* Drop events are samples (the counts are exact): a per-CPU budget per second. */
-struct drop_budget {
+/* Events are for what is rare: each class has a budget per CPU per second, past which its events are
+ * not sent but counted (`skipped`). The metrics stay exact whatever the rate. */
+enum event_class {
+	CLASS_TCP = 0,      /* tcp_open, tcp_close: 2000 per CPU per second */
+	CLASS_TCP_FAIL = 1, /* tcp_fail: 500 */
+	CLASS_DROP = 2,     /* packet_drop: 50 */
+	CLASSES = 3,
+};
+
+struct event_budget {
 	__u64 second;
 	__u64 used;
+	__u64 skipped;
 };
 
 #endif
