@@ -474,6 +474,9 @@ async function storm(seconds: number, rounds: number, agentArgs: string[]): Prom
         tcp_events_per_connection: tcpEvents / Math.max(1, s.connections),
         ...byType,
         events_lost_network: (sample(after, 'periscope_events_lost_total', { source: 'network' }) ?? 0) - (sample(before, 'periscope_events_lost_total', { source: 'network' }) ?? 0),
+        // past the collector's budget per second: not sent on purpose (the metrics count every connection)
+        events_sampled_out_network: (sample(after, 'periscope_events_sampled_out_total', { collector: 'network' }) ?? 0) - (sample(before, 'periscope_events_sampled_out_total', { collector: 'network' }) ?? 0),
+        connections_counted: sum(after, 'periscope_tcp_connections_total') - sum(before, 'periscope_tcp_connections_total'),
         events_lost_all_sources: sum(after, 'periscope_events_lost_total') - sum(before, 'periscope_events_lost_total'),
         agent_rss_mib: b.rssBytes / 2 ** 20,
       });

@@ -27,6 +27,7 @@ import { type Socket } from 'node:net';
 import { type Agent } from './agent.js';
 import { CONTENT_TYPE } from './exposition.js';
 import { type PeriscopeEvent } from '../wire/events.js';
+import { BadRequest } from '../collectors/contract.js';
 
 export interface ApiOptions {
   /** the bearer token every request but /healthz must carry; none: no authentication */
@@ -153,6 +154,7 @@ export class Api {
       return;
     }
     if (err instanceof HttpError) json(res, err.status, { error: err.message, hint: err.hint }, err.headers);
+    else if (err instanceof BadRequest) json(res, 400, { error: err.message, hint: err.hint });
     else json(res, 500, { error: (err as Error)?.message ?? String(err), hint: 'see the agent log' });
   }
 

@@ -122,6 +122,17 @@ export interface Names {
   peer(p: Peer): Record<(typeof PEER_LABELS)[number], string>;
 }
 
+/** What a route handler throws for a query it cannot answer: the client gets 400 with the message and the hint. */
+export class BadRequest extends Error {
+  override readonly name = 'BadRequest';
+  constructor(
+    message: string,
+    readonly hint: string,
+  ) {
+    super(message);
+  }
+}
+
 /** An extra JSON route a collector serves under /api/v1/<path>. */
 export interface RouteDef<I> {
   readonly path: string;

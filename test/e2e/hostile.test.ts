@@ -48,6 +48,12 @@ const CORPUS: Case[] = [
   { name: 'invalid percent-encoding in the path', send: get('/%zz%%/%'), expect: [404] },
   { name: 'NUL (encoded) in the query', send: get('/api/v1/events?type=exec%00'), expect: [400] },
   { name: 'invalid percent-encoding in the query', send: get('/api/v1/events?limit=%E0%A4%A&since=%ff%fe'), expect: [400] },
+  // the network collector's routes
+  { name: 'the service map with a window that is not one', send: get('/api/v1/network/edges?window=5x'), expect: [400] },
+  { name: 'the service map with an enormous window', send: get(`/api/v1/network/edges?window=${'9'.repeat(400)}m`), expect: [400] },
+  { name: 'the service map with a window past what is kept', send: get('/api/v1/network/edges?window=999999m&limit=-5'), expect: [200] },
+  { name: 'the service map with a limit that is not a number', send: get('/api/v1/network/edges?limit=1e309&limit=x'), expect: [200] },
+  { name: 'failing DNS names with a query it ignores', send: get('/api/v1/network/dns?%00=%ff'), expect: [200] },
   { name: 'a very long path (8 KiB)', send: get(`/${'a'.repeat(8 << 10)}`), expect: [404] },
   { name: 'a very long query value (15 KiB)', send: get(`/api/v1/events?cgroup=${'b'.repeat(15 << 10)}`), expect: [200] },
   { name: 'a URL past the header limit (20 KiB)', send: get(`/${'c'.repeat(20 << 10)}`), expect: [431] },

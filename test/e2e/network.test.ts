@@ -7,7 +7,7 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeApiServer } from './fake-apiserver.js';
@@ -224,6 +224,13 @@ test('DNS from the packets: qtype, rcode, NXDOMAIN, latency and timeouts per pod
   assert.deepEqual([external.bytes_sent, external.bytes_received], [64, 512]);
   const text = await metrics(agent);
   assert.equal(sumOf(text, 'periscope_tcp_bytes_sent_total', { pod: clientName, peer_kind: 'service', peer: 'api', peer_port: '80' }), 10_000, 'the Service edge as metrics');
+  for (const family of ['tcp_connections_total', 'tcp_rtt_seconds', 'udp_bytes_total', 'dns_requests_total', 'dns_latency_seconds', 'packet_drops_total']) {
+    assert.match(text, new RegExp(`^# TYPE periscope_${family} `, 'm'));
+  }
+  const file = join(mkdtempSync(join(tmpdir(), 'periscope-e2e-')), 'metrics.txt');
+  writeFileSync(file, text);
+  const lint = await run('sh', ['-c', `promtool check metrics < ${file}`]);
+  assert.equal(lint.code, 0, `promtool finds nothing to say: ${lint.stdout}${lint.stderr}`);
 
   // the CLI: the DNS events of the pod, from the agent
   const trace = await run(BIN, ['trace', 'dns', '--agent', agent.url, '--namespace', 'shop', '--pod', clientName, '--last', '10', '--count', '5', '--output', 'json', '--timeout', '10']);

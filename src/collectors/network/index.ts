@@ -17,6 +17,7 @@ import { native } from '../../kernel/native.js';
 import { kernelEnum } from '../../kernel/btf.js';
 import * as gen from './network.gen.js';
 import {
+  BadRequest,
   cgroupSubject,
   defineCollector,
   netnsSubject,
@@ -456,13 +457,13 @@ export class NetworkCollector extends KernelCollector<gen.ProgramName> implement
   }
 }
 
-const WINDOW = /^(\d+)(s|m)?$/;
+const WINDOW = /^(\d{1,9})(s|m)?$/;
 
 /** `5m`, `300s` or `300` (seconds) → ms, at most the snapshots kept. */
 export function parseWindow(v: string | null): number {
   if (v === null || v === '') return 5 * 60_000;
   const m = WINDOW.exec(v);
-  if (!m) throw Object.assign(new Error(`window must be like 5m, 300s or 300, not ${JSON.stringify(v.slice(0, 40))}`), { status: 400 });
+  if (!m) throw new BadRequest(`window must be like 5m, 300s or 300, not ${JSON.stringify(v.slice(0, 40))}`, `at most ${(EDGE_SNAPSHOTS * EDGE_SNAPSHOT_MS) / 60_000}m`);
   const ms = Number(m[1]) * (m[2] === 'm' ? 60_000 : 1000);
   return Math.min(Math.max(ms, 1000), EDGE_SNAPSHOTS * EDGE_SNAPSHOT_MS);
 }
