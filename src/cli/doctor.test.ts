@@ -9,28 +9,31 @@ import { COLLECTORS } from '../collectors/registry.js';
 test('doctor prints the capability table and the alternative of every collector', async (t) => {
   if (!needsKernel(t)) return;
   const json = await run(BIN, ['doctor', '--output', 'json']);
-  assert.equal(json.code, 0, json.stderr);
   const report = JSON.parse(json.stdout) as {
     ok: boolean;
     features: Record<string, { status: string }>;
-    collectors: { name: string; alternative: string }[];
+    collectors: { name: string; alternative: string | null }[];
     memory: { default_max_cgroups: number; kernel_bytes: number };
   };
-  assert.equal(report.ok, true);
+  // ok, and exit code 0, where every collector can run here (on 5.10 the network collector cannot: no
+  // socket storage in tracing programs, and doctor says so with exit code 1)
+  const runnable = COLLECTORS.every((c) => chooseAlternative(c.spec).chosen !== '');
+  assert.equal(report.ok, runnable);
+  assert.equal(json.code, runnable ? 0 : 1, json.stderr);
   assert.deepEqual(Object.keys(report.features), [...FEATURES]);
   assert.equal(report.features.tp_btf?.status, 'supported');
   // every registered collector, with the alternative the loader takes here
   assert.deepEqual(
     report.collectors.map((c) => [c.name, c.alternative]),
-    COLLECTORS.map((c) => [c.name, chooseAlternative(c.spec).chosen]),
+    COLLECTORS.map((c) => [c.name, chooseAlternative(c.spec).chosen || null]),
   );
   assert.ok(report.memory.default_max_cgroups >= 256 && report.memory.kernel_bytes > 0);
 
   const table = await run(BIN, ['doctor']);
-  assert.equal(table.code, 0);
+  assert.equal(table.code, runnable ? 0 : 1);
   assert.match(table.stdout, /^FEATURE\s+STATUS\s+DETAIL$/m);
   assert.match(table.stdout, /^ringbuf\s+supported/m);
-  for (const c of report.collectors) assert.match(table.stdout, new RegExp(`^${c.name}\\s+${c.alternative}`, 'm'));
+  for (const c of report.collectors) assert.match(table.stdout, new RegExp(`^${c.name}\\s+${c.alternative ?? 'NONE'}`, 'm'));
   assert.match(table.stdout, /^kernel maps: [\d.]+ MiB for --max-cgroups \d+ \(the default\)/m);
   t.diagnostic(table.stdout);
 });
