@@ -160,6 +160,11 @@ function probeLayout(bit: number, what: string): Probe {
 
 const LAYOUT = probeEnums.layout_bit;
 
+/** An unsupported probe's reason, led by what it means (the verifier's own words follow). */
+function saying(p: Probe, meaning: string): Probe {
+  return p.status === 'unsupported' ? { status: 'unsupported', reason: `${meaning}; ${p.reason}` } : p;
+}
+
 const probes: Record<Feature, () => Probe> = {
   btf: () =>
     existsSync('/sys/kernel/btf/vmlinux')
@@ -184,8 +189,13 @@ const probes: Record<Feature, () => Probe> = {
   },
   cgroup_skb: () => withScratchCgroup((dir) => probeProgram('probe_cgroup_skb', (o) => native().attachCgroup(o, 'probe_cgroup_skb', dir))),
   sock_ops: () => withScratchCgroup((dir) => probeProgram('probe_sock_ops', (o) => native().attachCgroup(o, 'probe_sock_ops', dir))),
-  sk_storage_tracing: () => probeProgram('probe_sk_storage_tracing', (o) => native().attach(o, 'probe_sk_storage_tracing')),
-  iter_sk_storage: () => probeProgram('probe_iter_sk_storage', (o) => native().attachIter(o, 'probe_iter_sk_storage', native().mapFd(o, 'probe_sk_storage'))),
+  sk_storage_tracing: () =>
+    saying(probeProgram('probe_sk_storage_tracing', (o) => native().attach(o, 'probe_sk_storage_tracing')), 'tracing programs cannot use socket storage (Linux 5.11+)'),
+  iter_sk_storage: () =>
+    saying(
+      probeProgram('probe_iter_sk_storage', (o) => native().attachIter(o, 'probe_iter_sk_storage', native().mapFd(o, 'probe_sk_storage'))),
+      'no iterator over socket storage (Linux 5.9+)',
+    ),
   ringbuf: () => probeMap('BPF_MAP_TYPE_RINGBUF', 'the kernel has no BPF ring buffer (Linux 5.8+)'),
   task_storage: () => probeMap('BPF_MAP_TYPE_TASK_STORAGE', 'the kernel has no BPF task local storage (Linux 5.11+)'),
   batch_map_ops: probeBatchOps,

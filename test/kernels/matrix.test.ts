@@ -33,8 +33,10 @@ function guestScript(): string {
     'out=/run/periscope-out',
     `export PATH=${quote(NODE_BIN)}:$PATH`,
     'status=0',
-    'bin/periscope doctor >"$out/doctor.txt" 2>&1 || { status=1; echo "doctor failed:"; cat "$out/doctor.txt"; }',
-    'bin/periscope doctor --output json >"$out/doctor.json" 2>"$out/doctor.err" || { status=1; echo "doctor --output json failed:"; cat "$out/doctor.err"; }',
+    // doctor exits 1 where a collector cannot run on the kernel (a report: doctor.test.js checks it
+    // agrees with the probes); anything else is a failure
+    'bin/periscope doctor >"$out/doctor.txt" 2>&1; rc=$?; [ $rc -le 1 ] || { status=1; echo "doctor failed ($rc):"; cat "$out/doctor.txt"; }',
+    'bin/periscope doctor --output json >"$out/doctor.json" 2>"$out/doctor.err"; rc=$?; [ $rc -le 1 ] || { status=1; echo "doctor --output json failed ($rc):"; cat "$out/doctor.err"; }',
     'node --test --test-concurrency=1 --enable-source-maps \\',
     '  --test-reporter=spec --test-reporter-destination=stdout \\',
     '  --test-reporter=./dist/test/kernels/results-reporter.js --test-reporter-destination="$out/results.jsonl" \\',
