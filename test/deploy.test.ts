@@ -25,7 +25,7 @@ test('the DaemonSet gives the agent its node name, its port and the capabilities
   const mount = c.volumeMounts?.find((m) => tokenFile.startsWith(`${m.mountPath}/`));
   assert.ok(pod.volumes?.find((v) => v.name === mount?.name)?.secret?.secretName, 'the token file is in a mounted Secret');
   assert.equal(c.ports?.[0]?.containerPort, 9464);
-  for (const cap of ['BPF', 'PERFMON', 'DAC_READ_SEARCH']) assert.ok(c.securityContext?.capabilities?.add?.includes(cap), cap);
+  for (const cap of ['BPF', 'PERFMON', 'NET_ADMIN', 'DAC_READ_SEARCH']) assert.ok(c.securityContext?.capabilities?.add?.includes(cap), cap);
   assert.equal(c.readinessProbe?.httpGet?.path, '/healthz');
 });
 
