@@ -100,9 +100,11 @@ struct {
 	__type(value, __u64);
 } drop_counts SEC(".maps");
 
+/* 2 MiB: the budgeted events of a storm for over three seconds, while the storm's threads may starve
+ * the agent's drain timer */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
+	__uint(max_entries, 2 << 20);
 } net_events SEC(".maps");
 
 struct {
