@@ -3,43 +3,23 @@
  * kubelet-style cgroups, one real runc container), with pods defined in the fake API server. Every
  * series and event must name its namespace, pod, container, workload kind, workload and node.
  */
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeApiServer } from './fake-apiserver.js';
-import { TestNode, whyTestNodeCannotRun } from './test-node.js';
+import { cluster } from './cluster.js';
 import { deploymentPod } from './objects.js';
 import { eventually, needsKernel, sleep } from '../kernel.js';
-import { sample, startAgent, type RunningAgent } from '../agent-process.js';
+import { sample, startAgent } from '../agent-process.js';
 import { type ExecEvent } from '../../src/collectors/process/index.js';
 
 const hexId = (): string => randomBytes(32).toString('hex');
 
 async function metrics(url: string): Promise<string> {
   return (await fetch(`${url}/metrics`)).text();
-}
-
-/** A test node, the fake API server with a kubeconfig for it, and an agent on both; all taken down after the test. */
-async function cluster(t: TestContext, agentArgs: (nodeName: string, kubeconfig: string) => string[], cleanup?: () => void): Promise<{ api: FakeApiServer; node: TestNode; nodeName: string; agent: RunningAgent }> {
-  const why = whyTestNodeCannotRun();
-  if (why) assert.fail(`the test node cannot run: ${why}`);
-  const api = await FakeApiServer.start();
-  const kubeconfig = api.kubeconfig(join(mkdtempSync(join(tmpdir(), 'periscope-e2e-')), 'config'));
-  const node = await TestNode.create();
-  const nodeName = `node-${node.name}`;
-  const running: RunningAgent[] = [];
-  t.after(async () => {
-    for (const a of running) await a.stop();
-    await node.destroy();
-    await api.stop();
-    cleanup?.();
-  });
-  const agent = await startAgent(agentArgs(nodeName, kubeconfig));
-  running.push(agent);
-  return { api, node, nodeName, agent };
 }
 
 test('series and events of a pod carry its namespace, pod, container, workload and node', async (t) => {

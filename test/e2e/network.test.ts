@@ -10,12 +10,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FakeApiServer } from './fake-apiserver.js';
-import { TestNode, whyTestNodeCannotRun, type TestPod } from './test-node.js';
+import { cluster, type Cluster } from './cluster.js';
+import { type TestPod } from './test-node.js';
 import { deploymentPod, endpointSlice, service } from './objects.js';
 import { blackHole, clusterIp, connectRefused, connectTimesOut, dnsQuery, exactExchange, outsideWorld, randomLoss, snmp, startDnsmasq, startExactClient, whyNetKitCannotRun } from './net-kit.js';
 import { eventually, needsKernel, run } from '../kernel.js';
-import { BIN, startAgent, type RunningAgent } from '../agent-process.js';
+import { BIN, type RunningAgent } from '../agent-process.js';
 
 /** The sum of every sample of a metric whose labels include these. */
 function sumOf(text: string, name: string, labels: Record<string, string>): number {
@@ -37,38 +37,23 @@ const lines = (text: string, name: string, value: string): string =>
     .filter((l) => l.startsWith(name) && l.includes(`"${value}"`))
     .join('\n');
 
-interface Setup {
-  api: FakeApiServer;
-  node: TestNode;
-  nodeName: string;
-  agent: RunningAgent;
+interface Setup extends Cluster {
   /** registers a test pod in the API as the one pod of a Deployment; returns its API name */
   register: (pod: TestPod, deployment: string) => string;
 }
 
 async function setup(t: TestContext): Promise<Setup> {
-  const why = whyTestNodeCannotRun() ?? whyNetKitCannotRun();
-  if (why) assert.fail(`the test node cannot run: ${why}`);
-  const api = await FakeApiServer.start();
-  const kubeconfig = api.kubeconfig(join(mkdtempSync(join(tmpdir(), 'periscope-e2e-')), 'config'));
-  const node = await TestNode.create();
-  const nodeName = `node-${node.name}`;
-  const running: RunningAgent[] = [];
-  t.after(async () => {
-    for (const a of running) await a.stop();
-    await node.destroy();
-    await api.stop();
-  });
-  const agent = await startAgent(['--kubeconfig', kubeconfig, '--node', nodeName, '--aggregation', 'pod']);
-  running.push(agent);
+  const why = whyNetKitCannotRun();
+  if (why) assert.fail(`the network fixtures cannot run: ${why}`);
+  const c = await cluster(t, (nodeName, kubeconfig) => ['--kubeconfig', kubeconfig, '--node', nodeName, '--aggregation', 'pod']);
   const register = (pod: TestPod, deployment: string): string => {
-    const o = deploymentPod({ namespace: pod.spec.namespace, deployment, node: nodeName, podUid: pod.uid, containers: {}, ips: [pod.ip] });
-    api.create(o.deployment);
-    api.create(o.replicaSet);
-    api.create(o.pod);
+    const o = deploymentPod({ namespace: pod.spec.namespace, deployment, node: c.nodeName, podUid: pod.uid, containers: {}, ips: [pod.ip] });
+    c.api.create(o.deployment);
+    c.api.create(o.replicaSet);
+    c.api.create(o.pod);
     return o.pod.metadata.name;
   };
-  return { api, node, nodeName, agent, register };
+  return { ...c, register };
 }
 
 const metrics = async (a: RunningAgent): Promise<string> => (await fetch(`${a.url}/metrics`)).text();

@@ -74,7 +74,6 @@ const LIVE_READ_LIMIT = 64 << 20;
 const EDGE_SNAPSHOT_MS = 60_000;
 const EDGE_SNAPSHOTS = 16;
 
-const TCP_STATES = ['', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING'];
 
 function histogram(slots: readonly number[], bounds: readonly number[], sum: number): HistogramValue {
   const cumulative: number[] = [];
@@ -450,10 +449,6 @@ export class NetworkCollector extends KernelCollector<gen.ProgramName> implement
     for (const k of this.udpFlows.keys()) if (gone.has(k.cgroup_id)) this.udpFlows.delete(k);
     for (const k of this.listeners.keys()) if (gone.has(k.cgroup_id)) this.listeners.delete(k);
     this.dns.forget(gone);
-  }
-
-  static tcpState(n: number): string {
-    return TCP_STATES[n] ?? String(n);
   }
 }
 
