@@ -24,6 +24,7 @@
 import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { COLLECTORS } from '../src/collectors/registry.js';
+import { NETWORK_SPEC } from '../src/collectors/network/index.js';
 import { defaultMaxCgroups, kernelMemory } from '../src/agent/memory-budget.js';
 import { native } from '../src/kernel/native.js';
 import { randomBytes } from 'node:crypto';
@@ -135,15 +136,8 @@ async function execStorm(seconds: number, flags: string[] = [], withStats = fals
     const events = sum(after, 'periscope_events_total', { type: 'exec' }) - sum(before, 'periscope_events_total', { type: 'exec' });
     const lost = sum(after, 'periscope_events_lost_total') - sum(before, 'periscope_events_lost_total');
     const allExecs = sum(after, 'periscope_process_execs_total') - sum(before, 'periscope_process_execs_total');
-    const perRun: Record<string, number> = {};
-    if (stats0) {
-      const stats1 = await bpfStats();
-      for (const name of ['process_exec_btf', 'process_exit_btf']) {
-        const x = stats1.get(name) ?? { runs: 0, ns: 0 };
-        const y = stats0.get(name) ?? { runs: 0, ns: 0 };
-        perRun[`${name}_ns_per_run`] = (x.ns - y.ns) / Math.max(1, x.runs - y.runs);
-      }
-    }
+    const costs = stats0 ? Object.entries(perRun(stats0, await bpfStats(), ['process_exec_btf', 'process_exit_btf'])) : [];
+    const perRunNs = Object.fromEntries(costs.map(([name, c]) => [`${name}_ns_per_run`, c.nsPerRun]));
     return {
       scenario: `exec storm${flags.length ? ` (${flags.join(' ')})` : ''}`,
       seconds: elapsed,
@@ -154,7 +148,7 @@ async function execStorm(seconds: number, flags: string[] = [], withStats = fals
       events_lost: lost,
       agent_cpu_percent_of_one_core: (100 * (b.cpuSeconds - a.cpuSeconds)) / elapsed,
       agent_peak_rss_mib: peakRss / 2 ** 20,
-      ...perRun,
+      ...perRunNs,
     };
   } finally {
     if (withStats) writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '0');
@@ -192,13 +186,26 @@ async function pingpong(cg: TestCgroup, seconds: number): Promise<number> {
   return Number(r.stdout.trim());
 }
 
-async function bpfStats(): Promise<Map<string, { runs: number; ns: number }>> {
+async function bpfStats(): Promise<BpfStats> {
   const r = await run('bpftool', ['-j', 'prog', 'show']);
   const out = new Map<string, { runs: number; ns: number }>();
   for (const p of JSON.parse(r.stdout) as { name?: string; run_cnt?: number; run_time_ns?: number }[]) {
     if (p.name && p.run_cnt) out.set(p.name, { runs: p.run_cnt, ns: p.run_time_ns ?? 0 });
   }
   return out;
+}
+
+type BpfStats = Map<string, { runs: number; ns: number }>;
+
+/** What each of these programs ran between two samples of the kernel's statistics: runs and ns per run. */
+function perRun(before: BpfStats, after: BpfStats, names: readonly string[]): Record<string, { runs: number; nsPerRun: number }> {
+  return Object.fromEntries(
+    names.map((name) => {
+      const x = after.get(name) ?? { runs: 0, ns: 0 };
+      const y = before.get(name) ?? { runs: 0, ns: 0 };
+      return [name, { runs: x.runs - y.runs, nsPerRun: (x.ns - y.ns) / Math.max(1, x.runs - y.runs) }];
+    }),
+  );
 }
 
 async function ctxswStorm(seconds: number): Promise<Result> {
@@ -216,18 +223,12 @@ async function ctxswStorm(seconds: number): Promise<Result> {
       const after = await scrape(agent);
       // a third, short run with the kernel's per-program statistics on, for the cost of one run
       writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
-      let perRun: Record<string, number> = {};
+      let perRunNs: Record<string, number> = {};
       try {
         const stats0 = await bpfStats();
         await pingpong(statsCg, Math.min(seconds, 3));
         const stats1 = await bpfStats();
-        perRun = Object.fromEntries(
-          ['cpu_switch_btf', 'cpu_wakeup_btf'].map((name) => {
-            const x = stats1.get(name) ?? { runs: 0, ns: 0 };
-            const y = stats0.get(name) ?? { runs: 0, ns: 0 };
-            return [`${name}_ns_per_run`, (x.ns - y.ns) / Math.max(1, x.runs - y.runs)];
-          }),
-        );
+        perRunNs = Object.fromEntries(Object.entries(perRun(stats0, stats1, ['cpu_switch_btf', 'cpu_wakeup_btf'])).map(([name, c]) => [`${name}_ns_per_run`, c.nsPerRun]));
       } finally {
         writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '0');
       }
@@ -242,7 +243,7 @@ async function ctxswStorm(seconds: number): Promise<Result> {
         storm_rate_ratio_with_vs_without: rate / baseline,
         switches_counted_in_cgroup: switches,
         switches_per_second_counted_on_node: nodeSwitches / seconds,
-        ...perRun,
+        ...perRunNs,
         events_lost: sum(after, 'periscope_events_lost_total') - sum(before, 'periscope_events_lost_total'),
         agent_cpu_percent_of_one_core: (100 * (b.cpuSeconds - a.cpuSeconds)) / ((b.at - a.at) / 1000),
         agent_rss_mib: b.rssBytes / 2 ** 20,
@@ -512,6 +513,27 @@ async function storm(seconds: number, rounds: number, agentArgs: string[]): Prom
     if (e.cpu.length) means[`${tool}: cpu_percent_of_one_core_per_10k_conn_per_s`] = mean(e.cpu);
   }
   out.push(means);
+
+  // one more, shorter storm under the agent with the kernel's per-program statistics on (they cost a
+  // little themselves): what each network program costs per run, and per connection in all
+  const agent = await startAgent(agentArgs);
+  writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
+  try {
+    await sleep(2_000);
+    const stats0 = await bpfStats();
+    const s = await tcpStorm('bench-storm-stats', Math.min(seconds, 5));
+    const costs = perRun(stats0, await bpfStats(), NETWORK_SPEC.programs);
+    const total = Object.values(costs).reduce((a, c) => a + c.runs * c.nsPerRun, 0);
+    out.push({
+      scenario: 'storm: the network programs\' cost (kernel.bpf_stats_enabled)',
+      connections: s.connections,
+      ...Object.fromEntries(Object.entries(costs).flatMap(([name, c]) => (c.runs ? [[`${name}_ns_per_run`, c.nsPerRun], [`${name}_runs_per_connection`, c.runs / Math.max(1, s.connections)]] : []))),
+      ns_per_connection_all_network_programs: total / Math.max(1, s.connections),
+    });
+  } finally {
+    writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '0');
+    await agent.stop();
+  }
   return out;
 }
 

@@ -73,15 +73,27 @@ export async function startAgent(args: string[] = [], opts: StartOptions = {}): 
   };
 }
 
-/** One sample of a metric with exactly these labels (others ignored), or undefined. */
-export function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
+/** The values of a metric's samples that have these labels (others ignored). */
+function* values(text: string, name: string, labels: Record<string, string>): Generator<number> {
   for (const line of text.split('\n')) {
     if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
     const m = /^([^{ ]+)(?:\{(.*)\})? (.+)$/.exec(line);
     if (!m || m[1] !== name) continue;
     const have = new Map<string, string>();
     for (const p of (m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) have.set(p[1]!, p[2]!);
-    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) return Number(m[3]);
+    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) yield Number(m[3]);
   }
+}
+
+/** One sample of a metric with exactly these labels (others ignored), or undefined. */
+export function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
+  for (const v of values(text, name, labels)) return v;
   return undefined;
+}
+
+/** The sum of every sample of a metric with these labels (others ignored); 0 when there is none. */
+export function sumOf(text: string, name: string, labels: Record<string, string>): number {
+  let sum = 0;
+  for (const v of values(text, name, labels)) sum += v;
+  return sum;
 }

@@ -45,22 +45,28 @@ static __always_inline void count_drop(enum periscope_drop why)
 		*n += 1;
 }
 
-/* The aggregate for one cgroup, created zeroed on first use. A full map costs the update, not the
- * counter of the drop. */
-static __always_inline void *cgroup_entry(void *map, cgroup_id_t *id, const void *zero)
+/* The aggregate under a key (a cgroup, a flow ...), created zeroed on first use. A full map costs the
+ * update, not the counter of the drop. */
+static __always_inline void *map_entry(void *map, const void *key, const void *zero)
 {
-	void *v = bpf_map_lookup_elem(map, id);
+	void *v = bpf_map_lookup_elem(map, key);
 
 	if (v)
 		return v;
-	long err = bpf_map_update_elem(map, id, zero, BPF_NOEXIST);
+	long err = bpf_map_update_elem(map, key, zero, BPF_NOEXIST);
 
 	/* EEXIST means another CPU created it between our lookup and update: fine. */
 	if (err && err != -EEXIST) {
 		count_drop(err == -E2BIG ? DROP_MAP_FULL : DROP_MAP_UPDATE);
 		return 0;
 	}
-	return bpf_map_lookup_elem(map, id);
+	return bpf_map_lookup_elem(map, key);
+}
+
+/* The aggregate of one cgroup. */
+static __always_inline void *cgroup_entry(void *map, cgroup_id_t *id, const void *zero)
+{
+	return map_entry(map, id, zero);
 }
 
 /* Events are drained on a timer (every 100-400 ms), so nobody waits on the ring: submitting without a

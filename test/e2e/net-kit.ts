@@ -72,12 +72,11 @@
  *   carry the backend's address; the backend sees the client pod's own address and port.
  * - Pods' own IGMP/MLD reports reach every netns on the bridge: count TCP, not all IP packets.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { whyTestNodeCannotRun, type ContainerProcess, type TestNode, type TestPod } from './test-node.js';
+import { runCollecting, whyTestNodeCannotRun, type ContainerProcess, type TestNode, type TestPod } from './test-node.js';
 
 export const PYTHON = '/usr/bin/python3';
 export const NFT = '/usr/sbin/nft';
@@ -123,26 +122,10 @@ export async function inNetns(pod: TestPod | string, argv: string[], opts: { inp
   return run('nsenter', [`--net=${netnsPathOf(pod)}`, '--', ...argv], `in netns of ${podName(pod)}: ${argv.join(' ')}`, opts);
 }
 
-function run(file: string, args: string[], what: string, opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(opts.input ?? '');
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(stdout);
-      else reject(new Error(`${what} ended with ${code ?? signal}: ${stderr.trim()}`));
-    });
-  });
+async function run(file: string, args: string[], what: string, opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+  const r = await runCollecting(file, args, opts);
+  if (r.code !== 0) throw new Error(`${what} ended with ${r.code ?? r.signal}: ${r.stderr.trim()}`);
+  return r.stdout;
 }
 
 /** Loads an nftables ruleset (the text `nft -f` reads) into the pod's netns. */

@@ -15,20 +15,7 @@ import { type TestPod } from './test-node.js';
 import { deploymentPod, endpointSlice, service } from './objects.js';
 import { blackHole, clusterIp, connectRefused, connectTimesOut, dnsQuery, exactExchange, outsideWorld, randomLoss, snmp, startDnsmasq, startExactClient, whyNetKitCannotRun } from './net-kit.js';
 import { eventually, needsKernel, run } from '../kernel.js';
-import { BIN, type RunningAgent } from '../agent-process.js';
-
-/** The sum of every sample of a metric whose labels include these. */
-function sumOf(text: string, name: string, labels: Record<string, string>): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = /^([^{ ]+)(?:\{(.*)\})? (.+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = new Map<string, string>();
-    for (const p of (m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) have.set(p[1]!, p[2]!);
-    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) sum += Number(m[3]);
-  }
-  return sum;
-}
+import { BIN, sumOf, type RunningAgent } from '../agent-process.js';
 
 /** The lines of a metric that mention this value: for assertion messages. */
 const lines = (text: string, name: string, value: string): string =>

@@ -131,6 +131,31 @@ export interface ExecResult {
   stderr: string;
 }
 
+/**
+ * Runs a command with `input` on its stdin and collects its exit status and output; one still running
+ * after `timeoutMs` (default 20 s) is killed. Does not throw on a failure exit.
+ */
+export function runCollecting(file: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(opts.input ?? '');
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
 /** Why a test node cannot be made here, or undefined when it can. */
 export function whyTestNodeCannotRun(): string | undefined {
   if (process.getuid?.() !== 0) return 'not root';
@@ -720,27 +745,9 @@ export class TestPod {
     const dir = own ? own.dir : v2Dir(opts.container!.cgroupPath);
     if (own) await mkdir(own.dir);
     try {
-      return await new Promise<ExecResult>((resolve, reject) => {
-        const child = spawn('/bin/sh', ['-c', 'echo $$ > "$1" || exit 97; ns=$2; shift 2; exec nsenter --net="$ns" -- "$@"', 'exec', join(dir, 'cgroup.procs'), this.netnsPath, ...argv], {
-          stdio: ['pipe', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-        child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-        child.stdin.on('error', () => undefined);
-        child.stdin.end(opts.input ?? '');
-        const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
-        child.once('error', (e) => {
-          clearTimeout(timer);
-          reject(e);
-        });
-        child.once('close', (code, signal) => {
-          clearTimeout(timer);
-          if (code === 97) reject(new Error(`exec in pod ${this.spec.name} could not join ${dir}: ${stderr.trim()}`));
-          else resolve({ code, signal, stdout, stderr });
-        });
-      });
+      const r = await runCollecting('/bin/sh', ['-c', 'echo $$ > "$1" || exit 97; ns=$2; shift 2; exec nsenter --net="$ns" -- "$@"', 'exec', join(dir, 'cgroup.procs'), this.netnsPath, ...argv], opts);
+      if (r.code === 97) throw new Error(`exec in pod ${this.spec.name} could not join ${dir}: ${r.stderr.trim()}`);
+      return r;
     } finally {
       if (own) {
         // whatever the command left running goes with its cgroup

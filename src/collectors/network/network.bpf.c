@@ -173,21 +173,6 @@ struct drop_record {
 static const struct tcp_flow zero_tcp_flow;
 static const struct udp_flow zero_udp_flow;
 
-/* The aggregate of a flow, created zeroed on first use; a full map is counted. */
-static __always_inline void *flow_entry(void *map, void *key, const void *zero)
-{
-	void *v = bpf_map_lookup_elem(map, key);
-
-	if (v)
-		return v;
-	long err = bpf_map_update_elem(map, key, zero, BPF_NOEXIST);
-	if (err && err != -EEXIST) {
-		count_drop(err == -E2BIG ? DROP_MAP_FULL : DROP_MAP_UPDATE);
-		return 0;
-	}
-	return bpf_map_lookup_elem(map, key);
-}
-
 static __always_inline void v4_mapped(__u32 *out, __u32 v4)
 {
 	out[0] = 0;
@@ -339,7 +324,7 @@ static __always_inline void listen_add(struct sock_info *si, __s64 delta)
 	k.cgroup_id = si->key.cgroup_id;
 	__builtin_memcpy(k.addr, si->key.addr, sizeof(k.addr));
 	k.port = si->key.local_port;
-	n = flow_entry(&listeners, &k, &zero);
+	n = map_entry(&listeners, &k, &zero);
 	if (n)
 		__sync_fetch_and_add(n, delta);
 }
@@ -359,7 +344,7 @@ static __always_inline void on_established(struct sock *sk, int old)
 	si->base_acked = BPF_CORE_READ((struct tcp_sock *)sk, bytes_acked);
 	si->base_received = BPF_CORE_READ((struct tcp_sock *)sk, bytes_received);
 	si->flags |= F_ESTABLISHED;
-	f = flow_entry(&tcp_flows, &si->key, &zero_tcp_flow);
+	f = map_entry(&tcp_flows, &si->key, &zero_tcp_flow);
 	if (f)
 		__sync_fetch_and_add(&f->opened, 1);
 	emit_tcp(sk, si, TCP_EV_OPEN, RESULT_SUCCESS, 0, si->established_ns);
@@ -383,7 +368,7 @@ static __always_inline void on_close(struct sock *sk, int old)
 	if (old == ST_FIN_WAIT2)
 		si->flags |= F_FIN_IN;
 	read_counts(sk, si, &c);
-	f = flow_entry(&tcp_flows, &si->key, &zero_tcp_flow);
+	f = map_entry(&tcp_flows, &si->key, &zero_tcp_flow);
 	if (si->flags & F_ESTABLISHED) {
 		if (f) {
 			__u64 ms = (now - si->established_ns) / 1000000;
@@ -480,7 +465,7 @@ static __always_inline void count_reset(struct sock *sk, bool sent)
 	si = storage(sk, false);
 	if (!si || (si->flags & F_LISTEN))
 		return;
-	f = flow_entry(&tcp_flows, &si->key, &zero_tcp_flow);
+	f = map_entry(&tcp_flows, &si->key, &zero_tcp_flow);
 	if (!f)
 		return;
 	if (sent)
@@ -642,7 +627,7 @@ static __always_inline void on_udp(struct __sk_buff *skb, struct packet *p, bool
 		k.local_port = lport;
 		k.direction = DIR_INBOUND;
 	}
-	f = flow_entry(&udp_flows, &k, &zero_udp_flow);
+	f = map_entry(&udp_flows, &k, &zero_udp_flow);
 	if (f) {
 		if (egress) {
 			__sync_fetch_and_add(&f->bytes_sent, p->payload_len);
@@ -726,7 +711,7 @@ static __always_inline void on_drop(struct sk_buff *skb, __u32 reason)
 
 	k.netns = dev ? BPF_CORE_READ(dev, nd_net.net, ns.inum) : sk ? BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum) : 0;
 	k.reason = reason;
-	n = flow_entry(&drop_counts, &k, &zero);
+	n = map_entry(&drop_counts, &k, &zero);
 	if (n)
 		__sync_fetch_and_add(n, 1);
 	if (!within_budget(CLASS_DROP))
