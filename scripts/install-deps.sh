@@ -17,6 +17,7 @@ packages=(
   dnsmasq-base          # network tests: a real DNS server in a test pod
   nginx-light wrk       # bench: overhead of the agent on a saturated web server
   libbpf-tools          # bench: tcplife, the reference for the connection storm
+  clickhouse-server     # the hub's store past one machine: its test suite runs against a real server
 )
 
 missing=()

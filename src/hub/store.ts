@@ -1,0 +1,206 @@
+/**
+ * The hub's store, behind one interface with two implementations that pass the same test suite
+ * (store.suite.ts): DuckDB embedded in the hub process (the default: a file, no set-up) and ClickHouse
+ * (past one machine; hubs in front of it keep no state of their own and can run as several replicas).
+ *
+ * The data model is Prometheus's, flattened for column stores:
+ *   - a *series* is a node, a metric name and its labels. Its id is a 63-bit hash of the three
+ *     (seriesId), so every hub computes the same id without asking the store. The labels the hub
+ *     filters and groups by are columns of their own (INDEXED_LABELS); every label is also kept in
+ *     `labels` (JSON text of the whole set).
+ *   - a *sample* is a series' value at a time: `value` (a gauge, or a counter's cumulative value) and
+ *     for counters `delta` (what it grew by since the previous sample of the same agent instance:
+ *     src/wire/ingest.ts). Histograms are stored the way Prometheus exposes them: one counter per
+ *     bucket (`<name>_bucket` with label `le`, "+Inf" included), `<name>_sum` and `<name>_count`.
+ *   - an *event* is one row with its envelope as columns and the whole event as JSON text.
+ *   - an *agent report* is one row per applied batch: the agent's identity and status (JSON).
+ *
+ * Raw samples are kept for `rawRetentionMs`, 1-minute rollups for `rollupRetentionMs`; `maintain()`
+ * makes rollups of closed minutes and drops what is past retention. Queries over a range that starts
+ * before raw retention read the rollups.
+ */
+import { createHash } from 'node:crypto';
+
+/** Labels with columns of their own: what the hub's queries filter and group by. */
+export const INDEXED_LABELS = [
+  'cgroup',
+  'namespace',
+  'pod',
+  'container',
+  'workload_kind',
+  'workload',
+  'peer_kind',
+  'peer_namespace',
+  'peer_workload',
+  'peer',
+  'peer_port',
+  'direction',
+  'le',
+] as const;
+export type IndexedLabel = (typeof INDEXED_LABELS)[number];
+/** What a query may filter or group by: the node and the indexed labels (and `metric` for grouping). */
+export type Column = 'node' | IndexedLabel;
+export const COLUMNS: readonly Column[] = ['node', ...INDEXED_LABELS];
+
+export type SeriesType = 'counter' | 'gauge';
+
+export interface SeriesRow {
+  id: bigint;
+  node: string;
+  metric: string;
+  type: SeriesType;
+  /** every label but node, as given (the indexed ones are read from here; missing ones are "") */
+  labels: Readonly<Record<string, string>>;
+}
+
+export interface SampleRow {
+  series: bigint;
+  /** ms since the epoch */
+  ts: number;
+  value: number;
+  /** counters: increase since the instance's previous sample (>= 0); gauges: null */
+  delta: number | null;
+}
+
+export interface EventRow {
+  /** ms since the epoch (the event's own time) */
+  ts: number;
+  node: string;
+  type: string;
+  namespace: string;
+  pod: string;
+  container: string;
+  workload_kind: string;
+  workload: string;
+  cgroup: string;
+  /** the whole event as JSON text */
+  body: string;
+}
+
+export interface AgentReport {
+  node: string;
+  instance: string;
+  seq: number;
+  version: string;
+  /** ms since the epoch: when the agent started, and when the hub received the batch */
+  started: number;
+  received: number;
+  cgroupSubtree: string;
+  /** the batch's status (collectors, capabilities, kernel) and drop counts, as JSON text */
+  status: string;
+}
+
+/** One batch, as the hub normalised it. Applied atomically where the store can (DuckDB), and once. */
+export interface BatchRows {
+  report: AgentReport;
+  /** the series the samples refer to (the store keeps the first sight of each id; repeats are cheap) */
+  series: SeriesRow[];
+  samples: SampleRow[];
+  events: EventRow[];
+}
+
+export type Filters = Partial<Record<Column, string | readonly string[]>> & {
+  /** cgroup path prefix (a cgroup and everything under it) */
+  cgroupPrefix?: string;
+};
+
+export interface Range {
+  /** ms since the epoch, from inclusive, to exclusive */
+  from: number;
+  to: number;
+}
+
+export interface AggregateQuery extends Range {
+  metrics: readonly string[];
+  filters?: Filters;
+  /** columns to group by; 'metric' is always one of them */
+  groupBy: readonly Column[];
+}
+
+export interface AggregateRow {
+  metric: string;
+  /** the group's value of each groupBy column */
+  group: Record<string, string>;
+  /** sum of counter deltas in the range (0 for gauges) */
+  delta: number;
+  /** gauges: the average of the group's sum at each sample time is not kept; this is the mean over
+   * samples in the range of each series, summed over the group's series (0 for counters) */
+  avg: number;
+  /** gauges: the sum over the group's series of each one's last value in the range */
+  last: number;
+  /** series in the group that had samples in the range */
+  series: number;
+}
+
+export interface SeriesQuery extends Range {
+  metric: string;
+  filters?: Filters;
+  /** bucket width (ms) */
+  stepMs: number;
+  /** columns that split the result into lines (none: one line, the sum over every matching series) */
+  groupBy?: readonly Column[];
+  /** most lines returned (the largest by total) */
+  limit?: number;
+}
+
+export interface SeriesLine {
+  group: Record<string, string>;
+  /** [bucket start (ms), value]: counters the sum of deltas in the bucket; gauges the sum over series of each one's mean in the bucket */
+  points: [number, number][];
+}
+
+export interface EventQuery extends Range {
+  types?: readonly string[];
+  filters?: Filters;
+  /** newest first, at most this many */
+  limit: number;
+}
+
+export interface StoreOptions {
+  /** how long raw samples, events and agent reports are kept (ms) */
+  rawRetentionMs: number;
+  /** how long 1-minute rollups are kept (ms) */
+  rollupRetentionMs: number;
+}
+
+export interface MaintainResult {
+  /** minutes rolled up now */
+  minutesRolledUp: number;
+  /** raw samples dropped (best estimate where the store drops whole partitions) */
+  droppedParts: number;
+}
+
+export interface Store {
+  readonly kind: 'duckdb' | 'clickhouse';
+  /** where it is, for the banner and /api/v1/health (no secrets) */
+  readonly location: string;
+  /** Connects, creates what is missing (tables), and checks it can write. */
+  open(): Promise<void>;
+  close(): Promise<void>;
+  /**
+   * Applies a batch unless the store already holds one of the same instance with this seq or a
+   * higher one. Returns whether it applied it.
+   */
+  apply(rows: BatchRows): Promise<boolean>;
+  /** The highest seq applied for an agent instance (0: none). */
+  lastSeq(instance: string): Promise<number>;
+  /** The newest report of each node (reports newer than `since`, if given). */
+  nodes(since?: number): Promise<AgentReport[]>;
+  /** Distinct values of a column among series with samples in the range (e.g. namespaces). */
+  distinct(column: Column, range: Range, filters?: Filters): Promise<string[]>;
+  aggregate(q: AggregateQuery): Promise<AggregateRow[]>;
+  series(q: SeriesQuery): Promise<SeriesLine[]>;
+  events(q: EventQuery): Promise<EventRow[]>;
+  /** Rolls up closed minutes and drops data past retention. Idempotent; safe to call at any time. */
+  maintain(now: number): Promise<MaintainResult>;
+  /** Bytes the store takes (on disk where it can tell). */
+  size(): Promise<number>;
+}
+
+/** The id of a series: the first 63 bits of SHA-1 over node, metric and the sorted labels. */
+export function seriesId(node: string, metric: string, labels: Readonly<Record<string, string>>): bigint {
+  const h = createHash('sha1');
+  h.update(node).update('\u0000').update(metric);
+  for (const k of Object.keys(labels).sort()) h.update('\u0000').update(k).update('=').update(labels[k]!);
+  return h.digest().readBigUInt64BE(0) >> 1n;
+}
