@@ -35,6 +35,7 @@ export const INDEXED_LABELS = [
   'peer',
   'peer_port',
   'direction',
+  'result',
   'le',
 ] as const;
 export type IndexedLabel = (typeof INDEXED_LABELS)[number];

@@ -1,0 +1,510 @@
+/**
+ * The hub: every node's agent reports here; it stores what they ship and answers for the cluster.
+ *   POST /api/v1/ingest          a batch from an agent (src/wire/ingest.ts): gzip or plain JSON,
+ *                                at most 8 MiB on the wire and 64 MiB inflated; applied once per
+ *                                (instance, seq); 400/413/415 say what is wrong and store nothing
+ *   GET  /api/v1/nodes           each node's agent: version, last seen, capabilities, collectors
+ *   GET  /api/v1/namespaces      namespaces with data in the range
+ *   GET  /api/v1/workloads       workloads (or pods, or container cgroups) over a range: CPU, run-queue
+ *                                latency p50/p99, context switches, execs, OOM kills, TCP totals
+ *   GET  /api/v1/series          one metric over time, for a workload or anything the filters select
+ *   GET  /api/v1/events          stored events, newest first, with filters
+ *   GET  /api/v1/events/stream   events as they arrive, as server-sent events (as the agent serves them)
+ *   GET  /api/v1/network/map     the service map: edges merged from every node, both ends named
+ *   GET  /api/v1/health          the hub itself: store, agents, ingest counts
+ *   GET  /metrics                the hub's own metrics (Prometheus)
+ *   GET  /healthz                liveness (never authenticated)
+ * Shapes: src/wire/hub.ts; docs/API.md. With a token every route but /healthz needs it (ingest too).
+ */
+import { gunzip } from 'node:zlib';
+import { promisify } from 'node:util';
+import { type IncomingMessage, type ServerResponse } from 'node:http';
+import { COLLECTORS } from '../collectors/registry.js';
+import { type MetricDef } from '../collectors/contract.js';
+import { EventLog } from '../agent/event-log.js';
+import { CONTENT_TYPE, formatFamily, type Series } from '../agent/exposition.js';
+import { VERSION } from '../agent/version.js';
+import { EventStreams, HttpError, HttpFace, badQuery, eventFilter, json, listParam, type FaceOptions } from '../server/http.js';
+import { checkBatch, MAX_BATCH_BYTES, MAX_BATCH_JSON_BYTES, type IngestReply } from '../wire/ingest.js';
+import { type PeriscopeEvent } from '../wire/events.js';
+import {
+  WORKLOAD_GROUPS,
+  WORKLOAD_SORT_KEYS,
+  type EdgeEntry,
+  type HubHealth,
+  type NodeEntry,
+  type SeriesResponse,
+  type WorkloadGroup,
+  type WorkloadSortKey,
+} from '../wire/hub.js';
+import { Normalizer } from './ingest.js';
+import { choice, limitParam, parseDuration, parseFilters, parseRange } from './query.js';
+import { COLUMNS, type AggregateRow, type Column, type Store } from './store.js';
+import { summarizeWorkloads, WORKLOAD_METRICS } from './workloads.js';
+
+const inflate = promisify(gunzip);
+
+export interface HubOptions extends FaceOptions {
+  store: Store;
+  /** compressed bytes of one batch */
+  maxBatchBytes?: number;
+  /** batches waiting to be applied; past that, 429 (agents retry) */
+  maxPendingBatches?: number;
+  maxStreamClients?: number;
+  /** an agent not heard from for this long is not connected (ms) */
+  staleMs?: number;
+  /** how often rollups and retention run (ms) */
+  maintainIntervalMs?: number;
+  log?: (line: string) => void;
+  now?: () => number;
+}
+
+/** Every event type a registered collector declares: what /api/v1/events accepts in `type`. */
+const EVENT_TYPES = [...new Set(COLLECTORS.flatMap((c) => c.events.map((e) => e.type)))];
+/** Metric names of the registry (histograms as their _bucket, _sum and _count counters), with their types. */
+const REGISTRY_TYPES = new Map<string, 'counter' | 'gauge'>(
+  COLLECTORS.flatMap((c) => c.metrics).flatMap((m): [string, 'counter' | 'gauge'][] =>
+    m.type === 'histogram' ? ['_bucket', '_sum', '_count'].map((s) => [m.name + s, 'counter']) : [[m.name, m.type]],
+  ),
+);
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const HUB_METRICS = {
+  batches: { type: 'counter', name: 'periscope_hub_batches_total', labels: ['result'], help: 'Batches received from agents: applied, duplicate (already applied: a replay) or rejected (malformed, too large, wrong version, unauthenticated, or the store failed).' },
+  rejected: { type: 'counter', name: 'periscope_hub_batches_rejected_total', labels: ['reason'], help: 'Batches refused, by reason.' },
+  samples: { type: 'counter', name: 'periscope_hub_samples_ingested_total', help: 'Samples stored (histograms count one per bucket, sum and count).' },
+  events: { type: 'counter', name: 'periscope_hub_events_ingested_total', help: 'Events stored.' },
+  bytes: { type: 'counter', name: 'periscope_hub_ingest_bytes_total', help: 'Bytes of applied batches as they arrived (compressed).' },
+  agents: { type: 'gauge', name: 'periscope_hub_agents_connected', help: 'Agents heard from within the staleness window.' },
+  store: { type: 'gauge', name: 'periscope_hub_store_bytes', labels: ['store'], help: 'Bytes the store takes, as of the last maintenance.' },
+  maintenance: { type: 'counter', name: 'periscope_hub_maintenance_errors_total', help: 'Rollup and retention runs that failed.' },
+  query: { type: 'histogram', name: 'periscope_hub_query_duration_seconds', labels: ['route'], buckets: LATENCY_BUCKETS, help: 'Time to answer an API query, by route.' },
+} as const satisfies Record<string, MetricDef>;
+
+class Latency {
+  readonly counts = new Map<string, { cumulative: number[]; count: number; sum: number }>();
+  observe(route: string, seconds: number): void {
+    let h = this.counts.get(route);
+    if (!h) this.counts.set(route, (h = { cumulative: LATENCY_BUCKETS.map(() => 0), count: 0, sum: 0 }));
+    LATENCY_BUCKETS.forEach((b, i) => {
+      if (seconds <= b) h.cumulative[i]!++;
+    });
+    h.count++;
+    h.sum += seconds;
+  }
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+export class Hub extends HttpFace {
+  readonly store: Store;
+  readonly events: EventLog;
+  private readonly streams: EventStreams;
+  private readonly normalizer = new Normalizer();
+  private readonly opts: Required<Omit<HubOptions, keyof FaceOptions | 'store'>>;
+  private pending = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly lastSeen = new Map<string, number>();
+  private readonly latency = new Latency();
+  private maintainTimer: NodeJS.Timeout | undefined;
+  private storeBytes = 0;
+  private lastMaintenance: number | null = null;
+  private storeError: string | undefined;
+  readonly counts = { applied: 0, duplicate: 0, rejected: new Map<string, number>(), samples: 0, events: 0, bytes: 0, maintenanceErrors: 0 };
+
+  constructor(opts: HubOptions) {
+    super(opts, 'hub');
+    this.store = opts.store;
+    this.opts = {
+      maxBatchBytes: opts.maxBatchBytes ?? MAX_BATCH_BYTES,
+      maxPendingBatches: opts.maxPendingBatches ?? 64,
+      maxStreamClients: opts.maxStreamClients ?? 16,
+      staleMs: opts.staleMs ?? 60_000,
+      maintainIntervalMs: opts.maintainIntervalMs ?? 60_000,
+      log: opts.log ?? ((line) => process.stderr.write(`${line}\n`)),
+      now: opts.now ?? Date.now,
+    };
+    this.tokenHint = 'send Authorization: Bearer <the token of the hub\'s --token-file>';
+    this.events = new EventLog(10_000, EVENT_TYPES);
+    this.streams = new EventStreams(this.events, { maxStreamClients: this.opts.maxStreamClients, streamBufferBytes: 256 << 10, streamStallMs: 30_000 }, this.refused);
+  }
+
+  /** Runs rollups and retention now and then on a timer. */
+  async start(): Promise<void> {
+    await this.maintain();
+    this.maintainTimer = setInterval(() => void this.maintain(), this.opts.maintainIntervalMs);
+    this.maintainTimer.unref();
+  }
+
+  async maintain(): Promise<void> {
+    try {
+      await this.store.maintain(this.opts.now());
+      this.storeBytes = await this.store.size();
+      this.lastMaintenance = this.opts.now();
+    } catch (err) {
+      this.counts.maintenanceErrors++;
+      this.opts.log(`hub: maintenance failed: ${(err as Error).message}`);
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.maintainTimer);
+    await this.queue.catch(() => undefined);
+    await this.store.close();
+  }
+
+  protected override methods(path: string): readonly string[] {
+    return path === '/api/v1/ingest' ? ['POST'] : ['GET', 'HEAD'];
+  }
+
+  private reject(reason: string, status: number, message: string, hint: string, headers: Record<string, string> = {}): HttpError {
+    this.counts.rejected.set(reason, (this.counts.rejected.get(reason) ?? 0) + 1);
+    return new HttpError(status, message, hint, headers);
+  }
+
+  protected async route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const path = url.pathname;
+    const q = url.searchParams;
+    if (path === '/api/v1/ingest') return this.ingest(req, res);
+    if (path === '/healthz') return json(res, 200, { ok: true });
+    if (path === '/metrics') {
+      const text = this.metricsText();
+      res.writeHead(200, { 'content-type': CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+      return;
+    }
+    if (path === '/api/v1/events/stream') return this.streams.serve(req, res, q, eventFilter(q, EVENT_TYPES), 'hub');
+    const started = performance.now();
+    let body: unknown;
+    switch (path) {
+      case '/api/v1/nodes':
+        body = { nodes: await this.nodes() };
+        break;
+      case '/api/v1/namespaces': {
+        const range = parseRange(q, this.opts.now());
+        body = { from: iso(range.from), to: iso(range.to), namespaces: (await this.store.distinct('namespace', range, parseFilters(q))).filter(Boolean) };
+        break;
+      }
+      case '/api/v1/workloads':
+        body = await this.workloads(q);
+        break;
+      case '/api/v1/series':
+        body = await this.series(q);
+        break;
+      case '/api/v1/events':
+        body = await this.storedEvents(q);
+        break;
+      case '/api/v1/network/map':
+        body = await this.networkMap(q);
+        break;
+      case '/api/v1/health':
+        body = await this.health();
+        break;
+      default:
+        throw new HttpError(
+          404,
+          `no such path ${path.slice(0, 200)}`,
+          'try /api/v1/nodes, /api/v1/workloads, /api/v1/series, /api/v1/events, /api/v1/network/map, /api/v1/health or /metrics',
+        );
+    }
+    this.latency.observe(path, (performance.now() - started) / 1e3);
+    json(res, 200, body);
+  }
+
+  /** Reads a request body, at most `max` bytes: a larger one is refused as soon as it is known. */
+  private body(req: IncomingMessage, max: number): Promise<Buffer> {
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    if (declared > max) {
+      req.resume();
+      return Promise.reject(this.reject('too_large', 413, `the batch is ${declared} bytes, more than the ${max} the hub takes`, 'ship smaller batches (a shorter --hub-interval)', { connection: 'close' }));
+    }
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > max) {
+          req.destroy();
+          reject(this.reject('too_large', 413, `the batch is more than the ${max} bytes the hub takes`, 'ship smaller batches (a shorter --hub-interval)', { connection: 'close' }));
+        } else chunks.push(c);
+      });
+      req.on('end', () => resolve(Buffer.concat(chunks)));
+      req.on('error', reject);
+    });
+  }
+
+  private async ingest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json') throw this.reject('content_type', 415, `a batch is application/json, not "${type.slice(0, 60)}"`, 'send Content-Type: application/json');
+    const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+    if (encoding !== 'gzip' && encoding !== 'identity') throw this.reject('encoding', 415, `content encoding "${encoding.slice(0, 40)}" is not supported`, 'send gzip or no Content-Encoding');
+    if (this.pending >= this.opts.maxPendingBatches) {
+      req.resume();
+      throw this.reject('busy', 429, `${this.pending} batches are waiting to be stored`, 'retry later: the agent keeps the batch', { 'retry-after': '1' });
+    }
+    const raw = await this.body(req, this.opts.maxBatchBytes);
+    let text: Buffer = raw;
+    if (encoding === 'gzip') {
+      try {
+        text = await inflate(raw, { maxOutputLength: MAX_BATCH_JSON_BYTES });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw this.reject('too_large', 413, `the batch inflates to more than ${MAX_BATCH_JSON_BYTES} bytes`, 'ship smaller batches (a shorter --hub-interval)');
+        throw this.reject('malformed', 400, `the body is not gzip: ${(err as Error).message}`, 'compress the batch with gzip, or send it without Content-Encoding');
+      }
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text.toString('utf8'));
+    } catch (err) {
+      throw this.reject('malformed', 400, `the batch is not JSON: ${(err as Error).message.slice(0, 200)}`, 'send the JSON of a batch (src/wire/ingest.ts)');
+    }
+    const checked = checkBatch(parsed);
+    if (!checked.ok) {
+      const version = checked.error.startsWith('wire version');
+      throw this.reject(version ? 'version' : 'malformed', 400, checked.error, version ? 'run an agent and a hub of the same release' : 'this is a bug in the agent that sent it: report it with the message');
+    }
+    const batch = checked.batch;
+    const received = this.opts.now();
+    const rows = this.normalizer.rows(batch, received);
+    this.pending++;
+    // one batch at a time, in arrival order: an agent's batches apply in seq order
+    const applying = this.queue.then(() => this.store.apply(rows));
+    this.queue = applying.catch(() => undefined);
+    let applied: boolean;
+    try {
+      applied = await applying;
+      this.storeError = undefined;
+    } catch (err) {
+      this.storeError = (err as Error).message;
+      this.opts.log(`hub: storing batch ${batch.seq} of ${batch.agent.node} failed: ${(err as Error).message}`);
+      throw this.reject('store', 503, `the store failed: ${(err as Error).message}`, 'the agent retries; see the hub log', { 'retry-after': '5' });
+    } finally {
+      this.pending--;
+    }
+    this.lastSeen.set(batch.agent.node, received);
+    if (applied) {
+      this.counts.applied++;
+      this.counts.samples += rows.samples.length;
+      this.counts.events += rows.events.length;
+      this.counts.bytes += raw.length;
+      for (const e of batch.events) if (EVENT_TYPES.includes(e.type)) this.events.push({ ...(e as unknown as PeriscopeEvent), node: batch.agent.node });
+    } else this.counts.duplicate++;
+    const reply: IngestReply = { applied, seq: batch.seq };
+    json(res, 200, reply);
+  }
+
+  private async nodes(): Promise<NodeEntry[]> {
+    const now = this.opts.now();
+    return (await this.store.nodes()).map((r) => {
+      let status: Partial<{ collectors: NodeEntry['collectors']; capabilities: Record<string, boolean>; kernel: string; dropped: NodeEntry['dropped'] }> = {};
+      try {
+        status = JSON.parse(r.status) as typeof status;
+      } catch {
+        // a report written by another release: shown without its status
+      }
+      const age = Math.max(0, now - r.received);
+      return {
+        node: r.node,
+        version: r.version,
+        instance: r.instance,
+        started: iso(r.started),
+        last_seen: iso(r.received),
+        age_seconds: Math.round(age / 100) / 10,
+        connected: age < this.opts.staleMs,
+        cgroup_subtree: r.cgroupSubtree,
+        kernel: status.kernel ?? '',
+        collectors: status.collectors ?? [],
+        capabilities: status.capabilities ?? {},
+        dropped: status.dropped ?? { batches: 0, events: 0, samples: 0 },
+      };
+    });
+  }
+
+  private async workloads(q: URLSearchParams): Promise<unknown> {
+    const now = this.opts.now();
+    const range = parseRange(q, now);
+    const group = choice<WorkloadGroup>(q, 'group', WORKLOAD_GROUPS, 'workload');
+    const sort = choice<WorkloadSortKey>(q, 'sort', WORKLOAD_SORT_KEYS, 'cpu_seconds', { cpu: 'cpu_seconds' });
+    const limit = limitParam(q, 100, 10_000);
+    const rows = await this.store.aggregate({
+      ...range,
+      metrics: WORKLOAD_METRICS,
+      filters: parseFilters(q),
+      groupBy: ['node', 'namespace', 'workload_kind', 'workload', 'pod', 'container', 'cgroup', 'le'],
+    });
+    const workloads = summarizeWorkloads(rows, { group, seconds: (range.to - range.from) / 1e3, sort, limit });
+    return { from: iso(range.from), to: iso(range.to), group, sort, workloads };
+  }
+
+  private async series(q: URLSearchParams): Promise<SeriesResponse> {
+    const metric = q.get('metric');
+    if (!metric) throw badQuery('metric is missing', 'give metric=<name>, e.g. metric=periscope_cpu_seconds_total');
+    const type = this.normalizer.types.get(metric) ?? REGISTRY_TYPES.get(metric);
+    if (!type) throw badQuery(`unknown metric "${metric.slice(0, 100)}"`, `give a metric agents ship, e.g. ${[...REGISTRY_TYPES.keys()].slice(0, 3).join(', ')}`);
+    const now = this.opts.now();
+    const range = parseRange(q, now, 60 * 60_000);
+    const span = range.to - range.from;
+    const stepMs = q.has('step') ? parseDuration(q.get('step')!, 'step') : Math.max(10_000, Math.ceil(span / 300 / 10_000) * 10_000);
+    if (stepMs < 1_000) throw badQuery('step is shorter than a second', 'give step=10s or more');
+    if (span / stepMs > 11_000) throw badQuery(`the range holds ${Math.ceil(span / stepMs)} steps, more than 11,000`, 'give a longer step or a shorter range');
+    const groupBy = listParam(q, 'by') as Column[];
+    for (const c of groupBy) if (!COLUMNS.includes(c)) throw badQuery(`by="${c.slice(0, 60)}" is not a column`, `group by any of ${COLUMNS.join(', ')}`);
+    const limit = limitParam(q, 20, 1_000);
+    const lines = await this.store.series({ ...range, metric, stepMs, filters: parseFilters(q), groupBy, limit });
+    const scale = type === 'counter' ? 1_000 / stepMs : 1;
+    return {
+      metric,
+      type,
+      unit: type === 'counter' ? 'per_second' : 'value',
+      from: iso(range.from),
+      to: iso(range.to),
+      step_seconds: stepMs / 1e3,
+      lines: lines.map((l) => ({ labels: l.group, points: l.points.map(([t, v]): [string, number] => [iso(t), v * scale]) })),
+    };
+  }
+
+  private async storedEvents(q: URLSearchParams): Promise<unknown> {
+    const types = listParam(q, 'type');
+    for (const t of types) if (!EVENT_TYPES.includes(t)) throw badQuery(`unknown event type "${t.slice(0, 100)}"; use one of ${EVENT_TYPES.join(', ')}`);
+    const range = parseRange(q, this.opts.now(), 60 * 60_000);
+    const limit = limitParam(q, 1000, 10_000);
+    const rows = await this.store.events({ ...range, types, filters: parseFilters(q), limit });
+    return { from: iso(range.from), to: iso(range.to), events: rows.map((r) => JSON.parse(r.body) as unknown) };
+  }
+
+  /**
+   * The service map. A connection between two nodes' workloads is seen twice: by the client's agent
+   * as outbound to a peer with a port, and by the server's agent as inbound from a peer (no port: the
+   * client's is ephemeral). Both become one edge, client → server:port, counted from the client's
+   * side when it was seen there (the server's numbers are the same bytes the other way round).
+   */
+  private async networkMap(q: URLSearchParams): Promise<unknown> {
+    const range = parseRange(q, this.opts.now());
+    const limit = limitParam(q, 500, 10_000);
+    const rows = await this.store.aggregate({
+      ...range,
+      metrics: ['periscope_tcp_connections_total', 'periscope_tcp_bytes_sent_total', 'periscope_tcp_bytes_received_total', 'periscope_tcp_retransmits_total'],
+      filters: parseFilters(q),
+      groupBy: ['node', 'namespace', 'workload', 'pod', 'cgroup', 'peer_kind', 'peer_namespace', 'peer_workload', 'peer', 'peer_port', 'direction', 'result'],
+    });
+    return { from: iso(range.from), to: iso(range.to), edges: mergeEdges(rows).slice(0, limit) };
+  }
+
+  private async health(): Promise<HubHealth> {
+    let ok = true;
+    let error = this.storeError;
+    try {
+      await this.store.lastSeq('health-check');
+    } catch (err) {
+      ok = false;
+      error = (err as Error).message;
+    }
+    return {
+      status: ok && !this.storeError ? 'ok' : 'degraded',
+      version: VERSION,
+      store: { kind: this.store.kind, location: this.store.location, ok, ...(error ? { error } : {}), bytes: this.storeBytes },
+      agents_connected: this.agentsConnected(),
+      batches_applied: this.counts.applied,
+      batches_duplicate: this.counts.duplicate,
+      batches_rejected: [...this.counts.rejected.values()].reduce((a, b) => a + b, 0),
+      samples_ingested: this.counts.samples,
+      last_maintenance: this.lastMaintenance === null ? null : iso(this.lastMaintenance),
+    };
+  }
+
+  private agentsConnected(): number {
+    const now = this.opts.now();
+    let n = 0;
+    for (const t of this.lastSeen.values()) if (now - t < this.opts.staleMs) n++;
+    return n;
+  }
+
+  private metricsText(): string {
+    const one = (value: number, labels: Record<string, string> = {}): Series => ({ labels, value });
+    const rejected = [...this.counts.rejected.values()].reduce((a, b) => a + b, 0) + this.refused.unauthenticated;
+    const M = HUB_METRICS;
+    return [
+      formatFamily(M.batches, M.batches.labels, [one(this.counts.applied, { result: 'applied' }), one(this.counts.duplicate, { result: 'duplicate' }), one(rejected, { result: 'rejected' })]),
+      formatFamily(M.rejected, M.rejected.labels, [...[...this.counts.rejected].map(([reason, n]) => one(n, { reason })), one(this.refused.unauthenticated, { reason: 'unauthenticated' })]),
+      formatFamily(M.samples, [], [one(this.counts.samples)]),
+      formatFamily(M.events, [], [one(this.counts.events)]),
+      formatFamily(M.bytes, [], [one(this.counts.bytes)]),
+      formatFamily(M.agents, [], [one(this.agentsConnected())]),
+      formatFamily(M.store, M.store.labels, [one(this.storeBytes, { store: this.store.kind })]),
+      formatFamily(M.maintenance, [], [one(this.counts.maintenanceErrors)]),
+      formatFamily(M.query, M.query.labels, [...this.latency.counts].map(([route, h]) => ({ labels: { route }, value: { ...h, cumulative: [...h.cumulative] } }))),
+    ].join('');
+  }
+}
+
+/** Edges client → server:port from the connection and byte counters of every node (see networkMap). */
+export function mergeEdges(rows: readonly AggregateRow[]): EdgeEntry[] {
+  interface Side {
+    connections: number;
+    failed: number;
+    sent: number;
+    received: number;
+    retransmits: number;
+    nodes: Set<string>;
+  }
+  const edges = new Map<string, { source: EdgeEntry['source']; target: EdgeEntry['target']; client?: Side; server?: Side }>();
+  const selfOf = (g: Record<string, string>): EdgeEntry['source'] => ({
+    kind: g.pod ? 'pod' : 'cgroup',
+    namespace: g.namespace ?? '',
+    workload: g.workload ?? '',
+    name: g.workload || g.pod || g.cgroup || '',
+  });
+  const peerOf = (g: Record<string, string>): EdgeEntry['source'] => ({ kind: g.peer_kind ?? '', namespace: g.peer_namespace ?? '', workload: g.peer_workload ?? '', name: g.peer_workload || g.peer || '' });
+  const id = (e: EdgeEntry['source']): string => `${e.kind}\u0000${e.namespace}\u0000${e.name}`;
+  // inbound rows do not know the server's port: they join the outbound edge of the same pair, if any
+  const ports = new Map<string, string>();
+  const outbound = (g: Record<string, string>, metric: string): boolean => (metric === 'periscope_tcp_connections_total' ? g.direction === 'outbound' : (g.peer_port ?? '') !== '');
+  for (const r of rows) {
+    if (outbound(r.group, r.metric)) ports.set(`${id(selfOf(r.group))}\u0001${id(peerOf(r.group))}`, r.group.peer_port ?? '');
+  }
+  for (const r of rows) {
+    if (r.delta === 0) continue;
+    const g = r.group;
+    const out = outbound(g, r.metric);
+    const source = out ? selfOf(g) : peerOf(g);
+    const server = out ? peerOf(g) : selfOf(g);
+    const pair = `${id(source)}\u0001${id(server)}`;
+    const port = out ? (g.peer_port ?? '') : (ports.get(pair) ?? '');
+    const key = `${pair}\u0001${port}`;
+    let e = edges.get(key);
+    if (!e) edges.set(key, (e = { source, target: { ...server, port } }));
+    const side = out ? (e.client ??= { connections: 0, failed: 0, sent: 0, received: 0, retransmits: 0, nodes: new Set() }) : (e.server ??= { connections: 0, failed: 0, sent: 0, received: 0, retransmits: 0, nodes: new Set() });
+    side.nodes.add(g.node ?? '');
+    switch (r.metric) {
+      case 'periscope_tcp_connections_total':
+        if (g.result === 'success' || !g.result) side.connections += r.delta;
+        else side.failed += r.delta;
+        break;
+      case 'periscope_tcp_bytes_sent_total':
+        side.sent += r.delta;
+        break;
+      case 'periscope_tcp_bytes_received_total':
+        side.received += r.delta;
+        break;
+      case 'periscope_tcp_retransmits_total':
+        side.retransmits += r.delta;
+        break;
+    }
+  }
+  return [...edges.values()]
+    .map((e): EdgeEntry => {
+      const c = e.client;
+      const s = e.server;
+      return {
+        source: e.source,
+        target: e.target,
+        connections: c ? c.connections : (s?.connections ?? 0),
+        failed: c ? c.failed : (s?.failed ?? 0),
+        // the server's received bytes are what the client sent
+        bytes_sent: c ? c.sent : (s?.received ?? 0),
+        bytes_received: c ? c.received : (s?.sent ?? 0),
+        retransmits: (c?.retransmits ?? 0) + (s?.retransmits ?? 0),
+        observed_by: [...new Set([...(c?.nodes ?? []), ...(s?.nodes ?? [])])].sort(),
+      };
+    })
+    .sort((a, b) => b.bytes_sent + b.bytes_received - (a.bytes_sent + a.bytes_received) || b.connections - a.connections);
+}
