@@ -175,7 +175,7 @@ function parseHubFlags(f: { [k: string]: string | boolean | undefined }, agentTo
     }
   }
   const intervalSeconds = secondsFlag(CMD, 'hub-interval', str('hub-interval') ?? '10', 1, 300);
-  const bufferBytes = bytesFlag(CMD, 'hub-buffer', str('hub-buffer') ?? String(DEFAULT_BUFFER_BYTES), 1 << 20, 1 << 40);
+  const bufferBytes = bytesFlag(CMD, 'hub-buffer', str('hub-buffer') ?? String(DEFAULT_BUFFER_BYTES), 1 << 20, 2 ** 40);
   const spillMaxBytes = bytesFlag(CMD, 'hub-spill-max', str('hub-spill-max') ?? String(DEFAULT_SPILL_MAX_BYTES), 1 << 20, 2 ** 50);
   if (str('hub-spill-max') !== undefined && str('hub-spill-dir') === undefined) bad('--hub-spill-max goes with --hub-spill-dir', CMD);
   const spillDir = str('hub-spill-dir');
