@@ -349,6 +349,8 @@ export class Shipper {
       if (!overDisk && oldestInMemory && this.opts.spillDir && this.bytes('disk') + oldestInMemory.bytes <= this.opts.spillMaxBytes) {
         if (this.spill(oldestInMemory)) continue;
       }
+      // only the batch being sent and the newest are left in memory: they stay
+      if (!overDisk && !oldestInMemory) return;
       const victim = overDisk ? movable.find((e) => e.file) : movable[0];
       if (!victim) return;
       this.dropAndFold(victim);

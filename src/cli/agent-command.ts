@@ -168,6 +168,7 @@ function parseHubFlags(f: { [k: string]: string | boolean | undefined }, agentTo
   const ca = caFile === undefined ? undefined : readSecretFile('hub-ca-file', caFile);
   if (ca !== undefined) {
     if (parsed.protocol !== 'https:') bad('--hub-ca-file is for an https:// --hub', CMD);
+    if (!ca.includes('-----BEGIN CERTIFICATE-----')) bad(`--hub-ca-file ${caFile} holds no PEM certificate`, CMD, 'give the PEM CA certificate that signed the hub\'s');
     try {
       createSecureContext({ ca });
     } catch (err) {
