@@ -210,7 +210,7 @@ test('while the hub is down every batch is kept, then all are replayed in order 
     await sleep(30);
   }
   assert.equal(shipper.waiting.length, 6);
-  assert.ok((shipper.counts.errors.get('network') ?? 0) > 0);
+  assert.ok((shipper.counts.errors.get('connection') ?? 0) > 0);
   assert.ok(logs.some((l) => /cannot reach/.test(l)), logs.join('\n'));
   await hub.listen(port);
   await within(shipper.idle(), 5_000, 'the backlog replayed');
@@ -303,7 +303,7 @@ test('spilled batches survive a restart and are sent before the new instance\'s'
     src.bump();
     shipper.tick();
   }
-  assert.ok(shipper.waiting.some((w) => w.where === 'disk'), 'memory full: the oldest went to disk');
+  assert.ok(shipper.waiting.some((w) => w.onDisk), 'memory full: the oldest went to disk');
   await shipper.stop(); // one last batch, the hub is away: everything goes to disk
   const files = readdirSync(dir).sort();
   assert.equal(files.length, 5, files.join());
@@ -338,7 +338,7 @@ test('a full spill directory drops its oldest batch, folded into the next', asyn
     shipper.tick();
   }
   assert.ok(shipper.dropped.batches > 0);
-  assert.ok(shipper.waiting.filter((w) => w.where === 'disk').reduce((n, w) => n + w.bytes, 0) <= 1500);
+  assert.ok(shipper.waiting.filter((w) => w.onDisk).reduce((n, w) => n + w.bytes, 0) <= 1500);
   await hub.listen(port);
   await within(shipper.idle(), 5_000, 'what is left sent');
   assert.equal(hub.sum('periscope_things_total', ['a']), src.a);

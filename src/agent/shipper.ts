@@ -93,7 +93,7 @@ export const HUB_METRICS: readonly MetricDef[] = [
   { type: 'counter', name: 'periscope_hub_events_dropped_total', help: 'Events not shipped: held in dropped batches, or more than a batch may carry arrived between two batches.' },
   { type: 'gauge', name: 'periscope_hub_buffer_bytes', labels: ['where'], help: 'Compressed bytes of batches waiting to be sent, in memory and in the spill directory.' },
   { type: 'gauge', name: 'periscope_hub_buffer_batches', labels: ['where'], help: 'Batches waiting to be sent, in memory and in the spill directory.' },
-  { type: 'counter', name: 'periscope_hub_send_errors_total', labels: ['kind'], help: 'Failed sends to the hub, by kind: network, timeout, unavailable (5xx), throttled (429), unauthorized (401/403), rejected (other 4xx).' },
+  { type: 'counter', name: 'periscope_hub_send_errors_total', labels: ['kind'], help: 'Failed sends to the hub, by kind: connection (refused, reset, DNS), timeout, unavailable (5xx), throttled (429), unauthorized (401/403), rejected (other 4xx).' },
   { type: 'gauge', name: 'periscope_hub_last_success_timestamp_seconds', help: 'When the hub last acknowledged a batch (Unix seconds; 0 before the first).' },
 ];
 
@@ -212,27 +212,15 @@ export class Shipper {
       name: 'hub',
       metrics: HUB_METRICS,
       read: (): Readings => {
-        const mem = this.queue.filter((e) => e.body);
-        const disk = this.queue.filter((e) => e.file);
+        // the keys are the values of the label `where`
+        const places = Object.entries({ memory: this.queue.filter((e) => e.body), disk: this.queue.filter((e) => e.file) });
         const sum = (es: Entry[]): number => es.reduce((n, e) => n + e.bytes, 0);
         return new Map<string, Sample[]>([
           ['periscope_hub_batches_sent_total', [{ value: this.counts.sent }]],
           ['periscope_hub_batches_dropped_total', [...this.counts.droppedBatches].map(([reason, value]) => ({ value, labels: { reason } }))],
           ['periscope_hub_events_dropped_total', [{ value: this.counts.eventsDropped }]],
-          [
-            'periscope_hub_buffer_bytes',
-            [
-              { value: sum(mem), labels: { where: 'memory' } },
-              { value: sum(disk), labels: { where: 'disk' } },
-            ],
-          ],
-          [
-            'periscope_hub_buffer_batches',
-            [
-              { value: mem.length, labels: { where: 'memory' } },
-              { value: disk.length, labels: { where: 'disk' } },
-            ],
-          ],
+          ['periscope_hub_buffer_bytes', places.map(([where, es]) => ({ value: sum(es), labels: { where } }))],
+          ['periscope_hub_buffer_batches', places.map(([where, es]) => ({ value: es.length, labels: { where } }))],
           ['periscope_hub_send_errors_total', [...this.counts.errors].map(([kind, value]) => ({ value, labels: { kind } }))],
           ['periscope_hub_last_success_timestamp_seconds', [{ value: this.counts.lastSuccessMs / 1000 }]],
         ]);
@@ -241,8 +229,8 @@ export class Shipper {
   }
 
   /** Batches waiting, oldest first (tests and status). */
-  get waiting(): { instance: string; seq: number; where: 'memory' | 'disk'; bytes: number }[] {
-    return this.queue.map((e) => ({ instance: e.instance, seq: e.seq, where: e.body ? 'memory' : 'disk', bytes: e.bytes }));
+  get waiting(): { instance: string; seq: number; onDisk: boolean; bytes: number }[] {
+    return this.queue.map((e) => ({ instance: e.instance, seq: e.seq, onDisk: e.file !== undefined, bytes: e.bytes }));
   }
 
   /** Builds the next batch from `input`: the deltas since the previous batch, the events since then. */
@@ -330,8 +318,9 @@ export class Shipper {
     this.enforce();
   }
 
-  private bytes(where: 'memory' | 'disk'): number {
-    return this.queue.reduce((n, e) => n + ((where === 'memory' ? e.body : e.file) ? e.bytes : 0), 0);
+  /** Bytes of the batches queued in memory, or on disk. */
+  private bytes(onDisk: boolean): number {
+    return this.queue.reduce((n, e) => n + ((onDisk ? e.file : e.body) ? e.bytes : 0), 0);
   }
 
   /**
@@ -341,12 +330,12 @@ export class Shipper {
    */
   private enforce(): void {
     for (;;) {
-      const overDisk = this.bytes('disk') > this.opts.spillMaxBytes;
-      const overMemory = this.bytes('memory') > this.opts.bufferBytes;
+      const overDisk = this.bytes(true) > this.opts.spillMaxBytes;
+      const overMemory = this.bytes(false) > this.opts.bufferBytes;
       if (!overDisk && !overMemory) return;
       const movable = this.queue.slice(0, -1).filter((e) => e !== this.inflight);
       const oldestInMemory = movable.find((e) => e.body);
-      if (!overDisk && oldestInMemory && this.opts.spillDir && this.bytes('disk') + oldestInMemory.bytes <= this.opts.spillMaxBytes) {
+      if (!overDisk && oldestInMemory && this.opts.spillDir && this.bytes(true) + oldestInMemory.bytes <= this.opts.spillMaxBytes) {
         if (this.spill(oldestInMemory)) continue;
       }
       // only the batch being sent and the newest are left in memory: they stay
@@ -506,7 +495,7 @@ export class Shipper {
       res = await this.post(body);
     } catch (err) {
       const timeout = (err as Error).message === 'timeout';
-      return this.failed(timeout ? 'timeout' : 'network', `cannot reach ${this.url.origin}: ${timeout ? `no answer within ${this.opts.timeoutMs} ms` : ((err as NodeJS.ErrnoException).code ?? (err as Error).message)}`);
+      return this.failed(timeout ? 'timeout' : 'connection', `cannot reach ${this.url.origin}: ${timeout ? `no answer within ${this.opts.timeoutMs} ms` : ((err as NodeJS.ErrnoException).code ?? (err as Error).message)}`);
     }
     if (res.status >= 200 && res.status < 300) {
       if (this.failures > 0) this.opts.log(`hub: ${this.url.origin} takes batches again`);
