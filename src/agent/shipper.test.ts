@@ -1,6 +1,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { writeFileSync } from 'node:fs';
 import { type AddressInfo } from 'node:net';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +13,9 @@ import { type FamilySnapshot } from './exporter.js';
 import { type MetricDef } from '../collectors/contract.js';
 import { checkBatch, type Batch } from '../wire/ingest.js';
 import { Agent } from './agent.js';
-import { needsKernel, sleep } from '../../test/kernel.js';
+import { eventually, needsKernel, sleep } from '../../test/kernel.js';
+import { makeCertificates } from '../../test/tls.js';
+import { startAgent } from '../../test/agent-process.js';
 
 const COUNTER: MetricDef = { type: 'counter', name: 'periscope_things_total', labels: ['kind'], help: 'Things.' };
 const GAUGE: MetricDef = { type: 'gauge', name: 'periscope_open_things', help: 'Open things.' };
@@ -59,12 +63,13 @@ class FakeHub {
   requests: IncomingMessage['headers'][] = [];
   private last = new Map<string, number>();
 
-  constructor() {
+  constructor(private readonly tls?: { cert: string; key: string }) {
     this.server = this.make();
   }
 
   private make(): Server {
-    return createServer((req, res) => this.handle(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse): void => this.handle(req, res);
+    return this.tls ? createTlsServer(this.tls, handler) : createServer(handler);
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -108,7 +113,7 @@ class FakeHub {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
   }
 
   /** Sum of the deltas of a counter series (or of a histogram's count) over the applied batches. */
@@ -401,4 +406,51 @@ test('a real agent\'s batch carries its series, status and events, and passes th
   for (const n of ['periscope_process_execs_total', 'periscope_collector_up', 'periscope_hub_batches_sent_total']) assert.ok(names.has(n), n);
   const sent = second!.families.find((f) => f.name === 'periscope_hub_batches_sent_total')!.series[0]!;
   assert.equal(sent.value, 1, 'the first batch was acknowledged when the second was read');
+});
+
+test('HTTPS: the hub\'s certificate is checked against the CA given; without it the send fails and is retried', async (t) => {
+  const certs = await makeCertificates();
+  t.after(() => rmSync(certs.dir, { recursive: true, force: true }));
+  const hub = new FakeHub({ cert: certs.cert, key: certs.key });
+  await hub.listen();
+  t.after(() => hub.close());
+  const src = new FakeSource();
+  const make = (ca?: string): Shipper =>
+    new Shipper({ hub: hub.url, node: 'n', collect: src.collect, token: 'hub-token-0123456789', intervalMs: 3_600_000, backoffMinMs: 10, backoffMaxMs: 20, flushMs: 100, log: () => undefined, ...(ca ? { ca } : {}) });
+  const untrusting = make();
+  untrusting.start();
+  untrusting.tick();
+  await eventually(() => ((untrusting.counts.errors.get('tls') ?? 0) > 0 ? true : undefined), 5_000, 'the unknown CA refused');
+  await untrusting.stop({ final: false });
+  assert.equal(hub.applied.length, 0);
+  const trusting = make(certs.ca);
+  trusting.start();
+  trusting.tick();
+  await within(trusting.idle(), 5_000, 'the batch sent over HTTPS');
+  t.after(() => trusting.stop({ final: false }));
+  assert.equal(hub.applied.length, 1);
+});
+
+test('periscope agent --hub: the banner says where batches go, and SIGTERM ships a last batch before exiting', async (t) => {
+  if (!needsKernel(t)) return;
+  const hub = new FakeHub();
+  await hub.listen();
+  t.after(() => hub.close());
+  const dir = mkdtempSync(join(tmpdir(), 'periscope-ship-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // one token for the agent's API and the hub: --hub-token-file defaults to --token-file
+  writeFileSync(join(dir, 'token'), 'hub-token-0123456789\n');
+  const agent = await startAgent(['--token-file', join(dir, 'token'), '--hub', hub.url, '--hub-interval', '300', '--no-kubernetes']);
+  t.after(() => agent.stop());
+  assert.match(agent.log(), new RegExp(`shipping to ${hub.url} every 300s`));
+  assert.equal(hub.applied.length, 0, 'the first batch is due in 300 s');
+  assert.equal(await agent.stop(), 0, agent.log());
+  assert.deepEqual(
+    hub.applied.map((b) => b.seq),
+    [1],
+    agent.log(),
+  );
+  const [batch] = hub.applied;
+  assert.ok(batch!.families.some((f) => f.name === 'periscope_collector_up'));
+  assert.ok(batch!.families.some((f) => f.name === 'periscope_hub_buffer_bytes'), 'the shipper\'s own metrics are the agent\'s');
 });

@@ -93,7 +93,7 @@ export const HUB_METRICS: readonly MetricDef[] = [
   { type: 'counter', name: 'periscope_hub_events_dropped_total', help: 'Events not shipped: held in dropped batches, or more than a batch may carry arrived between two batches.' },
   { type: 'gauge', name: 'periscope_hub_buffer_bytes', labels: ['where'], help: 'Compressed bytes of batches waiting to be sent, in memory and in the spill directory.' },
   { type: 'gauge', name: 'periscope_hub_buffer_batches', labels: ['where'], help: 'Batches waiting to be sent, in memory and in the spill directory.' },
-  { type: 'counter', name: 'periscope_hub_send_errors_total', labels: ['kind'], help: 'Failed sends to the hub, by kind: connection (refused, reset, DNS), timeout, unavailable (5xx), throttled (429), unauthorized (401/403), rejected (other 4xx).' },
+  { type: 'counter', name: 'periscope_hub_send_errors_total', labels: ['kind'], help: 'Failed sends to the hub, by kind: connection (refused, reset, DNS), tls (the hub certificate is not trusted), timeout, unavailable (5xx), throttled (429), unauthorized (401/403), rejected (other 4xx).' },
   { type: 'gauge', name: 'periscope_hub_last_success_timestamp_seconds', help: 'When the hub last acknowledged a batch (Unix seconds; 0 before the first).' },
 ];
 
@@ -494,8 +494,12 @@ export class Shipper {
     try {
       res = await this.post(body);
     } catch (err) {
-      const timeout = (err as Error).message === 'timeout';
-      return this.failed(timeout ? 'timeout' : 'connection', `cannot reach ${this.url.origin}: ${timeout ? `no answer within ${this.opts.timeoutMs} ms` : ((err as NodeJS.ErrnoException).code ?? (err as Error).message)}`);
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      if ((err as Error).message === 'timeout') return this.failed('timeout', `${this.url.origin} did not answer within ${this.opts.timeoutMs} ms`);
+      if (/CERT|SIGNATURE|TLS|SSL|ALTNAME/.test(code)) {
+        return this.failed('tls', `the certificate of ${this.url.origin} cannot be trusted (${code}: ${(err as Error).message}): give its CA with --hub-ca-file`);
+      }
+      return this.failed('connection', `cannot reach ${this.url.origin}: ${code || (err as Error).message}`);
     }
     if (res.status >= 200 && res.status < 300) {
       if (this.failures > 0) this.opts.log(`hub: ${this.url.origin} takes batches again`);
