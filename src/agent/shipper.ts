@@ -154,6 +154,7 @@ export class Shipper {
   private inflight: Entry | undefined;
   private req: ClientRequest | undefined;
   private failures = 0;
+  private lastFailure = '';
   private stopped = false;
   private idleWaiters: (() => void)[] = [];
   /** cumulative, as batches carry it */
@@ -474,10 +475,12 @@ export class Shipper {
     });
   }
 
+  /** Counts a failed send; logs the first of a run of failures, and each change of cause. */
   private failed(kind: string, line: string): 'retry' {
     this.bump(this.counts.errors, kind);
     this.failures++;
-    if (this.failures === 1) this.opts.log(`hub: ${line}; retrying with backoff (${this.queue.length} batches kept)`);
+    if (this.failures === 1 || kind !== this.lastFailure) this.opts.log(`hub: ${line}; retrying with backoff (${this.queue.length} batches kept)`);
+    this.lastFailure = kind;
     return 'retry';
   }
 
