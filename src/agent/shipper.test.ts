@@ -13,6 +13,7 @@ import { type FamilySnapshot } from './exporter.js';
 import { type MetricDef } from '../collectors/contract.js';
 import { checkBatch, type Batch } from '../wire/ingest.js';
 import { Agent } from './agent.js';
+import { EventLog } from './event-log.js';
 import { eventually, needsKernel, sleep } from '../../test/kernel.js';
 import { makeCertificates } from '../../test/tls.js';
 import { startAgent } from '../../test/agent-process.js';
@@ -453,4 +454,31 @@ test('periscope agent --hub: the banner says where batches go, and SIGTERM ships
   const [batch] = hub.applied;
   assert.ok(batch!.families.some((f) => f.name === 'periscope_collector_up'));
   assert.ok(batch!.families.some((f) => f.name === 'periscope_hub_buffer_bytes'), 'the shipper\'s own metrics are the agent\'s');
+});
+
+test('each batch carries the events logged since the previous one; more than maxPendingEvents are dropped and counted', async (t) => {
+  const log = new EventLog(100, ['tick']);
+  const { src, shipper } = await setup(t, { events: log, maxPendingEvents: 3 });
+  shipper.start();
+  const push = (n: number): void => {
+    for (let i = 0; i < n; i++) {
+      log.push({ type: 'tick', time: new Date().toISOString(), node: 'n', cgroup: '/', cgroup_id: 1, namespace: '', pod: '', container: '', workload_kind: '', workload: '' });
+    }
+  };
+  push(2);
+  const first = shipper.build(src.collect());
+  assert.deepEqual(
+    first.events.map((e) => e.seq),
+    [1, 2],
+  );
+  push(5);
+  const second = shipper.build(src.collect());
+  assert.deepEqual(
+    second.events.map((e) => e.seq),
+    [3, 4, 5],
+  );
+  assert.equal(second.dropped.events, 2);
+  assert.equal(log.subscriberDrops, 0, 'the live API streams\' drop count is not the shipper\'s');
+  assert.ok(checkBatch(second).ok);
+  assert.equal(shipper.metrics().read().get('periscope_hub_events_dropped_total')![0]!.value, 2);
 });

@@ -25,7 +25,7 @@ import { release } from 'node:os';
 import { type MetricDef, type Readings, type Sample } from '../collectors/contract.js';
 import { FEATURES, probeAll } from '../kernel/features.js';
 import { type PeriscopeEvent } from '../wire/events.js';
-import { checkBatch, WIRE_VERSION, type AgentStatus, type Batch, type FamilyWire, type HistogramWire, type SeriesWire } from '../wire/ingest.js';
+import { checkBatch, MAX_BATCH_BYTES, WIRE_VERSION, type AgentStatus, type Batch, type FamilyWire, type HistogramWire, type SeriesWire } from '../wire/ingest.js';
 import { type Agent } from './agent.js';
 import { type EventLog } from './event-log.js';
 import { type FamilySnapshot, type Hist, type MetricSource } from './exporter.js';
@@ -315,6 +315,9 @@ export class Shipper {
   /** Queues an encoded batch and keeps memory and spill within their bounds. */
   enqueue(batch: Batch): void {
     const body = encode(batch);
+    if (body.length > MAX_BATCH_BYTES) {
+      this.opts.log(`hub: batch ${batch.seq} is ${body.length} bytes compressed, more than a hub takes (${MAX_BATCH_BYTES}): lower --max-series or --hub-interval`);
+    }
     this.queue.push({ instance: batch.agent.instance, seq: batch.seq, startedMs: Date.parse(batch.agent.started), bytes: body.length, body });
     this.enforce();
   }
