@@ -500,6 +500,7 @@ export class Shipper {
     try {
       res = await this.post(body);
     } catch (err) {
+      if (this.stopped) return 'retry'; // cut short by stop(): the batch is spilled, not a failure
       const code = (err as NodeJS.ErrnoException).code ?? '';
       if ((err as Error).message === 'timeout') return this.failed('timeout', `${this.url.origin} did not answer within ${this.opts.timeoutMs} ms`);
       if (/CERT|SIGNATURE|TLS|SSL|ALTNAME/.test(code)) {
