@@ -21,6 +21,7 @@ import {
   type NewEvent,
   type Readings,
   type Subject,
+  subjectKey,
 } from '../collectors/contract.js';
 import { EventLog } from './event-log.js';
 import { Exporter, type MetricSource } from './exporter.js';
@@ -64,6 +65,18 @@ export interface AgentOptions {
   podLabels?: readonly string[];
   /** secrets in command lines */
   redact?: RedactOptions;
+  /**
+   * restrict the agent to this cgroup subtree (a path under the cgroup2 root, "/" for all): rows and
+   * events of subjects outside it are neither exported nor logged, so several agents on one machine
+   * (one per subtree) count each cgroup once
+   */
+  cgroupSubtree?: string;
+}
+
+/** Whether a cgroup path is the subtree or below it. */
+export function inSubtree(path: string, subtree: string): boolean {
+  if (subtree === '/') return true;
+  return path === subtree || path.startsWith(`${subtree}/`);
 }
 
 interface Running {
@@ -95,10 +108,15 @@ export class Agent {
   /** events a collector emitted with a type it did not declare */
   undeclaredEvents = 0;
   cgroupsExpired = 0;
+  /** the cgroup subtree the agent is restricted to ("/" for all) */
+  readonly cgroupSubtree: string;
+  /** sources added after construction (the hub shipper's own metrics) */
+  private readonly extraSources: MetricSource[] = [];
 
   constructor(opts: AgentOptions = {}) {
     this.node = opts.node ?? process.env.NODE_NAME ?? hostname();
     this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
+    this.cgroupSubtree = opts.cgroupSubtree && opts.cgroupSubtree !== '/' ? opts.cgroupSubtree.replace(/\/+$/, '') : '/';
     this.opts = {
       graceMs: opts.graceMs ?? 60_000,
       pollIntervalMs: opts.pollIntervalMs ?? 100,
@@ -177,6 +195,7 @@ export class Agent {
       this.undeclaredEvents++;
       return;
     }
+    if (!this.owns(subject)) return;
     for (const f of declared.argv ?? []) {
       const v = fields[f];
       if (Array.isArray(v)) fields[f] = this.redactor.argv(v.map(String));
@@ -272,17 +291,52 @@ export class Agent {
     this.cgroupsExpired += gone.length;
   }
 
+  /**
+   * Whether a subject is inside the agent's cgroup subtree: a cgroup by its path, a network namespace
+   * by the path the agent names it with (its pod's cgroup, "/" for the host's). One that cannot be
+   * named yet is not claimed by a restricted agent.
+   */
+  owns(subject: Subject | undefined): boolean {
+    if (this.cgroupSubtree === '/' || subject === undefined) return true;
+    const path = subject.kind === 'netns' ? this.netnsPath(subject.id) : this.tree.resolve(subject.id)?.path;
+    return path !== undefined && inSubtree(path, this.cgroupSubtree);
+  }
+
+  /** Rows of subjects outside the cgroup subtree left out; rows without a subject stay. */
+  private restrict(readings: Readings): Readings {
+    if (this.cgroupSubtree === '/') return readings;
+    const owned = new Map<string, boolean>();
+    const owns = (s: Subject): boolean => {
+      const k = subjectKey(s);
+      let o = owned.get(k);
+      if (o === undefined) owned.set(k, (o = this.owns(s)));
+      return o;
+    };
+    return new Map([...readings].map(([name, rows]) => [name, rows.filter((r) => r.subject === undefined || owns(r.subject))]));
+  }
+
+  /** Adds a source of metrics (declared now), read at every collection: the hub shipper's own. */
+  addSource(source: MetricSource): void {
+    this.exporter.declare(source.metrics);
+    this.extraSources.push(source);
+  }
+
   /** Every source of metrics: the running collectors, the agent itself, the Kubernetes inventory. */
   private sources(): MetricSource[] {
-    const running = [...this.collectors.values()].map(({ def, instance }) => ({ name: def.name, metrics: def.metrics, read: () => instance.read() }));
+    const running = [...this.collectors.values()].map(({ def, instance }) => ({ name: def.name, metrics: def.metrics, read: () => this.restrict(instance.read()) }));
     const self: MetricSource = { name: 'agent', metrics: SELF_METRICS, read: () => this.selfReadings() };
-    return [...running, self, ...(this.kubernetes ? [this.kubernetes] : [])];
+    return [...running, self, ...this.extraSources, ...(this.kubernetes ? [this.kubernetes] : [])];
+  }
+
+  /** Drains the rings and reads every kernel aggregate once into the exporter's series. */
+  collect(): void {
+    this.poll();
+    this.exporter.collect(this.sources());
   }
 
   /** Drains the rings, reads every kernel aggregate once, and returns the Prometheus text. */
   scrape(): string {
-    this.poll();
-    this.exporter.collect(this.sources());
+    this.collect();
     return this.exporter.text();
   }
 

@@ -176,3 +176,35 @@ test('peers: each source names at most --max-peers of them, the rest fold into p
   exporter.collect([src(2)]);
   assert.equal(value(exporter.text(), 'periscope_bytes_total{workload="web",peer_kind="other",peer_namespace="",peer_workload="",peer="other",peer_port=""}'), 14, 'the same peers stay named; other grows');
 });
+
+test('snapshot() holds the series text() exposes, label values in the family\'s label order', () => {
+  const names = new Map([
+    [1, 'cart'],
+    [2, 'cart'],
+    [3, 'web'],
+  ]);
+  const { exporter, clock } = setup(names);
+  const h = (count: number): Sample => ({ subject: cgroupSubject(3), value: { bounds: [1, 2, 4], cumulative: [count, count, count], count, sum: count * 0.5 } });
+  exporter.collect([source({ periscope_things_total: [row(1, 10), row(2, 5), row(3, 1)], periscope_open_things: [row(3, 7)], periscope_wait_seconds: [h(2)] })]);
+  clock.now += 1_000;
+  // cgroup 1 leaves: what it counted stays in cart's series, in the snapshot as in the text
+  exporter.collect([source({ periscope_things_total: [row(2, 6), row(3, 1)], periscope_open_things: [row(3, 8)], periscope_wait_seconds: [h(3)] })]);
+  const snap = new Map(exporter.snapshot().map((f) => [f.def.name, f]));
+  const things = snap.get('periscope_things_total')!;
+  assert.deepEqual(things.labelNames, ['workload']);
+  assert.deepEqual(things.series, [
+    { labels: ['cart'], value: 16 },
+    { labels: ['web'], value: 1 },
+  ]);
+  assert.deepEqual(snap.get('periscope_open_things')!.series, [{ labels: ['web'], value: 8 }]);
+  assert.deepEqual(snap.get('periscope_wait_seconds')!.series, [{ labels: ['web'], value: { cumulative: [3, 3, 3], count: 3, sum: 1.5 } }]);
+  // every number of the snapshot is a line of the text
+  const text = exporter.text();
+  for (const f of snap.values()) {
+    for (const s of f.series) {
+      const labels = `{${f.labelNames.map((n, i) => `${n}="${s.labels[i]}"`).join(',')}}`;
+      if (typeof s.value === 'number') assert.equal(value(text, `${f.def.name}${labels}`), s.value);
+      else assert.equal(value(text, `${f.def.name}_count${labels}`), s.value.count);
+    }
+  }
+});

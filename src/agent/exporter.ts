@@ -13,7 +13,7 @@
  * bound, not by position.
  */
 import { PEER_LABELS, subjectKey, type HistogramValue, type MetricDef, type Peer, type Readings, type Sample, type Subject } from '../collectors/contract.js';
-import { formatFamily, type Series } from './exposition.js';
+import { formatFamily } from './exposition.js';
 import { OTHER_PEER, PeerFolder, type PeerLabels } from './peers.js';
 
 /** Anything that declares metrics and reads rows for them: a collector, the agent, the inventory. */
@@ -40,12 +40,19 @@ export interface ExporterOptions {
   log?: (line: string) => void;
 }
 
-interface Hist {
+export interface Hist {
   cumulative: number[];
   count: number;
   sum: number;
 }
 type Value = number | Hist;
+
+/** One metric family as exported: see Exporter.snapshot(). */
+export interface FamilySnapshot {
+  def: MetricDef;
+  labelNames: readonly string[];
+  series: { labels: string[]; value: number | Hist }[];
+}
 
 const isHist = (v: Value | undefined): v is Hist => typeof v === 'object';
 
@@ -158,17 +165,22 @@ class Family {
     }
   }
 
-  text(): string {
+  /** The series as exported now: what retired members counted plus the live members, per series. */
+  current(): { labels: Record<string, string>; value: Value }[] {
     const live = new Map<string, Value>();
     for (const m of this.members.values()) live.set(m.series, add(live.get(m.series), m.value));
-    const out: Series[] = [];
+    const out: { labels: Record<string, string>; value: Value }[] = [];
     for (const [k, s] of this.series) {
       let v = s.retired === undefined ? undefined : add(undefined, s.retired);
       const l = live.get(k);
       if (l !== undefined) v = add(v, l);
       if (v !== undefined) out.push({ labels: s.labels, value: v });
     }
-    return formatFamily(this.def, this.labelNames, out);
+    return out;
+  }
+
+  text(): string {
+    return formatFamily(this.def, this.labelNames, this.current());
   }
 
   get size(): number {
@@ -256,6 +268,18 @@ export class Exporter {
   /** The text exposition of everything collected so far. */
   text(): string {
     return [...this.families.values()].map((f) => f.text()).join('');
+  }
+
+  /**
+   * The same series as text() exposes, structured (what the shipper sends to the hub): per family,
+   * its definition, label names, and each series' label values in that order with its value.
+   */
+  snapshot(): FamilySnapshot[] {
+    return [...this.families.values()].map((f) => ({
+      def: f.def,
+      labelNames: f.labelNames,
+      series: f.current().map((s) => ({ labels: f.labelNames.map((n) => s.labels[n] ?? ''), value: s.value })),
+    }));
   }
 
   /** Rows refused at the last collection because their metric had --max-series series, by metric. */

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { eventually, needsKernel, run } from '../../test/kernel.js';
 import { BIN, freePort, startAgent } from '../../test/agent-process.js';
 import { makeCertificates } from '../../test/tls.js';
+import { bytesFlag } from './flags.js';
 import { writeKubeconfig } from '../../test/kubeconfig.js';
 
 const README = fileURLToPath(new URL('../../../README.md', import.meta.url));
@@ -92,6 +93,44 @@ test('a token file or TLS files that cannot be used are refused in one line befo
     assert.match(refused(r), message, args.join(' '));
     assert.doesNotMatch(r.stderr, /collector/, 'nothing was attached');
   }
+});
+
+test('the --hub flags are checked in one line before anything is attached', async () => {
+  const dir = tmp();
+  writeFileSync(join(dir, 'garbage.pem'), 'not a certificate\n');
+  writeFileSync(join(dir, 'empty'), '\n');
+  const cases: [string[], RegExp][] = [
+    [['--hub', 'ftp://hub:1'], /^--hub wants an http:\/\/ or https:\/\/ URL, not "ftp:\/\/hub:1"$/],
+    [['--hub', 'hub:9465'], /^--hub wants an http:\/\/ or https:\/\/ URL/],
+    [['--hub', 'not a url'], /^--hub wants a URL like https:\/\/hub.example:9465/],
+    [['--hub-interval', '5'], /^--hub-interval is for shipping to a hub: give --hub URL too$/],
+    [['--hub', 'http://hub:1', '--hub-interval', '0'], /^--hub-interval must be between 1 and 300 seconds, not 0$/],
+    [['--hub', 'http://hub:1', '--hub-interval', '301'], /must be between 1 and 300 seconds/],
+    [['--hub', 'http://hub:1', '--hub-buffer', '12Q'], /^--hub-buffer wants a size in bytes like 64Mi or 1G, not "12Q"$/],
+    [['--hub', 'http://hub:1', '--hub-buffer', '1k'], /^--hub-buffer must be between 1048576 and \d+ bytes, not 1000$/],
+    [['--hub', 'http://hub:1', '--hub-spill-max', '2Gi'], /^--hub-spill-max goes with --hub-spill-dir$/],
+    [['--hub', 'http://hub:1', '--hub-token-file', join(dir, 'missing')], /^--hub-token-file .*\/missing: ENOENT$/],
+    [['--hub', 'http://hub:1', '--hub-token-file', join(dir, 'empty')], /^--hub-token-file .* holds no token$/],
+    [['--hub', 'http://hub:1', '--hub-ca-file', join(dir, 'garbage.pem')], /^--hub-ca-file is for an https:\/\/ --hub$/],
+    [['--hub', 'https://hub:1', '--hub-ca-file', join(dir, 'garbage.pem')], /^--hub-ca-file .* holds no PEM certificate$/],
+    [['--cgroup-subtree', 'kubepods'], /^--cgroup-subtree wants a path under the cgroup2 root that begins with "\/"/],
+    [['--cgroup-subtree', '/a/../b'], /^--cgroup-subtree wants a path/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await run(BIN, ['agent', '--listen', '127.0.0.1:0', ...args]);
+    assert.match(refused(r), message, args.join(' '));
+    assert.doesNotMatch(r.stderr, /collector/, 'nothing was attached');
+  }
+});
+
+test('--hub-buffer and --hub-spill-max take sizes with units', () => {
+  assert.equal(bytesFlag('agent', 'hub-buffer', '64Mi', 1), 64 * 1024 * 1024);
+  assert.equal(bytesFlag('agent', 'hub-buffer', '64MiB', 1), 64 * 1024 * 1024);
+  assert.equal(bytesFlag('agent', 'hub-buffer', '1G', 1), 1e9);
+  assert.equal(bytesFlag('agent', 'hub-buffer', '2gi', 1), 2 * 1024 ** 3);
+  assert.equal(bytesFlag('agent', 'hub-buffer', '4096', 1), 4096);
+  assert.throws(() => bytesFlag('agent', 'hub-buffer', '-1', 1), /wants a size in bytes/);
+  assert.throws(() => bytesFlag('agent', 'hub-buffer', '1.5G', 1), /wants a size in bytes/);
 });
 
 test('a kubeconfig whose client certificate is missing or whose exec plugin fails stops the agent at start, with the cause in one line', async (t) => {

@@ -18,7 +18,8 @@ import { PeriscopeError } from '../kernel/errors.js';
 import { AGGREGATION_LEVELS, type AggregationLevel } from '../inventory/attribution.js';
 import { PEER_SCOPES, type PeerScope } from '../inventory/peers.js';
 import { checkRequirements } from './doctor.js';
-import { bad, intFlag, listFlag, parseFlags, secondsFlag } from './flags.js';
+import { bad, bytesFlag, intFlag, listFlag, parseFlags, secondsFlag } from './flags.js';
+import { agentShipInput, DEFAULT_BUFFER_BYTES, DEFAULT_SPILL_MAX_BYTES, Shipper } from '../agent/shipper.js';
 
 export const AGENT_USAGE = `usage: periscope agent [flags]
 
@@ -39,6 +40,21 @@ Runs the node agent: the collectors the kernel supports, /metrics and the JSON A
                             only this node's (huge clusters) (default cluster)
   --aggregation LEVEL       series per ${AGGREGATION_LEVELS.join(' | ')} (default container)
   --pod-labels LIST         pod labels copied into series as label_<name>, comma-separated
+  --cgroup-subtree PATH     only cgroups under PATH (below the cgroup2 root, e.g. /kubepods.slice):
+                            rows and events of others are neither exported nor shipped, so several
+                            agents on one machine (each with its --node) count each cgroup once
+hub (ship metrics and events to a periscope hub):
+  --hub URL                 the hub's base URL (http:// or https://); batches go to URL/api/v1/ingest
+  --hub-token-file FILE     bearer token for the hub (default: the --token-file token, the usual
+                            set-up being one token shared by the cluster's agents and hub)
+  --hub-ca-file FILE        PEM CA certificate the hub's HTTPS certificate is checked against
+                            (default: the system's CAs)
+  --hub-interval SECONDS    one batch every SECONDS, 1-300 (default 10)
+  --hub-buffer BYTES        most compressed batches held in memory while the hub is away (default 64Mi)
+  --hub-spill-dir DIR       when memory is full, and at stop, batches go to files in DIR and are sent
+                            first when the hub is back, by this run or the next (one DIR per agent)
+  --hub-spill-max BYTES     most bytes in --hub-spill-dir (default 1Gi); beyond it the oldest batches
+                            are dropped, their counter increases added into the next batch
 security:
   --token-file FILE         every request but /healthz needs "Authorization: Bearer <token in FILE>"
   --metrics-open            serve /metrics without the token (for Prometheus)
@@ -64,6 +80,14 @@ const FLAGS = {
   'peer-pods': { type: 'string' },
   aggregation: { type: 'string' },
   'pod-labels': { type: 'string' },
+  'cgroup-subtree': { type: 'string' },
+  hub: { type: 'string' },
+  'hub-token-file': { type: 'string' },
+  'hub-ca-file': { type: 'string' },
+  'hub-interval': { type: 'string' },
+  'hub-buffer': { type: 'string' },
+  'hub-spill-dir': { type: 'string' },
+  'hub-spill-max': { type: 'string' },
   'token-file': { type: 'string' },
   'metrics-open': { type: 'boolean' },
   'tls-cert': { type: 'string' },
@@ -101,7 +125,7 @@ function readSecretFile(flag: string, path: string): string {
  * URLs are usable as printed: the real port when port 0 was asked for, and this machine's loopback
  * address when the agent listens on every address.
  */
-export function banner(agent: Agent, address: AddressInfo, opts: { tls: boolean; token: boolean }): string {
+export function banner(agent: Agent, address: AddressInfo, opts: { tls: boolean; token: boolean; hub?: { url: string; intervalSeconds: number } }): string {
   const wildcard = address.address === '0.0.0.0' || address.address === '::';
   const host = wildcard ? (address.family === 'IPv6' ? '::1' : '127.0.0.1') : address.address;
   const base = `${opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
@@ -115,8 +139,59 @@ export function banner(agent: Agent, address: AddressInfo, opts: { tls: boolean;
     `  events:       ${base}/api/v1/events\n` +
     `  live events:  ${base}/api/v1/events/stream\n` +
     `  pods:         ${base}/api/v1/pods\n` +
-    `  status:       ${base}/api/v1/status\n`
+    `  status:       ${base}/api/v1/status\n` +
+    (opts.hub ? `  hub:          shipping to ${opts.hub.url} every ${opts.hub.intervalSeconds}s\n` : '')
   );
+}
+
+/** The --hub flags, checked: the shipper's options, or undefined without --hub. */
+function parseHubFlags(f: { [k: string]: string | boolean | undefined }, agentToken: string | undefined): { options: Omit<ConstructorParameters<typeof Shipper>[0], 'node' | 'collect'>; intervalSeconds: number } | undefined {
+  const str = (k: string): string | undefined => f[k] as string | undefined;
+  const url = str('hub');
+  if (url === undefined) {
+    const stray = ['hub-token-file', 'hub-ca-file', 'hub-interval', 'hub-buffer', 'hub-spill-dir', 'hub-spill-max'].find((k) => f[k] !== undefined);
+    if (stray) bad(`--${stray} is for shipping to a hub: give --hub URL too`, CMD);
+    return undefined;
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    bad(`--hub wants a URL like https://hub.example:9465, not "${url}"`, CMD);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') bad(`--hub wants an http:// or https:// URL, not "${url}"`, CMD);
+  if (parsed.search || parsed.hash) bad(`--hub wants the hub's base URL, without ?query or #fragment: "${url}"`, CMD);
+  const tokenFile = str('hub-token-file');
+  const token = tokenFile === undefined ? agentToken : readSecretFile('hub-token-file', tokenFile).trim();
+  if (tokenFile !== undefined && !token) bad(`--hub-token-file ${tokenFile} holds no token`, CMD);
+  const caFile = str('hub-ca-file');
+  const ca = caFile === undefined ? undefined : readSecretFile('hub-ca-file', caFile);
+  if (ca !== undefined) {
+    if (parsed.protocol !== 'https:') bad('--hub-ca-file is for an https:// --hub', CMD);
+    if (!ca.includes('-----BEGIN CERTIFICATE-----')) bad(`--hub-ca-file ${caFile} holds no PEM certificate`, CMD, 'give the PEM CA certificate that signed the hub\'s');
+    try {
+      createSecureContext({ ca });
+    } catch (err) {
+      bad(`--hub-ca-file ${caFile} cannot be used: ${(err as Error).message}`, CMD, 'give a PEM CA certificate');
+    }
+  }
+  const intervalSeconds = secondsFlag(CMD, 'hub-interval', str('hub-interval') ?? '10', 1, 300);
+  const bufferBytes = bytesFlag(CMD, 'hub-buffer', str('hub-buffer') ?? String(DEFAULT_BUFFER_BYTES), 1 << 20, 2 ** 40);
+  const spillMaxBytes = bytesFlag(CMD, 'hub-spill-max', str('hub-spill-max') ?? String(DEFAULT_SPILL_MAX_BYTES), 1 << 20, 2 ** 50);
+  if (str('hub-spill-max') !== undefined && str('hub-spill-dir') === undefined) bad('--hub-spill-max goes with --hub-spill-dir', CMD);
+  const spillDir = str('hub-spill-dir');
+  return {
+    intervalSeconds,
+    options: {
+      hub: parsed.href.replace(/\/$/, ''),
+      intervalMs: intervalSeconds * 1000,
+      bufferBytes,
+      spillMaxBytes,
+      ...(token ? { token } : {}),
+      ...(ca ? { ca } : {}),
+      ...(spillDir ? { spillDir } : {}),
+    },
+  };
 }
 
 export async function agentCommand(args: string[]): Promise<void> {
@@ -158,6 +233,12 @@ export async function agentCommand(args: string[]): Promise<void> {
     }
   }
 
+  const subtree = f['cgroup-subtree'];
+  if (subtree !== undefined && (!subtree.startsWith('/') || subtree.split('/').some((p) => p === '..' || p === '.'))) {
+    bad(`--cgroup-subtree wants a path under the cgroup2 root that begins with "/", not "${subtree}"`, CMD, 'e.g. --cgroup-subtree /kubepods.slice');
+  }
+  const hub = parseHubFlags(f, token);
+
   const problem = checkRequirements();
   if (problem) throw problem;
 
@@ -182,22 +263,33 @@ export async function agentCommand(args: string[]): Promise<void> {
     redact: { dropArgs: f['no-exec-args'] ?? false, ...(f['secret-keys'] !== undefined ? { keys: listFlag(f['secret-keys']) } : {}) },
     ...(kubernetes ? { kubernetes } : {}),
     ...(collectors ? { collectors } : {}),
+    ...(subtree !== undefined ? { cgroupSubtree: subtree } : {}),
   });
   agent.start();
+  const shipper = hub ? new Shipper({ ...hub.options, node, cgroupSubtree: agent.cgroupSubtree, collect: agentShipInput(agent), events: agent.events }) : undefined;
+  if (shipper) {
+    agent.addSource(shipper.metrics());
+    shipper.start();
+  }
   const api = new Api(agent, { ...(token ? { token } : {}), metricsOpen: f['metrics-open'] ?? false, maxStreamClients });
   const server = await api.listen(host, port, tls).catch((err: NodeJS.ErrnoException) => {
     agent.stop();
     throw new PeriscopeError('BAD_ARGUMENT', `cannot listen on ${host}:${port}: ${err.code ?? err.message}`, 'choose another --listen HOST:PORT, or stop what uses this one');
   });
-  process.stderr.write(banner(agent, server.address() as AddressInfo, { tls: tls !== undefined, token: token !== undefined }));
+  process.stderr.write(
+    banner(agent, server.address() as AddressInfo, { tls: tls !== undefined, token: token !== undefined, ...(hub ? { hub: { url: hub.options.hub, intervalSeconds: hub.intervalSeconds } } : {}) }),
+  );
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     process.stderr.write(`periscope agent: ${signal}, detaching\n`);
+    // the last batch is read before the collectors go; the shipper then has ~2 s to send what is left
+    const shipped = shipper ? shipper.stop() : Promise.resolve();
     agent.stop();
     server.closeAllConnections();
-    server.close(() => process.exit(0));
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    void Promise.all([shipped, closed]).then(() => process.exit(0));
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));

@@ -71,3 +71,14 @@ export function secondsFlag(command: string, flag: string, raw: string, min: num
 
 /** A comma-separated list flag, empty entries dropped. */
 export const listFlag = (raw: string | undefined): string[] => (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+
+const BYTE_UNITS: Record<string, number> = { '': 1, k: 1e3, ki: 1024, m: 1e6, mi: 1024 ** 2, g: 1e9, gi: 1024 ** 3, t: 1e12, ti: 1024 ** 4 };
+
+/** A size flag in bytes: a whole number with an optional unit (k, M, G, T; Ki, Mi, Gi, Ti; a trailing B is allowed), within [min, max]. */
+export function bytesFlag(command: string, flag: string, raw: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const m = /^\s*(\d+)\s*([kmgt]i?)?b?\s*$/i.exec(raw);
+  if (!m) bad(`--${flag} wants a size in bytes like 64Mi or 1G, not "${raw}"`, command);
+  const n = Number(m[1]) * BYTE_UNITS[(m[2] ?? '').toLowerCase()]!;
+  if (n < min || n > max) bad(`--${flag} must be between ${min} and ${max} bytes, not ${n}`, command);
+  return n;
+}
