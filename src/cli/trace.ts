@@ -89,9 +89,12 @@ const FORMATS: Record<Format, (e: Event, fields: readonly string[]) => string | 
 };
 
 /** Control characters (a process names itself; an escape sequence must not reach the terminal) as '?'. */
-const clean = (s: string): string => s.replace(/\p{Cc}/gu, '?');
+export const clean = (s: string): string => s.replace(/\p{Cc}/gu, '?');
 
-function fit(value: string, col: Column, last: boolean): string {
+/** How a column lays out (what fit and line read of it). */
+export type Layout = Pick<Column, 'width' | 'right' | 'keepEnd'>;
+
+function fit(value: string, col: Layout, last: boolean): string {
   let chars = [...value];
   if (chars.length > col.width) chars = col.keepEnd ? ['…', ...chars.slice(chars.length - col.width + 1)] : [...chars.slice(0, col.width - 1), '…'];
   const s = chars.join('');
@@ -100,7 +103,8 @@ function fit(value: string, col: Column, last: boolean): string {
   return col.right ? padding + s : s + padding;
 }
 
-function line(cells: string[], columns: readonly Column[]): string {
+/** Cells in fixed-width columns two spaces apart, each cut or padded to its width (the last not padded). */
+export function line(cells: string[], columns: readonly Layout[]): string {
   return cells.map((c, i) => fit(c, columns[i]!, i === cells.length - 1)).join('  ').trimEnd();
 }
 
