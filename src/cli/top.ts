@@ -415,7 +415,7 @@ async function fetchText(t: Target, path: string, query: URLSearchParams, accept
   try {
     return { body: await readBody(res, MAX_BODY), type: String(res.headers['content-type'] ?? '') };
   } catch (err) {
-    throw notOurs(t, `${what} it could not finish`, (err as Error).message);
+    throw new PeriscopeError('AGENT_REFUSED', `the ${t.role} at ${t.base} sent ${what} that could not be read: ${(err as Error).message}`, `check that ${pointAt(t.role)} points at a periscope ${t.role}, and retry`);
   }
 }
 
