@@ -421,8 +421,9 @@ async function fetchText(t: Target, path: string, query: URLSearchParams, accept
 
 /** One read of the agent's /metrics. */
 async function readAgent(t: Target): Promise<Scrape> {
-  const { body, type } = await fetchText(t, '/metrics', new URLSearchParams(), 'text/plain', '/metrics');
+  // when it was asked for: both reads wait as long for their answers, the first also for a connection
   const at = Date.now();
+  const { body, type } = await fetchText(t, '/metrics', new URLSearchParams(), 'text/plain', '/metrics');
   if (!type.startsWith('text/plain')) throw notOurs(t, `${type || 'no content type'} on /metrics`, 'not the Prometheus text format');
   try {
     return scrape(parseExposition(body), at);
