@@ -7,6 +7,7 @@ import { PeriscopeError } from '../kernel/errors.js';
 import { agentCommand } from './agent-command.js';
 import { doctorCommand } from './doctor.js';
 import { parseFlags } from './flags.js';
+import { topCommand } from './top.js';
 import { traceCommand } from './trace.js';
 
 const USAGE = `usage: periscope <command> [flags]
@@ -14,7 +15,8 @@ const USAGE = `usage: periscope <command> [flags]
 commands:
   agent     run the node agent: collectors, /metrics and the JSON API
   doctor    what the kernel supports and which alternative each collector takes
-  trace     stream live events from an agent: tcp, dns, drop, exec or oom
+  top       workloads by CPU, run-queue latency, OOMs, switches, execs and TCP, refreshed live
+  trace     stream live events from an agent or the hub: tcp, dns, drop, exec or oom
   version   print the version
 
 \`periscope <command> --help\` describes a command's flags.
@@ -38,6 +40,8 @@ async function main(argv: string[]): Promise<void> {
       return agentCommand(rest);
     case 'doctor':
       return doctorCommand(rest);
+    case 'top':
+      return topCommand(rest);
     case 'trace':
       return traceCommand(rest);
     case 'version':

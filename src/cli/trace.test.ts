@@ -8,7 +8,7 @@
 import { after, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -334,9 +334,69 @@ test('usage mistakes are one line: no kind, an unknown kind, --output, --count, 
   const help = await trace(['--help']).done;
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^usage: periscope trace exec\|oom\|tcp\|dns\|drop \[flags\]/);
-  for (const flag of ['--agent', '--token-file', '--ca-file', '--namespace', '--pod', '--container', '--workload', '--output', '--count', '--timeout', '--since-seq']) {
+  for (const flag of ['--agent', '--hub', '--token-file', '--ca-file', '--namespace', '--pod', '--container', '--workload', '--output', '--count', '--timeout', '--since-seq']) {
     assert.match(help.stdout, new RegExp(`^ {2}(-o, )?${flag}\\b`, 'm'), flag);
   }
+});
+
+/** A stand-in for the hub: serves the stream route as the agent does, with `events` as its first messages. */
+async function sseHub(t: TestContext, answer: (res: ServerResponse) => void): Promise<{ url: string; asked: URL[] }> {
+  const asked: URL[] = [];
+  const server = createServer((req, res) => {
+    asked.push(new URL(req.url ?? '/', 'http://hub'));
+    answer(res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  const addr = server.address();
+  return { url: `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`, asked };
+}
+
+const HUB_EVENT = { ...{ seq: 9, time: '2026-01-02T03:04:05.678Z', node: 'n2', cgroup: '/x', namespace: 'shop', pod: 'cart', type: 'exec' }, pid: 7, ppid: 1, args: ['/bin/true'] };
+
+test('--hub: the stream is read from the hub (the same route and filters), from the flag or $PERISCOPE_HUB', async (t) => {
+  const hub = await sseHub(t, (res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(`: keep-alive\n\nid: 9\nevent: exec\ndata: ${JSON.stringify(HUB_EVENT)}\n\n`);
+  });
+  const r = await trace(['exec', '--hub', hub.url, '--namespace', 'shop', '--count', '1', '-o', 'json', '--timeout', '10']).done;
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `${JSON.stringify(HUB_EVENT)}\n`);
+  assert.equal(hub.asked[0]!.pathname, '/api/v1/events/stream');
+  assert.equal(hub.asked[0]!.searchParams.get('type'), KINDS.exec!.types.join(','));
+  assert.equal(hub.asked[0]!.searchParams.get('namespace'), 'shop');
+  const env = await trace(['exec', '--count', '1', '--timeout', '10'], { PERISCOPE_HUB: hub.url, PERISCOPE_AGENT: 'http://127.0.0.1:1' }).done;
+  assert.equal(env.code, 0, env.stderr);
+  assert.match(env.stdout, /^TIME +NAMESPACE\/POD .*\n.* shop\/cart +exec +7 +1 .*\/bin\/true\n$/);
+  assert.equal(hub.asked.length, 2, '$PERISCOPE_HUB is taken over $PERISCOPE_AGENT');
+});
+
+test('--hub: its failures name the hub', async (t) => {
+  const refusing = await sseHub(t, (res) => res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"this hub needs a bearer token"}'));
+  const denied = oneError(await trace(['exec', '--hub', refusing.url, '--timeout', '10']).done);
+  assert.equal(denied.error, `the hub at ${refusing.url} refused the request (401 Unauthorized): this hub needs a bearer token`);
+  assert.equal(denied.fix, "pass --token-file FILE with the hub's token (or set $PERISCOPE_TOKEN_FILE)");
+  const ending = await sseHub(t, (res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.end(`data: ${JSON.stringify(HUB_EVENT)}\n\n`);
+  });
+  const ended = oneError(await trace(['exec', '--hub', ending.url, '-o', 'json', '--timeout', '10']).done);
+  assert.match(ended.error, new RegExp(`^the hub at ${ending.url} ended the stream( \\(\\w+\\))? after 1 event$`));
+  assert.match(ended.fix, /^the hub stopped or restarted, or dropped this client for not keeping up: run it again with --since-seq 9 /);
+  const port = await freePort();
+  const gone = oneError(await trace(['exec', '--hub', `http://127.0.0.1:${port}`, '--timeout', '10']).done);
+  assert.equal(gone.error, `cannot reach the hub at http://127.0.0.1:${port}: connection refused`);
+  assert.equal(gone.fix, 'start the hub, or point --hub (or $PERISCOPE_HUB) at where it listens');
+  const both = oneError(await trace(['exec', '--hub', 'http://a:1', '--agent', 'http://b:2']).done);
+  assert.equal(both.error, '--agent and --hub both say where to connect: give one');
+  const url = oneError(await trace(['exec', '--hub', 'ftp://hub']).done);
+  assert.equal(url.error, '--hub wants the hub\'s URL, such as http://periscope-hub:9465 or https://hub.example:9465, not "ftp://hub"');
 });
 
 test('the kind is found wherever it stands among the flags', () => {

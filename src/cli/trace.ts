@@ -5,17 +5,16 @@
  * agent does the filtering and only matching events cross the network, and prints either a table (a
  * header, then one row per event in fixed-width columns: a stream cannot know how wide the rows to come
  * will be) or JSON lines (each event exactly as the agent sent it). What each kind shows is data
- * (src/wire/table.ts columns) over a few shared cell formats.
+ * (src/wire/table.ts columns) over a few shared cell formats. With --hub it reads the hub instead,
+ * which serves the same routes and stream over the events of every node; messages then name the hub.
  *
  * Failures are one line and a fix: the agent cannot be reached, wants a token, serves no more streams,
  * does not serve the kind, or ends the stream (with the --since-seq that resumes it). --count and
  * --timeout end it with 0; Ctrl-C ends it as the signal does; a closed pipe (`| head`) ends it with 0.
  */
-import { readFileSync } from 'node:fs';
-import { X509Certificate } from 'node:crypto';
-import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { type IncomingMessage } from 'node:http';
 import { PeriscopeError } from '../kernel/errors.js';
+import { MAX_ERROR_BODY, errorBody, get, readBody, target, unauthorized, type Target } from './remote.js';
 import { bad, intFlag, parseFlags, secondsFlag, type FlagSpec } from './flags.js';
 import { TRACE_KINDS, type TraceKind as Kind } from '../collectors/registry.js';
 import { type Column, type Format } from '../wire/table.js';
@@ -90,9 +89,12 @@ const FORMATS: Record<Format, (e: Event, fields: readonly string[]) => string | 
 };
 
 /** Control characters (a process names itself; an escape sequence must not reach the terminal) as '?'. */
-const clean = (s: string): string => s.replace(/\p{Cc}/gu, '?');
+export const clean = (s: string): string => s.replace(/\p{Cc}/gu, '?');
 
-function fit(value: string, col: Column, last: boolean): string {
+/** How a column lays out (what fit and line read of it). */
+export type Layout = Pick<Column, 'width' | 'right' | 'keepEnd'>;
+
+function fit(value: string, col: Layout, last: boolean): string {
   let chars = [...value];
   if (chars.length > col.width) chars = col.keepEnd ? ['…', ...chars.slice(chars.length - col.width + 1)] : [...chars.slice(0, col.width - 1), '…'];
   const s = chars.join('');
@@ -101,7 +103,8 @@ function fit(value: string, col: Column, last: boolean): string {
   return col.right ? padding + s : s + padding;
 }
 
-function line(cells: string[], columns: readonly Column[]): string {
+/** Cells in fixed-width columns two spaces apart, each cut or padded to its width (the last not padded). */
+export function line(cells: string[], columns: readonly Layout[]): string {
   return cells.map((c, i) => fit(c, columns[i]!, i === cells.length - 1)).join('  ').trimEnd();
 }
 
@@ -173,137 +176,44 @@ export class SseParser {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The agent
+// The agent or hub
 
-interface Target {
-  /** the agent's base URL, without a trailing slash */
-  base: string;
-  /** where the base came from, for messages */
-  source: string;
-  token: string | undefined;
-  tokenSource: string | undefined;
-  ca: string | undefined;
-}
-
-/** How long the agent may take to answer, and to stay silent on a stream (it sends a keep-alive every 15 s). */
-const ANSWER_MS = 10_000;
+/** How long the agent or hub may stay silent on a stream (it sends a keep-alive every 15 s). */
 const SILENCE_MS = 45_000;
 
-const TLS_TRUST = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
-
-function unreachable(err: NodeJS.ErrnoException, t: Target): PeriscopeError {
-  const at = `the agent at ${t.base}`;
-  const where = `start it (periscope agent), or point --agent (or $PERISCOPE_AGENT) at where it listens`;
-  const code = err.code ?? '';
-  const cause = { cause: err };
-  if (code === 'ECONNREFUSED') return new PeriscopeError('AGENT_UNREACHABLE', `cannot reach ${at}: connection refused`, where, cause);
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new PeriscopeError('AGENT_UNREACHABLE', `cannot reach ${at}: its host name does not resolve (${code})`, 'check the host name in --agent (or $PERISCOPE_AGENT)', cause);
-  if (TLS_TRUST.has(code)) {
-    return new PeriscopeError('AGENT_UNREACHABLE', `${at} has a certificate this command does not trust: ${err.message.split(';')[0]}`, 'pass --ca-file with the CA that signed the agent\'s --tls-cert', cause);
-  }
-  if (code === 'EPROTO' || code.startsWith('ERR_SSL_')) {
-    return new PeriscopeError('AGENT_UNREACHABLE', `${at} does not speak TLS (${code})`, 'if the agent serves plain HTTP, use an http:// URL', cause);
-  }
-  if (code === 'ECONNRESET' && t.base.startsWith('http:')) {
-    return new PeriscopeError('AGENT_UNREACHABLE', `${at} closed the connection without an answer`, 'if the agent serves HTTPS (--tls-cert), use an https:// URL', cause);
-  }
-  return new PeriscopeError('AGENT_UNREACHABLE', `cannot reach ${at}: ${code ? `${code}: ` : ''}${err.message.replace(new RegExp(`^${code}:?\\s*`), '')}`, where, cause);
-}
+/** "point --agent at a periscope agent (the URL its banner prints)", or the same of a hub. */
+const pointAtOne = (t: Target): string => `point --${t.role} at a periscope ${t.role} (the URL its banner prints)`;
 
 /** What a non-200 answer means, said as the one line and fix of this command. */
 function refusal(status: number, headers: IncomingMessage['headers'], body: string, t: Target, kind: string): PeriscopeError {
-  let error = '';
-  let hint = '';
-  try {
-    const parsed = JSON.parse(body) as { error?: unknown; hint?: unknown };
-    error = typeof parsed.error === 'string' ? parsed.error : '';
-    hint = typeof parsed.hint === 'string' ? parsed.hint : '';
-  } catch {
-    error = body.trim().split('\n')[0]!.slice(0, 200);
-  }
-  const at = `the agent at ${t.base}`;
+  const { error, hint } = errorBody(body);
+  const at = `the ${t.role} at ${t.base}`;
   const said = error ? `: ${error}` : '';
   switch (status) {
     case 401:
-      return new PeriscopeError(
-        'AGENT_REFUSED',
-        `${at} refused the request (401 Unauthorized)${said}`,
-        t.token === undefined
-          ? "pass --token-file FILE with the agent's token (or set $PERISCOPE_TOKEN_FILE)"
-          : `the token in ${t.tokenSource} is not the agent's: pass --token-file with the file the agent was given`,
-      );
+      return unauthorized(t, said);
     case 503: {
       const after = headers['retry-after'];
-      return new PeriscopeError('AGENT_REFUSED', `${at} serves no more live streams (503)${said}`, `retry later${after ? ` (in ${after} s or more)` : ''}, or raise the agent's --max-stream-clients`);
+      return new PeriscopeError('AGENT_REFUSED', `${at} serves no more live streams (503)${said}`, `retry later${after ? ` (in ${after} s or more)` : ''}, or raise the ${t.role}'s --max-stream-clients`);
     }
     case 429:
-      return new PeriscopeError('AGENT_REFUSED', `${at} refused the connection (429)${said}`, 'retry later: this address holds too many connections to the agent');
+      return new PeriscopeError('AGENT_REFUSED', `${at} refused the connection (429)${said}`, `retry later: this address holds too many connections to the ${t.role}`);
     case 404:
-      return new PeriscopeError('AGENT_REFUSED', `${at} has no event stream (404)${said}`, 'point --agent at a periscope agent (the URL its banner prints)');
+      return new PeriscopeError('AGENT_REFUSED', `${at} has no event stream (404)${said}`, pointAtOne(t));
     case 400:
       if (/unknown event type/.test(error)) {
         return new PeriscopeError(
           'AGENT_REFUSED',
           `${at} does not serve ${kind} events (${KINDS[kind]!.types.join(', ')})${said}`,
-          "the collector that makes them is not running there: see the agent's /api/v1/status and --collectors, and `periscope doctor` on its node",
+          t.role === 'agent'
+            ? "the collector that makes them is not running there: see the agent's /api/v1/status and --collectors, and `periscope doctor` on its node"
+            : "no agent sends them: see the hub's /api/v1/nodes for the collectors each node runs",
         );
       }
       return new PeriscopeError('AGENT_REFUSED', `${at} refused the request (400)${said}`, hint || `see \`periscope ${CMD} --help\``);
     default:
-      return new PeriscopeError('AGENT_REFUSED', `${at} answered ${status}${said}`, hint || 'see the agent log');
+      return new PeriscopeError('AGENT_REFUSED', `${at} answered ${status}${said}`, hint || `see the ${t.role} log`);
   }
-}
-
-/** A GET to the agent; resolves with the response once its headers arrive, or rejects with the reason it cannot. */
-function get(t: Target, path: string, query: URLSearchParams, headers: Record<string, string>): { req: ClientRequest; response: Promise<IncomingMessage> } {
-  const url = new URL(`${t.base}${path}?${query.toString()}`);
-  const options: RequestOptions & { ca?: string } = {
-    headers: { ...headers, ...(t.token !== undefined ? { authorization: `Bearer ${t.token}` } : {}) },
-    ...(t.ca !== undefined ? { ca: t.ca } : {}),
-  };
-  const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, options);
-  const response = new Promise<IncomingMessage>((resolve, reject) => {
-    const silent = (): void => {
-      req.destroy(new PeriscopeError('AGENT_UNREACHABLE', `the agent at ${t.base} did not answer within ${ANSWER_MS / 1000} s`, 'check that --agent points at a running agent and that the network lets you reach it'));
-    };
-    req.setTimeout(ANSWER_MS, silent);
-    req.on('error', (err) => reject(err instanceof PeriscopeError ? err : unreachable(err, t)));
-    req.on('response', (res) => {
-      // the caller watches the answer from here on
-      req.off('timeout', silent);
-      resolve(res);
-    });
-  });
-  req.end();
-  return { req, response };
-}
-
-const MAX_ERROR_BODY = 64 << 10;
-
-function readBody(res: IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let body = '';
-    res.setEncoding('utf8');
-    res.on('data', (d: string) => {
-      body += d;
-      if (body.length > limit) {
-        res.destroy();
-        reject(new Error(`the answer is longer than ${limit} bytes`));
-      }
-    });
-    res.on('end', () => resolve(body));
-    res.on('error', reject);
-    res.on('aborted', () => reject(new Error('the answer was cut short')));
-  });
 }
 
 /** The answer's status, mapped to this command's errors when it is not 200. */
@@ -318,14 +228,15 @@ async function expectOk(res: IncomingMessage, t: Target, kind: string): Promise<
 
 export const TRACE_USAGE = `usage: periscope trace ${KIND_NAMES.join('|')} [flags]
 
-Streams live events from a running agent, one line each, until stopped (Ctrl-C), --count events
+Streams live events from a running agent (or the hub: every node's), one line each, until stopped (Ctrl-C), --count events
 have come or --timeout seconds have passed:
 ${KIND_NAMES.map((k) => `  ${k.padEnd(6)}${KINDS[k]!.help} (${KINDS[k]!.types.join(', ')})`).join('\n')}
 
   --agent URL               the agent (default $PERISCOPE_AGENT, else http://127.0.0.1:9464)
+  --hub URL                 the hub instead: events of every node (default $PERISCOPE_HUB)
   --token-file FILE         its bearer token (default $PERISCOPE_TOKEN_FILE)
-  --ca-file FILE            trust this PEM CA for an https:// agent (default $PERISCOPE_CA_FILE)
-filters (exact matches, done by the agent):
+  --ca-file FILE            trust this PEM CA for an https:// agent or hub (default $PERISCOPE_CA_FILE)
+filters (exact matches, done by the agent or hub):
   --namespace NS            events of pods in this namespace
   --pod NAME                events of this pod
   --container NAME          events of this container
@@ -342,6 +253,7 @@ output:
 
 const FLAGS = {
   agent: { type: 'string' },
+  hub: { type: 'string' },
   'token-file': { type: 'string' },
   'ca-file': { type: 'string' },
   namespace: { type: 'string' },
@@ -375,55 +287,6 @@ export function splitKind(args: string[], spec: FlagSpec = FLAGS): { kind: strin
   return { kind: undefined, rest: args };
 }
 
-function readFile(flag: string, source: string, path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    bad(`${source === flag ? flag : `${flag} (from ${source})`} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, CMD);
-  }
-}
-
-function target(f: { agent?: string | undefined; 'token-file'?: string | undefined; 'ca-file'?: string | undefined }): Target {
-  const env = process.env;
-  const pick = (flag: string, value: string | undefined, variable: string): [string | undefined, string] =>
-    value !== undefined ? [value, `--${flag}`] : env[variable] ? [env[variable], `$${variable}`] : [undefined, `--${flag}`];
-
-  const [rawAgent, source] = pick('agent', f.agent, 'PERISCOPE_AGENT');
-  const raw = (rawAgent ?? 'http://127.0.0.1:9464').trim();
-  let url: URL | undefined;
-  try {
-    url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`);
-  } catch {
-    url = undefined;
-  }
-  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname || url.search || url.hash || url.username) {
-    bad(`${source} wants the agent's URL, such as http://127.0.0.1:9464 or https://node-1:9464, not "${raw}"`, CMD);
-  }
-
-  const [tokenFile, tokenSource] = pick('token-file', f['token-file'], 'PERISCOPE_TOKEN_FILE');
-  const token = tokenFile === undefined ? undefined : readFile('--token-file', tokenSource, tokenFile).trim();
-  if (token === '') bad(`${tokenSource} ${tokenFile} holds no token`, CMD, 'give the file the agent was started with (its --token-file)');
-  if (token !== undefined && /\s/.test(token)) bad(`${tokenSource} ${tokenFile} holds more than one word; a token is one`, CMD, 'give the file the agent was started with (its --token-file)');
-
-  const [caFile, caSource] = pick('ca-file', f['ca-file'], 'PERISCOPE_CA_FILE');
-  const ca = caFile === undefined ? undefined : readFile('--ca-file', caSource, caFile);
-  if (ca !== undefined) {
-    try {
-      new X509Certificate(ca);
-    } catch {
-      bad(`${caSource} ${caFile} holds no PEM certificate`, CMD, 'give the CA certificate (-----BEGIN CERTIFICATE-----) that signed the agent\'s --tls-cert');
-    }
-    if (url.protocol !== 'https:' && caSource === '--ca-file') bad(`--ca-file is for an https:// agent, and ${url.origin} is not one`, CMD);
-  }
-  return {
-    base: `${url.origin}${url.pathname.replace(/\/+$/, '')}`,
-    source,
-    token,
-    tokenSource: tokenFile === undefined ? undefined : `${tokenSource} ${tokenFile}`,
-    ca,
-  };
-}
-
 /** Writes to stdout, pausing the stream while stdout is full: then the agent's bounded buffer drops (and counts) instead of this process growing. */
 class Output {
   constructor(private readonly res: () => IncomingMessage | undefined) {}
@@ -452,7 +315,7 @@ export async function traceCommand(args: string[]): Promise<void> {
   const sinceSeq = f['since-seq'] === undefined ? undefined : intFlag(CMD, 'since-seq', f['since-seq'], 0);
   const last = f.last === undefined ? undefined : intFlag(CMD, 'last', f.last, 1, MAX_REPLAY);
   if (sinceSeq !== undefined && last !== undefined) bad('--since-seq and --last both say where to start: give one', CMD);
-  const t = target(f);
+  const t = target(CMD, f, ['agent', 'hub']);
 
   const query = new URLSearchParams({ type: kind.types.join(',') });
   for (const name of FILTERS) if (f[name] !== undefined) query.set(name, f[name]);
@@ -518,7 +381,7 @@ export async function traceCommand(args: string[]): Promise<void> {
       };
       onDeadline = () => {
         if (stream) finish();
-        else finish(new PeriscopeError('AGENT_UNREACHABLE', `the agent at ${t.base} did not answer within --timeout ${timeout} s`, 'check that --agent points at a running agent, or give a longer --timeout'));
+        else finish(new PeriscopeError('AGENT_UNREACHABLE', `the ${t.role} at ${t.base} did not answer within --timeout ${timeout} s`, `check that --${t.role} points at a running ${t.role}, or give a longer --timeout`));
       };
       if (timedOut) onDeadline();
       const ended = (why: string): void => {
@@ -527,8 +390,8 @@ export async function traceCommand(args: string[]): Promise<void> {
         finish(
           new PeriscopeError(
             'AGENT_STREAM_ENDED',
-            `the agent at ${t.base} ${why}${seen ? ` after ${seen} event${seen === 1 ? '' : 's'}` : ''}`,
-            `the agent stopped or restarted, or dropped this client for not keeping up: ${again}`,
+            `the ${t.role} at ${t.base} ${why}${seen ? ` after ${seen} event${seen === 1 ? '' : 's'}` : ''}`,
+            `the ${t.role} stopped or restarted, or dropped this client for not keeping up: ${again}`,
           ),
         );
       };
@@ -537,7 +400,7 @@ export async function traceCommand(args: string[]): Promise<void> {
           await expectOk(res, t, kindName);
           const type = String(res.headers['content-type'] ?? '');
           if (!type.startsWith('text/event-stream')) {
-            throw new PeriscopeError('AGENT_REFUSED', `the agent at ${t.base} answered with ${type || 'no content type'}, not an event stream`, 'point --agent at a periscope agent (the URL its banner prints)');
+            throw new PeriscopeError('AGENT_REFUSED', `the ${t.role} at ${t.base} answered with ${type || 'no content type'}, not an event stream`, pointAtOne(t));
           }
           stream = res;
           req.setTimeout(SILENCE_MS, () => ended(`sent nothing for ${SILENCE_MS / 1000} s, not even a keep-alive`));
@@ -548,7 +411,7 @@ export async function traceCommand(args: string[]): Promise<void> {
             try {
               e = JSON.parse(m.data) as Event;
             } catch {
-              finish(new PeriscopeError('AGENT_REFUSED', `the agent at ${t.base} sent an event that is not JSON: ${m.data.slice(0, 80)}`, 'point --agent at a periscope agent (the URL its banner prints)'));
+              finish(new PeriscopeError('AGENT_REFUSED', `the ${t.role} at ${t.base} sent an event that is not JSON: ${m.data.slice(0, 80)}`, pointAtOne(t)));
               return;
             }
             if (print(m.data, e)) finish();
