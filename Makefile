@@ -86,7 +86,7 @@ kernels: build/.apt.stamp
 
 # --- the two commands ---------------------------------------------------------------------------
 run: build
-	bin/periscope agent --listen $(LISTEN)
+	bin/periscope run --listen $(LISTEN) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 lint: build
 	node_modules/.bin/eslint src bench test

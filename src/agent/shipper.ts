@@ -150,6 +150,7 @@ export class Shipper {
   private unsubscribe: (() => void) | undefined;
   private readonly queue: Entry[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private firstTick: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private inflight: Entry | undefined;
   private req: ClientRequest | undefined;
@@ -204,6 +205,9 @@ export class Shipper {
     });
     this.timer = setInterval(() => this.tick(), this.opts.intervalMs);
     this.timer.unref();
+    // a first batch soon after start: a new node shows up in the hub within a second or two
+    this.firstTick = setTimeout(() => this.tick(), Math.min(1_000, this.opts.intervalMs));
+    this.firstTick.unref();
     this.kick();
   }
 
@@ -561,6 +565,7 @@ export class Shipper {
   async stop(opts: { final?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
     clearInterval(this.timer);
+    clearTimeout(this.firstTick);
     this.unsubscribe?.();
     if (opts.final ?? true) this.tick();
     if (this.queue.length > 0) {

@@ -3,9 +3,8 @@
  * fix, before anything is loaded), builds the agent and its HTTP API, prints where to look, and
  * detaches everything on SIGINT/SIGTERM.
  */
-import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { isIP, type AddressInfo } from 'node:net';
+import { type AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { Agent } from '../agent/agent.js';
 import { Api } from '../agent/api.js';
@@ -18,6 +17,7 @@ import { PeriscopeError } from '../kernel/errors.js';
 import { AGGREGATION_LEVELS, type AggregationLevel } from '../inventory/attribution.js';
 import { PEER_SCOPES, type PeerScope } from '../inventory/peers.js';
 import { checkRequirements } from './doctor.js';
+import { baseUrl, parseListen, readSecretFile, requireTokenBeyondLoopback, tlsFlags, tokenFile } from './serve-flags.js';
 import { bad, bytesFlag, intFlag, listFlag, parseFlags, secondsFlag } from './flags.js';
 import { agentShipInput, DEFAULT_BUFFER_BYTES, DEFAULT_SPILL_MAX_BYTES, Shipper } from '../agent/shipper.js';
 
@@ -100,35 +100,13 @@ const FLAGS = {
 
 const CMD = 'agent';
 
-export function parseListen(s: string): { host: string; port: number } {
-  const m = /^(.*):(\d+)$/.exec(s);
-  if (!m) bad(`--listen wants HOST:PORT, not "${s}"`, CMD);
-  const port = Number(m[2]);
-  if (port > 65535) bad(`--listen: port ${port} is out of range (0-65535)`, CMD);
-  return { host: m[1]!.replace(/^\[(.*)\]$/, '$1') || '0.0.0.0', port };
-}
-
-const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
-
-function readSecretFile(flag: string, path: string): string {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    bad(`--${flag} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, CMD);
-  }
-  return text;
-}
-
 /**
  * Where to look, as `make run` shows it (README.md quotes it; a test holds the two together). The
  * URLs are usable as printed: the real port when port 0 was asked for, and this machine's loopback
  * address when the agent listens on every address.
  */
 export function banner(agent: Agent, address: AddressInfo, opts: { tls: boolean; token: boolean; hub?: { url: string; intervalSeconds: number } }): string {
-  const wildcard = address.address === '0.0.0.0' || address.address === '::';
-  const host = wildcard ? (address.family === 'IPv6' ? '::1' : '127.0.0.1') : address.address;
-  const base = `${opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+  const { base, wildcard } = baseUrl(address, opts.tls);
   const notes = [
     ...(wildcard ? [`listening on every address, port ${address.port}`] : []),
     ...(opts.token ? ['bearer token required'] : []),
@@ -162,10 +140,10 @@ function parseHubFlags(f: { [k: string]: string | boolean | undefined }, agentTo
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') bad(`--hub wants an http:// or https:// URL, not "${url}"`, CMD);
   if (parsed.search || parsed.hash) bad(`--hub wants the hub's base URL, without ?query or #fragment: "${url}"`, CMD);
   const tokenFile = str('hub-token-file');
-  const token = tokenFile === undefined ? agentToken : readSecretFile('hub-token-file', tokenFile).trim();
+  const token = tokenFile === undefined ? agentToken : readSecretFile(CMD, 'hub-token-file', tokenFile).trim();
   if (tokenFile !== undefined && !token) bad(`--hub-token-file ${tokenFile} holds no token`, CMD);
   const caFile = str('hub-ca-file');
-  const ca = caFile === undefined ? undefined : readSecretFile('hub-ca-file', caFile);
+  const ca = caFile === undefined ? undefined : readSecretFile(CMD, 'hub-ca-file', caFile);
   if (ca !== undefined) {
     if (parsed.protocol !== 'https:') bad('--hub-ca-file is for an https:// --hub', CMD);
     if (!ca.includes('-----BEGIN CERTIFICATE-----')) bad(`--hub-ca-file ${caFile} holds no PEM certificate`, CMD, 'give the PEM CA certificate that signed the hub\'s');
@@ -194,10 +172,34 @@ function parseHubFlags(f: { [k: string]: string | boolean | undefined }, agentTo
   };
 }
 
+/** A running agent as the command started it: its API server, its shipper, and how to stop it. */
+export interface StartedAgent {
+  agent: Agent;
+  banner: string;
+  /** ships the last batch (~2 s at most), detaches every program and closes the API */
+  stop(): Promise<void>;
+}
+
 export async function agentCommand(args: string[]): Promise<void> {
+  const started = await startAgentCommand(args);
+  if (!started) return;
+  process.stderr.write(started.banner);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`periscope agent: ${signal}, detaching\n`);
+    void started.stop().then(() => process.exit(0));
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** Checks the flags of `periscope agent`, starts the agent, its shipper and its API; undefined after --help. */
+export async function startAgentCommand(args: string[]): Promise<StartedAgent | undefined> {
   const f = parseFlags(CMD, AGENT_USAGE, args, FLAGS);
-  if (!f) return;
-  const { host, port } = parseListen(f.listen ?? '127.0.0.1:9464');
+  if (!f) return undefined;
+  const { host, port } = parseListen(f.listen ?? '127.0.0.1:9464', CMD);
   const grace = secondsFlag(CMD, 'grace', f.grace ?? '60', 0, 7 * 86_400);
   const maxCgroupsFlag = f['max-cgroups'] === undefined ? undefined : intFlag(CMD, 'max-cgroups', f['max-cgroups'], 1, 1 << 20);
   const maxSeries = intFlag(CMD, 'max-series', f['max-series'] ?? '10000', 1, 10_000_000);
@@ -213,25 +215,9 @@ export async function agentCommand(args: string[]): Promise<void> {
   const node = f.node ?? (process.env.NODE_NAME || hostname());
   if (!node.trim()) bad('--node is empty: give the node name series carry', CMD);
 
-  const token = f['token-file'] === undefined ? undefined : readSecretFile('token-file', f['token-file']).trim();
-  if (token !== undefined && token.length < 16) bad(`--token-file ${f['token-file']} holds ${token.length ? 'a token shorter than 16 characters' : 'no token'}: write a long random one (openssl rand -hex 32)`, CMD);
-  if (!token && !isLoopback(host) && !f['allow-unauthenticated']) {
-    bad(
-      `listening on ${host} without --token-file would let anyone who reaches it read this node's processes`,
-      CMD,
-      'pass --token-file FILE (and --tls-cert/--tls-key), listen on 127.0.0.1, or pass --allow-unauthenticated',
-    );
-  }
-  if ((f['tls-cert'] === undefined) !== (f['tls-key'] === undefined)) bad('--tls-cert and --tls-key go together', CMD);
-  const tls = f['tls-cert'] && f['tls-key'] ? { cert: readSecretFile('tls-cert', f['tls-cert']), key: readSecretFile('tls-key', f['tls-key']) } : undefined;
-  if (tls) {
-    // a bad pair is found now, in one line, rather than after the collectors are attached
-    try {
-      createSecureContext(tls);
-    } catch (err) {
-      bad(`--tls-cert ${f['tls-cert']} and --tls-key ${f['tls-key']} cannot be used: ${(err as Error).message}`, CMD, 'give a PEM certificate and the PEM private key that belongs to it');
-    }
-  }
+  const token = tokenFile(CMD, 'token-file', f['token-file']);
+  requireTokenBeyondLoopback(CMD, host, token, f['allow-unauthenticated'], "read this node's processes");
+  const tls = tlsFlags(CMD, f['tls-cert'], f['tls-key']);
 
   const subtree = f['cgroup-subtree'];
   if (subtree !== undefined && (!subtree.startsWith('/') || subtree.split('/').some((p) => p === '..' || p === '.'))) {
@@ -276,21 +262,16 @@ export async function agentCommand(args: string[]): Promise<void> {
     agent.stop();
     throw new PeriscopeError('BAD_ARGUMENT', `cannot listen on ${host}:${port}: ${err.code ?? err.message}`, 'choose another --listen HOST:PORT, or stop what uses this one');
   });
-  process.stderr.write(
-    banner(agent, server.address() as AddressInfo, { tls: tls !== undefined, token: token !== undefined, ...(hub ? { hub: { url: hub.options.hub, intervalSeconds: hub.intervalSeconds } } : {}) }),
-  );
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    process.stderr.write(`periscope agent: ${signal}, detaching\n`);
-    // the last batch is read before the collectors go; the shipper then has ~2 s to send what is left
-    const shipped = shipper ? shipper.stop() : Promise.resolve();
-    agent.stop();
-    server.closeAllConnections();
-    const closed = new Promise<void>((r) => server.close(() => r()));
-    void Promise.all([shipped, closed]).then(() => process.exit(0));
+  return {
+    agent,
+    banner: banner(agent, server.address() as AddressInfo, { tls: tls !== undefined, token: token !== undefined, ...(hub ? { hub: { url: hub.options.hub, intervalSeconds: hub.intervalSeconds } } : {}) }),
+    stop: async () => {
+      // the last batch is read before the collectors go; the shipper then has ~2 s to send what is left
+      const shipped = shipper ? shipper.stop() : Promise.resolve();
+      agent.stop();
+      server.closeAllConnections();
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      await Promise.all([shipped, closed]);
+    },
   };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
 }

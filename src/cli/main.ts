@@ -8,11 +8,15 @@ import { agentCommand } from './agent-command.js';
 import { doctorCommand } from './doctor.js';
 import { parseFlags } from './flags.js';
 import { topCommand } from './top.js';
+import { hubCommand } from './hub-command.js';
+import { runCommand } from './run-command.js';
 import { traceCommand } from './trace.js';
 
 const USAGE = `usage: periscope <command> [flags]
 
 commands:
+  run       the hub and this node's agent in one process, with the embedded store (make run)
+  hub       the cluster's hub: agents ship to it; it stores and answers the query API
   agent     run the node agent: collectors, /metrics and the JSON API
   doctor    what the kernel supports and which alternative each collector takes
   top       workloads by CPU, run-queue latency, OOMs, switches, execs and TCP, refreshed live
@@ -38,6 +42,10 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'agent':
       return agentCommand(rest);
+    case 'hub':
+      return hubCommand(rest);
+    case 'run':
+      return runCommand(rest);
     case 'doctor':
       return doctorCommand(rest);
     case 'top':

@@ -40,7 +40,7 @@ import {
 import { Normalizer } from './ingest.js';
 import { choice, limitParam, parseDuration, parseFilters, parseRange } from './query.js';
 import { COLUMNS, type AggregateRow, type Column, type Store } from './store.js';
-import { summarizeWorkloads, WORKLOAD_METRICS } from './workloads.js';
+import { summarizeWorkloads, WORKLOAD_GROUP_BY, WORKLOAD_METRICS } from './workloads.js';
 
 const inflate = promisify(gunzip);
 
@@ -329,7 +329,7 @@ export class Hub extends HttpFace {
       ...range,
       metrics: WORKLOAD_METRICS,
       filters: parseFilters(q),
-      groupBy: ['node', 'namespace', 'workload_kind', 'workload', 'pod', 'container', 'cgroup', 'le'],
+      groupBy: WORKLOAD_GROUP_BY,
     });
     const workloads = summarizeWorkloads(rows, { group, seconds: (range.to - range.from) / 1e3, sort, limit });
     return { from: iso(range.from), to: iso(range.to), group, sort, workloads };

@@ -1,0 +1,294 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { gzipSync } from 'node:zlib';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'node:http';
+import { type AddressInfo } from 'node:net';
+import { Hub, mergeEdges } from './hub.js';
+import { openStore } from './stores.js';
+import { WIRE_VERSION, type Batch } from '../wire/ingest.js';
+import { type EdgeEntry, type HubHealth, type NodesResponse, type SeriesResponse, type WorkloadsResponse } from '../wire/hub.js';
+import { type AggregateRow } from './store.js';
+
+const TOKEN = 'a-test-token-0123456789';
+const WL = ['cgroup', 'namespace', 'pod', 'container', 'workload_kind', 'workload', 'node'];
+const T0 = Date.parse('2026-11-28T10:00:00Z');
+
+/** A batch as an agent builds it: CPU of two cgroups (value and delta), a run-queue histogram, a gauge and an exec. */
+function batch(seq: number, opts: { instance?: string; node?: string; cpu?: [number, number]; at?: number } = {}): Batch {
+  const node = opts.node ?? 'node-a';
+  const [value, delta] = opts.cpu ?? [seq, 1];
+  const time = new Date(opts.at ?? T0 + seq * 10_000).toISOString();
+  return {
+    version: WIRE_VERSION,
+    agent: { node, instance: opts.instance ?? 'instance-0001', version: '0.1.0', started: new Date(T0).toISOString(), cgroup_subtree: '/' },
+    seq,
+    time,
+    status: { collectors: [{ name: 'cpu', alternative: 'tp_btf', up: true }], capabilities: { btf: true, kprobe: false }, kernel: '6.18.0' },
+    families: [
+      {
+        name: 'periscope_cpu_seconds_total',
+        type: 'counter',
+        help: 'CPU',
+        labels: WL,
+        series: [
+          { labels: ['/shop/cart', 'shop', 'cart-1', 'app', 'Deployment', 'cart', node], value, delta },
+          { labels: ['/system.slice/cron.service', '', '', '', '', '', node], value: 10 * value, delta: 10 * delta },
+        ],
+      },
+      {
+        name: 'periscope_runqueue_latency_seconds',
+        type: 'histogram',
+        help: 'RQ',
+        labels: WL,
+        buckets: [0.001, 0.01],
+        series: [
+          {
+            labels: ['/shop/cart', 'shop', 'cart-1', 'app', 'Deployment', 'cart', node],
+            hist: { cumulative: [50 * seq, 99 * seq], count: 100 * seq, sum: seq },
+            hist_delta: { cumulative: [50, 99], count: 100, sum: 1 },
+          },
+        ],
+      },
+      { name: 'periscope_tcp_active_connections', type: 'gauge', help: 'open', labels: WL, series: [{ labels: ['/shop/cart', 'shop', 'cart-1', 'app', 'Deployment', 'cart', node], value: 7 }] },
+    ],
+    events: [
+      {
+        seq,
+        type: 'exec',
+        time,
+        node,
+        cgroup: '/shop/cart',
+        cgroup_id: 42,
+        namespace: 'shop',
+        pod: 'cart-1',
+        container: 'app',
+        workload_kind: 'Deployment',
+        workload: 'cart',
+        pid: 100 + seq,
+        comm: 'sh',
+      },
+    ],
+    dropped: { batches: 0, events: 0, samples: 0 },
+  };
+}
+
+interface Reply {
+  status: number;
+  body: string;
+  json: () => unknown;
+}
+
+function send(url: string, opts: { method?: string; body?: Buffer | string; headers?: Record<string, string> } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: opts.method ?? 'GET', headers: opts.headers ?? {} }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, json: () => JSON.parse(body) as unknown }));
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+const auth = { authorization: `Bearer ${TOKEN}` };
+const ingest = (base: string, b: unknown, headers: Record<string, string> = {}): Promise<Reply> =>
+  send(`${base}/api/v1/ingest`, { method: 'POST', body: gzipSync(JSON.stringify(b)), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', ...auth, ...headers } });
+
+async function startHub(t: { after: (fn: () => unknown) => void }, now = T0 + 60_000): Promise<{ hub: Hub; base: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'periscope-hub-'));
+  const store = openStore(`duckdb:${join(dir, 'hub.duckdb')}`, { rawRetentionMs: 6 * 3_600_000, rollupRetentionMs: 7 * 86_400_000 });
+  await store.open();
+  const hub = new Hub({ store, token: TOKEN, maxBatchBytes: 1 << 20, now: () => now, log: () => undefined });
+  const server = await hub.listen('127.0.0.1', 0);
+  t.after(async () => {
+    server.closeAllConnections();
+    server.close();
+    await hub.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { hub, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+const get = async <T>(base: string, path: string): Promise<T> => {
+  const r = await send(`${base}${path}`, { headers: auth });
+  assert.equal(r.status, 200, `${path}: ${r.body}`);
+  return r.json() as T;
+};
+
+test('a batch is applied once: a replay and a duplicate are acknowledged without counting twice', async (t) => {
+  const { base } = await startHub(t);
+  assert.deepEqual((await ingest(base, batch(1))).json(), { applied: true, seq: 1 });
+  assert.deepEqual((await ingest(base, batch(2, { cpu: [3, 2] }))).json(), { applied: true, seq: 2 });
+  assert.deepEqual((await ingest(base, batch(2, { cpu: [3, 2] }))).json(), { applied: false, seq: 2 }, 'a replayed batch');
+  assert.deepEqual((await ingest(base, batch(1))).json(), { applied: false, seq: 1 }, 'an older one');
+  const w = await get<WorkloadsResponse>(base, `/api/v1/workloads?from=${new Date(T0).toISOString()}&to=-0s&group=container`);
+  const cart = w.workloads.find((e) => e.cgroup === '/shop/cart');
+  assert.ok(cart, JSON.stringify(w));
+  assert.equal(cart.cpu_seconds, 3, 'deltas 1 + 2, the replay not counted');
+  assert.equal(cart.node, 'node-a');
+  assert.equal(cart.workload, 'cart');
+  assert.equal(w.workloads[0]!.cgroup, '/system.slice/cron.service', 'sorted by CPU, most first');
+  assert.ok(cart.runqueue_latency_p99_seconds !== null && cart.runqueue_latency_p99_seconds <= 0.01 && cart.runqueue_latency_p99_seconds > 0.001);
+  const health = await get<HubHealth>(base, '/api/v1/health');
+  assert.equal(health.batches_applied, 2);
+  assert.equal(health.batches_duplicate, 2);
+  assert.equal(health.status, 'ok');
+  const metrics = await get<unknown>(base, '/api/v1/nodes');
+  const nodes = (metrics as NodesResponse).nodes;
+  assert.equal(nodes.length, 1);
+  assert.equal(nodes[0]!.node, 'node-a');
+  assert.equal(nodes[0]!.connected, true);
+  assert.deepEqual(nodes[0]!.capabilities, { btf: true, kprobe: false });
+  assert.equal(nodes[0]!.collectors[0]!.alternative, 'tp_btf');
+});
+
+test('a new instance (agent restart) starts over from its first delta: no negative rate, no double count', async (t) => {
+  const { base } = await startHub(t);
+  await ingest(base, batch(1, { cpu: [5, 5] }));
+  await ingest(base, batch(2, { cpu: [8, 3] }));
+  // restarted: cumulative values start again from zero; seq 1 of a new instance is not a duplicate
+  assert.deepEqual((await ingest(base, batch(1, { instance: 'instance-0002', cpu: [2, 2], at: T0 + 30_000 }))).json(), { applied: true, seq: 1 });
+  const w = await get<WorkloadsResponse>(base, `/api/v1/workloads?from=${new Date(T0).toISOString()}&group=container`);
+  assert.equal(w.workloads.find((e) => e.cgroup === '/shop/cart')?.cpu_seconds, 10);
+  const s = await get<SeriesResponse>(base, `/api/v1/series?metric=periscope_cpu_seconds_total&cgroup=/shop/cart&from=${new Date(T0).toISOString()}&step=10s`);
+  assert.equal(s.unit, 'per_second');
+  const points = s.lines[0]!.points;
+  assert.ok(points.every(([, v]) => v >= 0), 'no negative rate');
+  assert.equal(points.reduce((a, [, v]) => a + v * 10, 0), 10);
+});
+
+test('a wrong or missing token gets 401 and stores nothing', async (t) => {
+  const { base } = await startHub(t);
+  const wrong = await ingest(base, batch(1), { authorization: 'Bearer not-the-token-at-all' });
+  assert.equal(wrong.status, 401);
+  const none = await send(`${base}/api/v1/ingest`, { method: 'POST', body: gzipSync(JSON.stringify(batch(1))), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
+  assert.equal(none.status, 401);
+  assert.equal((await send(`${base}/api/v1/workloads`)).status, 401, 'the API needs it too');
+  assert.equal((await send(`${base}/healthz`)).status, 200);
+  const health = await get<HubHealth>(base, '/api/v1/health');
+  assert.equal(health.batches_applied, 0);
+  assert.equal(health.samples_ingested, 0);
+  const nodes = await get<NodesResponse>(base, '/api/v1/nodes');
+  assert.equal(nodes.nodes.length, 0, 'nothing stored');
+});
+
+test('malformed, oversized and wrong-version batches get a 4xx that says what is wrong, and the hub keeps serving', async (t) => {
+  const { base } = await startHub(t);
+  const post = (body: Buffer | string, headers: Record<string, string>): Promise<Reply> => send(`${base}/api/v1/ingest`, { method: 'POST', body, headers: { ...auth, ...headers } });
+  const json = { 'content-type': 'application/json' };
+  const gz = { ...json, 'content-encoding': 'gzip' };
+  const cases: [string, Promise<Reply>, number, RegExp][] = [
+    ['not gzip', post('{"version":1}', gz), 400, /not gzip/],
+    ['not JSON', post(gzipSync('{"version":'), gz), 400, /not JSON/],
+    ['an array', post(gzipSync('[]'), gz), 400, /JSON object/],
+    ['wrong version', post(gzipSync(JSON.stringify({ ...batch(1), version: 2 })), gz), 400, /wire version 2 is not supported: this hub speaks version 1/],
+    ['no version', post(JSON.stringify({ seq: 1 }), json), 400, /wire version null/],
+    ['a bad field', post(gzipSync(JSON.stringify({ ...batch(1), seq: -1 })), gz), 400, /malformed batch: seq/],
+    ['labels that do not match', post(gzipSync(JSON.stringify({ ...batch(1), families: [{ ...batch(1).families[0]!, labels: ['cgroup'] }] })), gz), 400, /series\.0\.labels/],
+    ['a negative delta', post(gzipSync(JSON.stringify({ ...batch(1), families: [{ ...batch(1).families[0]!, series: [{ labels: WL.map(() => ''), value: 1, delta: -1 }] }] })), gz), 400, /delta/],
+    ['too large', post(Buffer.alloc(2 << 20), gz), 413, /more than/],
+    ['a zip bomb', post(gzipSync(Buffer.alloc(80 << 20, 32)), gz), 413, /inflates to more than/],
+    ['wrong type', post('x', { 'content-type': 'text/plain' }), 415, /application\/json/],
+    ['wrong encoding', post('x', { ...json, 'content-encoding': 'br' }), 415, /not supported/],
+  ];
+  for (const [what, reply, status, message] of cases) {
+    const r = await reply;
+    assert.equal(r.status, status, `${what}: ${r.body}`);
+    assert.match((r.json() as { error: string }).error, message, what);
+  }
+  assert.equal((await send(`${base}/api/v1/ingest`, { headers: auth })).status, 405, 'GET on ingest');
+  // still serving, nothing stored
+  const health = await get<HubHealth>(base, '/api/v1/health');
+  assert.equal(health.batches_applied, 0);
+  assert.ok(health.batches_rejected >= cases.length - 2);
+  assert.deepEqual((await ingest(base, batch(1))).json(), { applied: true, seq: 1 });
+  const metrics = await send(`${base}/metrics`, { headers: auth });
+  assert.match(metrics.body, /^periscope_hub_batches_rejected_total\{reason="too_large"\} 2$/m);
+  assert.match(metrics.body, /^periscope_hub_batches_total\{result="applied"\} 1$/m);
+});
+
+test('queries with bad parameters get a 400 that names the parameter', async (t) => {
+  const { base } = await startHub(t);
+  const cases: [string, RegExp][] = [
+    ['/api/v1/workloads?from=yesterday', /from="yesterday" is not a time/],
+    ['/api/v1/workloads?from=-1h&to=-2h', /is not before to/],
+    ['/api/v1/workloads?sort=colour', /sort="colour" is not one of/],
+    ['/api/v1/workloads?group=planet', /group="planet"/],
+    ['/api/v1/workloads?limit=-3', /limit must be a non-negative integer/],
+    ['/api/v1/series', /metric is missing/],
+    ['/api/v1/series?metric=nope_total', /unknown metric "nope_total"/],
+    ['/api/v1/series?metric=periscope_cpu_seconds_total&from=-30d&step=1s', /more than 11,000/],
+    ['/api/v1/series?metric=periscope_cpu_seconds_total&by=colour', /by="colour" is not a column/],
+    ['/api/v1/events?type=teleport', /unknown event type "teleport"/],
+    ['/api/v1/events?cgroup=relative', /is not a cgroup path/],
+    ['/api/v1/workloads?from=-9999d', /more than the 400 a query may/],
+    ["/api/v1/workloads?namespace=x'%20OR%201=1--", /^$/],
+  ];
+  for (const [path, message] of cases) {
+    const r = await send(`${base}${path}`, { headers: auth });
+    if (message.source === '^$') {
+      assert.equal(r.status, 200, `${path}: values are bound, never spliced into SQL`);
+      assert.deepEqual((r.json() as WorkloadsResponse).workloads, []);
+      continue;
+    }
+    assert.equal(r.status, 400, `${path}: ${r.body}`);
+    assert.match((r.json() as { error: string }).error, message, path);
+  }
+  assert.equal((await send(`${base}/api/v1/nope`, { headers: auth })).status, 404);
+});
+
+test('events are stored and served with filters, and streamed live as they arrive', async (t) => {
+  const { base } = await startHub(t);
+  const events: string[] = [];
+  const stream = request(`${base}/api/v1/events/stream?type=exec`, { headers: auth }, (res) => res.on('data', (d: Buffer) => events.push(d.toString())));
+  stream.end();
+  await new Promise((r) => setTimeout(r, 200));
+  await ingest(base, batch(1));
+  await ingest(base, batch(2, { node: 'node-b', instance: 'instance-b001' }));
+  const deadline = Date.now() + 5_000;
+  while (!events.join('').includes('node-b') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  stream.destroy();
+  assert.match(events.join(''), /event: exec\ndata: .*"node":"node-a"/);
+  const stored = await get<{ events: { node: string; pid: number }[] }>(base, `/api/v1/events?from=${new Date(T0).toISOString()}&type=exec&node=node-b`);
+  assert.deepEqual(
+    stored.events.map((e) => [e.node, e.pid]),
+    [['node-b', 102]],
+  );
+  const ns = await get<{ namespaces: string[] }>(base, `/api/v1/namespaces?from=${new Date(T0).toISOString()}`);
+  assert.deepEqual(ns.namespaces, ['shop']);
+});
+
+test('the service map joins what the client\'s node and the server\'s node saw into one edge', () => {
+  const row = (metric: string, group: Record<string, string>, delta: number): AggregateRow => ({ metric, group, delta, avg: 0, last: 0, series: 1 });
+  const client = { node: 'node-a', namespace: 'shop', workload: 'cart', pod: 'cart-1', cgroup: '/c', peer_kind: 'pod', peer_namespace: 'shop', peer_workload: 'db', peer: 'db-0', peer_port: '5432' };
+  const server = { node: 'node-b', namespace: 'shop', workload: 'db', pod: 'db-0', cgroup: '/d', peer_kind: 'pod', peer_namespace: 'shop', peer_workload: 'cart', peer: 'cart-1', peer_port: '' };
+  const edges: EdgeEntry[] = mergeEdges([
+    row('periscope_tcp_connections_total', { ...client, direction: 'outbound', result: 'success' }, 10),
+    row('periscope_tcp_connections_total', { ...client, direction: 'outbound', result: 'refused' }, 2),
+    row('periscope_tcp_bytes_sent_total', client, 1000),
+    row('periscope_tcp_bytes_received_total', client, 5000),
+    row('periscope_tcp_connections_total', { ...server, direction: 'inbound', result: 'success' }, 10),
+    row('periscope_tcp_bytes_received_total', server, 1000),
+    row('periscope_tcp_bytes_sent_total', server, 5000),
+    // a server-side view only: a client on a node without an agent
+    row('periscope_tcp_bytes_received_total', { ...server, peer_kind: 'external', peer_namespace: '', peer_workload: '', peer: '203.0.113.9' }, 70),
+  ]);
+  assert.equal(edges.length, 2);
+  const [joined, lone] = edges;
+  assert.deepEqual(joined, {
+    source: { kind: 'pod', namespace: 'shop', workload: 'cart', name: 'cart' },
+    target: { kind: 'pod', namespace: 'shop', workload: 'db', name: 'db', port: '5432' },
+    connections: 10,
+    failed: 2,
+    bytes_sent: 1000,
+    bytes_received: 5000,
+    retransmits: 0,
+    observed_by: ['node-a', 'node-b'],
+  });
+  assert.equal(lone!.source.name, '203.0.113.9');
+  assert.equal(lone!.bytes_sent, 70, 'what the server received is what the client sent');
+  assert.deepEqual(lone!.observed_by, ['node-b']);
+});
