@@ -65,6 +65,11 @@ export class ClickHouseServer {
     readonly httpPort: number,
   ) {}
 
+  /** the server's process id (while it runs) */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   /** http://127.0.0.1:PORT */
   get url(): string {
     return `http://127.0.0.1:${this.httpPort}`;
