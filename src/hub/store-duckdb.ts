@@ -10,7 +10,7 @@
  * queries run on a second connection and see committed data only.
  */
 import { statSync } from 'node:fs';
-import { DuckDBConnection, DuckDBInstance, type DuckDBAppender, type DuckDBValue } from '@duckdb/node-api';
+import { BIGINT, DOUBLE, DuckDBConnection, DuckDBDataChunk, DuckDBInstance, type DuckDBAppender, type DuckDBValue } from '@duckdb/node-api';
 import {
   INDEXED_LABELS,
   type AgentReport,
@@ -23,6 +23,7 @@ import {
   type Filters,
   type MaintainResult,
   type Range,
+  type SampleRow,
   type SeriesLine,
   type SeriesQuery,
   type Store,
@@ -31,6 +32,9 @@ import {
 import { MINUTE, checkColumn, filterSql, inList, likePrefix, plan, toLines, type Bind } from './store-sql.js';
 
 const LABEL_COLUMNS = INDEXED_LABELS.map((l) => `${l} VARCHAR NOT NULL`).join(', ');
+/** Rows per data chunk (DuckDB's vector size). */
+const CHUNK_ROWS = 2048;
+const SAMPLE_TYPES = [BIGINT, BIGINT, DOUBLE, DOUBLE];
 const EVENT_COLUMNS = ['node', 'namespace', 'pod', 'container', 'workload_kind', 'workload', 'cgroup'];
 
 const SCHEMA = [
@@ -39,7 +43,8 @@ const SCHEMA = [
   'CREATE TABLE IF NOT EXISTS rollups_1m (minute BIGINT NOT NULL, series BIGINT NOT NULL, delta_sum DOUBLE NOT NULL, value_sum DOUBLE NOT NULL, value_count BIGINT NOT NULL, value_last DOUBLE NOT NULL, value_min DOUBLE NOT NULL, value_max DOUBLE NOT NULL)',
   'CREATE TABLE IF NOT EXISTS events (ts BIGINT NOT NULL, node VARCHAR NOT NULL, type VARCHAR NOT NULL, namespace VARCHAR NOT NULL, pod VARCHAR NOT NULL, container VARCHAR NOT NULL, workload_kind VARCHAR NOT NULL, workload VARCHAR NOT NULL, cgroup VARCHAR NOT NULL, body VARCHAR NOT NULL)',
   'CREATE TABLE IF NOT EXISTS reports (node VARCHAR NOT NULL, instance VARCHAR NOT NULL, seq BIGINT NOT NULL, version VARCHAR NOT NULL, started BIGINT NOT NULL, received BIGINT NOT NULL, cgroup_subtree VARCHAR NOT NULL, status VARCHAR NOT NULL)',
-  'CREATE TABLE IF NOT EXISTS applied (instance VARCHAR PRIMARY KEY, seq BIGINT NOT NULL)',
+  // a row per applied batch (appended: cheaper than an upsert); maintain() keeps the last of each instance
+  'CREATE TABLE IF NOT EXISTS applied (instance VARCHAR NOT NULL, seq BIGINT NOT NULL)',
   'CREATE TABLE IF NOT EXISTS rollup_progress (id INTEGER PRIMARY KEY, minute BIGINT NOT NULL)',
   // the staging table of new series (per connection, never on disk)
   'CREATE TEMP TABLE IF NOT EXISTS series_new AS SELECT * FROM series LIMIT 0',
@@ -139,22 +144,22 @@ export class DuckDbStore implements Store {
           await writer.run('INSERT INTO series SELECT * FROM series_new ON CONFLICT DO NOTHING');
           await writer.run('DELETE FROM series_new');
         }
-        if (b.samples.length) {
-          const a = await writer.createAppender('samples');
-          for (const s of b.samples) {
-            a.appendBigInt(BigInt(s.ts));
-            a.appendBigInt(s.series);
-            a.appendDouble(s.value);
-            if (s.delta === null) a.appendNull();
-            else a.appendDouble(s.delta);
-            a.endRow();
-          }
-          a.closeSync();
-        }
+        if (b.samples.length) await this.appendSamples(await writer.createAppender('samples'), b.samples);
         if (b.events.length) await this.appendEvents(await writer.createAppender('events'), b.events);
         const r = b.report;
-        await writer.run('INSERT INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [r.node, r.instance, r.seq, r.version, r.started, r.received, r.cgroupSubtree, r.status]);
-        await writer.run('INSERT OR REPLACE INTO applied VALUES (?, ?)', [instance, seq]);
+        // one row each, through appenders too: an INSERT costs a round trip and its planning (~1 ms)
+        const ra = await writer.createAppender('reports');
+        for (const v of [r.node, r.instance, BigInt(r.seq), r.version, BigInt(r.started), BigInt(r.received), r.cgroupSubtree, r.status]) {
+          if (typeof v === 'bigint') ra.appendBigInt(v);
+          else ra.appendVarchar(v);
+        }
+        ra.endRow();
+        ra.closeSync();
+        const aa = await writer.createAppender('applied');
+        aa.appendVarchar(instance);
+        aa.appendBigInt(BigInt(seq));
+        aa.endRow();
+        aa.closeSync();
         await writer.run('COMMIT');
       } catch (err) {
         await writer.run('ROLLBACK').catch(() => undefined);
@@ -165,6 +170,32 @@ export class DuckDbStore implements Store {
       this.seqs.set(instance, seq);
       return true;
     });
+  }
+
+  /**
+   * Samples go in as data chunks of whole columns: with a file, twice the rate of appending value by
+   * value (about 1 M rows/s against 0.5 M on the bench machine).
+   */
+  private async appendSamples(a: DuckDBAppender, samples: readonly SampleRow[]): Promise<void> {
+    for (let off = 0; off < samples.length; off += CHUNK_ROWS) {
+      const n = Math.min(CHUNK_ROWS, samples.length - off);
+      const ts = new Array<bigint>(n);
+      const series = new Array<bigint>(n);
+      const value = new Array<number>(n);
+      const delta = new Array<number | null>(n);
+      for (let i = 0; i < n; i++) {
+        const s = samples[off + i]!;
+        ts[i] = BigInt(s.ts);
+        series[i] = s.series;
+        value[i] = s.value;
+        delta[i] = s.delta;
+      }
+      const chunk = DuckDBDataChunk.create(SAMPLE_TYPES, n);
+      chunk.setColumns([ts, series, value, delta]);
+      a.appendDataChunk(chunk);
+    }
+    a.closeSync();
+    await Promise.resolve();
   }
 
   private async appendEvents(a: DuckDBAppender, events: readonly EventRow[]): Promise<void> {
@@ -180,7 +211,7 @@ export class DuckDbStore implements Store {
   private async lastSeqOf(conn: DuckDBConnection, instance: string): Promise<number> {
     const cached = this.seqs.get(instance);
     if (cached !== undefined) return cached;
-    const seq = Number((await this.rows(conn, 'SELECT seq FROM applied WHERE instance = ?', [instance]))[0]?.seq ?? 0);
+    const seq = Number((await this.rows(conn, 'SELECT max(seq) AS seq FROM applied WHERE instance = ?', [instance]))[0]?.seq ?? 0);
     this.seqs.set(instance, seq);
     return seq;
   }
@@ -322,6 +353,7 @@ export class DuckDbStore implements Store {
         const rawBefore = now - this.opts.rawRetentionMs;
         droppedParts = (await writer.run('DELETE FROM samples WHERE ts < $t', { t: rawBefore })).rowsChanged;
         await writer.run('DELETE FROM events WHERE ts < $t', { t: rawBefore });
+        await writer.run('DELETE FROM applied WHERE (instance, seq) NOT IN (SELECT instance, max(seq) FROM applied GROUP BY instance)');
         await writer.run('DELETE FROM reports WHERE received < $t', { t: rawBefore });
         await writer.run('DELETE FROM rollups_1m WHERE minute < $t', { t: now - this.opts.rollupRetentionMs });
         await writer.run('COMMIT');
