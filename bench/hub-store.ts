@@ -7,7 +7,9 @@
  *            for ClickHouse, the server's CPU too), the first interval (every series new) apart
  *   queries  with that data loaded, p50/p95 of the two queries the hub runs most: the workloads
  *            overview (aggregate of 8 metrics over the last hour by namespace, workload_kind,
- *            workload, node and le) and one workload's CPU series (step 60 s, last hour)
+ *            workload, node and le) and one workload's CPU series (step 60 s, last hour); first from
+ *            raw samples, then again after maintain() has rolled the closed minutes up (a range of
+ *            15 minutes or more reads rollups where they exist: store-sql.ts)
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -177,24 +179,31 @@ async function benchStore(kind: 'duckdb' | 'clickhouse', o: HubStoreOptions): Pr
     });
 
     const hour = { from: now - 3_600_000, to: now };
-    const overview = await time(
-      () => store.aggregate({ ...hour, metrics: OVERVIEW_METRICS, groupBy: ['namespace', 'workload_kind', 'workload', 'node', 'le'] }),
-      o.repeat,
-    );
-    const one = await time(
-      () => store.series({ ...hour, metric: 'periscope_cpu_seconds_total', filters: { namespace: 'ns-3', workload: 'w-3-1' }, stepMs: 60_000 }),
-      o.repeat,
-    );
-    out.push({
-      scenario: `${kind}: queries over the last hour (${samples} samples loaded, raw)`,
-      overview_rows: overview.result.length,
-      overview_p50_ms: overview.p50,
-      overview_p95_ms: overview.p95,
-      workload_series_points: one.result[0]?.points.length ?? 0,
-      workload_series_p50_ms: one.p50,
-      workload_series_p95_ms: one.p95,
-      repetitions: o.repeat,
-    });
+    const queries = async (how: string): Promise<void> => {
+      const overview = await time(
+        () => store.aggregate({ ...hour, metrics: OVERVIEW_METRICS, groupBy: ['namespace', 'workload_kind', 'workload', 'node', 'le'] }),
+        o.repeat,
+      );
+      const one = await time(
+        () => store.series({ ...hour, metric: 'periscope_cpu_seconds_total', filters: { namespace: 'ns-3', workload: 'w-3-1' }, stepMs: 60_000 }),
+        o.repeat,
+      );
+      out.push({
+        scenario: `${kind}: queries over the last hour (${samples} samples loaded; ${how})`,
+        overview_rows: overview.result.length,
+        overview_p50_ms: overview.p50,
+        overview_p95_ms: overview.p95,
+        workload_series_points: one.result[0]?.points.length ?? 0,
+        workload_series_p50_ms: one.p50,
+        workload_series_p95_ms: one.p95,
+        repetitions: o.repeat,
+      });
+    };
+    await queries('before maintain(): raw samples only');
+    const m0 = performance.now();
+    const m = await store.maintain(Date.now());
+    out.push({ scenario: `${kind}: maintain() after the load`, seconds: (performance.now() - m0) / 1000, minutes_rolled_up: m.minutesRolledUp, store_bytes: await store.size() });
+    await queries('after maintain(): the closed minutes from 1-minute rollups');
     return out;
   } finally {
     await store.close();

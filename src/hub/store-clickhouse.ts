@@ -23,6 +23,9 @@
  * hub, so both need a failure or a reconnection at exactly that moment.
  *
  * maintain() should run on one hub at a time: two rolling up the same minutes at once write them twice.
+ * A batch late for minutes already rolled up also goes into the rollups (lateRollups), by the
+ * watermark this hub last read: a batch applied by one hub while another rolls up its minute can be
+ * missed by the rollups (raw reads still see it).
  *
  * Values in SQL: 18.16 has no query parameters (the client's `query_params` become `param_*`
  * settings, which it refuses with "Unknown setting param_a"), so values are written as literals by
@@ -49,7 +52,7 @@ import {
   type Store,
   type StoreOptions,
 } from './store.js';
-import { MINUTE, checkColumn, filterSql, inList, plan, toLines } from './store-sql.js';
+import { MINUTE, checkColumn, lateRollups, filterSql, inList, plan, toLines } from './store-sql.js';
 import { PeriscopeError } from '../kernel/errors.js';
 
 const HOUR = 60 * MINUTE;
@@ -128,6 +131,7 @@ export class ClickHouseStore implements Store {
     }
     this.client = this.make(this.target.database);
     for (const query of SCHEMA) await this.client.command({ query });
+    await this.watermark();
   }
 
   async close(): Promise<void> {
@@ -170,6 +174,11 @@ export class ClickHouseStore implements Store {
       'samples',
       b.samples.map((s) => ({ ts: s.ts, series: s.series.toString(), value: s.value, delta: s.delta })),
     );
+    // samples of minutes already rolled up go into the rollups too (by the last watermark this hub read)
+    await this.insert(
+      'rollups_1m',
+      lateRollups(b.samples, this.lastWatermark).map((x) => ({ ...x, series: x.series.toString() })),
+    );
     await this.insert('events', b.events as unknown as Record<string, unknown>[]);
     const r = b.report;
     await this.insert('reports', [{ node: r.node, instance, seq, version: r.version, started: r.started, received: r.received, cgroup_subtree: r.cgroupSubtree, status: r.status }]);
@@ -202,19 +211,25 @@ export class ClickHouseStore implements Store {
     }));
   }
 
+  /** the rollup watermark as this hub last read it (another hub's maintain() may have moved it since) */
+  private lastWatermark = 0;
+
   private async watermark(): Promise<number> {
-    return Number((await this.rows('SELECT max(minute) AS m FROM rollup_progress'))[0]?.m ?? 0);
+    this.lastWatermark = Number((await this.rows('SELECT max(minute) AS m FROM rollup_progress'))[0]?.m ?? 0);
+    return this.lastWatermark;
   }
 
   /** The rows of a range as (series, ts, d, v, n, l), from raw samples and rollups (see store-duckdb.ts). */
   private async facts(range: Range, ids: string): Promise<string> {
-    const { rollupTo, rawFrom } = plan(range.from, range.to, Date.now(), this.opts.rawRetentionMs, await this.watermark());
-    const parts = [
-      `SELECT series, ts, toFloat64(ifNull(delta, 0)) AS d, value AS v, toUInt64(1) AS n, value AS l FROM samples WHERE ts >= ${lit(rawFrom)} AND ts < ${lit(range.to)} AND series IN (${ids})`,
-    ];
-    if (rollupTo !== undefined)
+    const { rollup, raw } = plan(range.from, range.to, Date.now(), this.opts.rawRetentionMs, await this.watermark());
+    const parts: string[] = [];
+    if (raw.length) {
+      const when = raw.map(([a, b]) => `(ts >= ${lit(a)} AND ts < ${lit(b)})`).join(' OR ');
+      parts.push(`SELECT series, ts, toFloat64(ifNull(delta, 0)) AS d, value AS v, toUInt64(1) AS n, value AS l FROM samples WHERE (${when}) AND series IN (${ids})`);
+    }
+    if (rollup)
       parts.push(
-        `SELECT series, minute AS ts, delta_sum AS d, value_sum AS v, value_count AS n, value_last AS l FROM rollups_1m WHERE minute >= ${lit(range.from)} AND minute < ${lit(rollupTo)} AND series IN (${ids})`,
+        `SELECT series, minute AS ts, delta_sum AS d, value_sum AS v, value_count AS n, value_last AS l FROM rollups_1m WHERE minute >= ${lit(rollup[0])} AND minute < ${lit(rollup[1])} AND series IN (${ids})`,
       );
     return parts.join(' UNION ALL ');
   }
@@ -288,6 +303,7 @@ export class ClickHouseStore implements Store {
                 FROM samples WHERE ${range} GROUP BY minute, series`,
       });
       await this.insert('rollup_progress', [{ id: 1, minute: closed }]);
+      this.lastWatermark = closed;
     }
     const droppedParts = (await this.dropBefore(['samples', 'events', 'reports'], HOUR, now - this.opts.rawRetentionMs)) + (await this.dropBefore(['rollups_1m'], DAY, now - this.opts.rollupRetentionMs, false));
     return { minutesRolledUp, droppedParts };

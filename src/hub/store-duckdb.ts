@@ -29,7 +29,7 @@ import {
   type Store,
   type StoreOptions,
 } from './store.js';
-import { MINUTE, checkColumn, filterSql, inList, likePrefix, plan, toLines, type Bind } from './store-sql.js';
+import { MINUTE, checkColumn, lateRollups, filterSql, inList, likePrefix, plan, toLines, type Bind } from './store-sql.js';
 
 const LABEL_COLUMNS = INDEXED_LABELS.map((l) => `${l} VARCHAR NOT NULL`).join(', ');
 /** Rows per data chunk (DuckDB's vector size). */
@@ -145,6 +145,19 @@ export class DuckDbStore implements Store {
           await writer.run('DELETE FROM series_new');
         }
         if (b.samples.length) await this.appendSamples(await writer.createAppender('samples'), b.samples);
+        const late = lateRollups(b.samples, this.watermark);
+        if (late.length) {
+          const a = await writer.createAppender('rollups_1m');
+          for (const r of late) {
+            a.appendBigInt(BigInt(r.minute));
+            a.appendBigInt(r.series);
+            for (const v of [r.delta_sum, r.value_sum]) a.appendDouble(v);
+            a.appendBigInt(1n);
+            for (const v of [r.value_last, r.value_min, r.value_max]) a.appendDouble(v);
+            a.endRow();
+          }
+          a.closeSync();
+        }
         if (b.events.length) await this.appendEvents(await writer.createAppender('events'), b.events);
         const r = b.report;
         // one row each, through appenders too: an INSERT costs a round trip and its planning (~1 ms)
@@ -244,13 +257,15 @@ export class DuckDbStore implements Store {
    * `ids` is the subquery of the matching series.
    */
   private facts(range: Range, ids: string, p: Params): string {
-    const { rollupTo, rawFrom } = plan(range.from, range.to, Date.now(), this.opts.rawRetentionMs, this.watermark);
-    const parts = [
-      `SELECT series, ts, coalesce(delta, 0) AS d, value AS v, 1 AS n, value AS l FROM samples WHERE ts >= ${p.bind(rawFrom)} AND ts < ${p.bind(range.to)} AND series IN (${ids})`,
-    ];
-    if (rollupTo !== undefined)
+    const { rollup, raw } = plan(range.from, range.to, Date.now(), this.opts.rawRetentionMs, this.watermark);
+    const parts: string[] = [];
+    if (raw.length) {
+      const when = raw.map(([a, b]) => `(ts >= ${p.bind(a)} AND ts < ${p.bind(b)})`).join(' OR ');
+      parts.push(`SELECT series, ts, coalesce(delta, 0) AS d, value AS v, 1 AS n, value AS l FROM samples WHERE (${when}) AND series IN (${ids})`);
+    }
+    if (rollup)
       parts.push(
-        `SELECT series, minute AS ts, delta_sum AS d, value_sum AS v, value_count AS n, value_last AS l FROM rollups_1m WHERE minute >= ${p.bind(range.from)} AND minute < ${p.bind(rollupTo)} AND series IN (${ids})`,
+        `SELECT series, minute AS ts, delta_sum AS d, value_sum AS v, value_count AS n, value_last AS l FROM rollups_1m WHERE minute >= ${p.bind(rollup[0])} AND minute < ${p.bind(rollup[1])} AND series IN (${ids})`,
       );
     return parts.join(' UNION ALL ');
   }

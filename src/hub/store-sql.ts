@@ -4,7 +4,7 @@
  * returns its placeholder (DuckDB: a `?` parameter; ClickHouse: store-clickhouse.ts says why it
  * quotes). Column names come only from COLUMNS, checked here.
  */
-import { COLUMNS, type Column, type Filters } from './store.js';
+import { COLUMNS, type Column, type Filters, type SampleRow } from './store.js';
 import { PeriscopeError } from '../kernel/errors.js';
 
 export type Bind = (value: string | number) => string;
@@ -47,14 +47,48 @@ export function likePrefix(prefix: string): string {
 
 export const MINUTE = 60_000;
 
+/** Ranges at least this long read the rollups for their closed minutes even inside raw retention. */
+export const ROLLUP_SPAN_MS = 15 * MINUTE;
+
 /**
- * Where a range is read from: rollups for [from, rollupTo) when the range starts before raw retention
- * (rollups hold the minutes before the rollup watermark), and raw samples for [rawFrom, to).
+ * Where a range is read from. Rollups hold whole minutes before the rollup watermark; they serve the
+ * whole minutes of the range inside [from, watermark) when the range starts before raw retention
+ * (raw samples are gone there) or is long (ROLLUP_SPAN_MS: a 60th of the rows to read). Raw samples
+ * serve the rest: the partial minute at the start and everything from the end of the rollups on.
+ * Counter totals, means and last values are the same either way; only late samples of a minute
+ * already rolled up are seen by raw reads alone.
  */
-export function plan(from: number, to: number, now: number, rawRetentionMs: number, watermark: number): { rollupTo: number | undefined; rawFrom: number } {
-  if (from >= now - rawRetentionMs || watermark <= from) return { rollupTo: undefined, rawFrom: from };
-  const rollupTo = Math.min(to, watermark);
-  return { rollupTo, rawFrom: Math.max(from, rollupTo) };
+export function plan(from: number, to: number, now: number, rawRetentionMs: number, watermark: number): { rollup?: [number, number]; raw: [number, number][] } {
+  const rf = Math.ceil(from / MINUTE) * MINUTE;
+  const rt = Math.min(Math.floor(to / MINUTE) * MINUTE, watermark);
+  if (rt <= rf || (from >= now - rawRetentionMs && to - from < ROLLUP_SPAN_MS)) return { raw: [[from, to]] };
+  return { rollup: [rf, rt], raw: [[from, rf], [rt, to]].filter(([a, b]) => b! > a!) as [number, number][] };
+}
+
+/**
+ * Samples of minutes already rolled up (a batch that arrives late: an agent's backlog after an outage)
+ * as rollup rows of their own, one per sample, so reads of the rollups see them too. A minute may then
+ * have several rows of a series: sums and counts add up; its last value is any of them.
+ */
+export function lateRollups(samples: readonly SampleRow[], watermark: number): RollupRow[] {
+  const out: RollupRow[] = [];
+  for (const s of samples)
+    if (s.ts < watermark) {
+      const v = s.value;
+      out.push({ minute: Math.floor(s.ts / MINUTE) * MINUTE, series: s.series, delta_sum: s.delta ?? 0, value_sum: v, value_count: 1, value_last: v, value_min: v, value_max: v });
+    }
+  return out;
+}
+
+export interface RollupRow {
+  minute: number;
+  series: bigint;
+  delta_sum: number;
+  value_sum: number;
+  value_count: number;
+  value_last: number;
+  value_min: number;
+  value_max: number;
 }
 
 /** Groups rows into lines, keeps the `limit` largest by total, fills each line's points in bucket order. */

@@ -290,6 +290,35 @@ export function storeSuite(name: string, make: () => Promise<Store>): void {
       assert.ok((recentRows[0]?.delta ?? 0) > 0);
     }));
 
+  test(`${name}: a long range inside raw retention gives the same answers before and after its minutes are rolled up`, () =>
+    withStore(async (s) => {
+      const t = Math.floor(Date.now() / MIN) * MIN - 100 * MIN; // 20 minutes of its own, well closed
+      for (let k = 0; k < 40; k++)
+        await s.apply(batch('n-long', 'long-inst', k + 1, t + k * 30_000 + 5_000, [
+          { metric: 'long_cpu_total', labels: pod('long', 'web', 'web-1'), value: k + 1, delta: 1 },
+          { metric: 'long_cpu_total', labels: pod('long', 'db', 'db-1'), value: 2 * (k + 1), delta: 2 },
+          { metric: 'long_rss_bytes', type: 'gauge', labels: pod('long', 'web', 'web-1'), value: 10 * (k % 4) },
+        ]));
+      // from in the middle of a minute: its first samples come from raw rows, the whole minutes from rollups
+      const ranges = [
+        { from: t, to: t + 20 * MIN },
+        { from: t + 20_000, to: t + 20 * MIN },
+        { from: t + 3 * MIN + 1, to: t + 17 * MIN + 30_001 },
+      ];
+      const ask = async () =>
+        Promise.all(
+          ranges.map(async (r) => [
+            await s.aggregate({ ...r, metrics: ['long_cpu_total', 'long_rss_bytes'], groupBy: ['workload'] }),
+            await s.series({ ...r, metric: 'long_cpu_total', stepMs: 5 * MIN }),
+          ]),
+        );
+      const before = await ask();
+      assert.deepEqual(byKey(before[0]![0] as AggregateRow[]), { 'long_cpu_total|db': 80, 'long_cpu_total|web': 40, 'long_rss_bytes|web': 0 });
+      assert.deepEqual(byKey(before[1]![0] as AggregateRow[]), { 'long_cpu_total|db': 78, 'long_cpu_total|web': 39, 'long_rss_bytes|web': 0 });
+      await s.maintain(Date.now());
+      assert.deepEqual(await ask(), before);
+    }));
+
   test(`${name}: what a store holds survives closing it and opening a new one on the same location`, async () => {
     const t = recent() + 5 * MIN;
     const q = { from: t, to: t + MIN, metrics: ['reopen_total'], groupBy: ['pod'] as const };
