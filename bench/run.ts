@@ -18,8 +18,11 @@
  *   nginx       nginx (one worker, CPU 0) saturated by wrk (CPU 1, beside the agent), agent off and on
  *               interleaved --pairs times, with keep-alive and with a new connection per request:
  *               requests served per CPU-second of the nginx worker, and the loss with the agent
- * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|memory|storm|nginx ...] [--seconds N]
+ *   hub-store   the hub's stores (DuckDB, ClickHouse) under a cluster's batches: ingest samples/s and the
+ *               p95 of the hub's two most common queries over an hour of data (bench/hub-store.ts)
+ * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|memory|storm|nginx|hub-store ...] [--seconds N]
  *        [--idle-seconds N] [--rounds N] [--pairs N] [--collectors LIST (passed to the agent)]
+ *        hub-store: [--nodes 100] [--pods 100] [--minutes 60] [--repeat 20] [--stores duckdb,clickhouse]
  */
 import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -36,6 +39,7 @@ import { parseArgs } from 'node:util';
 import { cpus, totalmem } from 'node:os';
 import { TestCgroup, eventually, helper, run, sleep } from '../test/kernel.js';
 import { sample, startAgent, type RunningAgent } from '../test/agent-process.js';
+import { hubStore } from './hub-store.js';
 
 const TICK = 100; // USER_HZ: /proc/PID/stat times are in 1/100 s on Linux
 
@@ -718,6 +722,11 @@ async function main(): Promise<void> {
       rounds: { type: 'string', default: '2' },
       pairs: { type: 'string', default: '3' },
       collectors: { type: 'string' },
+      nodes: { type: 'string', default: '100' },
+      pods: { type: 'string', default: '100' },
+      minutes: { type: 'string', default: '60' },
+      repeat: { type: 'string', default: '20' },
+      stores: { type: 'string', default: 'duckdb,clickhouse' },
     },
   });
   const seconds = Number(values.seconds);
@@ -741,8 +750,16 @@ async function main(): Promise<void> {
                   ? await storm(seconds, Number(values.rounds), agentArgs)
                   : w === 'nginx'
                     ? await nginxOverhead(seconds, Number(values.pairs), agentArgs)
-                    : undefined;
-    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw, memory, storm or nginx`);
+                    : w === 'hub-store'
+                      ? await hubStore({
+                          nodes: Number(values.nodes),
+                          pods: Number(values.pods),
+                          minutes: Number(values.minutes),
+                          repeat: Number(values.repeat),
+                          stores: values.stores.split(',') as ('duckdb' | 'clickhouse')[],
+                        })
+                      : undefined;
+    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw, memory, storm, nginx or hub-store`);
     for (const x of [r].flat()) process.stdout.write(`${format(x)}\n`);
   }
 }

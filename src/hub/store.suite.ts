@@ -1,0 +1,344 @@
+/**
+ * The one test suite every Store passes (store-duckdb.test.ts, store-clickhouse.test.ts). `make`
+ * returns an open store on the suite's own location; each call makes a new Store object on the same
+ * location (the file, the database), so a store closed and made again must find what the first held.
+ * Tests share the location and keep apart by node names and time ranges of their own.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { seriesId, type AggregateRow, type BatchRows, type EventRow, type SeriesType, type Store, type StoreOptions } from './store.js';
+
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+const DAY = 24 * HOUR;
+
+/** The options every store under the suite is made with. */
+export const SUITE_OPTIONS: StoreOptions = { rawRetentionMs: 6 * HOUR, rollupRetentionMs: 30 * DAY };
+
+interface Point {
+  metric: string;
+  type?: SeriesType;
+  labels: Record<string, string>;
+  value: number;
+  delta?: number;
+}
+
+/** One batch of a node's agent: every point at time `ts`. */
+export function batch(node: string, instance: string, seq: number, ts: number, points: Point[], events: EventRow[] = []): BatchRows {
+  const series = points.map((p) => ({ id: seriesId(node, p.metric, p.labels), node, metric: p.metric, type: p.type ?? 'counter', labels: p.labels }));
+  return {
+    report: { node, instance, seq, version: '0.1.0', started: ts - 1000, received: ts, cgroupSubtree: '/', status: JSON.stringify({ seq }) },
+    series,
+    samples: points.map((p, i) => ({ series: series[i]!.id, ts, value: p.value, delta: (p.type ?? 'counter') === 'counter' ? (p.delta ?? p.value) : null })),
+    events,
+  };
+}
+
+/** A pod's labels, as the agent names a container cgroup. */
+function pod(ns: string, workload: string, name: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { cgroup: `/kubepods/${ns}/${name}/app`, namespace: ns, pod: name, container: 'app', workload_kind: 'Deployment', workload, ...extra };
+}
+
+function event(node: string, ts: number, type: string, ns: string, p: string): EventRow {
+  return { ts, node, type, namespace: ns, pod: p, container: 'app', workload_kind: 'Deployment', workload: p.replace(/-\d+$/, ''), cgroup: `/kubepods/${ns}/${p}/app`, body: JSON.stringify({ type, pod: p, ts }) };
+}
+
+/** A minute, 30 minutes ago: inside raw retention, aligned so minute buckets are exact. */
+const recent = (): number => Math.floor(Date.now() / MIN) * MIN - 30 * MIN;
+
+const byKey = (rows: AggregateRow[]): Record<string, number> =>
+  Object.fromEntries(rows.map((r) => [[r.metric, ...Object.values(r.group)].join('|'), r.delta]));
+
+export function storeSuite(name: string, make: () => Promise<Store>): void {
+  /** Runs f on a store made for it, and closes the store. */
+  async function withStore<T>(f: (s: Store) => Promise<T>): Promise<T> {
+    const s = await make();
+    try {
+      return await f(s);
+    } finally {
+      await s.close();
+    }
+  }
+
+  test(`${name}: a batch applied raises the instance's last seq`, () =>
+    withStore(async (s) => {
+      const t = recent();
+      assert.equal(await s.lastSeq('seq-test-1'), 0);
+      assert.equal(await s.apply(batch('n-seq', 'seq-test-1', 1, t, [{ metric: 'm_total', labels: pod('a', 'w', 'w-1'), value: 1 }])), true);
+      assert.equal(await s.lastSeq('seq-test-1'), 1);
+      assert.equal(await s.apply(batch('n-seq', 'seq-test-1', 2, t + 10_000, [{ metric: 'm_total', labels: pod('a', 'w', 'w-1'), value: 3, delta: 2 }])), true);
+      assert.equal(await s.lastSeq('seq-test-1'), 2);
+      assert.equal(await s.lastSeq('another-instance'), 0);
+    }));
+
+  test(`${name}: a duplicate or older seq is acknowledged but not applied`, () =>
+    withStore(async (s) => {
+      const t = recent();
+      const q = { from: t, to: t + 10 * MIN, metrics: ['dup_total'], groupBy: ['node'] as const };
+      const p = (v: number) => [{ metric: 'dup_total', labels: pod('a', 'w', 'w-1'), value: v }];
+      assert.equal(await s.apply(batch('n-dup', 'dup-inst-1', 5, t, p(10))), true);
+      assert.equal(await s.apply(batch('n-dup', 'dup-inst-1', 5, t + MIN, p(100))), false, 'the same seq again');
+      assert.equal(await s.apply(batch('n-dup', 'dup-inst-1', 3, t + MIN, p(1000))), false, 'an older seq');
+      assert.equal(await s.lastSeq('dup-inst-1'), 5);
+      const rows = await s.aggregate(q);
+      assert.deepEqual(byKey(rows), { 'dup_total|n-dup': 10 });
+      assert.equal((await s.nodes()).find((n) => n.node === 'n-dup')?.seq, 5, 'no report of the refused batches');
+    }));
+
+  /** Two nodes, namespaces a and b: counters over 3 batches. */
+  async function loadCounters(s: Store, t: number, tag: string): Promise<void> {
+    const points = (k: number) => [
+      { metric: `${tag}_cpu_total`, labels: pod('a', 'web', 'web-1'), value: 10 * k, delta: 10 },
+      { metric: `${tag}_cpu_total`, labels: pod('a', 'web', 'web-2'), value: 20 * k, delta: 20 },
+      { metric: `${tag}_cpu_total`, labels: pod('b', 'db', 'db-1'), value: 5 * k, delta: 5 },
+      { metric: `${tag}_execs_total`, labels: pod('a', 'web', 'web-1'), value: k, delta: 1 },
+    ];
+    for (let k = 1; k <= 3; k++) {
+      assert.ok(await s.apply(batch('n-agg-1', `${tag}-inst-1`, k, t + (k - 1) * MIN, points(k))));
+      assert.ok(await s.apply(batch('n-agg-2', `${tag}-inst-2`, k, t + (k - 1) * MIN, [{ metric: `${tag}_cpu_total`, labels: pod('b', 'db', 'db-2'), value: 7 * k, delta: 7 }])));
+    }
+  }
+
+  test(`${name}: aggregate sums counter deltas over the range, by group, with filters`, () =>
+    withStore(async (s) => {
+      const t = recent();
+      await loadCounters(s, t, 'agg');
+      const range = { from: t, to: t + 10 * MIN };
+      const all = await s.aggregate({ ...range, metrics: ['agg_cpu_total', 'agg_execs_total'], groupBy: ['namespace'] });
+      assert.deepEqual(byKey(all), { 'agg_cpu_total|a': 90, 'agg_cpu_total|b': 36, 'agg_execs_total|a': 3 });
+      assert.equal(all.find((r) => r.metric === 'agg_cpu_total' && r.group.namespace === 'a')?.series, 2);
+      // part of the range: the first two batches
+      assert.deepEqual(byKey(await s.aggregate({ from: t, to: t + 2 * MIN, metrics: ['agg_cpu_total'], groupBy: [] })), { agg_cpu_total: 84 });
+      // a filter with one value, with a list, a cgroup prefix, and grouping by two columns
+      assert.deepEqual(byKey(await s.aggregate({ ...range, metrics: ['agg_cpu_total'], filters: { node: 'n-agg-2' }, groupBy: ['pod'] })), { 'agg_cpu_total|db-2': 21 });
+      assert.deepEqual(byKey(await s.aggregate({ ...range, metrics: ['agg_cpu_total'], filters: { pod: ['web-1', 'db-1'] }, groupBy: ['pod'] })), {
+        'agg_cpu_total|db-1': 15,
+        'agg_cpu_total|web-1': 30,
+      });
+      assert.deepEqual(byKey(await s.aggregate({ ...range, metrics: ['agg_cpu_total'], filters: { cgroupPrefix: '/kubepods/a/web-2' }, groupBy: [] })), { agg_cpu_total: 60 });
+      assert.deepEqual(byKey(await s.aggregate({ ...range, metrics: ['agg_cpu_total'], filters: { namespace: 'b' }, groupBy: ['node', 'workload'] })), {
+        'agg_cpu_total|n-agg-1|db': 15,
+        'agg_cpu_total|n-agg-2|db': 21,
+      });
+      // a prefix is not a pattern: _ and % match themselves only
+      assert.deepEqual(await s.aggregate({ ...range, metrics: ['agg_cpu_total'], filters: { cgroupPrefix: '/kubepods/_/' }, groupBy: [] }), []);
+      assert.deepEqual(await s.aggregate({ ...range, metrics: ['agg_cpu_total'], filters: { namespace: [] }, groupBy: [] }), []);
+    }));
+
+  test(`${name}: gauges aggregate as the mean and the last value, summed over series`, () =>
+    withStore(async (s) => {
+      const t = recent();
+      const g = (a: number, b: number) => [
+        { metric: 'agg_rss_bytes', type: 'gauge' as const, labels: pod('g', 'web', 'web-1'), value: a },
+        { metric: 'agg_rss_bytes', type: 'gauge' as const, labels: pod('g', 'web', 'web-2'), value: b },
+      ];
+      await s.apply(batch('n-gauge', 'gauge-inst', 1, t, g(100, 10)));
+      await s.apply(batch('n-gauge', 'gauge-inst', 2, t + MIN, g(200, 30)));
+      await s.apply(batch('n-gauge', 'gauge-inst', 3, t + 2 * MIN, g(600, 20)));
+      const [row, ...rest] = await s.aggregate({ from: t, to: t + 10 * MIN, metrics: ['agg_rss_bytes'], groupBy: ['workload'] });
+      assert.equal(rest.length, 0);
+      assert.equal(row!.avg, 300 + 20);
+      assert.equal(row!.last, 600 + 20);
+      assert.equal(row!.delta, 0);
+      assert.equal(row!.series, 2);
+    }));
+
+  test(`${name}: series() buckets by step, per group or summed, the largest lines within the limit`, () =>
+    withStore(async (s) => {
+      const t = recent();
+      await loadCounters(s, t, 'ser');
+      const q = { from: t, to: t + 3 * MIN, metric: 'ser_cpu_total', stepMs: MIN };
+      const one = await s.series(q);
+      assert.equal(one.length, 1);
+      assert.deepEqual(one[0]!.points, [
+        [t, 42],
+        [t + MIN, 42],
+        [t + 2 * MIN, 42],
+      ]);
+      const two = await s.series({ ...q, stepMs: 2 * MIN });
+      assert.deepEqual(two[0]!.points, [
+        [t, 84],
+        [t + 2 * MIN, 42],
+      ]);
+      const byPod = await s.series({ ...q, groupBy: ['pod'] });
+      assert.deepEqual(Object.fromEntries(byPod.map((l) => [l.group.pod, l.points.map((p) => p[1])])), { 'web-1': [10, 10, 10], 'web-2': [20, 20, 20], 'db-1': [5, 5, 5], 'db-2': [7, 7, 7] });
+      const top = await s.series({ ...q, groupBy: ['pod'], limit: 2 });
+      assert.deepEqual(
+        top.map((l) => l.group.pod),
+        ['web-2', 'web-1'],
+        'the largest lines, largest first',
+      );
+      const filtered = await s.series({ ...q, filters: { namespace: 'a' }, groupBy: ['namespace'] });
+      assert.deepEqual(filtered, [{ group: { namespace: 'a' }, points: [[t, 30], [t + MIN, 30], [t + 2 * MIN, 30]] }]);
+    }));
+
+  test(`${name}: distinct() lists the values of a column among series with samples in the range`, () =>
+    withStore(async (s) => {
+      const t = recent() - 60 * MIN; // a range of its own
+      await s.apply(batch('n-dist', 'dist-inst', 1, t, [
+        { metric: 'd_total', labels: pod('ns-x', 'w', 'w-1'), value: 1 },
+        { metric: 'd_total', labels: pod('ns-y', 'w', 'w-1'), value: 1 },
+      ]));
+      await s.apply(batch('n-dist', 'dist-inst', 2, t + 5 * MIN, [{ metric: 'd_total', labels: pod('ns-z', 'w', 'w-1'), value: 1 }]));
+      assert.deepEqual(await s.distinct('namespace', { from: t, to: t + 10 * MIN }, { node: 'n-dist' }), ['ns-x', 'ns-y', 'ns-z']);
+      assert.deepEqual(await s.distinct('namespace', { from: t + 5 * MIN, to: t + 10 * MIN }, { node: 'n-dist' }), ['ns-z']);
+      assert.deepEqual(await s.distinct('node', { from: t, to: t + 10 * MIN }, { namespace: 'ns-y' }), ['n-dist']);
+    }));
+
+  test(`${name}: events() filters by type and columns, newest first, within the limit`, () =>
+    withStore(async (s) => {
+      const t = recent();
+      const evs = [
+        event('n-ev', t + 1000, 'exec', 'ev', 'api-1'),
+        event('n-ev', t + 2000, 'exit', 'ev', 'api-1'),
+        event('n-ev', t + 3000, 'exec', 'ev', 'api-2'),
+        event('n-ev', t + 4000, 'oom', 'other', 'x-1'),
+      ];
+      await s.apply(batch('n-ev', 'ev-inst', 1, t + 5000, [], evs));
+      const range = { from: t, to: t + MIN };
+      const all = await s.events({ ...range, filters: { node: 'n-ev' }, limit: 10 });
+      assert.deepEqual(all.map((e) => e.ts), [t + 4000, t + 3000, t + 2000, t + 1000]);
+      assert.deepEqual(all[0], evs[3]);
+      assert.deepEqual((await s.events({ ...range, filters: { node: 'n-ev' }, types: ['exec'], limit: 10 })).map((e) => e.pod), ['api-2', 'api-1']);
+      assert.deepEqual((await s.events({ ...range, filters: { namespace: 'ev', pod: ['api-1'] }, limit: 10 })).map((e) => e.type), ['exit', 'exec']);
+      assert.deepEqual((await s.events({ ...range, filters: { cgroupPrefix: '/kubepods/ev/api-2' }, limit: 10 })).map((e) => e.type), ['exec']);
+      assert.deepEqual((await s.events({ ...range, filters: { node: 'n-ev' }, limit: 2 })).map((e) => e.ts), [t + 4000, t + 3000]);
+      assert.deepEqual(await s.events({ ...range, filters: { peer: 'x' }, limit: 10 }), [], 'events have no peer');
+    }));
+
+  test(`${name}: nodes() gives the newest report of each node`, () =>
+    withStore(async (s) => {
+      const t = recent();
+      await s.apply(batch('n-rep-1', 'rep-inst-1', 1, t, []));
+      await s.apply(batch('n-rep-1', 'rep-inst-1', 2, t + 10_000, []));
+      await s.apply(batch('n-rep-2', 'rep-inst-2', 1, t + 5_000, []));
+      const nodes = (await s.nodes()).filter((n) => n.node.startsWith('n-rep-'));
+      assert.deepEqual(
+        nodes.map((n) => [n.node, n.seq, n.received]),
+        [
+          ['n-rep-1', 2, t + 10_000],
+          ['n-rep-2', 1, t + 5_000],
+        ],
+      );
+      assert.deepEqual(nodes[0], { node: 'n-rep-1', instance: 'rep-inst-1', seq: 2, version: '0.1.0', started: t + 9_000, received: t + 10_000, cgroupSubtree: '/', status: '{"seq":2}' });
+      assert.deepEqual((await s.nodes(t + 6_000)).filter((n) => n.node.startsWith('n-rep-')).map((n) => n.node), ['n-rep-1']);
+    }));
+
+  test(`${name}: histogram buckets aggregate per le`, () =>
+    withStore(async (s) => {
+      const t = recent();
+      const h = (k: number) => [
+        ...['0.001', '0.01', '+Inf'].map((le, i) => ({ metric: 'h_wait_seconds_bucket', labels: pod('h', 'w', 'w-1', { le }), value: k * (i + 1), delta: i + 1 })),
+        { metric: 'h_wait_seconds_count', labels: pod('h', 'w', 'w-1'), value: 3 * k, delta: 3 },
+      ];
+      await s.apply(batch('n-hist', 'hist-inst', 1, t, h(1)));
+      await s.apply(batch('n-hist', 'hist-inst', 2, t + MIN, h(2)));
+      const rows = await s.aggregate({ from: t, to: t + 5 * MIN, metrics: ['h_wait_seconds_bucket', 'h_wait_seconds_count'], filters: { namespace: 'h' }, groupBy: ['workload', 'le'] });
+      assert.deepEqual(byKey(rows), {
+        'h_wait_seconds_bucket|w|0.001': 2,
+        'h_wait_seconds_bucket|w|0.01': 4,
+        'h_wait_seconds_bucket|w|+Inf': 6,
+        'h_wait_seconds_count|w|': 6,
+      });
+    }));
+
+  test(`${name}: maintain() rolls up closed minutes, drops raw data past retention, and old ranges read the rollups`, () =>
+    withStore(async (s) => {
+      const now = Date.now();
+      const t = Math.floor((now - 8 * HOUR) / HOUR) * HOUR; // past raw retention (6 h), inside rollup retention
+      const ancient = Math.floor((now - 40 * DAY) / HOUR) * HOUR; // past rollup retention too
+      for (let k = 0; k < 6; k++) {
+        const ts = t + k * 20_000; // 3 samples a minute, over 2 minutes
+        await s.apply(batch('n-old', 'old-inst', k + 1, ts, [
+          { metric: 'old_cpu_total', labels: pod('old', 'web', 'web-1'), value: 3 * (k + 1), delta: 3 },
+          { metric: 'old_cpu_total', labels: pod('old', 'db', 'db-1'), value: k + 1, delta: 1 },
+          { metric: 'old_rss_bytes', type: 'gauge', labels: pod('old', 'web', 'web-1'), value: 100 * (k + 1) },
+        ], [event('n-old', ts, 'exec', 'old', 'web-1')]));
+      }
+      await s.apply(batch('n-ancient', 'ancient-inst', 1, ancient, [{ metric: 'old_cpu_total', labels: pod('old', 'x', 'x-1'), value: 50 }]));
+      const range = { from: t, to: t + HOUR };
+      const q = { ...range, metrics: ['old_cpu_total', 'old_rss_bytes'], groupBy: ['workload'] as const };
+      const sq = { ...range, metric: 'old_cpu_total', stepMs: MIN, groupBy: ['workload'] as const };
+      const before = await s.aggregate(q);
+      const beforeLines = await s.series(sq);
+      assert.deepEqual(byKey(before), { 'old_cpu_total|db': 6, 'old_cpu_total|web': 18, 'old_rss_bytes|web': 0 });
+      const ancientBefore = await s.aggregate({ from: ancient, to: ancient + HOUR, metrics: ['old_cpu_total'], groupBy: [] });
+      assert.equal(ancientBefore[0]?.delta, 50, 'not maintained yet: the raw samples are there');
+
+      const r = await s.maintain(now);
+      assert.ok(r.minutesRolledUp >= 3, `rolled up ${r.minutesRolledUp} minutes`);
+      assert.ok(r.droppedParts > 0);
+      // the raw rows are gone: the events show it, the same totals show the rollups were read
+      assert.deepEqual(await s.events({ ...range, filters: { node: 'n-old' }, limit: 10 }), []);
+      const after = await s.aggregate(q);
+      assert.deepEqual(byKey(after), byKey(before));
+      const rss = after.find((x) => x.metric === 'old_rss_bytes')!;
+      assert.equal(rss.avg, 350, 'the mean of 100..600');
+      assert.equal(rss.last, 600);
+      assert.deepEqual(await s.series(sq), beforeLines);
+      assert.deepEqual(beforeLines.find((l) => l.group.workload === 'web')?.points, [
+        [t, 9],
+        [t + MIN, 9],
+      ]);
+      // past rollup retention: nothing
+      assert.deepEqual(await s.aggregate({ from: ancient, to: ancient + HOUR, metrics: ['old_cpu_total'], groupBy: [] }), []);
+      // idempotent: nothing more to roll up, the totals stay
+      await s.maintain(now);
+      assert.deepEqual(byKey(await s.aggregate(q)), byKey(before));
+      // recent data is untouched
+      const recentRows = await s.aggregate({ from: recent(), to: recent() + 10 * MIN, metrics: ['agg_cpu_total'], groupBy: [] });
+      assert.ok((recentRows[0]?.delta ?? 0) > 0);
+    }));
+
+  test(`${name}: a long range inside raw retention gives the same answers before and after its minutes are rolled up`, () =>
+    withStore(async (s) => {
+      const t = Math.floor(Date.now() / MIN) * MIN - 100 * MIN; // 20 minutes of its own, well closed
+      for (let k = 0; k < 40; k++)
+        await s.apply(batch('n-long', 'long-inst', k + 1, t + k * 30_000 + 5_000, [
+          { metric: 'long_cpu_total', labels: pod('long', 'web', 'web-1'), value: k + 1, delta: 1 },
+          { metric: 'long_cpu_total', labels: pod('long', 'db', 'db-1'), value: 2 * (k + 1), delta: 2 },
+          { metric: 'long_rss_bytes', type: 'gauge', labels: pod('long', 'web', 'web-1'), value: 10 * (k % 4) },
+        ]));
+      // from in the middle of a minute: its first samples come from raw rows, the whole minutes from rollups
+      const ranges = [
+        { from: t, to: t + 20 * MIN },
+        { from: t + 20_000, to: t + 20 * MIN },
+        { from: t + 3 * MIN + 1, to: t + 17 * MIN + 30_001 },
+      ];
+      const ask = async () =>
+        Promise.all(
+          ranges.map(async (r) => [
+            await s.aggregate({ ...r, metrics: ['long_cpu_total', 'long_rss_bytes'], groupBy: ['workload'] }),
+            await s.series({ ...r, metric: 'long_cpu_total', stepMs: 5 * MIN }),
+          ]),
+        );
+      const before = await ask();
+      assert.deepEqual(byKey(before[0]![0] as AggregateRow[]), { 'long_cpu_total|db': 80, 'long_cpu_total|web': 40, 'long_rss_bytes|web': 0 });
+      assert.deepEqual(byKey(before[1]![0] as AggregateRow[]), { 'long_cpu_total|db': 78, 'long_cpu_total|web': 39, 'long_rss_bytes|web': 0 });
+      await s.maintain(Date.now());
+      assert.deepEqual(await ask(), before);
+    }));
+
+  test(`${name}: what a store holds survives closing it and opening a new one on the same location`, async () => {
+    const t = recent() + 5 * MIN;
+    const q = { from: t, to: t + MIN, metrics: ['reopen_total'], groupBy: ['pod'] as const };
+    await withStore(async (s) => {
+      assert.ok(await s.apply(batch('n-reopen', 'reopen-inst', 7, t, [{ metric: 'reopen_total', labels: pod('r', 'w', 'w-1'), value: 11 }], [event('n-reopen', t, 'exec', 'r', 'w-1')])));
+    });
+    await withStore(async (s) => {
+      assert.equal(await s.lastSeq('reopen-inst'), 7);
+      assert.equal(await s.apply(batch('n-reopen', 'reopen-inst', 7, t, [{ metric: 'reopen_total', labels: pod('r', 'w', 'w-1'), value: 99 }])), false);
+      assert.deepEqual(byKey(await s.aggregate(q)), { 'reopen_total|w-1': 11 });
+      assert.equal((await s.events({ from: t, to: t + MIN, filters: { node: 'n-reopen' }, limit: 5 })).length, 1);
+      assert.equal((await s.nodes()).find((n) => n.node === 'n-reopen')?.seq, 7);
+      assert.ok(await s.apply(batch('n-reopen', 'reopen-inst', 8, t + 1000, [{ metric: 'reopen_total', labels: pod('r', 'w', 'w-1'), value: 12, delta: 1 }])));
+      assert.deepEqual(byKey(await s.aggregate(q)), { 'reopen_total|w-1': 12 });
+    });
+  });
+
+  test(`${name}: size() counts the bytes the store takes`, () =>
+    withStore(async (s) => {
+      assert.ok((await s.size()) > 0);
+      assert.ok(s.location.length > 0);
+    }));
+}
