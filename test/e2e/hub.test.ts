@@ -133,8 +133,8 @@ test('two agents and a hub: each node\'s workloads within 10 s, CPU within 2% of
   await Promise.all(cgroups.map((cg) => burn(cg, 5)));
   await sleep(Math.max(0, 30_000 - (Date.now() - outage)));
   for (const a of agents) {
-    const text = await (await fetch(`${a.url}/metrics`)).text();
-    assert.ok(sumOf(text, 'periscope_hub_send_errors_total', {}) > 0, 'the agent saw the hub go');
+    const text = await (await fetch(`${a.url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
+    assert.ok(sumOf(text, 'periscope_hub_send_errors_total', {}) > 0, `the agent saw the hub go: ${a.log().slice(-2000)}`);
   }
   hub = await startProc(hubArgs, 'workloads');
   await agree('CPU seconds across the outage within 2% of cpu.stat: nothing missing, nothing counted twice');
@@ -146,7 +146,7 @@ test('two agents and a hub: each node\'s workloads within 10 s, CPU within 2% of
     assert.equal(n.cgroup_subtree, cgroups[nodes.indexOf(n.node)]!.path);
   }
   for (const a of agents) {
-    const text = await (await fetch(`${a.url}/metrics`)).text();
+    const text = await (await fetch(`${a.url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
     assert.equal(sumOf(text, 'periscope_hub_batches_dropped_total', {}), 0);
   }
 });
