@@ -43,6 +43,8 @@ import { COLUMNS, type AggregateRow, type Column, type Store } from './store.js'
 import { summarizeWorkloads, WORKLOAD_GROUP_BY, WORKLOAD_METRICS } from './workloads.js';
 
 const inflate = promisify(gunzip);
+/** what the hub reads and drops of a body past its limit before it cuts the connection */
+const DRAIN_BYTES = 16 << 20;
 
 export interface HubOptions extends FaceOptions {
   store: Store;
@@ -220,14 +222,18 @@ export class Hub extends HttpFace {
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
+      const tooLarge = (): HttpError => this.reject('too_large', 413, `the batch is more than the ${max} bytes the hub takes`, 'ship smaller batches (a shorter --hub-interval)', { connection: 'close' });
       req.on('data', (c: Buffer) => {
         size += c.length;
-        if (size > max) {
+        if (size <= max) chunks.push(c);
+        // past the limit the rest is read and dropped, so that the client reads the 413 rather than a
+        // reset; a client that goes on much longer is cut off
+        else if (size > max + DRAIN_BYTES) {
           req.destroy();
-          reject(this.reject('too_large', 413, `the batch is more than the ${max} bytes the hub takes`, 'ship smaller batches (a shorter --hub-interval)', { connection: 'close' }));
-        } else chunks.push(c);
+          reject(tooLarge());
+        }
       });
-      req.on('end', () => resolve(Buffer.concat(chunks)));
+      req.on('end', () => (size > max ? reject(tooLarge()) : resolve(Buffer.concat(chunks))));
       req.on('error', reject);
     });
   }
