@@ -40,10 +40,10 @@ test('--listen 127.0.0.1:0 prints the port it got, and the printed URLs work', a
   }
 });
 
-test("the README's sample output of make run is the agent's banner", async (t) => {
+test("the README's sample output of periscope agent is the agent's banner", async (t) => {
   if (!needsKernel(t)) return;
   const readme = readFileSync(README, 'utf8');
-  const block = /`make run` prints where to look:\n\n```\n([\s\S]*?)```/.exec(readme)?.[1];
+  const block = /`bin\/periscope agent` prints where to look:\n\n```\n([\s\S]*?)```/.exec(readme)?.[1];
   assert.ok(block, 'the README shows the banner');
   const agent = await startAgent(['--node', 'vm'], { listen: '127.0.0.1:0' });
   t.after(() => agent.stop());

@@ -176,6 +176,8 @@ function parseHubFlags(f: { [k: string]: string | boolean | undefined }, agentTo
 export interface StartedAgent {
   agent: Agent;
   banner: string;
+  /** where its API is, as the banner prints it */
+  base: string;
   /** ships the last batch (~2 s at most), detaches every program and closes the API */
   stop(): Promise<void>;
 }
@@ -264,6 +266,7 @@ export async function startAgentCommand(args: string[]): Promise<StartedAgent | 
   });
   return {
     agent,
+    base: baseUrl(server.address() as AddressInfo, tls !== undefined).base,
     banner: banner(agent, server.address() as AddressInfo, { tls: tls !== undefined, token: token !== undefined, ...(hub ? { hub: { url: hub.options.hub, intervalSeconds: hub.intervalSeconds } } : {}) }),
     stop: async () => {
       // the last batch is read before the collectors go; the shipper then has ~2 s to send what is left

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { VERSION } from '../agent/version.js';
 import { PeriscopeError } from '../kernel/errors.js';
 import { startAgentCommand } from './agent-command.js';
-import { bad, parseFlags } from './flags.js';
+import { bad, parseFlags, secondsFlag } from './flags.js';
 import { retentionFlags, startHub } from './hub-command.js';
 import { parseListen, requireTokenBeyondLoopback, tokenFile } from './serve-flags.js';
 
@@ -58,6 +58,7 @@ export async function runCommand(args: string[]): Promise<void> {
   if (!f) return;
   const { host, port } = parseListen(f.listen ?? '127.0.0.1:9464', CMD);
   const retention = retentionFlags(CMD, f['raw-retention'], f['rollup-retention']);
+  const interval = String(secondsFlag(CMD, 'interval', f.interval ?? '5', 1, 300));
   const token = tokenFile(CMD, 'token-file', f['token-file']);
   requireTokenBeyondLoopback(CMD, host, token, false, 'read this node\'s processes and write into its data');
   const dataDir = resolve(f['data-dir'] ?? defaultDataDir());
@@ -75,7 +76,7 @@ export async function runCommand(args: string[]): Promise<void> {
     '--hub',
     hubUrl,
     '--hub-interval',
-    f.interval ?? '5',
+    interval,
     '--hub-spill-dir',
     join(dataDir, 'spill'),
     ...(f.node !== undefined ? ['--node', f.node] : []),
@@ -97,17 +98,17 @@ export async function runCommand(args: string[]): Promise<void> {
   if (!agent) return;
   const b = hub.base;
   process.stderr.write(
-    `periscope ${VERSION}: hub and agent of node ${agent.agent.node} on this machine (data in ${dataDir})\n` +
+    `periscope ${VERSION} on node ${agent.agent.node}: hub and agent, ${agent.agent.collectors.size} collectors running, data in ${dataDir}\n` +
       `  workloads:    ${b}/api/v1/workloads\n` +
       `  nodes:        ${b}/api/v1/nodes\n` +
       `  series:       ${b}/api/v1/series?metric=periscope_cpu_seconds_total\n` +
       `  events:       ${b}/api/v1/events\n` +
+      `  live events:  ${b}/api/v1/events/stream\n` +
       `  service map:  ${b}/api/v1/network/map\n` +
       `  hub health:   ${b}/api/v1/health\n` +
       `  hub metrics:  ${b}/metrics\n` +
-      `  top:          bin/periscope top --hub ${b}\n` +
-      agent.banner.replace(/^/gm, '  ').replace(/^ {2}(periscope agent)/, '  $1').replace(/\s+$/, '') +
-      '\n',
+      `  agent:        ${agent.base}/metrics (this node, shipping to the hub every ${interval}s)\n` +
+      `  top:          bin/periscope top --hub ${b}\n`,
   );
   let stopping = false;
   const stop = (signal: string): void => {

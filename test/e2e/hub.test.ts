@@ -5,8 +5,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, freePort, startAgent, sumOf, type RunningAgent } from '../agent-process.js';
@@ -169,7 +170,19 @@ test('`periscope run`: the hub lists this machine\'s workloads within 10 s, and 
   );
   t.diagnostic(`${list.length} workloads after ${Date.now() - started} ms`);
   assert.ok(list.every((w) => w.node === 'run-node'));
-  assert.match(run.log(), /^ {2}top: +bin\/periscope top --hub http:\/\/127\.0\.0\.1:\d+$/m);
+  // the README's sample output of `make run` is this banner (the node, the data directory and the ports aside)
+  const readme = readFileSync(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8');
+  const sample = /`make run` prints where to look:\n\n```\n([\s\S]*?)```/.exec(readme)?.[1];
+  const banner = /^periscope \S+ on node [\s\S]*?\n {2}top: .*\n/m.exec(run.log())?.[0];
+  const hubPort = new URL(run.url).port;
+  const normal = (text: string): string =>
+    text.replaceAll(`:${hubPort}`, ':9464').replaceAll(dir, '/var/lib/periscope').replace('on node run-node:', 'on node vm:').replace(/127\.0\.0\.1:\d+\/metrics \(this node/, '127.0.0.1:PORT/metrics (this node');
+  assert.equal(banner && normal(banner), sample);
+  // `periscope top` reads the same hub: one snapshot as JSON
+  const top = spawnSync(BIN, ['top', '--hub', run.url, '--group', 'container', '--interval', '60', '--output', 'json'], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(top.status, 0, top.stderr);
+  const snapshot = JSON.parse(top.stdout) as WorkloadsResponse;
+  assert.ok(snapshot.workloads.length > 0 && snapshot.workloads.every((w) => w.node === 'run-node'), top.stdout.slice(0, 500));
   const firstStop = new Date().toISOString();
   assert.equal(await run.stop(), 0);
 
