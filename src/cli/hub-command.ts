@@ -23,6 +23,8 @@ Runs the hub: agents ship to it, it stores what they send and answers the query 
   --raw-retention DURATION  how long raw samples and events are kept (default 6h)
   --rollup-retention DURATION
                             how long 1-minute rollups are kept (default 7d)
+  --no-maintenance          do not make rollups or drop old data here: for every hub but one when
+                            several share a ClickHouse (two rolling up the same minute count it twice)
 security:
   --token-file FILE         ingest and every API route but /healthz need "Authorization: Bearer <token in FILE>"
                             (give agents the same file: periscope agent --hub URL --token-file FILE)
@@ -39,6 +41,7 @@ const FLAGS = {
   store: { type: 'string' },
   'raw-retention': { type: 'string' },
   'rollup-retention': { type: 'string' },
+  'no-maintenance': { type: 'boolean' },
   'token-file': { type: 'string' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
@@ -75,11 +78,12 @@ export async function startHub(opts: {
   token?: string;
   tls?: { cert: string; key: string };
   maxStreamClients?: number;
+  maintenance?: boolean;
 }): Promise<{ hub: Hub; server: Server; base: string; wildcard: boolean }> {
   const store = openStore(opts.storeSpec, opts.retention);
   await store.open();
   const hub = new Hub({ store, ...(opts.token ? { token: opts.token } : {}), ...(opts.maxStreamClients !== undefined ? { maxStreamClients: opts.maxStreamClients } : {}) });
-  await hub.start();
+  if (opts.maintenance ?? true) await hub.start();
   const server = await hub.listen(opts.host, opts.port, opts.tls).catch(async (err: NodeJS.ErrnoException) => {
     await hub.stop();
     throw new PeriscopeError('BAD_ARGUMENT', `cannot listen on ${opts.host}:${opts.port}: ${err.code ?? err.message}`, 'choose another --listen HOST:PORT, or stop what uses this one');
@@ -105,6 +109,7 @@ export async function hubCommand(args: string[]): Promise<void> {
     ...(token ? { token } : {}),
     ...(tls ? { tls } : {}),
     maxStreamClients,
+    maintenance: !f['no-maintenance'],
   });
   const notes = [...(wildcard ? [`listening on every address, port ${(server.address() as AddressInfo).port}`] : []), ...(token ? ['bearer token required'] : [])];
   process.stderr.write(

@@ -60,7 +60,7 @@ export async function runCommand(args: string[]): Promise<void> {
   const retention = retentionFlags(CMD, f['raw-retention'], f['rollup-retention']);
   const interval = String(secondsFlag(CMD, 'interval', f.interval ?? '5', 1, 300));
   const token = tokenFile(CMD, 'token-file', f['token-file']);
-  requireTokenBeyondLoopback(CMD, host, token, false, 'read this node\'s processes and write into its data');
+  requireTokenBeyondLoopback(CMD, host, token, false, 'read this node\'s processes and write into its data', 'pass --token-file FILE, or listen on 127.0.0.1');
   const dataDir = resolve(f['data-dir'] ?? defaultDataDir());
   try {
     mkdirSync(join(dataDir, 'spill'), { recursive: true, mode: 0o700 });

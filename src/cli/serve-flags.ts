@@ -34,9 +34,9 @@ export function tokenFile(cmd: string, flag: string, path: string | undefined): 
 }
 
 /** Refuses to serve beyond this machine without a token, unless told to. */
-export function requireTokenBeyondLoopback(cmd: string, host: string, token: string | undefined, allowUnauthenticated: boolean | undefined, what: string): void {
+export function requireTokenBeyondLoopback(cmd: string, host: string, token: string | undefined, allowUnauthenticated: boolean | undefined, what: string, hint = 'pass --token-file FILE (and --tls-cert/--tls-key), listen on 127.0.0.1, or pass --allow-unauthenticated'): void {
   if (token || isLoopback(host) || allowUnauthenticated) return;
-  bad(`listening on ${host} without --token-file would let anyone who reaches it ${what}`, cmd, 'pass --token-file FILE (and --tls-cert/--tls-key), listen on 127.0.0.1, or pass --allow-unauthenticated');
+  bad(`listening on ${host} without --token-file would let anyone who reaches it ${what}`, cmd, hint);
 }
 
 /** --tls-cert and --tls-key, checked now (a bad pair is one line, not a failure after start). */
