@@ -29,7 +29,7 @@ import {
   type Store,
   type StoreOptions,
 } from './store.js';
-import { MINUTE, checkColumn, lateRollups, filterSql, inList, likePrefix, plan, toLines, type Bind } from './store-sql.js';
+import { MINUTE, ROLLUP_GRACE_MS, checkColumn, lateRollups, filterSql, inList, likePrefix, plan, toLines, type Bind } from './store-sql.js';
 
 const LABEL_COLUMNS = INDEXED_LABELS.map((l) => `${l} VARCHAR NOT NULL`).join(', ');
 /** Rows per data chunk (DuckDB's vector size). */
@@ -397,6 +397,3 @@ export class DuckDbStore implements Store {
     return bytes;
   }
 }
-
-/** How long after a minute ends maintain() waits before rolling it up (late batches). */
-export const ROLLUP_GRACE_MS = 30_000;
