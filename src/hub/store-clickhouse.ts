@@ -52,7 +52,7 @@ import {
   type Store,
   type StoreOptions,
 } from './store.js';
-import { MINUTE, checkColumn, lateRollups, filterSql, inList, plan, toLines } from './store-sql.js';
+import { MINUTE, ROLLUP_GRACE_MS, checkColumn, lateRollups, filterSql, inList, plan, toLines } from './store-sql.js';
 import { PeriscopeError } from '../kernel/errors.js';
 
 const HOUR = 60 * MINUTE;
@@ -331,6 +331,3 @@ export class ClickHouseStore implements Store {
     return Number(r[0]?.b ?? 0);
   }
 }
-
-/** How long after a minute ends maintain() waits before rolling it up (late batches). */
-export const ROLLUP_GRACE_MS = 30_000;

@@ -29,7 +29,7 @@ import {
   type Store,
   type StoreOptions,
 } from './store.js';
-import { MINUTE, checkColumn, lateRollups, filterSql, inList, likePrefix, plan, toLines, type Bind } from './store-sql.js';
+import { MINUTE, ROLLUP_GRACE_MS, checkColumn, lateRollups, filterSql, inList, likePrefix, plan, toLines, type Bind } from './store-sql.js';
 
 const LABEL_COLUMNS = INDEXED_LABELS.map((l) => `${l} VARCHAR NOT NULL`).join(', ');
 /** Rows per data chunk (DuckDB's vector size). */
@@ -109,7 +109,16 @@ export class DuckDbStore implements Store {
 
   private async rows(conn: DuckDBConnection, sql: string, values: DuckDBValue[] | Record<string, DuckDBValue> = []): Promise<Record<string, unknown>[]> {
     const r = await conn.runAndReadAll(sql, values);
-    return r.getRowObjectsJS();
+    // column by column, then objects: a third of the time getRowObjectsJS takes on 100,000 rows
+    const names = r.columnNames();
+    const columns = r.getColumnsJS();
+    const out = new Array<Record<string, unknown>>(r.currentRowCount);
+    for (let i = 0; i < out.length; i++) {
+      const o: Record<string, unknown> = {};
+      for (let k = 0; k < names.length; k++) o[names[k]!] = columns[k]![i];
+      out[i] = o;
+    }
+    return out;
   }
 
   /** Runs a write after the ones before it. */
@@ -397,6 +406,3 @@ export class DuckDbStore implements Store {
     return bytes;
   }
 }
-
-/** How long after a minute ends maintain() waits before rolling it up (late batches). */
-export const ROLLUP_GRACE_MS = 30_000;

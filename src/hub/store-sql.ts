@@ -46,6 +46,8 @@ export function likePrefix(prefix: string): string {
 }
 
 export const MINUTE = 60_000;
+/** How long after a minute ends maintain() waits before rolling it up (batches a little late). */
+export const ROLLUP_GRACE_MS = 30_000;
 
 /** Ranges at least this long read the rollups for their closed minutes even inside raw retention. */
 export const ROLLUP_SPAN_MS = 15 * MINUTE;

@@ -17,7 +17,9 @@
  *
  * Raw samples are kept for `rawRetentionMs`, 1-minute rollups for `rollupRetentionMs`; `maintain()`
  * makes rollups of closed minutes and drops what is past retention. Queries over a range that starts
- * before raw retention read the rollups.
+ * before raw retention read the rollups, and so do long ranges (15 minutes or more) for the minutes
+ * already rolled up; samples that arrive for a minute already rolled up go into the rollups as well
+ * (store-sql.ts: plan, lateRollups).
  */
 import { createHash } from 'node:crypto';
 
