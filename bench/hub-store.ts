@@ -5,7 +5,8 @@
  * one batch per node every 10 s, for `minutes` minutes of data ending now:
  *   ingest   samples/s through apply() on a fresh store (the hub's process CPU beside the wall time;
  *            for ClickHouse, the server's CPU too), the first interval (every series new) apart
- *   queries  with that data loaded, p50/p95 of the two queries the hub runs most: the workloads
+ *   queries  with that data loaded, p50/p95 of the hub's GET /api/v1/workloads over the hour (HTTP
+ *            included), and of the two store queries the hub runs most: the workloads
  *            overview (aggregate of 8 metrics over the last hour by namespace, workload_kind,
  *            workload, node and le) and one workload's CPU series (step 60 s, last hour); first from
  *            raw samples, then again after maintain() has rolled the closed minutes up (a range of
@@ -18,6 +19,8 @@ import { DuckDbStore } from '../src/hub/store-duckdb.js';
 import { ClickHouseStore } from '../src/hub/store-clickhouse.js';
 import { seriesId, type BatchRows, type SeriesRow, type Store, type StoreOptions } from '../src/hub/store.js';
 import { ClickHouseServer } from '../test/clickhouse.js';
+import { type AddressInfo } from 'node:net';
+import { Hub } from '../src/hub/hub.js';
 
 export interface HubStoreOptions {
   nodes: number;
@@ -188,8 +191,18 @@ async function benchStore(kind: 'duckdb' | 'clickhouse', o: HubStoreOptions): Pr
         () => store.series({ ...hour, metric: 'periscope_cpu_seconds_total', filters: { namespace: 'ns-3', workload: 'w-3-1' }, stepMs: 60_000 }),
         o.repeat,
       );
+      // the hub's own answer: GET /api/v1/workloads over the hour, as the UI and `periscope top` ask it
+      const api = new Hub({ store, log: () => undefined });
+      const listening = await api.listen('127.0.0.1', 0);
+      const url = `http://127.0.0.1:${(listening.address() as AddressInfo).port}/api/v1/workloads?from=${new Date(hour.from).toISOString()}&to=${new Date(hour.to).toISOString()}&limit=10000`;
+      const workloads = await time(async () => ((await (await fetch(url)).json()) as { workloads: unknown[] }).workloads, o.repeat);
+      listening.closeAllConnections();
+      listening.close();
       out.push({
         scenario: `${kind}: queries over the last hour (${samples} samples loaded; ${how})`,
+        hub_workloads_entries: workloads.result.length,
+        hub_workloads_p50_ms: workloads.p50,
+        hub_workloads_p95_ms: workloads.p95,
         overview_rows: overview.result.length,
         overview_p50_ms: overview.p50,
         overview_p95_ms: overview.p95,

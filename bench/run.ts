@@ -20,9 +20,12 @@
  *               requests served per CPU-second of the nginx worker, and the loss with the agent
  *   hub-store   the hub's stores (DuckDB, ClickHouse) under a cluster's batches: ingest samples/s and the
  *               p95 of the hub's two most common queries over an hour of data (bench/hub-store.ts)
- * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|memory|storm|nginx|hub-store ...] [--seconds N]
+ *   hub-ingest  the hub's whole ingest path (HTTP, gunzip, schema check, flattening, DuckDB) with
+ *               agents' batches, and the checks alone (bench/hub-ingest.ts)
+ * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|memory|storm|nginx|hub-store|hub-ingest ...] [--seconds N]
  *        [--idle-seconds N] [--rounds N] [--pairs N] [--collectors LIST (passed to the agent)]
  *        hub-store: [--nodes 100] [--pods 100] [--minutes 60] [--repeat 20] [--stores duckdb,clickhouse]
+ *        hub-ingest: [--nodes 100] [--pods 100] [--intervals 6]
  */
 import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -40,6 +43,7 @@ import { cpus, totalmem } from 'node:os';
 import { TestCgroup, eventually, helper, run, sleep } from '../test/kernel.js';
 import { sample, startAgent, type RunningAgent } from '../test/agent-process.js';
 import { hubStore } from './hub-store.js';
+import { hubIngest } from './hub-ingest.js';
 
 const TICK = 100; // USER_HZ: /proc/PID/stat times are in 1/100 s on Linux
 
@@ -727,6 +731,7 @@ async function main(): Promise<void> {
       minutes: { type: 'string', default: '60' },
       repeat: { type: 'string', default: '20' },
       stores: { type: 'string', default: 'duckdb,clickhouse' },
+      intervals: { type: 'string', default: '6' },
     },
   });
   const seconds = Number(values.seconds);
@@ -758,8 +763,10 @@ async function main(): Promise<void> {
                           repeat: Number(values.repeat),
                           stores: values.stores.split(',') as ('duckdb' | 'clickhouse')[],
                         })
-                      : undefined;
-    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw, memory, storm, nginx or hub-store`);
+                      : w === 'hub-ingest'
+                        ? await hubIngest({ nodes: Number(values.nodes), pods: Number(values.pods), intervals: Number(values.intervals) })
+                        : undefined;
+    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw, memory, storm, nginx, hub-store or hub-ingest`);
     for (const x of [r].flat()) process.stdout.write(`${format(x)}\n`);
   }
 }

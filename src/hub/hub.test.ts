@@ -292,3 +292,22 @@ test('the service map joins what the client\'s node and the server\'s node saw i
   assert.equal(lone!.bytes_sent, 70, 'what the server received is what the client sent');
   assert.deepEqual(lone!.observed_by, ['node-b']);
 });
+
+test('group=workload sums a workload over its pods and nodes, and says where it runs', async (t) => {
+  const { base } = await startHub(t);
+  await ingest(base, batch(1, { cpu: [4, 4] }));
+  await ingest(base, batch(1, { node: 'node-b', instance: 'instance-b001', cpu: [6, 6] }));
+  const w = await get<WorkloadsResponse>(base, `/api/v1/workloads?from=${new Date(T0).toISOString()}`);
+  const cart = w.workloads.filter((e) => e.workload === 'cart');
+  assert.equal(cart.length, 1, JSON.stringify(w.workloads));
+  assert.equal(cart[0]!.cpu_seconds, 10);
+  assert.deepEqual(cart[0]!.nodes, ['node-a', 'node-b']);
+  assert.equal(cart[0]!.cgroup, '/shop/cart');
+  assert.equal(cart[0]!.pod, 'cart-1', 'the pod its series share');
+  assert.equal(cart[0]!.runqueue_latency_p50_seconds !== null, true);
+  // a cgroup outside Kubernetes is one entry per node
+  const cron = w.workloads.filter((e) => e.cgroup === '/system.slice/cron.service');
+  assert.deepEqual(cron.map((e) => [e.node, e.cpu_seconds]).sort(), [['node-a', 40], ['node-b', 60]]);
+  const only = await get<WorkloadsResponse>(base, `/api/v1/workloads?from=${new Date(T0).toISOString()}&node=node-b`);
+  assert.deepEqual(only.workloads.find((e) => e.workload === 'cart')?.nodes, ['node-b']);
+});

@@ -39,7 +39,7 @@ import {
 } from '../wire/hub.js';
 import { Normalizer } from './ingest.js';
 import { choice, limitParam, parseDuration, parseFilters, parseRange } from './query.js';
-import { COLUMNS, type AggregateRow, type Column, type Store } from './store.js';
+import { COLUMNS, type AggregateRow, type Column, type Filters, type Store } from './store.js';
 import { summarizeWorkloads, WORKLOAD_GROUP_BY, WORKLOAD_METRICS } from './workloads.js';
 
 const inflate = promisify(gunzip);
@@ -69,6 +69,8 @@ const REGISTRY_TYPES = new Map<string, 'counter' | 'gauge'>(
     m.type === 'histogram' ? ['_bucket', '_sum', '_count'].map((s) => [m.name + s, 'counter']) : [[m.name, m.type]],
   ),
 );
+/** The metric every running workload has a series of: where a workload runs is read from it. */
+const PLACEMENT_METRIC = 'periscope_cpu_seconds_total';
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const HUB_METRICS = {
   batches: { type: 'counter', name: 'periscope_hub_batches_total', labels: ['result'], help: 'Batches received from agents: applied, duplicate (already applied: a replay) or rejected (malformed, too large, wrong version, unauthenticated, or the store failed).' },
@@ -331,12 +333,20 @@ export class Hub extends HttpFace {
     const group = choice<WorkloadGroup>(q, 'group', WORKLOAD_GROUPS, 'workload');
     const sort = choice<WorkloadSortKey>(q, 'sort', WORKLOAD_SORT_KEYS, 'cpu_seconds', { cpu: 'cpu_seconds' });
     const limit = limitParam(q, 100, 10_000);
-    const rows = await this.store.aggregate({
-      ...range,
-      metrics: WORKLOAD_METRICS,
-      filters: parseFilters(q),
-      groupBy: WORKLOAD_GROUP_BY,
-    });
+    const filters = parseFilters(q);
+    let rows: AggregateRow[];
+    if (group === 'workload') {
+      // Pods of known workloads are summed per workload in the store, which returns a row per
+      // workload and bucket rather than per pod (the answer is 100 times smaller on a node of 100
+      // pods); one metric per pod then says where each workload runs (its nodes, cgroups, pods).
+      const known: Filters = { ...filters, nonEmpty: [...(filters.nonEmpty ?? []), 'workload'] };
+      const [sums, placement, rest] = await Promise.all([
+        this.store.aggregate({ ...range, metrics: WORKLOAD_METRICS, filters: known, groupBy: ['namespace', 'workload_kind', 'workload', 'le'] }),
+        this.store.aggregate({ ...range, metrics: [PLACEMENT_METRIC], filters: known, groupBy: ['namespace', 'workload_kind', 'workload', 'node', 'cgroup', 'pod', 'container'] }),
+        this.store.aggregate({ ...range, metrics: WORKLOAD_METRICS, filters: { ...filters, empty: [...(filters.empty ?? []), 'workload'] }, groupBy: WORKLOAD_GROUP_BY }),
+      ]);
+      rows = [...sums, ...placement.map((r) => ({ ...r, delta: 0 })), ...rest];
+    } else rows = await this.store.aggregate({ ...range, metrics: WORKLOAD_METRICS, filters, groupBy: WORKLOAD_GROUP_BY });
     const workloads = summarizeWorkloads(rows, { group, seconds: (range.to - range.from) / 1e3, sort, limit });
     return { from: iso(range.from), to: iso(range.to), group, sort, workloads };
   }

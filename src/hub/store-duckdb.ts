@@ -301,7 +301,7 @@ export class DuckDbStore implements Store {
       FROM (SELECT series, sum(d) AS d, sum(v) / sum(n) AS a, arg_max(l, ts) AS l
             FROM (${this.facts(q, this.ids(q.metrics, q.filters, p), p)}) GROUP BY series) f
       JOIN series s ON s.id = f.series
-      GROUP BY ALL ORDER BY ALL`;
+      GROUP BY ALL`;
     const rows = await this.rows(this.db().reader, sql, p.values);
     return rows.map((r) => {
       const counter = r.type === 'counter';

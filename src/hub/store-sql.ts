@@ -33,6 +33,14 @@ export function filterSql(filters: Filters | undefined, bind: Bind, like: (colum
       out.push(has.includes('cgroup') ? like('cgroup', v as string) : '0 = 1');
       continue;
     }
+    if (k === 'nonEmpty' || k === 'empty') {
+      for (const col of v as readonly string[]) {
+        const c = checkColumn(col);
+        // a column the table lacks is empty everywhere
+        out.push(has.includes(c) ? `${c} ${k === 'empty' ? '=' : '<>'} ''` : k === 'empty' ? '1 = 1' : '0 = 1');
+      }
+      continue;
+    }
     const c = checkColumn(k);
     if (!has.includes(c)) out.push('0 = 1');
     else out.push(inList(c, typeof v === 'string' ? [v] : (v), bind));

@@ -105,6 +105,10 @@ export interface BatchRows {
 export type Filters = Partial<Record<Column, string | readonly string[]>> & {
   /** cgroup path prefix (a cgroup and everything under it) */
   cgroupPrefix?: string;
+  /** columns that must not be empty (e.g. series of pods whose workload is known) */
+  nonEmpty?: readonly Column[];
+  /** columns that must be empty */
+  empty?: readonly Column[];
 };
 
 export interface Range {

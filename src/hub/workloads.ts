@@ -177,12 +177,13 @@ export function summarizeWorkloads(rows: readonly AggregateRow[], opts: Summariz
       };
       accs.set(key, acc);
     }
-    acc.nodes.add(g.node ?? '');
-    acc.cgroups.add(g.cgroup ?? '');
-    acc.pods.add(g.pod ?? '');
-    acc.containers.add(g.container ?? '');
-    acc.kinds.add(g.workload_kind ?? '');
-    acc.workloads.add(g.workload ?? '');
+    // a row without a column (a query that did not group by it) says nothing about it
+    if (g.node !== undefined) acc.nodes.add(g.node);
+    if (g.cgroup !== undefined) acc.cgroups.add(g.cgroup);
+    if (g.pod !== undefined) acc.pods.add(g.pod);
+    if (g.container !== undefined) acc.containers.add(g.container);
+    if (g.workload_kind !== undefined) acc.kinds.add(g.workload_kind);
+    if (g.workload !== undefined) acc.workloads.add(g.workload);
     const delta = Number.isFinite(row.delta) ? row.delta : 0;
     if (counter !== undefined) {
       acc.entry[counter satisfies CounterField] += delta;
