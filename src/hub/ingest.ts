@@ -8,23 +8,27 @@ import { formatNumber } from '../agent/exposition.js';
 import { type Batch } from '../wire/ingest.js';
 import { seriesId, type BatchRows, type EventRow, type SampleRow, type SeriesRow, type SeriesType } from './store.js';
 
-/** Ids of series already hashed: the same series arrive in every batch of a node. Bounded. */
-class IdCache {
-  private readonly ids = new Map<string, bigint>();
+/**
+ * Series already seen, by node, metric and label values: the same series arrive in every batch of a
+ * node, and their rows (id, labels) are made once, not per batch. Bounded: past `max` it starts over.
+ */
+class SeriesCache {
+  private readonly rows = new Map<string, SeriesRow>();
   constructor(private readonly max = 1_000_000) {}
-  get(node: string, metric: string, labels: Record<string, string>, key: string): bigint {
-    let id = this.ids.get(key);
-    if (id === undefined) {
-      if (this.ids.size >= this.max) this.ids.clear();
-      id = seriesId(node, metric, labels);
-      this.ids.set(key, id);
+  get(key: string, make: () => Omit<SeriesRow, 'id'>): SeriesRow {
+    let row = this.rows.get(key);
+    if (row === undefined) {
+      if (this.rows.size >= this.max) this.rows.clear();
+      const r = make();
+      row = { ...r, id: seriesId(r.node, r.metric, r.labels) };
+      this.rows.set(key, row);
     }
-    return id;
+    return row;
   }
 }
 
 export class Normalizer {
-  private readonly cache = new IdCache();
+  private readonly cache = new SeriesCache();
   /** metric name → type, as agents declared them (bounded by the families a batch may carry) */
   readonly types = new Map<string, SeriesType>();
 
@@ -33,17 +37,21 @@ export class Normalizer {
     const ts = Date.parse(batch.time);
     const series: SeriesRow[] = [];
     const samples: SampleRow[] = [];
-    const add = (metric: string, type: SeriesType, labels: Record<string, string>, key: string, value: number, delta: number | null): void => {
-      const id = this.cache.get(node, metric, labels, `${node}\u0001${metric}\u0001${key}`);
-      series.push({ id, node, metric, type, labels });
-      samples.push({ series: id, ts, value, delta });
+    const add = (metric: string, type: SeriesType, labels: () => Record<string, string>, key: string, value: number, delta: number | null): void => {
+      const row = this.cache.get(`${node}\u0001${metric}\u0001${key}`, () => ({ node, metric, type, labels: labels() }));
+      series.push(row);
+      samples.push({ series: row.id, ts, value, delta });
     };
     for (const f of batch.families) {
       const names = f.labels.map((l, i) => [l, i] as const).filter(([l]) => l !== 'node');
       if (f.type !== 'histogram' && this.types.size < 10_000) this.types.set(f.name, f.type);
       for (const s of f.series) {
-        const labels: Record<string, string> = {};
-        for (const [l, i] of names) labels[l] = s.labels[i]!;
+        // the label object is made only for a series not seen before
+        const labels = (): Record<string, string> => {
+          const l: Record<string, string> = {};
+          for (const [name, i] of names) l[name] = s.labels[i]!;
+          return l;
+        };
         const key = s.labels.join('\u0000');
         if (f.type === 'counter') add(f.name, 'counter', labels, key, s.value!, s.delta!);
         else if (f.type === 'gauge') add(f.name, 'gauge', labels, key, s.value!, null);
@@ -52,9 +60,9 @@ export class Normalizer {
           const d = s.hist_delta!;
           f.buckets!.forEach((le, i) => {
             const l = formatNumber(le);
-            add(`${f.name}_bucket`, 'counter', { ...labels, le: l }, `${key}\u0000${l}`, h.cumulative[i]!, d.cumulative[i]!);
+            add(`${f.name}_bucket`, 'counter', () => ({ ...labels(), le: l }), `${key}\u0000${l}`, h.cumulative[i]!, d.cumulative[i]!);
           });
-          add(`${f.name}_bucket`, 'counter', { ...labels, le: '+Inf' }, `${key}\u0000+Inf`, h.count, d.count);
+          add(`${f.name}_bucket`, 'counter', () => ({ ...labels(), le: '+Inf' }), `${key}\u0000+Inf`, h.count, d.count);
           add(`${f.name}_sum`, 'counter', labels, key, h.sum, d.sum);
           add(`${f.name}_count`, 'counter', labels, key, h.count, d.count);
         }

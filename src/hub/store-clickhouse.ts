@@ -52,7 +52,7 @@ import {
   type Store,
   type StoreOptions,
 } from './store.js';
-import { MINUTE, ROLLUP_GRACE_MS, checkColumn, lateRollups, filterSql, inList, plan, toLines } from './store-sql.js';
+import { MINUTE, ROLLUP_GRACE_MS, aggregateRow, checkColumn, lateRollups, filterSql, inList, plan, toLines } from './store-sql.js';
 import { PeriscopeError } from '../kernel/errors.js';
 
 const HOUR = 60 * MINUTE;
@@ -253,18 +253,8 @@ export class ClickHouseStore implements Store {
     const rows = await this.rows(`SELECT metric, type${g}, sum(d) AS d, sum(a) AS a, sum(l) AS l, count() AS n
       FROM (SELECT series, sum(d) AS d, sum(v) / sum(n) AS a, argMax(l, ts) AS l FROM (${await this.facts(q, `SELECT id FROM series WHERE ${where}`)}) GROUP BY series)
       ANY INNER JOIN (SELECT id AS series, metric, type${g} FROM series WHERE ${where}) USING series
-      GROUP BY metric, type${g} ORDER BY metric, type${g}`);
-    return rows.map((r) => {
-      const counter = r.type === 'counter';
-      return {
-        metric: r.metric as string,
-        group: Object.fromEntries(groups.map((x) => [x, r[x] as string])),
-        delta: counter ? Number(r.d) : 0,
-        avg: counter ? 0 : Number(r.a),
-        last: counter ? 0 : Number(r.l),
-        series: Number(r.n),
-      };
-    });
+      GROUP BY metric, type${g}`);
+    return rows.map((r) => aggregateRow(r, groups));
   }
 
   async series(q: SeriesQuery): Promise<SeriesLine[]> {

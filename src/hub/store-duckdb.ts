@@ -29,7 +29,7 @@ import {
   type Store,
   type StoreOptions,
 } from './store.js';
-import { MINUTE, ROLLUP_GRACE_MS, checkColumn, lateRollups, filterSql, inList, likePrefix, plan, toLines, type Bind } from './store-sql.js';
+import { MINUTE, ROLLUP_GRACE_MS, aggregateRow, checkColumn, lateRollups, filterSql, inList, likePrefix, plan, toLines, type Bind } from './store-sql.js';
 
 const LABEL_COLUMNS = INDEXED_LABELS.map((l) => `${l} VARCHAR NOT NULL`).join(', ');
 /** Rows per data chunk (DuckDB's vector size). */
@@ -303,17 +303,7 @@ export class DuckDbStore implements Store {
       JOIN series s ON s.id = f.series
       GROUP BY ALL`;
     const rows = await this.rows(this.db().reader, sql, p.values);
-    return rows.map((r) => {
-      const counter = r.type === 'counter';
-      return {
-        metric: r.metric as string,
-        group: Object.fromEntries(groups.map((g) => [g, r[g] as string])),
-        delta: counter ? Number(r.d) : 0,
-        avg: counter ? 0 : Number(r.a),
-        last: counter ? 0 : Number(r.l),
-        series: Number(r.n),
-      };
-    });
+    return rows.map((r) => aggregateRow(r, groups));
   }
 
   async series(q: SeriesQuery): Promise<SeriesLine[]> {

@@ -4,7 +4,7 @@
  * returns its placeholder (DuckDB: a `?` parameter; ClickHouse: store-clickhouse.ts says why it
  * quotes). Column names come only from COLUMNS, checked here.
  */
-import { COLUMNS, type Column, type Filters, type SampleRow } from './store.js';
+import { COLUMNS, type AggregateRow, type Column, type Filters, type SampleRow } from './store.js';
 import { PeriscopeError } from '../kernel/errors.js';
 
 export type Bind = (value: string | number) => string;
@@ -114,4 +114,17 @@ export function toLines(rows: { group: Record<string, string>; bucket: number; v
   let out = [...lines.values()];
   if (limit !== undefined) out = out.sort((a, b) => b.total - a.total).slice(0, limit);
   return out.map((l) => ({ group: l.group, points: l.points.sort((a, b) => a[0] - b[0]) }));
+}
+
+/** A row of an aggregate query (metric, type, the group's columns, d, a, l, n) as the store interface returns it. */
+export function aggregateRow(r: Record<string, unknown>, groups: readonly string[]): AggregateRow {
+  const counter = r.type === 'counter';
+  return {
+    metric: r.metric as string,
+    group: Object.fromEntries(groups.map((g) => [g, r[g] as string])),
+    delta: counter ? Number(r.d) : 0,
+    avg: counter ? 0 : Number(r.a),
+    last: counter ? 0 : Number(r.l),
+    series: Number(r.n),
+  };
 }
