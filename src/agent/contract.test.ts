@@ -99,7 +99,8 @@ test('the agent, doctor, the event log and the wire name no collector and no eve
   const files = [...sources('agent'), ...sources('cli'), ...sources('wire')];
   assert.ok(files.some((f) => f.endsWith('event-log.ts')) && files.some((f) => f.endsWith('doctor.ts')));
   for (const name of [...COLLECTORS.map((c) => c.name), ...EVENT_TYPES]) {
-    const quoted = new RegExp(`['"\`]${name}['"\`]`);
+    // (a Node event name such as process.on('exit') is not one of ours)
+    const quoted = new RegExp(`(?<!\\.(?:on|once|off)\\()['"\`]${name}['"\`]`);
     for (const f of files) assert.doesNotMatch(readFileSync(f, 'utf8'), quoted, `${f} names "${name}": read it from the registry`);
   }
 });

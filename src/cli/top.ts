@@ -476,7 +476,7 @@ export async function topCommand(args: string[]): Promise<void> {
   if (output !== 'table' && output !== 'json') bad(`--output wants table or json, not "${output}"`, CMD);
   const group = (f.group ?? 'workload').trim().toLowerCase();
   if (!(WORKLOAD_GROUPS as readonly string[]).includes(group)) bad(`--group wants ${WORKLOAD_GROUPS.join(', ')}, not "${f.group}"`, CMD);
-  const sort = sortKey(f.sort ?? 'cpu');
+  const sort = sortKey(f.sort ?? 'cpu_seconds');
   if (sort === undefined) bad(`--sort wants one of cpu, rq, ctx, execs, oom, conns, sent, recv, retrans, name (or ${WORKLOAD_SORT_KEYS.join(', ')}), not "${f.sort}"`, CMD);
   const o: Options = {
     group: group as WorkloadGroup,

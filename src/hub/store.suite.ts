@@ -308,7 +308,8 @@ export function storeSuite(name: string, make: () => Promise<Store>): void {
       const ask = async () =>
         Promise.all(
           ranges.map(async (r) => [
-            await s.aggregate({ ...r, metrics: ['long_cpu_total', 'long_rss_bytes'], groupBy: ['workload'] }),
+            // aggregate rows come in no particular order
+            (await s.aggregate({ ...r, metrics: ['long_cpu_total', 'long_rss_bytes'], groupBy: ['workload'] })).sort((a, b) => (`${a.metric}|${a.group.workload}` < `${b.metric}|${b.group.workload}` ? -1 : 1)),
             await s.series({ ...r, metric: 'long_cpu_total', stepMs: 5 * MIN }),
           ]),
         );

@@ -195,6 +195,7 @@ export interface Store {
   nodes(since?: number): Promise<AgentReport[]>;
   /** Distinct values of a column among series with samples in the range (e.g. namespaces). */
   distinct(column: Column, range: Range, filters?: Filters): Promise<string[]>;
+  /** Sums per group over the range, in no particular order. */
   aggregate(q: AggregateQuery): Promise<AggregateRow[]>;
   series(q: SeriesQuery): Promise<SeriesLine[]>;
   events(q: EventQuery): Promise<EventRow[]>;
