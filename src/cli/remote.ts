@@ -143,6 +143,14 @@ function readFile(command: string, flag: string, source: string, path: string): 
   }
 }
 
+/** The flags that say where a command connects and how: the part of its flag spec `target()` reads. */
+export const TARGET_FLAGS = {
+  agent: { type: 'string' },
+  hub: { type: 'string' },
+  'token-file': { type: 'string' },
+  'ca-file': { type: 'string' },
+} as const;
+
 export interface TargetFlags {
   agent?: string | undefined;
   hub?: string | undefined;

@@ -17,7 +17,7 @@
 import { type IncomingMessage } from 'node:http';
 import { PeriscopeError } from '../kernel/errors.js';
 import { bad, intFlag, parseFlags, secondsFlag, type FlagSpec } from './flags.js';
-import { MAX_ERROR_BODY, errorBody, get, pointAt, readBody, target, unauthorized, type Target } from './remote.js';
+import { MAX_ERROR_BODY, TARGET_FLAGS, errorBody, get, pointAt, readBody, target, unauthorized, type Target } from './remote.js';
 import { bytes, clean, duration, line, type Layout } from './trace.js';
 import { RUNQ_BUCKET_METRIC, WORKLOAD_GROUP_BY, WORKLOAD_METRICS, summarizeWorkloads } from '../hub/workloads.js';
 import { type AggregateRow } from '../hub/store.js';
@@ -264,10 +264,7 @@ node), or from one agent's /metrics (two reads, --interval apart).
 `;
 
 const FLAGS = {
-  hub: { type: 'string' },
-  agent: { type: 'string' },
-  'token-file': { type: 'string' },
-  'ca-file': { type: 'string' },
+  ...TARGET_FLAGS,
   namespace: { type: 'string' },
   node: { type: 'string' },
   group: { type: 'string' },

@@ -14,7 +14,7 @@
  */
 import { type IncomingMessage } from 'node:http';
 import { PeriscopeError } from '../kernel/errors.js';
-import { MAX_ERROR_BODY, errorBody, get, readBody, target, unauthorized, type Target } from './remote.js';
+import { MAX_ERROR_BODY, TARGET_FLAGS, errorBody, get, readBody, target, unauthorized, type Target } from './remote.js';
 import { bad, intFlag, parseFlags, secondsFlag, type FlagSpec } from './flags.js';
 import { TRACE_KINDS, type TraceKind as Kind } from '../collectors/registry.js';
 import { type Column, type Format } from '../wire/table.js';
@@ -252,10 +252,7 @@ output:
 `;
 
 const FLAGS = {
-  agent: { type: 'string' },
-  hub: { type: 'string' },
-  'token-file': { type: 'string' },
-  'ca-file': { type: 'string' },
+  ...TARGET_FLAGS,
   namespace: { type: 'string' },
   pod: { type: 'string' },
   container: { type: 'string' },
