@@ -310,4 +310,10 @@ test('group=workload sums a workload over its pods and nodes, and says where it 
   assert.deepEqual(cron.map((e) => [e.node, e.cpu_seconds]).sort(), [['node-a', 40], ['node-b', 60]]);
   const only = await get<WorkloadsResponse>(base, `/api/v1/workloads?from=${new Date(T0).toISOString()}&node=node-b`);
   assert.deepEqual(only.workloads.find((e) => e.workload === 'cart')?.nodes, ['node-b']);
+  // a namespace filter reads the per-workload sums too, a node filter every series: the same numbers
+  const shop = await get<WorkloadsResponse>(base, `/api/v1/workloads?from=${new Date(T0).toISOString()}&namespace=shop`);
+  assert.deepEqual(shop.workloads.find((e) => e.workload === 'cart'), cart[0]);
+  assert.equal(shop.workloads.filter((e) => e.namespace !== 'shop').length, 0);
+  const both = await get<WorkloadsResponse>(base, `/api/v1/workloads?from=${new Date(T0).toISOString()}&node=node-a,node-b`);
+  assert.deepEqual(both.workloads.find((e) => e.workload === 'cart'), cart[0]);
 });

@@ -39,8 +39,8 @@ import {
 } from '../wire/hub.js';
 import { Normalizer } from './ingest.js';
 import { choice, limitParam, parseDuration, parseFilters, parseRange } from './query.js';
-import { COLUMNS, type AggregateRow, type Column, type Filters, type Store } from './store.js';
-import { summarizeWorkloads, WORKLOAD_GROUP_BY, WORKLOAD_METRICS } from './workloads.js';
+import { COLUMNS, PRESENCE_METRIC, WORKLOAD_SUM_COLUMNS, WORKLOAD_SUM_FILTERS, type AggregateRow, type Column, type Filters, type Store } from './store.js';
+import { summarizeWorkloads, WORKLOAD_GROUP_BY, WORKLOAD_METRICS, type SummaryRow } from './workloads.js';
 
 const inflate = promisify(gunzip);
 /** what the hub reads and drops of a body past its limit before it cuts the connection */
@@ -69,8 +69,8 @@ const REGISTRY_TYPES = new Map<string, 'counter' | 'gauge'>(
     m.type === 'histogram' ? ['_bucket', '_sum', '_count'].map((s) => [m.name + s, 'counter']) : [[m.name, m.type]],
   ),
 );
-/** The metric every running workload has a series of: where a workload runs is read from it. */
-const PLACEMENT_METRIC = 'periscope_cpu_seconds_total';
+/** What says where a workload runs (the columns of store.ts's PlacementRow). */
+const PLACEMENT_COLUMNS: readonly Column[] = ['namespace', 'workload_kind', 'workload', 'node', 'cgroup', 'pod', 'container'];
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const HUB_METRICS = {
   batches: { type: 'counter', name: 'periscope_hub_batches_total', labels: ['result'], help: 'Batches received from agents: applied, duplicate (already applied: a replay) or rejected (malformed, too large, wrong version, unauthenticated, or the store failed).' },
@@ -106,6 +106,7 @@ export class Hub extends HttpFace {
   private readonly normalizer = new Normalizer();
   private readonly opts: Required<Omit<HubOptions, keyof FaceOptions | 'store'>>;
   private pending = 0;
+  /** the last batch given to the store (stop() waits for it: the store applies in order) */
   private queue: Promise<unknown> = Promise.resolve();
   private readonly lastSeen = new Map<string, number>();
   private readonly latency = new Latency();
@@ -274,8 +275,9 @@ export class Hub extends HttpFace {
     const received = this.opts.now();
     const rows = this.normalizer.rows(batch, received);
     this.pending++;
-    // one batch at a time, in arrival order: an agent's batches apply in seq order
-    const applying = this.queue.then(() => this.store.apply(rows));
+    // the store applies batches in the order given (an agent's in seq order), several in one write
+    // when they wait together (store.ts)
+    const applying = this.store.apply(rows);
     this.queue = applying.catch(() => undefined);
     let applied: boolean;
     try {
@@ -334,18 +336,23 @@ export class Hub extends HttpFace {
     const sort = choice<WorkloadSortKey>(q, 'sort', WORKLOAD_SORT_KEYS, 'cpu_seconds', { cpu: 'cpu_seconds' });
     const limit = limitParam(q, 100, 10_000);
     const filters = parseFilters(q);
-    let rows: AggregateRow[];
+    let rows: SummaryRow[];
     if (group === 'workload') {
-      // Pods of known workloads are summed per workload in the store, which returns a row per
-      // workload and bucket rather than per pod (the answer is 100 times smaller on a node of 100
-      // pods); one metric per pod then says where each workload runs (its nodes, cgroups, pods).
+      // Known workloads are summed in the store: from its per-workload tables where the filters allow
+      // (a row per workload, metric and bucket, and one per pod for where it runs: store.ts), else
+      // from every series grouped by workload. Pods without a workload come from every series.
       const known: Filters = { ...filters, nonEmpty: [...(filters.nonEmpty ?? []), 'workload'] };
+      const bySums = Object.keys(filters).every((k) => (WORKLOAD_SUM_FILTERS as readonly string[]).includes(k));
       const [sums, placement, rest] = await Promise.all([
-        this.store.aggregate({ ...range, metrics: WORKLOAD_METRICS, filters: known, groupBy: ['namespace', 'workload_kind', 'workload', 'le'] }),
-        this.store.aggregate({ ...range, metrics: [PLACEMENT_METRIC], filters: known, groupBy: ['namespace', 'workload_kind', 'workload', 'node', 'cgroup', 'pod', 'container'] }),
+        bySums
+          ? this.store.workloadSums({ ...range, metrics: WORKLOAD_METRICS, filters })
+          : this.store.aggregate({ ...range, metrics: WORKLOAD_METRICS, filters: known, groupBy: WORKLOAD_SUM_COLUMNS }),
+        bySums
+          ? this.store.placement({ ...range, filters })
+          : this.store.aggregate({ ...range, metrics: [PRESENCE_METRIC], filters: known, groupBy: PLACEMENT_COLUMNS }).then((rows) => rows.map((r) => r.group)),
         this.store.aggregate({ ...range, metrics: WORKLOAD_METRICS, filters: { ...filters, empty: [...(filters.empty ?? []), 'workload'] }, groupBy: WORKLOAD_GROUP_BY }),
       ]);
-      rows = [...sums, ...placement.map((r) => ({ ...r, delta: 0 })), ...rest];
+      rows = [...sums, ...placement.map((group) => ({ metric: PRESENCE_METRIC, group: { ...group }, delta: 0 })), ...rest];
     } else rows = await this.store.aggregate({ ...range, metrics: WORKLOAD_METRICS, filters, groupBy: WORKLOAD_GROUP_BY });
     const workloads = summarizeWorkloads(rows, { group, seconds: (range.to - range.from) / 1e3, sort, limit });
     return { from: iso(range.from), to: iso(range.to), group, sort, workloads };

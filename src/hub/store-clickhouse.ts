@@ -9,6 +9,10 @@
  *                    collapses at merge time; queries join it with ANY, so a duplicate never counts twice
  *   samples          MergeTree PARTITION BY hour, ORDER BY (series, ts)
  *   rollups_1m       MergeTree PARTITION BY day, ORDER BY (series, minute)
+ *   workload_keys    ReplacingMergeTree ORDER BY key: what each workload key stands for (store.ts)
+ *   workload_samples MergeTree PARTITION BY hour, ORDER BY ts: a batch's counters summed per workload
+ *                    key, and its PRESENCE_METRIC series (keyed by series id, delta null: store-sql.ts)
+ *   workload_1m      MergeTree PARTITION BY day, ORDER BY (minute, key): the same per minute over every node
  *   events, reports  MergeTree PARTITION BY hour
  *   applied          ReplacingMergeTree(seq) ORDER BY instance: the last seq of each agent instance
  *   rollup_progress  ReplacingMergeTree(minute): the first minute not rolled up yet
@@ -51,8 +55,30 @@ import {
   type SeriesQuery,
   type Store,
   type StoreOptions,
+  PRESENCE_METRIC,
+  type PlacementRow,
+  type WorkloadSumFilters,
+  type WorkloadSumRow,
+  type WorkloadSumsQuery,
 } from './store.js';
-import { MINUTE, ROLLUP_GRACE_MS, aggregateRow, checkColumn, lateRollups, filterSql, inList, plan, toLines } from './store-sql.js';
+import {
+  MINUTE,
+  ROLLUP_GRACE_MS,
+  aggregateRow,
+  checkColumn,
+  lateRollups,
+  lateWorkloadRows,
+  filterSql,
+  inList,
+  plan,
+  toLines,
+  batchSums,
+  placementRow,
+  workloadTableRows,
+  workloadSumRow,
+  rangeParts,
+  type TablePart,
+} from './store-sql.js';
 import { PeriscopeError } from '../kernel/errors.js';
 
 const HOUR = 60 * MINUTE;
@@ -65,6 +91,9 @@ const SCHEMA = [
   'CREATE TABLE IF NOT EXISTS samples (ts Int64, series Int64, value Float64, delta Nullable(Float64)) ENGINE = MergeTree PARTITION BY intDiv(ts, 3600000) ORDER BY (series, ts)',
   `CREATE TABLE IF NOT EXISTS rollups_1m (minute Int64, series Int64, delta_sum Float64, value_sum Float64, value_count UInt64, value_last Float64, value_min Float64, value_max Float64)
    ENGINE = MergeTree PARTITION BY intDiv(minute, 86400000) ORDER BY (series, minute)`,
+  'CREATE TABLE IF NOT EXISTS workload_keys (key Int64, metric String, namespace String, workload_kind String, workload String, le String) ENGINE = ReplacingMergeTree ORDER BY key',
+  'CREATE TABLE IF NOT EXISTS workload_samples (ts Int64, key Int64, delta Nullable(Float64)) ENGINE = MergeTree PARTITION BY intDiv(ts, 3600000) ORDER BY ts',
+  'CREATE TABLE IF NOT EXISTS workload_1m (minute Int64, key Int64, delta_sum Nullable(Float64)) ENGINE = MergeTree PARTITION BY intDiv(minute, 86400000) ORDER BY (minute, key)',
   `CREATE TABLE IF NOT EXISTS events (ts Int64, node String, type String, namespace String, pod String, container String, workload_kind String, workload String, cgroup String, body String)
    ENGINE = MergeTree PARTITION BY intDiv(ts, 3600000) ORDER BY ts`,
   `CREATE TABLE IF NOT EXISTS reports (node String, instance String, seq Int64, version String, started Int64, received Int64, cgroup_subtree String, status String)
@@ -74,7 +103,8 @@ const SCHEMA = [
 ];
 
 /** A value as a ClickHouse literal (18.16 has no query parameters). */
-export function lit(v: string | number): string {
+export function lit(v: string | number | bigint): string {
+  if (typeof v === 'bigint') return v.toString();
   if (typeof v === 'number') {
     if (!Number.isFinite(v)) throw new PeriscopeError('BAD_ARGUMENT', `not a finite number: ${v}`, 'pass a finite number');
     return String(v);
@@ -99,6 +129,7 @@ export class ClickHouseStore implements Store {
   private client: ClickHouseClient | undefined;
   private readonly seqs = new Map<string, number>();
   private readonly known = new Set<bigint>();
+  private readonly knownKeys = new Set<bigint>();
 
   constructor(
     private readonly target: ClickHouseTarget,
@@ -153,7 +184,16 @@ export class ClickHouseStore implements Store {
     if (values.length) await this.ch().insert({ table, values: values as Record<string, unknown>[], format: 'JSONEachRow' });
   }
 
-  async apply(b: BatchRows): Promise<boolean> {
+  /** apply() calls, one at a time in call order (the seq check and the marker must not interleave) */
+  private applying: Promise<unknown> = Promise.resolve();
+
+  apply(b: BatchRows): Promise<boolean> {
+    const next = this.applying.then(() => this.applyOne(b));
+    this.applying = next.catch(() => undefined);
+    return next;
+  }
+
+  private async applyOne(b: BatchRows): Promise<boolean> {
     const { instance, seq } = b.report;
     if ((await this.lastSeq(instance)) >= seq) return false;
     const fresh = new Map<bigint, BatchRows['series'][number]>();
@@ -174,17 +214,24 @@ export class ClickHouseStore implements Store {
       'samples',
       b.samples.map((s) => ({ ts: s.ts, series: s.series.toString(), value: s.value, delta: s.delta })),
     );
+    const { sums, keys, presence } = batchSums(b);
+    const newKeys = keys.filter((k) => !this.knownKeys.has(k.key));
+    await this.insert('workload_keys', newKeys.map((k) => ({ ...k, key: k.key.toString() })));
+    const rows = workloadTableRows(sums, presence);
+    await this.insert('workload_samples', rows.map((r) => ({ ...r, key: r.key.toString() })));
     // samples of minutes already rolled up go into the rollups too (by the last watermark this hub read)
     await this.insert(
       'rollups_1m',
       lateRollups(b.samples, this.lastWatermark).map((x) => ({ ...x, series: x.series.toString() })),
     );
+    await this.insert('workload_1m', lateWorkloadRows(rows, this.lastWatermark).map((r) => ({ ...r, key: r.key.toString() })));
     await this.insert('events', b.events as unknown as Record<string, unknown>[]);
     const r = b.report;
     await this.insert('reports', [{ node: r.node, instance, seq, version: r.version, started: r.started, received: r.received, cgroup_subtree: r.cgroupSubtree, status: r.status }]);
     // the marker last: a batch whose data is not all written is not applied
     await this.insert('applied', [{ instance, seq }]);
     for (const id of fresh.keys()) this.known.add(id);
+    for (const k of newKeys) this.knownKeys.add(k.key);
     this.seqs.set(instance, seq);
     return true;
   }
@@ -223,10 +270,8 @@ export class ClickHouseStore implements Store {
   private async facts(range: Range, ids: string): Promise<string> {
     const { rollup, raw } = plan(range.from, range.to, Date.now(), this.opts.rawRetentionMs, await this.watermark());
     const parts: string[] = [];
-    if (raw.length) {
-      const when = raw.map(([a, b]) => `(ts >= ${lit(a)} AND ts < ${lit(b)})`).join(' OR ');
-      parts.push(`SELECT series, ts, toFloat64(ifNull(delta, 0)) AS d, value AS v, toUInt64(1) AS n, value AS l FROM samples WHERE (${when}) AND series IN (${ids})`);
-    }
+    // a part per raw range: each prunes partitions on its own
+    for (const [a, b] of raw) parts.push(`SELECT series, ts, toFloat64(ifNull(delta, 0)) AS d, value AS v, toUInt64(1) AS n, value AS l FROM samples WHERE ts >= ${lit(a)} AND ts < ${lit(b)} AND series IN (${ids})`);
     if (rollup)
       parts.push(
         `SELECT series, minute AS ts, delta_sum AS d, value_sum AS v, value_count AS n, value_last AS l FROM rollups_1m WHERE minute >= ${lit(rollup[0])} AND minute < ${lit(rollup[1])} AND series IN (${ids})`,
@@ -272,6 +317,28 @@ export class ClickHouseStore implements Store {
     );
   }
 
+  /** A range's rows from a raw table and its minute rollup (store-sql.ts: rangeParts). */
+  private async split(range: Range, raw: TablePart, rollup: TablePart): Promise<string> {
+    return rangeParts(range, Date.now(), this.opts.rawRetentionMs, await this.watermark(), lit, raw, rollup);
+  }
+
+  async workloadSums(q: WorkloadSumsQuery): Promise<WorkloadSumRow[]> {
+    const keys = `SELECT key, metric, namespace, workload_kind, workload, le FROM workload_keys WHERE ${[inList('metric', q.metrics, lit), ...filterSql(q.filters, lit, prefix)].join(' AND ')}`;
+    const known = `key IN (SELECT key FROM (${keys}))`;
+    const facts = await this.split(q, { from: 'workload_samples', select: 'key, toFloat64(delta) AS d', where: known }, { from: 'workload_1m', select: 'key, toFloat64(delta_sum) AS d', where: known });
+    const rows = await this.rows(`SELECT metric, namespace, workload_kind, workload, le, d FROM (SELECT key, sum(d) AS d FROM (${facts}) GROUP BY key) ANY INNER JOIN (${keys}) USING key`);
+    return rows.map(workloadSumRow);
+  }
+
+  async placement(q: Range & { filters?: WorkloadSumFilters }): Promise<PlacementRow[]> {
+    const where = [`metric = ${lit(PRESENCE_METRIC)}`, "workload != ''", ...filterSql(q.filters, lit, prefix)].join(' AND ');
+    // presence rows: the key is a series id, the delta null
+    const seen = await this.split(q, { from: 'workload_samples', select: 'key', where: 'isNull(delta)' }, { from: 'workload_1m', select: 'key', where: 'isNull(delta_sum)' });
+    // a series row written twice (two hubs) comes back twice: the same place, which the overview's sets fold
+    const rows = await this.rows(`SELECT node, namespace, workload_kind, workload, cgroup, pod, container FROM series WHERE ${where} AND id IN (SELECT key FROM (${seen}))`);
+    return rows.map(placementRow);
+  }
+
   async events(q: EventQuery): Promise<EventRow[]> {
     const where = [`ts >= ${lit(q.from)}`, `ts < ${lit(q.to)}`, ...filterSql(q.filters, lit, prefix, EVENT_COLUMNS)];
     if (q.types) where.push(inList('type', q.types, lit));
@@ -292,10 +359,11 @@ export class ClickHouseStore implements Store {
         query: `INSERT INTO rollups_1m SELECT intDiv(ts, 60000) * 60000 AS minute, series, sum(ifNull(delta, 0)), sum(value), count(), argMax(value, ts), min(value), max(value)
                 FROM samples WHERE ${range} GROUP BY minute, series`,
       });
+      await this.ch().command({ query: `INSERT INTO workload_1m SELECT intDiv(ts, 60000) * 60000 AS minute, key, sum(delta) FROM workload_samples WHERE ${range} GROUP BY minute, key` });
       await this.insert('rollup_progress', [{ id: 1, minute: closed }]);
       this.lastWatermark = closed;
     }
-    const droppedParts = (await this.dropBefore(['samples', 'events', 'reports'], HOUR, now - this.opts.rawRetentionMs)) + (await this.dropBefore(['rollups_1m'], DAY, now - this.opts.rollupRetentionMs, false));
+    const droppedParts = (await this.dropBefore(['samples', 'workload_samples', 'events', 'reports'], HOUR, now - this.opts.rawRetentionMs)) + (await this.dropBefore(['rollups_1m', 'workload_1m'], DAY, now - this.opts.rollupRetentionMs, false));
     return { minutesRolledUp, droppedParts };
   }
 

@@ -4,10 +4,26 @@
  * returns its placeholder (DuckDB: a `?` parameter; ClickHouse: store-clickhouse.ts says why it
  * quotes). Column names come only from COLUMNS, checked here.
  */
-import { COLUMNS, type AggregateRow, type Column, type Filters, type SampleRow } from './store.js';
+import {
+  COLUMNS,
+  PRESENCE_METRIC,
+  WORKLOAD_SUM_COLUMNS,
+  workloadKey,
+  type AggregateRow,
+  type BatchRows,
+  type Column,
+  type Filters,
+  type PlacementRow,
+  type PresenceRow,
+  type SampleRow,
+  type SeriesRow,
+  type WorkloadKeyRow,
+  type WorkloadSampleRow,
+  type WorkloadSumRow,
+} from './store.js';
 import { PeriscopeError } from '../kernel/errors.js';
 
-export type Bind = (value: string | number) => string;
+export type Bind = (value: string | number | bigint) => string;
 
 /** Refuses a column that is not one of COLUMNS (the only names that enter SQL). */
 export function checkColumn(c: string): Column {
@@ -16,7 +32,7 @@ export function checkColumn(c: string): Column {
 }
 
 /** `col IN (...)` with one placeholder per value (an empty list matches nothing). */
-export function inList(column: string, values: readonly (string | number)[], bind: Bind): string {
+export function inList(column: string, values: readonly (string | number | bigint)[], bind: Bind): string {
   return values.length === 0 ? '0 = 1' : `${column} IN (${values.map(bind).join(', ')})`;
 }
 
@@ -68,11 +84,30 @@ export const ROLLUP_SPAN_MS = 15 * MINUTE;
  * Counter totals, means and last values are the same either way; only late samples of a minute
  * already rolled up are seen by raw reads alone.
  */
-export function plan(from: number, to: number, now: number, rawRetentionMs: number, watermark: number): { rollup?: [number, number]; raw: [number, number][] } {
+export function plan(from: number, to: number, now: number, rawRetentionMs: number, watermark: number, spanMs = ROLLUP_SPAN_MS): { rollup?: [number, number]; raw: [number, number][] } {
   const rf = Math.ceil(from / MINUTE) * MINUTE;
   const rt = Math.min(Math.floor(to / MINUTE) * MINUTE, watermark);
-  if (rt <= rf || (from >= now - rawRetentionMs && to - from < ROLLUP_SPAN_MS)) return { raw: [[from, to]] };
+  if (rt <= rf || (from >= now - rawRetentionMs && to - from < spanMs)) return { raw: [[from, to]] };
   return { rollup: [rf, rt], raw: [[from, rf], [rt, to]].filter(([a, b]) => b! > a!) as [number, number][] };
+}
+
+/** One table's part of a range read by rangeParts(): the table, what to select, and a condition. */
+export interface TablePart {
+  from: string;
+  select: string;
+  where: string;
+}
+
+/**
+ * A range's rows from a raw table (by `ts`) and its minute rollup (by `minute`), as one UNION ALL:
+ * every whole minute already rolled up (below the watermark) is read from the rollup, which holds
+ * late batches too; a part per raw range (an OR of ranges defeats DuckDB's zone maps).
+ */
+export function rangeParts(range: { from: number; to: number }, now: number, rawRetentionMs: number, watermark: number, bind: Bind, raw: TablePart, rollup: TablePart): string {
+  const { rollup: r, raw: rs } = plan(range.from, range.to, now, rawRetentionMs, watermark, 0);
+  const parts = rs.map(([a, b]) => `SELECT ${raw.select} FROM ${raw.from} WHERE ts >= ${bind(a)} AND ts < ${bind(b)} AND ${raw.where}`);
+  if (r) parts.push(`SELECT ${rollup.select} FROM ${rollup.from} WHERE minute >= ${bind(r[0])} AND minute < ${bind(r[1])} AND ${rollup.where}`);
+  return parts.join(' UNION ALL ');
 }
 
 /**
@@ -88,6 +123,128 @@ export function lateRollups(samples: readonly SampleRow[], watermark: number): R
       out.push({ minute: Math.floor(s.ts / MINUTE) * MINUTE, series: s.series, delta_sum: s.delta ?? 0, value_sum: v, value_count: 1, value_last: v, value_min: v, value_max: v });
     }
   return out;
+}
+
+/** What a batch adds to the workload tables (store.ts): sums per workload key, the keys, presence. */
+export interface BatchSums {
+  sums: WorkloadSampleRow[];
+  /** every key the sums use (the store writes those it does not know yet) */
+  keys: WorkloadKeyRow[];
+  presence: PresenceRow[];
+}
+
+/**
+ * A batch's counter deltas summed per workload key (over the series whose workload is known: every
+ * pod, container and peer of it on the batch's node), and the samples of PRESENCE_METRIC of known
+ * workloads. Samples and series may be parallel arrays (the hub's batches are) or not.
+ */
+export function batchSums(b: BatchRows): BatchSums {
+  const parallel = b.series.length === b.samples.length;
+  let byId: Map<bigint, SeriesRow> | undefined;
+  const out: BatchSums = { sums: [], keys: [], presence: [] };
+  const epoch = ++batches;
+  // sums of a time other than the batch's first sample's (none in the hub's batches), by time and slot
+  let others: Map<number, Map<Slot, WorkloadSampleRow>> | undefined;
+  const ts0 = b.samples[0]?.ts;
+  for (let i = 0; i < b.samples.length; i++) {
+    const s = b.samples[i]!;
+    let row = parallel ? b.series[i] : undefined;
+    if (row?.id !== s.series) row = (byId ??= new Map(b.series.map((r) => [r.id, r]))).get(s.series);
+    if (row === undefined) continue;
+    const slot = slotOf(row);
+    if (slot === null) continue;
+    if (row.metric === PRESENCE_METRIC) out.presence.push({ ts: s.ts, series: s.series });
+    if (!s.delta) continue;
+    if (slot.epoch !== epoch) {
+      // the slot's first sample in this batch
+      slot.epoch = epoch;
+      slot.sum = undefined;
+      out.keys.push(slot.key);
+    }
+    if (s.ts === ts0) {
+      if (slot.sum) slot.sum.delta += s.delta;
+      else out.sums.push((slot.sum = { ts: s.ts, key: slot.key.key, delta: s.delta }));
+      continue;
+    }
+    others ??= new Map<number, Map<Slot, WorkloadSampleRow>>();
+    let byTs = others.get(s.ts);
+    if (!byTs) others.set(s.ts, (byTs = new Map<Slot, WorkloadSampleRow>()));
+    const sum = byTs.get(slot);
+    if (sum) sum.delta += s.delta;
+    else {
+      const r = { ts: s.ts, key: slot.key.key, delta: s.delta };
+      byTs.set(slot, r);
+      out.sums.push(r);
+    }
+  }
+  return out;
+}
+
+/** A workload key as batchSums() accumulates it: the batch it last counted in, and its sum there. */
+interface Slot {
+  key: WorkloadKeyRow;
+  epoch: number;
+  sum: WorkloadSampleRow | undefined;
+}
+
+/** batchSums() calls so far: a slot whose epoch is not the current call's has no sum of this batch yet. */
+let batches = 0;
+
+/** Slots by their key's parts, shared by every series of the key; bounded (past the limit it starts over). */
+const slots = new Map<string, Slot>();
+const SLOTS_MAX = 100_000;
+/** A series row's slot (null: a gauge, or no workload), kept on the row: a property read beats a WeakMap's lookup. */
+const SLOT = Symbol('workload slot');
+type Keyed = SeriesRow & { [SLOT]?: Slot | null };
+
+function slotOf(row: Keyed): Slot | null {
+  let slot = row[SLOT];
+  if (slot === undefined) {
+    const l = row.labels;
+    slot = null;
+    if (row.type === 'counter' && l.workload) {
+      const parts = [row.metric, l.namespace ?? '', l.workload_kind ?? '', l.workload, l.le ?? ''] as const;
+      const text = parts.join('\u0000');
+      slot = slots.get(text) ?? null;
+      if (slot === null) {
+        if (slots.size >= SLOTS_MAX) slots.clear();
+        slot = { key: { key: workloadKey(...parts), metric: parts[0], namespace: parts[1], workload_kind: parts[2], workload: parts[3], le: parts[4] }, epoch: 0, sum: undefined };
+        slots.set(text, slot);
+      }
+    }
+    // not enumerable: the row compares and copies as it was
+    Object.defineProperty(row, SLOT, { value: slot, writable: true });
+  }
+  return slot;
+}
+
+/**
+ * The rows of workload_samples for a batch: each key's sum, and each presence as a row keyed by the
+ * series id with a null delta (one table: each table a batch writes to costs the store a fixed
+ * price per batch). The two kinds of key cannot meet but by a 63-bit hash collision.
+ */
+export function workloadTableRows(sums: readonly WorkloadSampleRow[], presence: readonly PresenceRow[]): { ts: number; key: bigint; delta: number | null }[] {
+  return [...sums, ...presence.map((p) => ({ ts: p.ts, key: p.series, delta: null }))];
+}
+
+/** Rows of workload_samples of minutes already rolled up (a late batch) as workload_1m rows of their own (see lateRollups). */
+export function lateWorkloadRows(rows: readonly { ts: number; key: bigint; delta: number | null }[], watermark: number): { minute: number; key: bigint; delta_sum: number | null }[] {
+  return rows.filter((r) => r.ts < watermark).map((r) => ({ minute: Math.floor(r.ts / MINUTE) * MINUTE, key: r.key, delta_sum: r.delta }));
+}
+
+/** A row of a placement() query as the store interface returns it. */
+export function placementRow(r: Record<string, unknown>): PlacementRow {
+  const v = (k: string): string => r[k] as string;
+  return { node: v('node'), namespace: v('namespace'), workload_kind: v('workload_kind'), workload: v('workload'), cgroup: v('cgroup'), pod: v('pod'), container: v('container') };
+}
+
+/** A row of a workloadSums() query (metric, the WORKLOAD_SUM_COLUMNS, d) as the store interface returns it. */
+export function workloadSumRow(r: Record<string, unknown>): WorkloadSumRow {
+  return {
+    metric: r.metric as string,
+    group: Object.fromEntries(WORKLOAD_SUM_COLUMNS.map((c) => [c, r[c] as string])) as WorkloadSumRow['group'],
+    delta: Number(r.d),
+  };
 }
 
 export interface RollupRow {

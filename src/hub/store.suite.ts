@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { seriesId, type AggregateRow, type BatchRows, type EventRow, type SeriesType, type Store, type StoreOptions } from './store.js';
+import { PRESENCE_METRIC, WORKLOAD_SUM_COLUMNS, seriesId, type AggregateRow, type BatchRows, type EventRow, type SeriesType, type Store, type StoreOptions } from './store.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -46,7 +46,7 @@ function event(node: string, ts: number, type: string, ns: string, p: string): E
 /** A minute, 30 minutes ago: inside raw retention, aligned so minute buckets are exact. */
 const recent = (): number => Math.floor(Date.now() / MIN) * MIN - 30 * MIN;
 
-const byKey = (rows: AggregateRow[]): Record<string, number> =>
+const byKey = (rows: readonly Pick<AggregateRow, 'metric' | 'group' | 'delta'>[]): Record<string, number> =>
   Object.fromEntries(rows.map((r) => [[r.metric, ...Object.values(r.group)].join('|'), r.delta]));
 
 export function storeSuite(name: string, make: () => Promise<Store>): void {
@@ -318,6 +318,69 @@ export function storeSuite(name: string, make: () => Promise<Store>): void {
       assert.deepEqual(byKey(before[1]![0] as AggregateRow[]), { 'long_cpu_total|db': 78, 'long_cpu_total|web': 39, 'long_rss_bytes|web': 0 });
       await s.maintain(Date.now());
       assert.deepEqual(await ask(), before);
+    }));
+
+  test(`${name}: workloadSums() gives aggregate()'s totals per workload and bucket, placement() where workloads ran, from raw rows, rollups and a late batch`, () =>
+    withStore(async (s) => {
+      const t = Math.floor(Date.now() / MIN) * MIN - 50 * MIN; // 5 minutes of its own, well closed
+      const cpu = PRESENCE_METRIC;
+      const metrics = [cpu, 'ws_tcp_bytes_total', 'ws_wait_seconds_bucket'];
+      const points = (node: number, k: number) => [
+        // two pods of web on each node, one of db on the second, a bare pod (no workload) on the first
+        { metric: cpu, labels: pod('ws', 'web', `web-${node}a`), value: k, delta: 1 },
+        { metric: cpu, labels: pod('ws', 'web', `web-${node}b`), value: 2 * k, delta: 2 },
+        ...(node === 2 ? [{ metric: cpu, labels: pod('ws', 'db', 'db-1'), value: 5 * k, delta: 5 }] : []),
+        ...(node === 1 ? [{ metric: cpu, labels: pod('ws', '', 'bare', { workload_kind: '' }), value: 7 * k, delta: 7 }] : []),
+        // a pod of web gone after the first batch
+        ...(node === 1 && k === 1 ? [{ metric: cpu, labels: pod('ws', 'web', 'web-old'), value: 0, delta: 0 }] : []),
+        // two peers of one pod: summed
+        { metric: 'ws_tcp_bytes_total', labels: pod('ws', 'web', `web-${node}a`, { peer: '10.0.0.1' }), value: 100 * k, delta: 100 },
+        { metric: 'ws_tcp_bytes_total', labels: pod('ws', 'web', `web-${node}a`, { peer: '10.0.0.2' }), value: 10 * k, delta: 10 },
+        ...['0.001', '+Inf'].map((le, i) => ({ metric: 'ws_wait_seconds_bucket', labels: pod('ws', 'web', `web-${node}a`, { le }), value: (i + 1) * k, delta: i + 1 })),
+        // a gauge is no counter: not summed
+        { metric: 'ws_rss_bytes', type: 'gauge' as const, labels: pod('ws', 'web', `web-${node}a`), value: 1e6 },
+      ];
+      for (let k = 1; k <= 10; k++)
+        for (const node of [1, 2]) assert.ok(await s.apply(batch(`n-ws-${node}`, `ws-inst-${node}`, k, t + (k - 1) * 30_000 + 5_000, points(node, k))));
+      const ranges = [
+        { from: t, to: t + 5 * MIN },
+        { from: t + 20_000, to: t + 4 * MIN + 10_000 },
+      ];
+      const ask = () =>
+        Promise.all(
+          ranges.flatMap((r) => [
+            s.workloadSums({ ...r, metrics: [...metrics, 'ws_rss_bytes'] }).then(byKey),
+            s.aggregate({ ...r, metrics, filters: { nonEmpty: ['workload'] }, groupBy: WORKLOAD_SUM_COLUMNS }).then(byKey),
+            s.workloadSums({ ...r, metrics, filters: { namespace: 'ws', workload: ['db', 'none'] } }).then(byKey),
+            s.placement({ ...r, filters: { namespace: 'ws' } }).then((rows) => Object.fromEntries(rows.map((p) => [`${p.node} ${p.pod}`, `${p.workload_kind}/${p.workload} ${p.cgroup} ${p.container}`]))),
+          ]),
+        );
+      const before = await ask();
+      assert.deepEqual(before[0], {
+        [`${cpu}|ws|Deployment|web|`]: 60,
+        [`${cpu}|ws|Deployment|db|`]: 50,
+        'ws_tcp_bytes_total|ws|Deployment|web|': 2200,
+        'ws_wait_seconds_bucket|ws|Deployment|web|0.001': 20,
+        'ws_wait_seconds_bucket|ws|Deployment|web|+Inf': 40,
+      });
+      assert.deepEqual(before[1], before[0], 'the same totals as aggregate() over every series');
+      assert.deepEqual(before[2], { [`${cpu}|ws|Deployment|db|`]: 50 });
+      const pods = ['n-ws-1 web-1a', 'n-ws-1 web-1b', 'n-ws-2 web-2a', 'n-ws-2 web-2b', 'n-ws-2 db-1'];
+      assert.deepEqual(Object.keys(before[3]!).sort(), [...pods, 'n-ws-1 web-old'].sort(), 'every pod of a known workload that ran, not the bare one');
+      assert.equal(before[3]!['n-ws-2 db-1'], 'Deployment/db /kubepods/ws/db-1/app app');
+      assert.deepEqual(Object.keys(before[7]!).sort(), pods.sort(), 'web-old did not run in the second range');
+      assert.deepEqual(before[5], before[4]);
+      assert.equal(before[4]![`${cpu}|ws|Deployment|web|`], 48, 'batches 2 to 9 of both nodes');
+      // rolled up: whole minutes come from the rollups, the same totals
+      await s.maintain(Date.now());
+      assert.deepEqual(await ask(), before);
+      // a batch late for a minute already rolled up counts in both
+      assert.ok(await s.apply(batch('n-ws-2', 'ws-inst-late', 1, t + 2 * MIN + 1_000, [{ metric: cpu, labels: pod('ws', 'db', 'db-1'), value: 1000, delta: 1000 }])));
+      const late = await ask();
+      assert.equal(late[0]![`${cpu}|ws|Deployment|db|`], 1050);
+      assert.deepEqual(late[1], late[0]);
+      assert.equal(late[4]![`${cpu}|ws|Deployment|db|`], 1040);
+      assert.deepEqual(late[5], late[4]);
     }));
 
   test(`${name}: what a store holds survives closing it and opening a new one on the same location`, async () => {

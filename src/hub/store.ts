@@ -20,6 +20,14 @@
  * before raw retention read the rollups, and so do long ranges (15 minutes or more) for the minutes
  * already rolled up; samples that arrive for a minute already rolled up go into the rollups as well
  * (store-sql.ts: plan, lateRollups).
+ *
+ * Workload sums: the counters of series whose workload is known are also summed per batch over every
+ * pod, container and peer of a workload on the node (store-sql.ts: batchSums), as rows of a numeric
+ * key (workloadKey: metric, namespace, kind, workload, le), rolled up per minute over every node.
+ * Beside them, which PRESENCE_METRIC series each batch had, rolled up per minute too. The workloads
+ * overview of a cluster reads these (workloadSums(), placement()): a row per workload key, or per
+ * pod, a minute instead of one per series (100 nodes × 100 pods: 1,000 and 10,000 rows a minute
+ * instead of 270,000).
  */
 import { createHash } from 'node:crypto';
 
@@ -163,6 +171,72 @@ export interface EventQuery extends Range {
   limit: number;
 }
 
+/** What workloadSums() groups by beside the metric (a workload's identity, and a bucket's bound). */
+export const WORKLOAD_SUM_COLUMNS = ['namespace', 'workload_kind', 'workload', 'le'] as const;
+/** The filters workloadSums() and placement() take (others, node among them, need aggregate(), which reads every series). */
+export const WORKLOAD_SUM_FILTERS = ['namespace', 'workload_kind', 'workload'] as const;
+export type WorkloadSumFilters = Partial<Record<(typeof WORKLOAD_SUM_FILTERS)[number], string | readonly string[]>>;
+
+/**
+ * The metric every cgroup an agent sees has a series of (its CPU time): where a workload runs (its
+ * nodes, pods, containers and cgroups) is read from which of its series had samples in a range.
+ */
+export const PRESENCE_METRIC = 'periscope_cpu_seconds_total';
+
+export interface WorkloadSumsQuery extends Range {
+  metrics: readonly string[];
+  filters?: WorkloadSumFilters;
+}
+
+/** A counter's deltas over a range summed over one workload's series (every node, pod, container and peer). */
+export interface WorkloadSumRow {
+  metric: string;
+  /** the WORKLOAD_SUM_COLUMNS of the workload (le: "" but for histogram buckets) */
+  group: Record<(typeof WORKLOAD_SUM_COLUMNS)[number], string>;
+  delta: number;
+}
+
+/** What one workload key stands for: a counter of a workload (a histogram's bucket with its `le`). */
+export interface WorkloadKeyRow {
+  key: bigint;
+  metric: string;
+  namespace: string;
+  workload_kind: string;
+  workload: string;
+  le: string;
+}
+
+/** A batch's deltas of one workload key, summed over the node's pods, containers and peers. */
+export interface WorkloadSampleRow {
+  ts: number;
+  key: bigint;
+  delta: number;
+}
+
+/** A series of PRESENCE_METRIC (of a known workload) seen at a time. */
+export interface PresenceRow {
+  ts: number;
+  series: bigint;
+}
+
+/** Where a known workload ran: a cgroup of it on a node. */
+export interface PlacementRow {
+  node: string;
+  namespace: string;
+  workload_kind: string;
+  workload: string;
+  cgroup: string;
+  pod: string;
+  container: string;
+}
+
+/** The key of a workload's counter: the first 63 bits of SHA-1 over its parts, as seriesId. */
+export function workloadKey(metric: string, namespace: string, kind: string, workload: string, le: string): bigint {
+  const h = createHash('sha1');
+  for (const part of [metric, namespace, kind, workload, le]) h.update(part).update('\u0000');
+  return h.digest().readBigUInt64BE(0) >> 1n;
+}
+
 export interface StoreOptions {
   /** how long raw samples, events and agent reports are kept (ms) */
   rawRetentionMs: number;
@@ -186,7 +260,9 @@ export interface Store {
   close(): Promise<void>;
   /**
    * Applies a batch unless the store already holds one of the same instance with this seq or a
-   * higher one. Returns whether it applied it.
+   * higher one. Returns whether it applied it. Batches are applied in the order of the calls, also
+   * when a call comes before the previous one has settled (a store may write waiting batches
+   * together: DuckDB commits them in one transaction).
    */
   apply(rows: BatchRows): Promise<boolean>;
   /** The highest seq applied for an agent instance (0: none). */
@@ -198,6 +274,15 @@ export interface Store {
   /** Sums per group over the range, in no particular order. */
   aggregate(q: AggregateQuery): Promise<AggregateRow[]>;
   series(q: SeriesQuery): Promise<SeriesLine[]>;
+  /**
+   * Counter deltas over the range of the series whose workload is known, summed per workload (over
+   * every node, pod, container and peer) and per histogram bucket, in no particular order. The same
+   * totals as aggregate() grouped by WORKLOAD_SUM_COLUMNS with a non-empty workload, from a table a
+   * few hundred times smaller.
+   */
+  workloadSums(q: WorkloadSumsQuery): Promise<WorkloadSumRow[]>;
+  /** The cgroups of known workloads whose PRESENCE_METRIC series had samples in the range. */
+  placement(q: Range & { filters?: WorkloadSumFilters }): Promise<PlacementRow[]>;
   events(q: EventQuery): Promise<EventRow[]>;
   /** Rolls up closed minutes and drops data past retention. Idempotent; safe to call at any time. */
   maintain(now: number): Promise<MaintainResult>;

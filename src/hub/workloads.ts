@@ -14,6 +14,9 @@
  * bucket as Prometheus's histogram_quantile does.
  */
 import { type AggregateRow, type Column } from './store.js';
+
+/** What summarizeWorkloads reads of a store's row (AggregateRow and WorkloadSumRow both have it). */
+export type SummaryRow = Pick<AggregateRow, 'metric' | 'group' | 'delta'>;
 import { type WorkloadEntry, type WorkloadGroup, type WorkloadSortKey } from '../wire/hub.js';
 
 export const RUNQ_BUCKET_METRIC = 'periscope_runqueue_latency_seconds_bucket';
@@ -135,7 +138,7 @@ function byName(a: WorkloadEntry, b: WorkloadEntry): number {
  * metrics, and buckets without a readable `le`, are ignored. When an entry groups several pods or
  * containers, `pod` and `container` are those they all share, else "".
  */
-export function summarizeWorkloads(rows: readonly AggregateRow[], opts: SummarizeOptions): WorkloadEntry[] {
+export function summarizeWorkloads(rows: readonly SummaryRow[], opts: SummarizeOptions): WorkloadEntry[] {
   if (!(opts.seconds > 0) || !Number.isFinite(opts.seconds)) throw new RangeError(`the range must last a positive number of seconds, not ${opts.seconds}`);
   const accs = new Map<string, Acc>();
   for (const row of rows) {
