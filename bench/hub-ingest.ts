@@ -1,7 +1,8 @@
 /**
  * The hub's whole ingest path (scenario `hub-ingest` of bench/run.ts): batches as agents send them —
  * gzip JSON of the wire schema, 100 pods a node with the agent's metric set — POSTed over loopback
- * HTTP to a Hub with a DuckDB store, one at a time. It measures what bench/hub-store.ts does not:
+ * HTTP to a Hub with a DuckDB store, one at a time and then `inflight` at a time (many agents
+ * sending at once: the store writes the batches that wait together). It measures what bench/hub-store.ts does not:
  * inflating, parsing, checking the schema (zod) and flattening before apply(). Samples are counted
  * as the store keeps them (a histogram's buckets, sum and count each one). The same batches are also
  * put through the checks alone (no HTTP, no store), to show where the time goes.
@@ -23,6 +24,21 @@ export interface HubIngestOptions {
   pods: number;
   /** batches per node (10 s apart) */
   intervals: number;
+  /** batches POSTed at once in the second half */
+  inflight: number;
+}
+
+/** POSTs the bodies with at most `inflight` requests open, in order of starting. */
+async function postAll(port: number, bodies: readonly Buffer[], inflight: number): Promise<void> {
+  const open = new Set<Promise<void>>();
+  for (const b of bodies) {
+    const p: Promise<void> = post(port, b).then(() => {
+      open.delete(p);
+    });
+    open.add(p);
+    if (open.size >= inflight) await Promise.race(open);
+  }
+  await Promise.all(open);
 }
 
 const WL = ['cgroup', 'namespace', 'pod', 'container', 'workload_kind', 'workload', 'node'];
@@ -120,13 +136,22 @@ export async function hubIngest(o: HubIngestOptions): Promise<Result[]> {
     for (const b of bodies.slice(0, o.nodes)) await post(port, b);
     const firstSeconds = (performance.now() - first) / 1e3;
     const firstSamples = hub.counts.samples;
-    const c1 = process.cpuUsage();
-    const t1 = performance.now();
-    for (const b of bodies.slice(o.nodes)) await post(port, b);
-    const seconds = (performance.now() - t1) / 1e3;
-    const cpu = process.cpuUsage(c1);
-    const samples = hub.counts.samples - firstSamples;
-    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+    // then half the rest one at a time, half `inflight` at a time (whole intervals: a node's batches stay in seq order)
+    const rest = bodies.slice(o.nodes);
+    const split = Math.floor((o.intervals - 1) / 2) * o.nodes;
+    const phase = async (part: Buffer[], inflight: number) => {
+      const s0 = hub.counts.samples;
+      const c1 = process.cpuUsage();
+      const t1 = performance.now();
+      await postAll(port, part, inflight);
+      const seconds = (performance.now() - t1) / 1e3;
+      const cpu = process.cpuUsage(c1);
+      const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+      const samples = hub.counts.samples - s0;
+      return { rate: Math.round(samples / seconds), perCpu: Math.round(samples / cpuSeconds), cores: Number((cpuSeconds / seconds).toFixed(2)) };
+    };
+    const one = await phase(rest.slice(0, split), 1);
+    const many = await phase(rest.slice(split), o.inflight);
     return [
       {
         scenario: 'hub-ingest',
@@ -137,9 +162,12 @@ export async function hubIngest(o: HubIngestOptions): Promise<Result[]> {
         'checks alone, samples/s': Math.round(checked / checkSeconds),
         'checks alone, samples per CPU-second': Math.round(checked / ((checkCpu.user + checkCpu.system) / 1e6)),
         'first interval (new series), samples/s': Math.round(firstSamples / firstSeconds),
-        'ingest over HTTP, samples/s': Math.round(samples / seconds),
-        'ingest over HTTP, samples per hub CPU-second': Math.round(samples / cpuSeconds),
-        'hub CPU cores while ingesting': Number((cpuSeconds / seconds).toFixed(2)),
+        'ingest over HTTP one at a time, samples/s': one.rate,
+        'one at a time, samples per hub CPU-second': one.perCpu,
+        'one at a time, hub CPU cores': one.cores,
+        [`ingest over HTTP ${o.inflight} at a time, samples/s`]: many.rate,
+        [`${o.inflight} at a time, samples per hub CPU-second`]: many.perCpu,
+        [`${o.inflight} at a time, hub CPU cores`]: many.cores,
       },
     ];
   } finally {

@@ -24,8 +24,8 @@
  *               agents' batches, and the checks alone (bench/hub-ingest.ts)
  * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|memory|storm|nginx|hub-store|hub-ingest ...] [--seconds N]
  *        [--idle-seconds N] [--rounds N] [--pairs N] [--collectors LIST (passed to the agent)]
- *        hub-store: [--nodes 100] [--pods 100] [--minutes 60] [--repeat 20] [--stores duckdb,clickhouse]
- *        hub-ingest: [--nodes 100] [--pods 100] [--intervals 6]
+ *        hub-store: [--nodes 100] [--pods 100] [--minutes 60] [--repeat 20] [--stores duckdb,clickhouse] [--inflight 8]
+ *        hub-ingest: [--nodes 100] [--pods 100] [--intervals 6] [--inflight 8]
  */
 import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -730,6 +730,7 @@ async function main(): Promise<void> {
       pods: { type: 'string', default: '100' },
       minutes: { type: 'string', default: '60' },
       repeat: { type: 'string', default: '20' },
+      inflight: { type: 'string', default: '8' },
       stores: { type: 'string', default: 'duckdb,clickhouse' },
       intervals: { type: 'string', default: '6' },
     },
@@ -761,10 +762,11 @@ async function main(): Promise<void> {
                           pods: Number(values.pods),
                           minutes: Number(values.minutes),
                           repeat: Number(values.repeat),
+                          inflight: Number(values.inflight),
                           stores: values.stores.split(',') as ('duckdb' | 'clickhouse')[],
                         })
                       : w === 'hub-ingest'
-                        ? await hubIngest({ nodes: Number(values.nodes), pods: Number(values.pods), intervals: Number(values.intervals) })
+                        ? await hubIngest({ nodes: Number(values.nodes), pods: Number(values.pods), intervals: Number(values.intervals), inflight: Number(values.inflight) })
                         : undefined;
     if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw, memory, storm, nginx, hub-store or hub-ingest`);
     for (const x of [r].flat()) process.stdout.write(`${format(x)}\n`);

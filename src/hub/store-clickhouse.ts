@@ -270,8 +270,11 @@ export class ClickHouseStore implements Store {
   private async facts(range: Range, ids: string): Promise<string> {
     const { rollup, raw } = plan(range.from, range.to, Date.now(), this.opts.rawRetentionMs, await this.watermark());
     const parts: string[] = [];
-    // a part per raw range: each prunes partitions on its own
-    for (const [a, b] of raw) parts.push(`SELECT series, ts, toFloat64(ifNull(delta, 0)) AS d, value AS v, toUInt64(1) AS n, value AS l FROM samples WHERE ts >= ${lit(a)} AND ts < ${lit(b)} AND series IN (${ids})`);
+    // one part for the raw ranges (partitions are pruned by the OR): each part evaluates the ids' subquery again
+    if (raw.length) {
+      const when = raw.map(([a, b]) => `(ts >= ${lit(a)} AND ts < ${lit(b)})`).join(' OR ');
+      parts.push(`SELECT series, ts, toFloat64(ifNull(delta, 0)) AS d, value AS v, toUInt64(1) AS n, value AS l FROM samples WHERE (${when}) AND series IN (${ids})`);
+    }
     if (rollup)
       parts.push(
         `SELECT series, minute AS ts, delta_sum AS d, value_sum AS v, value_count AS n, value_last AS l FROM rollups_1m WHERE minute >= ${lit(rollup[0])} AND minute < ${lit(rollup[1])} AND series IN (${ids})`,
