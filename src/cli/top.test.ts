@@ -388,6 +388,7 @@ const HUB_ANSWER: WorkloadsResponse = {
       runqueue_latency_p99_seconds: 0.0125,
       context_switches: 40,
       execs: 2,
+      exits: 1,
       oom_kills: 0,
       tcp_connections: 6,
       tcp_bytes_sent: 3 * 1024 * 1024,
@@ -463,7 +464,7 @@ test('failures are one line and a fix: 401, unreachable, not JSON, not a workloa
   assert.equal(oneError(await top(['--hub', missing.url])).error, `the hub at ${missing.url} has no workloads API (404): no such route`);
 
   const cases: [string[], string][] = [
-    [['--sort', 'memory'], '--sort wants one of cpu, rq, ctx, execs, oom, conns, sent, recv, retrans, name (or cpu_seconds, runqueue_latency_p99_seconds, context_switches, execs, oom_kills, tcp_connections, tcp_bytes_sent, tcp_bytes_received, tcp_retransmits, name), not "memory"'],
+    [['--sort', 'memory'], '--sort wants one of cpu, rq, ctx, execs, exits, oom, conns, sent, recv, retrans, name (or cpu_seconds, runqueue_latency_p99_seconds, context_switches, execs, exits, oom_kills, tcp_connections, tcp_bytes_sent, tcp_bytes_received, tcp_retransmits, name), not "memory"'],
     [['--group', 'node'], '--group wants workload, pod, container, not "node"'],
     [['--interval', '0'], '--interval must be between 0.1 and 3600 seconds, not 0'],
     [['--limit', 'all'], '--limit wants a whole number, not "all"'],

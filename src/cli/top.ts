@@ -221,6 +221,7 @@ export const SORT_ALIASES: Readonly<Record<string, WorkloadSortKey>> = {
   ctx: 'context_switches',
   ctxsw: 'context_switches',
   exec: 'execs',
+  exit: 'exits',
   oom: 'oom_kills',
   ooms: 'oom_kills',
   conns: 'tcp_connections',
@@ -255,8 +256,8 @@ node), or from one agent's /metrics (two reads, --interval apart).
   --group workload|pod|container
                             one row per workload (default; pods without one by pod, the rest by
                             cgroup), per pod, or per container cgroup
-  --sort KEY                cpu (default), rq (run-queue p99), ctx, execs, oom, conns, sent, recv,
-                            retrans, name, or a key of the API (${WORKLOAD_SORT_KEYS.slice(0, 2).join(', ')}, ...)
+  --sort KEY                cpu (default), rq (run-queue p99), ctx, execs, exits, oom, conns, sent,
+                            recv, retrans, name, or a key of the API (${WORKLOAD_SORT_KEYS.slice(0, 2).join(', ')}, ...)
   --interval SECONDS        refresh every this long, the window rates are over (default 2)
   --limit N                 rows (default: as many as the terminal fits, else 20)
   -o, --output table|json   a table (default), or one snapshot as JSON (GET /api/v1/workloads's shape)
@@ -279,7 +280,7 @@ const FLAGS = {
 // Reading the hub's answer
 
 const STRING_FIELDS = ['node', 'namespace', 'workload_kind', 'workload', 'pod', 'container', 'cgroup'] as const;
-const NUMBER_FIELDS = ['cpu_seconds', 'cpu_cores', 'context_switches', 'execs', 'oom_kills', 'tcp_connections', 'tcp_bytes_sent', 'tcp_bytes_received', 'tcp_retransmits'] as const;
+const NUMBER_FIELDS = ['cpu_seconds', 'cpu_cores', 'context_switches', 'execs', 'exits', 'oom_kills', 'tcp_connections', 'tcp_bytes_sent', 'tcp_bytes_received', 'tcp_retransmits'] as const;
 const NULLABLE_FIELDS = ['runqueue_latency_p50_seconds', 'runqueue_latency_p99_seconds'] as const;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -474,7 +475,7 @@ export async function topCommand(args: string[]): Promise<void> {
   const group = (f.group ?? 'workload').trim().toLowerCase();
   if (!(WORKLOAD_GROUPS as readonly string[]).includes(group)) bad(`--group wants ${WORKLOAD_GROUPS.join(', ')}, not "${f.group}"`, CMD);
   const sort = sortKey(f.sort ?? 'cpu_seconds');
-  if (sort === undefined) bad(`--sort wants one of cpu, rq, ctx, execs, oom, conns, sent, recv, retrans, name (or ${WORKLOAD_SORT_KEYS.join(', ')}), not "${f.sort}"`, CMD);
+  if (sort === undefined) bad(`--sort wants one of cpu, rq, ctx, execs, exits, oom, conns, sent, recv, retrans, name (or ${WORKLOAD_SORT_KEYS.join(', ')}), not "${f.sort}"`, CMD);
   const o: Options = {
     group: group as WorkloadGroup,
     sort,

@@ -80,6 +80,8 @@ function rows(): AggregateRow[] {
     row('periscope_context_switches_total', POD_A, 100),
     row('periscope_context_switches_total', POD_B, 50),
     row('periscope_process_execs_total', BARE, 4),
+    row('periscope_process_exits_total', BARE, 3),
+    row('periscope_process_exits_total', POD_A, 2),
     row('periscope_oom_kills_total', POD_B, 1),
     row('periscope_tcp_connections_total', POD_A, 10),
     row('periscope_tcp_connections_total', POD_A_SIDECAR, 5),
@@ -98,7 +100,8 @@ function rows(): AggregateRow[] {
 test('WORKLOAD_METRICS and WORKLOAD_GROUP_BY name what the store must be asked for', () => {
   assert.ok(WORKLOAD_METRICS.includes('periscope_runqueue_latency_seconds_bucket'));
   assert.ok(WORKLOAD_METRICS.includes('periscope_tcp_bytes_received_total'));
-  assert.equal(WORKLOAD_METRICS.length, 9);
+  assert.equal(WORKLOAD_METRICS.length, 10);
+  assert.ok(WORKLOAD_METRICS.includes('periscope_process_exits_total'));
   assert.deepEqual([...WORKLOAD_GROUP_BY].sort(), ['cgroup', 'container', 'le', 'namespace', 'node', 'pod', 'workload', 'workload_kind']);
 });
 
@@ -125,11 +128,13 @@ test("group 'workload': a workload's pods on every node in one entry; a bare pod
   assert.equal(cart.tcp_bytes_received, 2000);
   assert.equal(cart.tcp_retransmits, 3);
   assert.equal(cart.execs, 0);
+  assert.equal(cart.exits, 2);
   // 10 observations: 4 ≤ 1ms, 10 ≤ 2ms. p50: rank 5 → 1ms + 1ms * 1/6; p99: rank 9.9 → 1ms + 1ms * 5.9/6
   assert.ok(Math.abs(cart.runqueue_latency_p50_seconds! - (0.001 + 0.001 / 6)) < 1e-15);
   assert.ok(Math.abs(cart.runqueue_latency_p99_seconds! - (0.001 + (0.001 * 5.9) / 6)) < 1e-15);
   const bare = got[2]!;
   assert.equal(bare.execs, 4);
+  assert.equal(bare.exits, 3);
   assert.equal(bare.container, 'sh');
   assert.equal(bare.runqueue_latency_p99_seconds, null, 'no buckets');
   assert.equal(got[0]!.runqueue_latency_p50_seconds, null, 'buckets without observations');

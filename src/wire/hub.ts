@@ -53,6 +53,8 @@ export interface WorkloadEntry {
   runqueue_latency_p99_seconds: number | null;
   context_switches: number;
   execs: number;
+  /** processes that exited (their last thread ended), by any means */
+  exits: number;
   oom_kills: number;
   tcp_connections: number;
   tcp_bytes_sent: number;
@@ -64,6 +66,7 @@ export const WORKLOAD_SORT_KEYS = [
   'runqueue_latency_p99_seconds',
   'context_switches',
   'execs',
+  'exits',
   'oom_kills',
   'tcp_connections',
   'tcp_bytes_sent',
