@@ -9,7 +9,7 @@ import { type AddressInfo } from 'node:net';
 import { Hub, mergeEdges } from './hub.js';
 import { openStore } from './stores.js';
 import { WIRE_VERSION, type Batch } from '../wire/ingest.js';
-import { type EdgeEntry, type HubHealth, type NodesResponse, type SeriesResponse, type WorkloadsResponse } from '../wire/hub.js';
+import { WORKLOAD_SORT_KEYS, type EdgeEntry, type HubHealth, type NodesResponse, type OverviewResponse, type SeriesResponse, type WorkloadsResponse } from '../wire/hub.js';
 import { type AggregateRow } from './store.js';
 
 const TOKEN = 'a-test-token-0123456789';
@@ -316,4 +316,85 @@ test('group=workload sums a workload over its pods and nodes, and says where it 
   assert.equal(shop.workloads.filter((e) => e.namespace !== 'shop').length, 0);
   const both = await get<WorkloadsResponse>(base, `/api/v1/workloads?from=${new Date(T0).toISOString()}&node=node-a,node-b`);
   assert.deepEqual(both.workloads.find((e) => e.workload === 'cart'), cart[0]);
+});
+
+/** Counters of four workloads: three in two namespaces, and a cgroup outside Kubernetes. */
+function overviewBatch(): Batch {
+  const node = 'node-a';
+  const who = {
+    cart: ['/shop/cart', 'shop', 'cart-1', 'app', 'Deployment', 'cart', node],
+    db: ['/shop/db', 'shop', 'db-0', 'db', 'StatefulSet', 'db', node],
+    front: ['/web/front', 'web', 'front-1', 'app', 'Deployment', 'front', node],
+    cron: ['/system.slice/cron.service', '', '', '', '', '', node],
+  };
+  const counter = (name: string, values: Partial<Record<keyof typeof who, number>>): Batch['families'][number] => ({
+    name,
+    type: 'counter',
+    help: name,
+    labels: WL,
+    series: Object.entries(values).map(([w, v]) => ({ labels: who[w as keyof typeof who], value: v, delta: v })),
+  });
+  const time = new Date(T0 + 10_000).toISOString();
+  return {
+    ...batch(1),
+    time,
+    families: [
+      counter('periscope_cpu_seconds_total', { cart: 5, db: 3, front: 1, cron: 10 }),
+      counter('periscope_process_execs_total', { cart: 2, db: 0, front: 7 }),
+      counter('periscope_process_exits_total', { front: 4 }),
+      counter('periscope_oom_kills_total', { cart: 0, db: 1 }),
+    ],
+    events: [],
+  };
+}
+
+test('overview: how many workloads, their namespaces, and the top of each sort key without zeros', async (t) => {
+  const { base } = await startHub(t);
+  assert.deepEqual((await ingest(base, overviewBatch())).json(), { applied: true, seq: 1 });
+  const from = new Date(T0).toISOString();
+  const o = await get<OverviewResponse>(base, `/api/v1/overview?from=${from}`);
+  assert.equal(o.from, from);
+  assert.equal(o.workloads, 4);
+  assert.deepEqual(o.namespaces, ['shop', 'web']);
+  assert.deepEqual(
+    Object.keys(o.top).sort(),
+    WORKLOAD_SORT_KEYS.filter((k) => k !== 'name').sort(),
+  );
+  const names = (key: keyof OverviewResponse['top']): string[] => o.top[key].map((e) => e.workload || e.cgroup);
+  assert.deepEqual(names('cpu_seconds'), ['/system.slice/cron.service', 'cart', 'db', 'front'], 'most first');
+  assert.deepEqual(names('execs'), ['front', 'cart'], 'db and cron executed nothing: left out');
+  assert.deepEqual(names('exits'), ['front']);
+  assert.equal(o.top.exits[0]!.exits, 4);
+  assert.deepEqual(names('oom_kills'), ['db']);
+  assert.deepEqual(o.top.runqueue_latency_p99_seconds, [], 'null everywhere: none');
+  assert.deepEqual(o.top.tcp_bytes_sent, []);
+  // the entries are those of /api/v1/workloads
+  const w = await get<WorkloadsResponse>(base, `/api/v1/workloads?from=${from}`);
+  assert.deepEqual(o.top.cpu_seconds, w.workloads);
+  assert.deepEqual(w.workloads.find((e) => e.workload === 'front')?.exits, 4);
+
+  const two = await get<OverviewResponse>(base, `/api/v1/overview?from=${from}&limit=2`);
+  assert.deepEqual(two.top.cpu_seconds.map((e) => e.workload || e.cgroup), ['/system.slice/cron.service', 'cart']);
+  assert.equal(two.workloads, 4, 'the count is not cut by limit');
+  const shop = await get<OverviewResponse>(base, `/api/v1/overview?from=${from}&namespace=shop`);
+  assert.equal(shop.workloads, 2);
+  assert.deepEqual(shop.namespaces, ['shop']);
+  assert.deepEqual(shop.top.oom_kills.map((e) => e.workload), ['db']);
+  const most = await get<OverviewResponse>(base, `/api/v1/overview?from=${from}&limit=100000`);
+  assert.equal(most.top.cpu_seconds.length, 4, 'a limit past 100 is 100');
+  const empty = await get<OverviewResponse>(base, '/api/v1/overview?from=-10s&to=now');
+  assert.equal(empty.workloads, 0);
+  assert.deepEqual(empty.namespaces, []);
+  assert.deepEqual(empty.top.cpu_seconds, []);
+
+  for (const bad of ['limit=-1', 'limit=ten', 'limit=1.5', 'from=yesterday', 'cgroup=relative']) {
+    const r = await send(`${base}/api/v1/overview?${bad}`, { headers: auth });
+    assert.equal(r.status, 400, `${bad}: ${r.body}`);
+  }
+  assert.equal((await send(`${base}/api/v1/overview`)).status, 401, 'the token is needed');
+  const metrics = await send(`${base}/metrics`, { headers: auth });
+  assert.match(metrics.body, /^periscope_hub_query_duration_seconds_count\{route="\/api\/v1\/overview"\} 5$/m);
+  const missing = await send(`${base}/api/v1/nope`, { headers: auth });
+  assert.equal(missing.status, 404);
+  assert.match((missing.json() as { hint: string }).hint, /\/api\/v1\/overview/);
 });

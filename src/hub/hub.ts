@@ -11,6 +11,8 @@
  *   GET  /api/v1/events          stored events, newest first, with filters
  *   GET  /api/v1/events/stream   events as they arrive, as server-sent events (as the agent serves them)
  *   GET  /api/v1/network/map     the service map: edges merged from every node, both ends named
+ *   GET  /api/v1/overview        the workloads' numbers at a glance: how many, namespaces, the top
+ *                                few by each sort key (what the UI's first page shows)
  *   GET  /api/v1/health          the hub itself: store, agents, ingest counts
  *   GET  /metrics                the hub's own metrics (Prometheus)
  *   GET  /healthz                liveness (never authenticated)
@@ -33,14 +35,17 @@ import {
   type EdgeEntry,
   type HubHealth,
   type NodeEntry,
+  type OverviewResponse,
   type SeriesResponse,
+  type WorkloadEntry,
   type WorkloadGroup,
   type WorkloadSortKey,
+  type WorkloadsResponse,
 } from '../wire/hub.js';
 import { Normalizer } from './ingest.js';
 import { choice, limitParam, parseDuration, parseFilters, parseRange } from './query.js';
-import { COLUMNS, PRESENCE_METRIC, WORKLOAD_SUM_COLUMNS, WORKLOAD_SUM_FILTERS, type AggregateRow, type Column, type Filters, type Store } from './store.js';
-import { summarizeWorkloads, WORKLOAD_GROUP_BY, WORKLOAD_METRICS, type SummaryRow } from './workloads.js';
+import { COLUMNS, PRESENCE_METRIC, WORKLOAD_SUM_COLUMNS, WORKLOAD_SUM_FILTERS, type AggregateRow, type Column, type Filters, type Range, type Store } from './store.js';
+import { sortWorkloads, summarizeWorkloads, WORKLOAD_GROUP_BY, WORKLOAD_METRICS, type SummaryRow } from './workloads.js';
 
 const inflate = promisify(gunzip);
 /** what the hub reads and drops of a body past its limit before it cuts the connection */
@@ -192,6 +197,9 @@ export class Hub extends HttpFace {
       case '/api/v1/workloads':
         body = await this.workloads(q);
         break;
+      case '/api/v1/overview':
+        body = await this.overview(q);
+        break;
       case '/api/v1/series':
         body = await this.series(q);
         break;
@@ -208,7 +216,7 @@ export class Hub extends HttpFace {
         throw new HttpError(
           404,
           `no such path ${path.slice(0, 200)}`,
-          'try /api/v1/nodes, /api/v1/workloads, /api/v1/series, /api/v1/events, /api/v1/network/map, /api/v1/health or /metrics',
+          'try /api/v1/nodes, /api/v1/workloads, /api/v1/overview, /api/v1/series, /api/v1/events, /api/v1/network/map, /api/v1/health or /metrics',
         );
     }
     this.latency.observe(path, (performance.now() - started) / 1e3);
@@ -329,13 +337,20 @@ export class Hub extends HttpFace {
     });
   }
 
-  private async workloads(q: URLSearchParams): Promise<unknown> {
-    const now = this.opts.now();
-    const range = parseRange(q, now);
+  private async workloads(q: URLSearchParams): Promise<WorkloadsResponse> {
+    const range = parseRange(q, this.opts.now());
     const group = choice<WorkloadGroup>(q, 'group', WORKLOAD_GROUPS, 'workload');
     const sort = choice<WorkloadSortKey>(q, 'sort', WORKLOAD_SORT_KEYS, 'cpu_seconds', { cpu: 'cpu_seconds' });
     const limit = limitParam(q, 100, 10_000);
-    const filters = parseFilters(q);
+    const workloads = await this.workloadEntries(range, parseFilters(q), group, sort, limit);
+    return { from: iso(range.from), to: iso(range.to), group, sort, workloads };
+  }
+
+  /**
+   * The entries of /api/v1/workloads: one per workload, pod or container (group) over the range,
+   * sorted and cut (summarizeWorkloads).
+   */
+  private async workloadEntries(range: Range, filters: Filters, group: WorkloadGroup, sort: WorkloadSortKey, limit?: number): Promise<WorkloadEntry[]> {
     let rows: SummaryRow[];
     if (group === 'workload') {
       // Known workloads are summed in the store: from its per-workload tables where the filters allow
@@ -354,8 +369,34 @@ export class Hub extends HttpFace {
       ]);
       rows = [...sums, ...placement.map((group) => ({ metric: PRESENCE_METRIC, group: { ...group }, delta: 0 })), ...rest];
     } else rows = await this.store.aggregate({ ...range, metrics: WORKLOAD_METRICS, filters, groupBy: WORKLOAD_GROUP_BY });
-    const workloads = summarizeWorkloads(rows, { group, seconds: (range.to - range.from) / 1e3, sort, limit });
-    return { from: iso(range.from), to: iso(range.to), group, sort, workloads };
+    return summarizeWorkloads(rows, { group, seconds: (range.to - range.from) / 1e3, sort, ...(limit === undefined ? {} : { limit }) });
+  }
+
+  /**
+   * The workloads at a glance (group=workload, the filters of /api/v1/workloads): how many, in which
+   * namespaces, and for each sort key the first `limit` of those with something to show (a value
+   * that is neither 0 nor null: a "top by OOM kills" of workloads without one is noise).
+   */
+  private async overview(q: URLSearchParams): Promise<OverviewResponse> {
+    const range = parseRange(q, this.opts.now());
+    const limit = limitParam(q, 10, 100);
+    const entries = await this.workloadEntries(range, parseFilters(q), 'workload', 'name');
+    const top = Object.fromEntries(
+      WORKLOAD_SORT_KEYS.filter((k) => k !== 'name').map((key) => [
+        key,
+        sortWorkloads(
+          entries.filter((e) => e[key] !== 0 && e[key] !== null),
+          key,
+        ).slice(0, limit),
+      ]),
+    ) as OverviewResponse['top'];
+    return {
+      from: iso(range.from),
+      to: iso(range.to),
+      workloads: entries.length,
+      namespaces: [...new Set(entries.map((e) => e.namespace).filter(Boolean))].sort(),
+      top,
+    };
   }
 
   private async series(q: URLSearchParams): Promise<SeriesResponse> {

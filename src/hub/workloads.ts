@@ -216,15 +216,17 @@ export function summarizeWorkloads(rows: readonly SummaryRow[], opts: SummarizeO
     return e;
   });
 
-  const key = opts.sort;
-  if (key === 'name') entries.sort(byName);
-  else {
-    entries.sort((a, b) => {
-      const va = a[key];
-      const vb = b[key];
-      if (va === null || vb === null) return va === vb ? byName(a, b) : va === null ? 1 : -1;
-      return vb - va || byName(a, b);
-    });
-  }
+  sortWorkloads(entries, opts.sort);
   return opts.limit === undefined ? entries : entries.slice(0, Math.max(0, opts.limit));
+}
+
+/** Sorts entries in place by `key`: descending, nulls last, ties by name; 'name' ascending. Returns them. */
+export function sortWorkloads(entries: WorkloadEntry[], key: WorkloadSortKey): WorkloadEntry[] {
+  if (key === 'name') return entries.sort(byName);
+  return entries.sort((a, b) => {
+    const va = a[key];
+    const vb = b[key];
+    if (va === null || vb === null) return va === vb ? byName(a, b) : va === null ? 1 : -1;
+    return vb - va || byName(a, b);
+  });
 }

@@ -85,6 +85,21 @@ export interface WorkloadsResponse {
   workloads: WorkloadEntry[];
 }
 
+/**
+ * GET /api/v1/overview: the workloads (group=workload) over the range at a glance. `top` holds, for
+ * each sort key, the first entries as /api/v1/workloads sorts them, leaving out those whose value
+ * for the key is 0 or null.
+ */
+export interface OverviewResponse {
+  from: string;
+  to: string;
+  /** how many workload entries the range holds */
+  workloads: number;
+  /** their namespaces: distinct, sorted, none empty */
+  namespaces: string[];
+  top: Record<Exclude<WorkloadSortKey, 'name'>, WorkloadEntry[]>;
+}
+
 /** GET /api/v1/series */
 export interface SeriesResponse {
   metric: string;
