@@ -1,7 +1,7 @@
 /**
  * `periscope hub`: the cluster's hub. Agents ship to it (`periscope agent --hub URL`); it stores
  * what they send (DuckDB in a file by default, ClickHouse past one machine) and answers the query API,
- * its own /metrics and (once the UI lands) the UI, on one port.
+ * its own /metrics and the web UI (dist/web, built by make build), on one port.
  */
 import { type AddressInfo } from 'node:net';
 import { type Server } from 'node:http';
@@ -15,9 +15,9 @@ import { baseUrl, parseListen, requireTokenBeyondLoopback, tlsFlags, tokenFile }
 
 export const HUB_USAGE = `usage: periscope hub [flags]
 
-Runs the hub: agents ship to it, it stores what they send and answers the query API.
+Runs the hub: agents ship to it, it stores what they send and answers the query API and the web UI.
 
-  --listen HOST:PORT        where to serve ingest, the API and /metrics (default 127.0.0.1:9465)
+  --listen HOST:PORT        where to serve ingest, the API, /metrics and the UI (default 127.0.0.1:9465)
   --store SPEC              duckdb:PATH (default duckdb:periscope-hub.duckdb, a file; no set-up) or
                             clickhouse:http://USER:PASSWORD@HOST:8123/DATABASE (several hubs may share one)
   --raw-retention DURATION  how long raw samples and events are kept (default 6h)
@@ -27,6 +27,7 @@ Runs the hub: agents ship to it, it stores what they send and answers the query 
                             several share a ClickHouse (two rolling up the same minute count it twice)
 security:
   --token-file FILE         ingest and every API route but /healthz need "Authorization: Bearer <token in FILE>"
+                            (the UI's files are served without it; the UI asks for the token)
                             (give agents the same file: periscope agent --hub URL --token-file FILE)
   --tls-cert FILE           serve HTTPS with this PEM certificate ...
   --tls-key FILE            ... and this PEM key
@@ -82,13 +83,25 @@ export async function startHub(opts: {
 }): Promise<{ hub: Hub; server: Server; base: string; wildcard: boolean }> {
   const store = openStore(opts.storeSpec, opts.retention);
   await store.open();
-  const hub = new Hub({ store, ...(opts.token ? { token: opts.token } : {}), ...(opts.maxStreamClients !== undefined ? { maxStreamClients: opts.maxStreamClients } : {}) });
+  let hub: Hub;
+  try {
+    hub = new Hub({ store, ...(opts.token ? { token: opts.token } : {}), ...(opts.maxStreamClients !== undefined ? { maxStreamClients: opts.maxStreamClients } : {}) });
+  } catch (err) {
+    // the web UI's files could not be read (web.ts): the store is closed again
+    await store.close();
+    throw new PeriscopeError('BAD_ARGUMENT', `cannot serve the web UI: ${(err as Error).message}`, 'rebuild it (make build), or remove dist/web to run without it');
+  }
   if (opts.maintenance ?? true) await hub.start();
   const server = await hub.listen(opts.host, opts.port, opts.tls).catch(async (err: NodeJS.ErrnoException) => {
     await hub.stop();
     throw new PeriscopeError('BAD_ARGUMENT', `cannot listen on ${opts.host}:${opts.port}: ${err.code ?? err.message}`, 'choose another --listen HOST:PORT, or stop what uses this one');
   });
   return { hub, server, ...baseUrl(server.address() as AddressInfo, opts.tls !== undefined) };
+}
+
+/** Where the banner says the web UI is, or that it is not built. */
+export function webLine(hub: Hub, base: string): string {
+  return hub.web.built ? `${base}/` : `not built (${hub.web.dir}): run make build`;
 }
 
 export async function hubCommand(args: string[]): Promise<void> {
@@ -114,6 +127,7 @@ export async function hubCommand(args: string[]): Promise<void> {
   const notes = [...(wildcard ? [`listening on every address, port ${(server.address() as AddressInfo).port}`] : []), ...(token ? ['bearer token required'] : [])];
   process.stderr.write(
     `periscope hub ${VERSION}: store ${hub.store.kind} at ${hub.store.location}${notes.map((n) => `, ${n}`).join('')}\n` +
+      `  ui:           ${webLine(hub, base)}\n` +
       `  ingest:       ${base}/api/v1/ingest   (periscope agent --hub ${base})\n` +
       `  workloads:    ${base}/api/v1/workloads\n` +
       `  nodes:        ${base}/api/v1/nodes\n` +

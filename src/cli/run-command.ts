@@ -10,15 +10,15 @@ import { VERSION } from '../agent/version.js';
 import { PeriscopeError } from '../kernel/errors.js';
 import { startAgentCommand } from './agent-command.js';
 import { bad, parseFlags, secondsFlag } from './flags.js';
-import { retentionFlags, startHub } from './hub-command.js';
+import { retentionFlags, startHub, webLine } from './hub-command.js';
 import { parseListen, requireTokenBeyondLoopback, tokenFile } from './serve-flags.js';
 
 export const RUN_USAGE = `usage: periscope run [flags]
 
 Runs the hub and this node's agent in one process: the embedded store under --data-dir, the query
-API on --listen, and the agent shipping to it. Prints the URLs.
+API and the web UI on --listen, and the agent shipping to it. Prints the URLs.
 
-  --listen HOST:PORT        the hub's API (default 127.0.0.1:9464; port 0 picks a free one)
+  --listen HOST:PORT        the hub's API and UI (default 127.0.0.1:9464; port 0 picks a free one)
   --data-dir DIR            where the store and the agent's spill files live
                             (default /var/lib/periscope as root, else ~/.local/share/periscope)
   --node NAME               this node's name (default $NODE_NAME or the host name)
@@ -99,6 +99,7 @@ export async function runCommand(args: string[]): Promise<void> {
   const b = hub.base;
   process.stderr.write(
     `periscope ${VERSION} on node ${agent.agent.node}: hub and agent, ${agent.agent.collectors.size} collectors running, data in ${dataDir}\n` +
+      `  ui:           ${webLine(hub.hub, b)}\n` +
       `  workloads:    ${b}/api/v1/workloads\n` +
       `  nodes:        ${b}/api/v1/nodes\n` +
       `  series:       ${b}/api/v1/series?metric=periscope_cpu_seconds_total\n` +

@@ -16,7 +16,9 @@
  *   GET  /api/v1/health          the hub itself: store, agents, ingest counts
  *   GET  /metrics                the hub's own metrics (Prometheus)
  *   GET  /healthz                liveness (never authenticated)
- * Shapes: src/wire/hub.ts; docs/API.md. With a token every route but /healthz needs it (ingest too).
+ *   GET  /, /assets/...          the web UI (src/web built into dist/web; web.ts), never authenticated
+ * Shapes: src/wire/hub.ts; docs/API.md. With a token every route but /healthz and the UI's files
+ * needs it (ingest too): the UI itself holds nothing, it asks the API with the token.
  */
 import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
@@ -46,6 +48,7 @@ import { Normalizer } from './ingest.js';
 import { choice, limitParam, parseDuration, parseFilters, parseRange } from './query.js';
 import { COLUMNS, PRESENCE_METRIC, WORKLOAD_SUM_COLUMNS, WORKLOAD_SUM_FILTERS, type AggregateRow, type Column, type Filters, type Range, type Store } from './store.js';
 import { sortWorkloads, summarizeWorkloads, WORKLOAD_GROUP_BY, WORKLOAD_METRICS, type SummaryRow } from './workloads.js';
+import { WebAssets } from './web.js';
 
 const inflate = promisify(gunzip);
 /** what the hub reads and drops of a body past its limit before it cuts the connection */
@@ -64,6 +67,8 @@ export interface HubOptions extends FaceOptions {
   maintainIntervalMs?: number;
   log?: (line: string) => void;
   now?: () => number;
+  /** the built web UI (default: dist/web of the repository; see web.ts) */
+  webDir?: string;
 }
 
 /** Every event type a registered collector declares: what /api/v1/events accepts in `type`. */
@@ -107,9 +112,11 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 export class Hub extends HttpFace {
   readonly store: Store;
   readonly events: EventLog;
+  /** the web UI's files, read once */
+  readonly web: WebAssets;
   private readonly streams: EventStreams;
   private readonly normalizer = new Normalizer();
-  private readonly opts: Required<Omit<HubOptions, keyof FaceOptions | 'store'>>;
+  private readonly opts: Required<Omit<HubOptions, keyof FaceOptions | 'store' | 'webDir'>>;
   private pending = 0;
   /** the last batch given to the store (stop() waits for it: the store applies in order) */
   private queue: Promise<unknown> = Promise.resolve();
@@ -124,6 +131,7 @@ export class Hub extends HttpFace {
   constructor(opts: HubOptions) {
     super(opts, 'hub');
     this.store = opts.store;
+    this.web = new WebAssets(opts.webDir);
     this.opts = {
       maxBatchBytes: opts.maxBatchBytes ?? MAX_BATCH_BYTES,
       maxPendingBatches: opts.maxPendingBatches ?? 64,
@@ -164,6 +172,11 @@ export class Hub extends HttpFace {
 
   protected override methods(path: string): readonly string[] {
     return path === '/api/v1/ingest' ? ['POST'] : ['GET', 'HEAD'];
+  }
+
+  /** /healthz and the web UI's files (`/` and the paths of its build): the API and /metrics need the token. */
+  protected override open(path: string): boolean {
+    return path === '/healthz' || this.web.knows(path);
   }
 
   private reject(reason: string, status: number, message: string, hint: string, headers: Record<string, string> = {}): HttpError {
@@ -213,10 +226,11 @@ export class Hub extends HttpFace {
         body = await this.health();
         break;
       default:
+        if (this.web.serve(req, res, path)) return;
         throw new HttpError(
           404,
           `no such path ${path.slice(0, 200)}`,
-          'try /api/v1/nodes, /api/v1/workloads, /api/v1/overview, /api/v1/series, /api/v1/events, /api/v1/network/map, /api/v1/health or /metrics',
+          'try / (the web UI), /api/v1/nodes, /api/v1/workloads, /api/v1/overview, /api/v1/series, /api/v1/events, /api/v1/network/map, /api/v1/health or /metrics',
         );
     }
     this.latency.observe(path, (performance.now() - started) / 1e3);
