@@ -326,7 +326,7 @@ export class Hub extends HttpFace {
 
   private async nodes(): Promise<NodeEntry[]> {
     const now = this.opts.now();
-    return (await this.store.nodes()).map((r) => {
+    return (await this.store.nodes(undefined, now)).map((r) => {
       let status: Partial<{ collectors: NodeEntry['collectors']; capabilities: Record<string, boolean>; kernel: string; dropped: NodeEntry['dropped'] }> = {};
       try {
         status = JSON.parse(r.status) as typeof status;

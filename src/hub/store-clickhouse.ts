@@ -344,7 +344,7 @@ export class ClickHouseStore implements Store {
 
   async events(q: EventQuery): Promise<EventRow[]> {
     const where = [`ts >= ${lit(q.from)}`, `ts < ${lit(q.to)}`, ...filterSql(q.filters, lit, prefix, EVENT_COLUMNS)];
-    if (q.types) where.push(inList('type', q.types, lit));
+    if (q.types?.length) where.push(inList('type', q.types, lit));
     const rows = await this.rows(`SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY ts DESC LIMIT ${lit(Math.max(0, Math.floor(q.limit)))}`);
     return rows.map((r) => ({ ...(r as unknown as EventRow), ts: Number(r.ts) }));
   }

@@ -357,12 +357,12 @@ export class DuckDbStore implements Store {
     return this.lastSeqOf(this.db().reader, instance);
   }
 
-  async nodes(since?: number): Promise<AgentReport[]> {
+  async nodes(since?: number, now = Date.now()): Promise<AgentReport[]> {
     const rows = await this.rows(
       this.db().reader,
       'SELECT * FROM reports WHERE received >= ? QUALIFY row_number() OVER (PARTITION BY node ORDER BY received DESC, seq DESC) = 1 ORDER BY node',
       // an instance's last report outlives raw retention (it holds the instance's last seq), not in this list
-      [Math.max(since ?? 0, Date.now() - this.opts.rawRetentionMs)],
+      [Math.max(since ?? 0, now - this.opts.rawRetentionMs)],
     );
     return rows.map((r) => ({
       node: r.node as string,
@@ -463,7 +463,7 @@ export class DuckDbStore implements Store {
   async events(q: EventQuery): Promise<EventRow[]> {
     const p = new Params();
     const where = [`ts >= ${p.bind(q.from)}`, `ts < ${p.bind(q.to)}`, ...filterSql(q.filters, p.bind, like(p), EVENT_COLUMNS)];
-    if (q.types) where.push(inList('type', q.types, p.bind));
+    if (q.types?.length) where.push(inList('type', q.types, p.bind));
     const sql = `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY ts DESC LIMIT ${p.bind(Math.max(0, Math.floor(q.limit)))}`;
     return (await this.rows(this.db().reader, sql, p.values)).map((r) => ({
       ts: Number(r.ts),

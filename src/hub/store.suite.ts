@@ -203,6 +203,8 @@ export function storeSuite(name: string, make: () => Promise<Store>): void {
       assert.deepEqual((await s.events({ ...range, filters: { namespace: 'ev', pod: ['api-1'] }, limit: 10 })).map((e) => e.type), ['exit', 'exec']);
       assert.deepEqual((await s.events({ ...range, filters: { cgroupPrefix: '/kubepods/ev/api-2' }, limit: 10 })).map((e) => e.type), ['exec']);
       assert.deepEqual((await s.events({ ...range, filters: { node: 'n-ev' }, limit: 2 })).map((e) => e.ts), [t + 4000, t + 3000]);
+      // no type asked for is every type, as the hub asks when its query names none
+      assert.deepEqual((await s.events({ ...range, filters: { node: 'n-ev' }, types: [], limit: 2 })).map((e) => e.ts), [t + 4000, t + 3000]);
       assert.deepEqual(await s.events({ ...range, filters: { peer: 'x' }, limit: 10 }), [], 'events have no peer');
     }));
 

@@ -165,6 +165,7 @@ export interface SeriesLine {
 }
 
 export interface EventQuery extends Range {
+  /** the event types to return; absent or empty: every type */
   types?: readonly string[];
   filters?: Filters;
   /** newest first, at most this many */
@@ -267,8 +268,11 @@ export interface Store {
   apply(rows: BatchRows): Promise<boolean>;
   /** The highest seq applied for an agent instance (0: none). */
   lastSeq(instance: string): Promise<number>;
-  /** The newest report of each node (reports newer than `since`, if given). */
-  nodes(since?: number): Promise<AgentReport[]>;
+  /**
+   * The newest report of each node (reports newer than `since`, if given; none older than raw
+   * retention before `now`, the hub's clock, where the store keeps older ones).
+   */
+  nodes(since?: number, now?: number): Promise<AgentReport[]>;
   /** Distinct values of a column among series with samples in the range (e.g. namespaces). */
   distinct(column: Column, range: Range, filters?: Filters): Promise<string[]>;
   /** Sums per group over the range, in no particular order. */
