@@ -30,7 +30,7 @@ export PERISCOPE_KERNELS := $(KERNELS)
 
 TEST_HELPERS := $(patsubst test/helpers/%.c,build/test-helpers/%,$(wildcard test/helpers/*.c))
 
-build: deps $(BPF_OBJ) $(NATIVE) dist/.stamp $(TEST_HELPERS)
+build: deps $(BPF_OBJ) $(NATIVE) dist/.stamp dist/web/index.html $(TEST_HELPERS)
 
 # --- dependencies -------------------------------------------------------------------------------
 deps: build/.apt.stamp $(NODE) node_modules/.stamp
@@ -79,6 +79,12 @@ $(NATIVE): native/periscope.c native/binding.gyp node_modules/.stamp
 dist/.stamp: $(TS_SRC) $(BPF_GEN) tsconfig.json node_modules/.stamp
 	rm -rf dist && node_modules/.bin/tsc -p tsconfig.json
 	@touch $@
+
+# --- the web UI: type-checked on its own (DOM, JSX), bundled by Vite into dist/web, served by the hub
+WEB_SRC := $(shell find src/web -type f -not -path '*/node_modules/*' 2>/dev/null) src/wire/hub.ts src/wire/events.ts
+dist/web/index.html: $(WEB_SRC) dist/.stamp node_modules/.stamp
+	node_modules/.bin/tsc -p src/web/tsconfig.json
+	node_modules/.bin/vite build --config src/web/vite.config.ts --logLevel warn
 
 # --- kernels for the QEMU matrix: Debian packages, downloaded once; fetch.sh keeps itself current -
 kernels: build/.apt.stamp

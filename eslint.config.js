@@ -2,7 +2,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'tools/**', 'native/**', '**/*.gen.ts'] },
+  { ignores: ['dist/**', 'node_modules/**', 'tools/**', 'native/**', '**/*.gen.ts', 'src/web/vite.config.ts'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },

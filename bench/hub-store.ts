@@ -41,7 +41,7 @@ export interface Result {
   [k: string]: string | number;
 }
 
-const INTERVAL = 10_000;
+export const INTERVAL = 10_000;
 const OPTIONS: StoreOptions = { rawRetentionMs: 24 * 3_600_000, rollupRetentionMs: 30 * 86_400_000 };
 const COUNTERS = ['cpu_seconds_total', 'context_switches_total', 'process_execs_total', 'process_forks_total', 'process_exits_total', 'oom_kills_total'];
 const LE = ['0.000001', '0.000004', '0.000016', '0.000064', '0.000256', '0.001', '0.004', '0.016', '0.064', '0.256', '1', '4', '+Inf'];
@@ -66,7 +66,7 @@ function podLabels(node: number, p: number): Record<string, string> {
 }
 
 /** One node's series, built once; each batch reuses them with new values. */
-function nodeSeries(node: number, pods: number): SeriesRow[] {
+export function nodeSeries(node: number, pods: number): SeriesRow[] {
   const name = `node-${node}`;
   const out: SeriesRow[] = [];
   const add = (metric: string, labels: Record<string, string>): void => {
@@ -87,7 +87,7 @@ function nodeSeries(node: number, pods: number): SeriesRow[] {
 }
 
 /** Batches of every node at each interval, in time order, from `start`. */
-function* batches(series: SeriesRow[][], start: number, intervals: number): Generator<BatchRows> {
+export function* batches(series: SeriesRow[][], start: number, intervals: number): Generator<BatchRows> {
   const cumulative = series.map((s) => new Float64Array(s.length));
   const instance = (n: number): string => `bench-instance-${n}`;
   for (let i = 0; i < intervals; i++) {
@@ -117,7 +117,7 @@ function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
-function percentile(xs: number[], p: number): number {
+export function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
 }

@@ -22,10 +22,14 @@
  *               p95 of the hub's two most common queries over an hour of data (bench/hub-store.ts)
  *   hub-ingest  the hub's whole ingest path (HTTP, gunzip, schema check, flattening, DuckDB) with
  *               agents' batches, and the checks alone (bench/hub-ingest.ts)
- * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|memory|storm|nginx|hub-store|hub-ingest ...] [--seconds N]
+ *   ui          the UI's first page in Chromium over a DuckDB store of --nodes × --pods pods
+ *               (--minutes of data): first contentful paint and time to usable; the bundle's size
+ *               (bench/ui.ts)
+ * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|memory|storm|nginx|hub-store|hub-ingest|ui ...] [--seconds N]
  *        [--idle-seconds N] [--rounds N] [--pairs N] [--collectors LIST (passed to the agent)]
  *        hub-store: [--nodes 100] [--pods 100] [--minutes 60] [--repeat 20] [--stores duckdb,clickhouse] [--inflight 8]
  *        hub-ingest: [--nodes 100] [--pods 100] [--intervals 6] [--inflight 8]
+ *        ui: [--nodes 100] [--pods 100] [--minutes 15 (give it: the default is hub-store's 60)] [--repeat 20]
  */
 import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -44,6 +48,7 @@ import { TestCgroup, eventually, helper, run, sleep } from '../test/kernel.js';
 import { sample, startAgent, type RunningAgent } from '../test/agent-process.js';
 import { hubStore } from './hub-store.js';
 import { hubIngest } from './hub-ingest.js';
+import { uiFirstPage } from './ui.js';
 
 const TICK = 100; // USER_HZ: /proc/PID/stat times are in 1/100 s on Linux
 
@@ -767,8 +772,10 @@ async function main(): Promise<void> {
                         })
                       : w === 'hub-ingest'
                         ? await hubIngest({ nodes: Number(values.nodes), pods: Number(values.pods), intervals: Number(values.intervals), inflight: Number(values.inflight) })
-                        : undefined;
-    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw, memory, storm, nginx, hub-store or hub-ingest`);
+                        : w === 'ui'
+                          ? await uiFirstPage({ nodes: Number(values.nodes), pods: Number(values.pods), minutes: Number(values.minutes), repeat: Number(values.repeat) })
+                          : undefined;
+    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw, memory, storm, nginx, hub-store, hub-ingest or ui`);
     for (const x of [r].flat()) process.stdout.write(`${format(x)}\n`);
   }
 }

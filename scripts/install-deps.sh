@@ -18,6 +18,7 @@ packages=(
   nginx-light wrk       # bench: overhead of the agent on a saturated web server
   libbpf-tools          # bench: tcplife, the reference for the connection storm
   clickhouse-server     # the hub's store past one machine: its test suite runs against a real server
+  chromium fonts-dejavu-core  # the UI's tests and benchmark: a real headless browser (playwright-core drives it)
 )
 
 missing=()

@@ -1,0 +1,198 @@
+/**
+ * The service map: workloads, Services, nodes and external endpoints as a graph (Cytoscape.js,
+ * loaded only here), edge width by bytes, colour by failed connections or retransmits, a namespace
+ * filter, and a click for an edge's numbers. The same edges as a table below, for the keyboard.
+ */
+import { useEffect, useRef, useState } from 'preact/hooks';
+import type { Core, ElementDefinition } from 'cytoscape';
+import { type EdgeEntry, type NetworkMapResponse } from '../../../wire/hub.js';
+import { apiUrl, useQuery } from '../api.js';
+import { Card, Loaded, Table, Updated, ViewLink } from '../components.js';
+import { bytes, count, percent } from '../format.js';
+import { rangeQuery, type Route } from '../route.js';
+import { type Navigate } from '../app.js';
+
+type End = EdgeEntry['source'] | EdgeEntry['target'];
+
+/** One graph node per workload (else per named endpoint) and kind. */
+export const endKey = (e: End): string => `${e.kind}:${e.namespace}/${e.workload || e.name}`;
+export const endLabel = (e: End): string => {
+  const name = e.workload || e.name || e.kind;
+  if (e.kind === 'service') return `svc ${e.namespace}/${name}`;
+  if (e.kind === 'external' || e.kind === 'node' || !e.namespace) return name;
+  return `${e.namespace}/${name}`;
+};
+
+/** How bad an edge is: failed connections or retransmits per connection, whichever is worse. */
+export const badness = (x: Pick<EdgeEntry, 'connections' | 'failed' | 'retransmits'>): number =>
+  x.connections > 0 ? Math.max(x.failed / x.connections, Math.min(1, x.retransmits / x.connections / 10)) : x.failed > 0 ? 1 : 0;
+const edgeColor = (b: number): string => (b >= 0.1 ? '#d9480f' : b >= 0.01 ? '#f08c00' : '#2b8a3e');
+
+const edgeKey = (x: EdgeEntry): string => `${endKey(x.source)}>${endKey(x.target)}:${x.target.port}`;
+
+function Graph({ edges, onEdge, onWorkload }: { edges: EdgeEntry[]; onEdge: (k: string) => void; onWorkload: (e: End) => void }) {
+  const box = useRef<HTMLDivElement>(null);
+  const cy = useRef<Core | undefined>(undefined);
+  const [failed, setFailed] = useState<string | undefined>(undefined);
+  const shape = edges.map(edgeKey).sort().join(' ');
+  useEffect(() => {
+    let gone = false;
+    const ends = new Map<string, End>();
+    for (const x of edges) {
+      ends.set(endKey(x.source), x.source);
+      ends.set(endKey(x.target), x.target);
+    }
+    const maxBytes = Math.max(1, ...edges.map((x) => x.bytes_sent + x.bytes_received));
+    const text = getComputedStyle(document.documentElement).getPropertyValue('--fg').trim() || '#222';
+    const elements: ElementDefinition[] = [
+      ...[...ends].map(([id, e]) => ({ data: { id, label: endLabel(e), kind: e.kind } })),
+      ...edges.map((x) => ({
+        data: {
+          id: edgeKey(x),
+          source: endKey(x.source),
+          target: endKey(x.target),
+          width: 1 + (7 * Math.log1p(x.bytes_sent + x.bytes_received)) / Math.log1p(maxBytes),
+          color: edgeColor(badness(x)),
+        },
+      })),
+    ];
+    import('cytoscape')
+      .then(({ default: cytoscape }) => {
+        if (gone || !box.current) return;
+        cy.current = cytoscape({
+          container: box.current,
+          elements,
+          minZoom: 0.2,
+          maxZoom: 3,
+          style: [
+            { selector: 'node', style: { label: 'data(label)', 'font-size': 11, color: text, 'background-color': '#2f6fdf', width: 22, height: 22, 'text-valign': 'bottom', 'text-margin-y': 4 } },
+            { selector: 'node[kind = "service"]', style: { shape: 'round-rectangle', 'background-color': '#7048e8' } },
+            { selector: 'node[kind = "external"]', style: { shape: 'diamond', 'background-color': '#868e96' } },
+            { selector: 'node[kind = "node"]', style: { shape: 'rectangle', 'background-color': '#495057' } },
+            { selector: 'edge', style: { width: 'data(width)', 'line-color': 'data(color)', 'target-arrow-color': 'data(color)', 'target-arrow-shape': 'triangle', 'curve-style': 'bezier', opacity: 0.85 } },
+            { selector: ':selected', style: { 'overlay-opacity': 0.2, 'overlay-color': '#2f6fdf' } },
+          ],
+          layout: ends.size <= 300 ? { name: 'cose', animate: false, nodeRepulsion: () => 8000, idealEdgeLength: () => 90 } : { name: 'concentric', animate: false },
+        });
+        cy.current.on('tap', 'edge', (ev) => onEdge((ev.target as { id(): string }).id()));
+        cy.current.on('tap', 'node', (ev) => {
+          const e = ends.get((ev.target as { id(): string }).id());
+          if (e) onWorkload(e);
+        });
+        box.current.dataset.nodes = String(ends.size);
+        box.current.dataset.edges = String(edges.length);
+      })
+      .catch((err: Error) => setFailed(err.message));
+    return () => {
+      gone = true;
+      cy.current?.destroy();
+      cy.current = undefined;
+    };
+  }, [shape]);
+  if (failed) return <p class="state error">The graph could not be drawn ({failed}); the table below has every edge.</p>;
+  return <div ref={box} class="graph" data-testid="graph" role="img" aria-label={`Service map: ${edges.length} edges; the table below lists them`} />;
+}
+
+export function ServiceMap({ route, navigate }: { route: Route; navigate: Navigate }) {
+  const ns = route.params.namespace ?? '';
+  const map = useQuery<NetworkMapResponse>(apiUrl('network/map', { ...rangeQuery(route), limit: 500 }), route.refresh);
+  const selected = route.params.edge ?? '';
+  const all = map.data?.edges ?? [];
+  const namespaces = [...new Set(all.flatMap((x) => [x.source.namespace, x.target.namespace]).filter(Boolean))].sort();
+  const edges = ns ? all.filter((x) => x.source.namespace === ns || x.target.namespace === ns) : all;
+  const pick = (k: string): void => navigate({ ...route, params: { ...route.params, edge: k } }, { replace: true });
+  const chosen = edges.find((x) => edgeKey(x) === selected);
+  return (
+    <>
+      <div class="title-row">
+        <h1>Service map</h1>
+        <label>
+          Namespace{' '}
+          <select value={ns} onChange={(e) => navigate({ ...route, params: { namespace: (e.target as HTMLSelectElement).value } })}>
+            <option value="">all</option>
+            {(namespaces.includes(ns) || !ns ? namespaces : [ns, ...namespaces]).map((n) => (
+              <option key={n} value={n}>
+                {n}
+              </option>
+            ))}
+          </select>
+        </label>
+        <span class="legend" aria-hidden="true">
+          <i class="sw-ok" /> healthy <i class="sw-warn" /> ≥1% failing <i class="sw-bad" /> ≥10% failing · width: bytes
+        </span>
+        <Updated at={map.updated} />
+      </div>
+      <Loaded q={map} what="connections" isEmpty={() => edges.length === 0} empty="The network collector runs on each node: Nodes says whether it is up.">
+        {() => (
+          <div class="map">
+            <Graph
+              edges={edges}
+              onEdge={pick}
+              onWorkload={(e) => {
+                if (e.workload) navigate({ ...route, view: 'workload', params: { level: 'workload', namespace: e.namespace, workload: e.workload } });
+              }}
+            />
+            <aside class="edge-panel" aria-live="polite" data-testid="edge-panel">
+              {chosen ? (
+                <>
+                  <h2>
+                    {endLabel(chosen.source)} → {endLabel(chosen.target)}:{chosen.target.port}
+                  </h2>
+                  <dl class="facts">
+                    <dt>Connections</dt>
+                    <dd>{count(chosen.connections)}</dd>
+                    <dt>Failed</dt>
+                    <dd>
+                      {count(chosen.failed)} ({percent(chosen.connections ? chosen.failed / chosen.connections : 0)})
+                    </dd>
+                    <dt>Sent</dt>
+                    <dd>{bytes(chosen.bytes_sent)}</dd>
+                    <dt>Received</dt>
+                    <dd>{bytes(chosen.bytes_received)}</dd>
+                    <dt>Retransmits</dt>
+                    <dd>{count(chosen.retransmits)}</dd>
+                    <dt>Seen by</dt>
+                    <dd>{chosen.observed_by.join(', ')}</dd>
+                  </dl>
+                  {chosen.source.workload ? (
+                    <ViewLink route={route} view="workload" params={{ level: 'workload', namespace: chosen.source.namespace, workload: chosen.source.workload }}>
+                      open the client
+                    </ViewLink>
+                  ) : null}
+                </>
+              ) : (
+                <p>Click an edge (or pick one in the table) for its numbers; click a workload to open it.</p>
+              )}
+            </aside>
+          </div>
+        )}
+      </Loaded>
+      {edges.length ? (
+        <Card title="Edges" wide>
+          <Table
+            rows={edges}
+            rowKey={edgeKey}
+            caption="Edges of the service map"
+            testId="map-edges"
+            initial="bytes"
+            columns={[
+              {
+                key: 'edge',
+                title: 'Client → server',
+                cell: (x) => (
+                  <button type="button" class="link" aria-pressed={edgeKey(x) === selected} onClick={() => pick(edgeKey(x))}>
+                    {endLabel(x.source)} → {endLabel(x.target)}:{x.target.port}
+                  </button>
+                ),
+              },
+              { key: 'conns', title: 'Connections', numeric: true, cell: (x) => count(x.connections), sort: (x) => x.connections },
+              { key: 'failed', title: 'Failed', numeric: true, cell: (x) => count(x.failed), sort: (x) => x.failed },
+              { key: 'bytes', title: 'Bytes', numeric: true, cell: (x) => bytes(x.bytes_sent + x.bytes_received), sort: (x) => x.bytes_sent + x.bytes_received },
+              { key: 'retx', title: 'Retransmits', numeric: true, cell: (x) => count(x.retransmits), sort: (x) => x.retransmits },
+            ]}
+          />
+        </Card>
+      ) : null}
+    </>
+  );
+}
