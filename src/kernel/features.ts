@@ -219,6 +219,19 @@ export function probe(feature: Feature): Probe {
   return p;
 }
 
+/**
+ * For tests: answer `feature` with `answer` until the returned function is called, as if the kernel had
+ * said so (to take the alternatives of a kernel without it on one with it).
+ */
+export function assumeProbe(feature: Feature, answer: Probe): () => void {
+  const before = cache.get(feature);
+  cache.set(feature, answer);
+  return () => {
+    if (before) cache.set(feature, before);
+    else cache.delete(feature);
+  };
+}
+
 export function probeAll(): Record<Feature, Probe> {
   const out = {} as Record<Feature, Probe>;
   for (const f of FEATURES) out[f] = probe(f);
