@@ -52,11 +52,14 @@ export class Exchange {
     return this.out;
   }
 
-  /** Resolves with the first output line starting with `word` (its rest), or rejects on exit or timeout. */
+  /**
+   * Resolves with the first complete output line starting with `word` (its rest), or rejects on exit or
+   * timeout. Only whole lines: an unbuffered Python (PYTHONUNBUFFERED) writes print's parts one by one.
+   */
   async line(word: string, timeoutMs = 10_000): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const m = new RegExp(`^${word}(?: (.*))?$`, 'm').exec(this.out);
+      const m = new RegExp(`^${word}(?: (.*))?$`, 'm').exec(this.out.slice(0, this.out.lastIndexOf('\n') + 1));
       if (m) return m[1] ?? '';
       if (this.child.exitCode !== null || Date.now() > deadline) throw new Error(`no "${word}" from tcp-exchange (exit ${this.child.exitCode}): ${this.out.slice(-500)}`);
       await new Promise<void>((r) => {

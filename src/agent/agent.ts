@@ -214,7 +214,8 @@ export class Agent {
           learnName: (addr, name, ttl) => this.peers.learn(addr, name, ttl),
         });
         this.collectors.set(def.name, { def, instance });
-        this.log(`collector ${def.name}: ${instance.status().alternative}`);
+        const { alternative, note } = instance.status();
+        this.log(`collector ${def.name}: ${alternative}${note ? ` (${note})` : ''}`);
       } catch (err) {
         const e = err instanceof PeriscopeError ? err : undefined;
         this.failed.push({ name: def.name, error: (err as Error).message, hint: e?.hint ?? '' });

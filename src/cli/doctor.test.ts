@@ -12,7 +12,7 @@ test('doctor prints the capability table and the alternative of every collector'
   const report = JSON.parse(json.stdout) as {
     ok: boolean;
     features: Record<string, { status: string }>;
-    collectors: { name: string; alternative: string | null }[];
+    collectors: { name: string; alternative: string | null; note: string | null }[];
     memory: { default_max_cgroups: number; kernel_bytes: number };
   };
   // ok, and exit code 0, where every collector can run here (on 5.10 the network collector cannot: no
@@ -34,6 +34,12 @@ test('doctor prints the capability table and the alternative of every collector'
   assert.match(table.stdout, /^FEATURE\s+STATUS\s+DETAIL$/m);
   assert.match(table.stdout, /^ringbuf\s+supported/m);
   for (const c of report.collectors) assert.match(table.stdout, new RegExp(`^${c.name}\\s+${c.alternative ?? 'NONE'}`, 'm'));
+  // an alternative that does less than the collector's first says what, under the table
+  for (const c of report.collectors) {
+    const alt = COLLECTORS.find((d) => d.name === c.name)!.spec.alternatives.find((a) => a.name === c.alternative);
+    assert.equal(c.note, alt?.note ?? null, `${c.name}: the note of ${c.alternative}`);
+    if (c.note) assert.ok(table.stdout.includes(`${c.name} on ${c.alternative}: ${c.note}\n`), `${c.name}: its note in the table`);
+  }
   assert.match(table.stdout, /^kernel maps: [\d.]+ MiB for --max-cgroups \d+ \(the default\)/m);
   t.diagnostic(table.stdout);
 });

@@ -57,14 +57,15 @@ export interface DoctorReport {
   /** what the agent's kernel maps take here with the default --max-cgroups */
   memory: { cpus: number; default_max_cgroups: number; kernel_bytes: number; bytes_per_cgroup: number; limit_bytes: number | null; limit_source: string | null };
   features: Record<Feature, Probe>;
-  collectors: { name: string; alternative: string | null; passedOver: { name: string; reason: string }[] }[];
+  /** note: what the alternative taken does not do that the collector's first one does */
+  collectors: { name: string; alternative: string | null; note: string | null; passedOver: { name: string; reason: string }[] }[];
 }
 
 export function doctorReport(): DoctorReport {
   const features = probeAll();
   const collectors = COLLECTORS.map(({ name, spec }) => {
     const c = chooseAlternative(spec);
-    return { name, alternative: c.chosen || null, passedOver: c.passedOver };
+    return { name, alternative: c.chosen || null, note: c.note ?? null, passedOver: c.passedOver };
   });
   const cpus = native().numPossibleCpus();
   const maxCgroups = defaultMaxCgroups(COLLECTORS, cpus);
@@ -93,7 +94,7 @@ function table(rows: string[][]): string {
 }
 
 export function formatDoctor(r: DoctorReport): string {
-  const oneLine = (s: string): string => s.split('\n')[0]!.slice(0, 100);
+  const oneLine = (s: string, max = 100): string => s.split('\n')[0]!.slice(0, max);
   const feats = [['FEATURE', 'STATUS', 'DETAIL'], ...FEATURES.map((f) => {
     const p = r.features[f];
     return [f, p.status, p.status === 'supported' ? '' : oneLine(p.reason)];
@@ -101,14 +102,15 @@ export function formatDoctor(r: DoctorReport): string {
   const cols = [['COLLECTOR', 'USES', 'PASSED OVER'], ...r.collectors.map((c) => [
     c.name,
     c.alternative ?? 'NONE',
-    c.passedOver.map((p) => `${p.name} (${oneLine(p.reason)})`).join('; '),
+    c.passedOver.map((p) => `${p.name} (${oneLine(p.reason, 200)})`).join('; '),
   ])];
+  const notes = r.collectors.filter((c) => c.note).map((c) => `${c.name} on ${c.alternative}: ${c.note}\n`).join('');
   const m = r.memory;
   const mib = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
   const memory =
     `kernel maps: ${mib(m.kernel_bytes)} for --max-cgroups ${m.default_max_cgroups} (the default) on ${m.cpus} possible CPUs, ` +
     `${m.bytes_per_cgroup} bytes a cgroup; memory limit ${m.limit_bytes === null ? 'none found' : `${mib(m.limit_bytes)} (${m.limit_source})`}`;
-  return `kernel ${r.kernel}, libbpf ${r.libbpf}\n\n${table(feats)}\n\n${table(cols)}\n\n${memory}\n`;
+  return `kernel ${r.kernel}, libbpf ${r.libbpf}\n\n${table(feats)}\n\n${table(cols)}\n${notes ? `\n${notes}` : ''}\n${memory}\n`;
 }
 
 export const DOCTOR_USAGE = `usage: periscope doctor [--output table|json]

@@ -156,6 +156,8 @@ export interface CollectorStatus {
   /** the alternative the kernel took, e.g. "tp_btf" */
   alternative: string;
   passedOver: { name: string; reason: string }[];
+  /** what the alternative does not do that the collector's first one does */
+  note?: string;
   programsAttached: number;
 }
 

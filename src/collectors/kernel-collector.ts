@@ -62,7 +62,8 @@ export abstract class KernelCollector<P extends string> {
   }
 
   status(): CollectorStatus {
-    return { name: this.name, alternative: this.obj.choice.chosen, passedOver: this.obj.choice.passedOver, programsAttached: this.obj.attachedPrograms };
+    const { chosen, passedOver, note } = this.obj.choice;
+    return { name: this.name, alternative: chosen, passedOver, ...(note ? { note } : {}), programsAttached: this.obj.attachedPrograms };
   }
 
   drops(): DropCounts {

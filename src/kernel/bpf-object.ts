@@ -30,6 +30,8 @@ export interface Alternative<P extends string> {
   readonly config?: Readonly<Record<string, number | boolean>>;
   /** maps only other alternatives use: not created, so a kernel without their type still loads */
   readonly skipMaps?: readonly string[];
+  /** what this alternative does not do that the first one does, as doctor and the status say it */
+  readonly note?: string;
 }
 
 /** A .rodata knob as the generated module describes it. */
@@ -69,6 +71,8 @@ export interface LoadOptions {
 export interface Choice {
   chosen: string;
   passedOver: { name: string; reason: string }[];
+  /** the chosen alternative's note, if it has one */
+  note?: string;
 }
 
 /** Why the kernel cannot run an alternative, from the feature probes; undefined when it can. */
@@ -83,7 +87,7 @@ export function chooseAlternative<P extends string>(spec: ObjectSpec<P>): Choice
   const passedOver: Choice['passedOver'] = [];
   for (const alt of spec.alternatives) {
     const why = lacking(alt);
-    if (!why) return { chosen: alt.name, passedOver };
+    if (!why) return { chosen: alt.name, passedOver, ...(alt.note ? { note: alt.note } : {}) };
     passedOver.push({ name: alt.name, reason: why });
   }
   return { chosen: '', passedOver };
@@ -156,7 +160,7 @@ export class BpfObject<P extends string> {
       }
       const maxEntries: Record<string, number> = {};
       for (const m of n.describe(handle).maps) maxEntries[m.name] = m.maxEntries;
-      return new BpfObject(spec, handle, alt.programs, { chosen: alt.name, passedOver }, maxEntries);
+      return new BpfObject(spec, handle, alt.programs, { chosen: alt.name, passedOver, ...(alt.note ? { note: alt.note } : {}) }, maxEntries);
     }
     throw new PeriscopeError(
       'NO_ALTERNATIVE',

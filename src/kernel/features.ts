@@ -44,13 +44,15 @@ export type Probe =
 /** errnos with which a kernel says "I do not do that", as opposed to "you may not" or "it broke". */
 const NOT_SUPPORTED = new Set(['EOPNOTSUPP', 'ENOTSUPP', 'ENOENT', 'EINVAL', 'ENODEV', 'ESRCH', 'E2BIG', 'ENOSYS']);
 
+const REFUSED = 'refused by the kernel although privileged';
+
 function classify(err: unknown, what: string): Probe {
   const name = errnoName(err);
   const reason = `${what}: ${err instanceof Error ? err.message : String(err)}`;
   if (name && NOT_SUPPORTED.has(name)) return { status: 'unsupported', reason };
   // A privileged process refused with EPERM meets a kernel policy (lockdown, a disabled trampoline),
   // not a missing privilege of its own.
-  if ((name === 'EPERM' || name === 'EACCES') && canUseBpf()) return { status: 'unsupported', reason: `${reason}; refused by the kernel although privileged` };
+  if ((name === 'EPERM' || name === 'EACCES') && canUseBpf()) return { status: 'unsupported', reason: `${reason}; ${REFUSED}` };
   return { status: 'error', reason };
 }
 
@@ -160,9 +162,12 @@ function probeLayout(bit: number, what: string): Probe {
 
 const LAYOUT = probeEnums.layout_bit;
 
-/** An unsupported probe's reason, led by what it means (the verifier's own words follow). */
+/**
+ * An unsupported probe's reason, led by what it means (the verifier's own words follow); not where the
+ * kernel has it and refuses it to us (a policy), which the reason says alone.
+ */
 function saying(p: Probe, meaning: string): Probe {
-  return p.status === 'unsupported' ? { status: 'unsupported', reason: `${meaning}; ${p.reason}` } : p;
+  return p.status === 'unsupported' && !p.reason.endsWith(REFUSED) ? { status: 'unsupported', reason: `${meaning}; ${p.reason}` } : p;
 }
 
 const probes: Record<Feature, () => Probe> = {
@@ -217,6 +222,19 @@ export function probe(feature: Feature): Probe {
     cache.set(feature, p);
   }
   return p;
+}
+
+/**
+ * For tests: answer `feature` with `answer` until the returned function is called, as if the kernel had
+ * said so (to take the alternatives of a kernel without it on one with it).
+ */
+export function assumeProbe(feature: Feature, answer: Probe): () => void {
+  const before = cache.get(feature);
+  cache.set(feature, answer);
+  return () => {
+    if (before) cache.set(feature, before);
+    else cache.delete(feature);
+  };
 }
 
 export function probeAll(): Record<Feature, Probe> {

@@ -8,7 +8,9 @@
  *
  * The kernel keeps the totals of connections that ended (tcp_flows) and socket storage for open ones,
  * which an iterator reads at each scrape: bytes of a long-lived connection are exact while it is still
- * open. The agent names both ends; this module only reports ids and addresses.
+ * open. Where the kernel refuses the iterator, the tp_btf-no-iter alternative counts an open
+ * connection's bytes, retransmits and RTT when it closes, and its active connections from the flow's
+ * opened and closed counts. The agent names both ends; this module only reports ids and addresses.
  */
 import { type ObjectSpec } from '../../kernel/bpf-object.js';
 import { type TypedMap } from '../../kernel/maps.js';
@@ -37,6 +39,11 @@ import { KernelCollector, loadAndAttach } from '../kernel-collector.js';
 import { wordsToAddr } from './addr.js';
 import { DnsTracker, DNS_LATENCY_BUCKETS } from './dns-tracker.js';
 
+/** The alternative that reads open connections with the socket-storage iterator at each scrape. */
+export const ALT_LIVE = 'tp_btf';
+/** The one for kernels that refuse the iterator: open connections are counted when they close. */
+export const ALT_NO_ITER = 'tp_btf-no-iter';
+
 export const NETWORK_SPEC: ObjectSpec<gen.ProgramName> = {
   file: gen.OBJECT_FILE,
   programs: gen.programs,
@@ -47,12 +54,19 @@ export const NETWORK_SPEC: ObjectSpec<gen.ProgramName> = {
     live_conns: { kind: 'iter', map: 'socks' },
   },
   // Tracepoints with socket storage (Linux 5.11+), the iterator over it, and cgroup_skb on the cgroup2
-  // root for UDP, DNS and NAT targets.
+  // root for UDP, DNS and NAT targets; without the iterator (a kernel that refuses iter programs), the
+  // same programs but live_conns, and open connections' bytes counted when they close.
   alternatives: [
     {
-      name: 'tp_btf',
+      name: ALT_LIVE,
       requires: ['btf', 'tp_btf', 'ringbuf', 'cgroup_skb', 'sk_storage_tracing', 'iter_sk_storage'],
       programs: [...gen.programs],
+    },
+    {
+      name: ALT_NO_ITER,
+      requires: ['btf', 'tp_btf', 'ringbuf', 'cgroup_skb', 'sk_storage_tracing'],
+      programs: gen.programs.filter((p) => p !== 'live_conns'),
+      note: "open connections' bytes, retransmits and RTT are counted when they close",
     },
   ],
 };
@@ -143,6 +157,13 @@ interface Edge {
   peer: Peer;
   totals: EdgeTotals;
 }
+
+/**
+ * A flow's connections established and not yet closed, without the iterator: the kernel counts both
+ * at the same state changes (a flow that forget() dropped while a connection of it was open may see
+ * its close alone).
+ */
+const openNow = (f: gen.TcpFlow): number => Math.max(0, f.opened - f.closed);
 
 const zeroTotals = (): EdgeTotals => ({ connections: 0, failed: 0, bytes_sent: 0, bytes_received: 0, retransmits: 0, rtt_sum_us: 0, rtt_count: 0, active: 0, datagrams: 0 });
 
@@ -268,8 +289,14 @@ export class NetworkCollector extends KernelCollector<gen.ProgramName> implement
     return { events: base.events + this.dns.lost.pending + this.malformed, aggregates: base.aggregates + this.dns.lost.series, sampled };
   }
 
-  /** Open connections as the iterator reads them now. */
-  liveConnections(): gen.LiveConn[] {
+  /** Whether open connections are read live (the iterator is attached); else they count when they close. */
+  get readsOpenConnections(): boolean {
+    return this.obj.choice.chosen === ALT_LIVE;
+  }
+
+  /** Open connections as the iterator reads them now; null where the alternative has no iterator. */
+  liveConnections(): gen.LiveConn[] | null {
+    if (!this.readsOpenConnections) return null;
     const buf = this.obj.iterRead('live_conns', LIVE_READ_LIMIT);
     const size = gen.LiveConnCodec.size;
     const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -306,8 +333,9 @@ export class NetworkCollector extends KernelCollector<gen.ProgramName> implement
       resets.add(subject, peer, { direction: 'received' }, f.resets_received);
       duration.add(subject, peer, f.duration_slots, f.duration_sum_us / 1e6);
       rtt.add(subject, peer, f.rtt_slots, f.rtt_sum_us / 1e6);
+      if (!live && openNow(f) > 0) active.add(subject, peer, undefined, openNow(f));
     }
-    for (const c of live) {
+    for (const c of live ?? []) {
       const subject = cgroupSubject(c.key.cgroup_id);
       const peer = flowPeer(c.key);
       sent.add(subject, peer, undefined, c.bytes_sent);
@@ -352,13 +380,16 @@ export class NetworkCollector extends KernelCollector<gen.ProgramName> implement
   /** Every flow's totals now, keyed by flow. */
   edges(): Map<string, Edge> {
     const out = new Map<string, Edge>();
+    // ended connections first, then the open ones, as read() does
+    const flows = [...this.tcpFlows.entries()];
+    const live = this.liveConnections();
     const edge = (cgroup: number, protocol: 'tcp' | 'udp', direction: string, peer: Peer): EdgeTotals => {
       const key = `${cgroup}|${protocol}|${direction}|${peer.addr}|${peer.port ?? ''}|${peer.nat?.addr ?? ''}|${peer.nat?.port ?? ''}`;
       let e = out.get(key);
       if (!e) out.set(key, (e = { cgroup, protocol, direction, peer, totals: zeroTotals() }));
       return e.totals;
     };
-    for (const [k, f] of this.tcpFlows.entries()) {
+    for (const [k, f] of flows) {
       const t = edge(k.cgroup_id, 'tcp', DIRECTIONS[k.direction] ?? 'outbound', flowPeer(k));
       t.connections += f.opened;
       t.failed += f.failed.reduce((a, b) => a + b, 0);
@@ -367,8 +398,9 @@ export class NetworkCollector extends KernelCollector<gen.ProgramName> implement
       t.retransmits += f.retransmits;
       t.rtt_sum_us += f.rtt_sum_us;
       t.rtt_count += f.closed;
+      if (!live) t.active += openNow(f);
     }
-    for (const c of this.liveConnections()) {
+    for (const c of live ?? []) {
       const t = edge(c.key.cgroup_id, 'tcp', DIRECTIONS[c.key.direction] ?? 'outbound', flowPeer(c.key));
       t.bytes_sent += c.bytes_sent;
       t.bytes_received += c.bytes_received;
@@ -468,9 +500,9 @@ const METRICS: readonly MetricDef[] = [
   { type: 'counter', name: 'periscope_tcp_connections_total', subject: 'cgroup', peer, labels: ['direction', 'result'], help: 'TCP connections by direction (outbound: connected by the cgroup; inbound: accepted) and result (success, or why a connect failed: refused, timeout, reset, unreachable, aborted, other).' },
   { type: 'gauge', name: 'periscope_tcp_active_connections', subject: 'cgroup', peer, help: 'Established TCP connections open now.' },
   { type: 'histogram', name: 'periscope_tcp_connection_duration_seconds', subject: 'cgroup', peer, buckets: DURATION_BUCKETS, help: 'How long TCP connections were established, counted when they close (log2 buckets from 2 ms).' },
-  { type: 'counter', name: 'periscope_tcp_bytes_sent_total', subject: 'cgroup', peer, help: 'TCP payload bytes the cgroup wrote that the peer acknowledged, open connections included.' },
-  { type: 'counter', name: 'periscope_tcp_bytes_received_total', subject: 'cgroup', peer, help: 'TCP payload bytes the cgroup received in order, open connections included.' },
-  { type: 'counter', name: 'periscope_tcp_retransmits_total', subject: 'cgroup', peer, help: 'TCP segments retransmitted (as the kernel counts RetransSegs), open connections included.' },
+  { type: 'counter', name: 'periscope_tcp_bytes_sent_total', subject: 'cgroup', peer, help: 'TCP payload bytes the cgroup wrote that the peer acknowledged, open connections included (tp_btf-no-iter: counted when they close).' },
+  { type: 'counter', name: 'periscope_tcp_bytes_received_total', subject: 'cgroup', peer, help: 'TCP payload bytes the cgroup received in order, open connections included (tp_btf-no-iter: counted when they close).' },
+  { type: 'counter', name: 'periscope_tcp_retransmits_total', subject: 'cgroup', peer, help: 'TCP segments retransmitted (as the kernel counts RetransSegs), open connections included (tp_btf-no-iter: counted when they close).' },
   { type: 'counter', name: 'periscope_tcp_resets_total', subject: 'cgroup', peer, labels: ['direction'], help: 'TCP resets sent and received on the cgroup\'s connections.' },
   { type: 'histogram', name: 'periscope_tcp_rtt_seconds', subject: 'cgroup', peer, buckets: RTT_BUCKETS, help: 'Smoothed round-trip time of TCP connections, taken when they close (log2 buckets from 2 us).' },
   { type: 'gauge', name: 'periscope_tcp_listening_sockets', subject: 'cgroup', labels: ['address', 'port'], help: 'TCP sockets listening, by local address and port.' },
@@ -483,7 +515,7 @@ const METRICS: readonly MetricDef[] = [
 
 export const network = defineCollector({
   name: 'network',
-  help: 'TCP connections, bytes, retransmits, resets and RTT per flow; UDP flows; DNS from packets; drops; the service map',
+  help: "TCP connections, bytes, retransmits, resets and RTT per flow; UDP flows; DNS from packets; drops; the service map (on tp_btf-no-iter, for kernels that refuse BPF iterators, open connections' bytes, retransmits and RTT count when they close)",
   spec: NETWORK_SPEC,
   metrics: METRICS,
   events: [
@@ -539,7 +571,7 @@ export const network = defineCollector({
   routes: [
     {
       path: 'network/edges',
-      help: 'the service map: edges (source workload → pod, Service, node or external peer) with connections, bytes, retransmits and RTT over ?window= (default 5m, at most 16m); ?limit= edges (default 1000)',
+      help: 'the service map: edges (source workload → pod, Service, node or external peer) with connections, bytes, retransmits and RTT over ?window= (default 5m, at most 16m; on tp_btf-no-iter, open connections count when they close); ?limit= edges (default 1000)',
       handler: (c: NetworkCollector, q, names) => {
         const limit = Math.min(Math.max(Number(q.get('limit') ?? 1000) || 1000, 1), 10_000);
         return c.serviceMap(parseWindow(q.get('window')), names, limit);

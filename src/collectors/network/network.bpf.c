@@ -7,7 +7,9 @@
  * sock:inet_sock_set_state; at close the connection's payload bytes, retransmitted segments,
  * duration and smoothed RTT are added to its flow, and the storage goes with the socket. Open
  * connections are read live by an iterator over the socket storage (live_conns), so their bytes are
- * visible before they close, at no cost per packet. Resets come from tcp:tcp_send_reset and
+ * visible before they close, at no cost per packet. Where the kernel refuses iterators, live_conns is
+ * not loaded: open connections count when they close, and opened - closed of a flow (both counted
+ * here at the same state changes) is how many are open. Resets come from tcp:tcp_send_reset and
  * tcp:tcp_receive_reset.
  *
  * Payload bytes are the kernel's RFC 4898 counters less the sequence numbers that carry no data:

@@ -48,7 +48,8 @@ struct flow_key {
 	__u8 direction;        /* enum net_direction */
 };
 
-/* TCP totals per flow, from connections that ended (open ones are read live, see struct live_conn). */
+/* TCP totals per flow, from connections that ended (open ones are read live, see struct live_conn;
+ * without the iterator, opened - closed is how many are open). */
 struct tcp_flow {
 	__u64 opened;
 	__u64 failed[RESULT_KINDS]; /* by enum tcp_result; [RESULT_SUCCESS] unused */

@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
-import { NETWORK_SPEC, NetworkCollector } from './index.js';
+import { ALT_LIVE, ALT_NO_ITER, NETWORK_SPEC, NetworkCollector } from './index.js';
 import { alternativesHere, eventually, helper, needsKernel, scaled, TestCgroup } from '../../../test/kernel.js';
 import { testContext } from '../../../test/context.js';
 import { Exchange } from '../../../test/exchange.js';
-import { supported } from '../../kernel/features.js';
-import { BpfObject } from '../../kernel/bpf-object.js';
+import { assumeProbe, supported } from '../../kernel/features.js';
+import { BpfObject, chooseAlternative } from '../../kernel/bpf-object.js';
 import { type Sample } from '../contract.js';
 
 /** The rows of a metric for one cgroup (and, if given, a peer port), summed. */
@@ -45,22 +45,38 @@ for (const alt of alternativesHere(NETWORK_SPEC)) {
     await cli.line('done');
     await srv.line('done');
     const isPeer = (r: Sample): boolean => r.peer?.port === port || r.peer?.port === undefined;
-    // open: the iterator reads the counters of the live sockets
-    const live = await eventually(() => {
-      const m = collector.read();
-      const v = {
-        clientSent: total(m.get('periscope_tcp_bytes_sent_total'), client.id, isPeer),
-        clientReceived: total(m.get('periscope_tcp_bytes_received_total'), client.id, isPeer),
-        serverSent: total(m.get('periscope_tcp_bytes_sent_total'), server.id),
-        serverReceived: total(m.get('periscope_tcp_bytes_received_total'), server.id),
-        active: total(m.get('periscope_tcp_active_connections'), client.id) + total(m.get('periscope_tcp_active_connections'), server.id),
-      };
-      return v.clientSent === N && v.serverReceived === N && v.clientReceived === M && v.serverSent === M ? v : undefined;
-    }, 5_000, `exact bytes while open (client sent ${N} and got ${M})`);
-    assert.equal(live.active, 2, 'one active connection on each end');
+    const activeNow = (m: Map<string, Sample[]>): number => total(m.get('periscope_tcp_active_connections'), client.id) + total(m.get('periscope_tcp_active_connections'), server.id);
+    const bytesNow = (m: Map<string, Sample[]>): Record<string, number> => ({
+      clientSent: total(m.get('periscope_tcp_bytes_sent_total'), client.id, isPeer),
+      clientReceived: total(m.get('periscope_tcp_bytes_received_total'), client.id, isPeer),
+      serverSent: total(m.get('periscope_tcp_bytes_sent_total'), server.id),
+      serverReceived: total(m.get('periscope_tcp_bytes_received_total'), server.id),
+    });
+    if (alt === ALT_LIVE) {
+      // open: the iterator reads the counters of the live sockets
+      const live = await eventually(() => {
+        const m = collector.read();
+        const v: Record<string, number> = { ...bytesNow(m), active: activeNow(m) };
+        return v.clientSent === N && v.serverReceived === N && v.clientReceived === M && v.serverSent === M ? v : undefined;
+      }, 5_000, `exact bytes while open (client sent ${N} and got ${M})`);
+      assert.equal(live.active, 2, 'one active connection on each end');
+    } else {
+      // open, without the iterator: counted as active on each end, its bytes not yet
+      const m = await eventually(() => {
+        const r = collector.read();
+        return activeNow(r) === 2 ? r : undefined;
+      }, 5_000, 'one active connection on each end');
+      assert.equal(total(m.get('periscope_tcp_active_connections'), client.id, isPeer), 1, 'the client: one active connection to the listening port');
+      assert.equal(total(m.get('periscope_tcp_active_connections'), server.id), 1, 'the server: one active connection');
+      assert.deepEqual(bytesNow(m), { clientSent: 0, clientReceived: 0, serverSent: 0, serverReceived: 0 }, `${alt}: an open connection's bytes are not counted until it closes`);
+      assert.equal(collector.liveConnections(), null, `${alt} has no iterator to read`);
+    }
     // the client shuts down first; the server answers its FIN with its own
     await Promise.all([cli.close(), srv.close()]);
-    const m = collector.read();
+    const m = await eventually(() => {
+      const r = collector.read();
+      return activeNow(r) === 0 ? r : undefined;
+    }, 5_000, 'both ends closed');
     assert.equal(total(m.get('periscope_tcp_bytes_sent_total'), client.id), N, 'client bytes sent after close: the FIN is not payload');
     assert.equal(total(m.get('periscope_tcp_bytes_received_total'), client.id), M);
     assert.equal(total(m.get('periscope_tcp_bytes_sent_total'), server.id), M);
@@ -185,7 +201,8 @@ s.sendto(b"lost", ("127.0.0.1", closed))
     assert.equal(total(m.get('periscope_tcp_bytes_sent_total'), cg.id), 4 * storm.connections, 'two bytes each way on each connection');
     assert.equal(total(m.get('periscope_tcp_bytes_received_total'), cg.id), 4 * storm.connections);
     assert.equal(total(m.get('periscope_tcp_active_connections'), cg.id), 0, 'none left open');
-    assert.equal(collector.liveConnections().filter((c) => c.key.cgroup_id === cg.id).length, 0, 'no socket storage of ours left');
+    const live = collector.liveConnections();
+    if (live) assert.equal(live.filter((c) => c.key.cgroup_id === cg.id).length, 0, 'no socket storage of ours left');
     assert.equal(collector.drops().aggregates, 0, 'no aggregate lost');
     assert.equal(collector.drops().events, 0, 'no event lost: past the budget they are counted, not sent');
     collector.forget([{ kind: 'cgroup', id: cg.id }]);
@@ -196,10 +213,64 @@ s.sendto(b"lost", ("127.0.0.1", closed))
 
 test('where the kernel lacks socket storage for tracing programs, the collector says so and loads nothing', (t) => {
   if (!needsKernel(t)) return;
-  if (supported('sk_storage_tracing') && supported('iter_sk_storage')) {
-    t.diagnostic('this kernel has both: the collector runs (see the tests above)');
+  if (supported('sk_storage_tracing')) {
+    t.diagnostic('this kernel has it: the collector runs (see the tests above)');
     assert.ok(alternativesHere(NETWORK_SPEC).length > 0, 'an alternative is taken where the features are there');
     return;
   }
-  assert.throws(() => BpfObject.load(NETWORK_SPEC), /no alternative works on this kernel.*sk_storage_tracing|iter_sk_storage/s);
+  assert.throws(() => BpfObject.load(NETWORK_SPEC), /no alternative works on this kernel.*sk_storage_tracing/s);
+});
+
+test(`where the kernel refuses the socket-storage iterator, the collector takes ${ALT_NO_ITER}, says what it passed over, and runs without the iterator`, async (t) => {
+  if (!needsKernel(t)) return;
+  if (!supported('sk_storage_tracing')) {
+    t.diagnostic('no socket storage in tracing programs: no alternative runs here (see the test above)');
+    return;
+  }
+  // on a kernel that has the iterator, as if it did not
+  const faked = supported('iter_sk_storage');
+  const restore = faked ? assumeProbe('iter_sk_storage', { status: 'unsupported', reason: 'load: Operation not permitted (EPERM); assumed by the test' }) : () => undefined;
+  t.after(restore);
+  t.diagnostic(faked ? 'the iterator works here: its probe answers unsupported for this test' : 'this kernel refuses the iterator');
+  assert.equal(chooseAlternative(NETWORK_SPEC).chosen, ALT_NO_ITER);
+  const ctx = testContext();
+  const collector = new NetworkCollector(ctx);
+  const cg = new TestCgroup('net-no-iter');
+  t.after(() => {
+    collector.close();
+    cg.remove();
+  });
+  const status = collector.status();
+  assert.equal(status.alternative, ALT_NO_ITER);
+  assert.deepEqual(status.passedOver.map((p) => p.name), [ALT_LIVE]);
+  assert.match(status.passedOver[0]!.reason, /kernel lacks iter_sk_storage/);
+  assert.match(status.note ?? '', /counted when they close/, 'the status says what the alternative does not do');
+  assert.equal(status.programsAttached, NETWORK_SPEC.programs.length - 1, 'every program but the iterator');
+  assert.equal(collector.readsOpenConnections, false);
+  assert.equal(collector.liveConnections(), null, 'the iterator is not run');
+
+  // a connection held open, then closed, both ends in one cgroup: active while open, its bytes at close
+  const N = 50_001;
+  const M = 7_007;
+  const srv = Exchange.listen({ enter: cg.enter }, '127.0.0.1', 0, N, M);
+  t.after(() => srv.kill());
+  const port = Number(await srv.line('ready'));
+  const cli = Exchange.connect({ enter: cg.enter }, '127.0.0.1', port, N, M);
+  t.after(() => cli.kill());
+  await cli.line('done');
+  await srv.line('done');
+  const sent = (m: Map<string, Sample[]>): number => total(m.get('periscope_tcp_bytes_sent_total'), cg.id);
+  const active = (m: Map<string, Sample[]>): number => total(m.get('periscope_tcp_active_connections'), cg.id);
+  const open = await eventually(() => {
+    const m = collector.read();
+    return active(m) === 2 ? m : undefined;
+  }, 5_000, 'both ends of the connection active');
+  assert.equal(sent(open), 0, `${ALT_NO_ITER}: an open connection's bytes are not counted until it closes`);
+  await Promise.all([cli.close(), srv.close()]);
+  const closed = await eventually(() => {
+    const m = collector.read();
+    return active(m) === 0 ? m : undefined;
+  }, 5_000, 'both ends closed');
+  assert.equal(sent(closed), N + M, 'after close: the bytes of both ends, exact');
+  assert.equal(total(closed.get('periscope_tcp_bytes_received_total'), cg.id), N + M);
 });
