@@ -103,7 +103,7 @@ test('the UI in Chromium: every view without errors, the CPU burner on top with 
   const burning = await burner.runProcess('burn', 'exec sh -c "while :; do :; done"');
   t.after(() => burning.kill());
   const started = Date.now();
-  await page.goto(`${base}/#/overview?from=-5m&refresh=5`);
+  await page.goto(`${base}/#/overview?from=-5m&refresh=2`);
   const topCpu = page.getByTestId('top-cpu');
   await topCpu.getByRole('link', { name: 'shop/burner' }).waitFor({ timeout: 10_000 });
   const onTop = Date.now() - started;

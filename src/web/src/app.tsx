@@ -2,14 +2,43 @@
  * The shell: header with the views, the time-range picker, live refresh and the theme; the view the
  * URL names below it. Every piece of state a link should carry is in the URL (route.ts).
  */
+import { type ComponentType } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { onUnauthorized, setToken, token } from './api.js';
+import { Loading } from './components.js';
 import { formatHash, parseHash, RANGES, rangeLabel, REFRESHES, validTime, type Route, type View } from './route.js';
 import { Overview } from './views/overview.js';
-import { Workload } from './views/workload.js';
-import { ServiceMap } from './views/map.js';
-import { Events } from './views/events.js';
-import { Nodes } from './views/nodes.js';
+
+/**
+ * A view loaded when it is first shown: the first page (the overview) loads neither the charts
+ * (uPlot) nor the graph (Cytoscape.js) nor the other views.
+ */
+function lazyView<P extends object>(load: () => Promise<ComponentType<P>>, what: string): ComponentType<P> {
+  let loaded: ComponentType<P> | undefined;
+  return function Lazy(props: P) {
+    const [, setReady] = useState(0);
+    const [failed, setFailed] = useState<string | undefined>(undefined);
+    useEffect(() => {
+      if (loaded) return;
+      load().then(
+        (c) => {
+          loaded = c;
+          setReady((n) => n + 1);
+        },
+        (err: Error) => setFailed(err.message),
+      );
+    }, []);
+    if (failed) return <p class="state error">Could not load the {what} page ({failed}): reload to retry.</p>;
+    if (!loaded) return <Loading what={`the ${what} page`} />;
+    const View = loaded;
+    return <View {...props} />;
+  };
+}
+
+const Workload = lazyView(() => import('./views/workload.js').then((m) => m.Workload), 'workload');
+const ServiceMap = lazyView(() => import('./views/map.js').then((m) => m.ServiceMap), 'service map');
+const Events = lazyView(() => import('./views/events.js').then((m) => m.Events), 'events');
+const Nodes = lazyView(() => import('./views/nodes.js').then((m) => m.Nodes), 'nodes');
 
 const NAV: [View, string][] = [
   ['overview', 'Overview'],

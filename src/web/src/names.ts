@@ -1,5 +1,5 @@
 /** How a workload entry is named and linked: workload, else pod, else the node's cgroup. */
-import { type WorkloadEntry } from '../../wire/hub.js';
+import { type EdgeEntry, type WorkloadEntry } from '../../wire/hub.js';
 
 export type Level = 'workload' | 'pod' | 'container';
 
@@ -40,3 +40,12 @@ export function pageTitle(p: Record<string, string>): string {
       return `${(p.kind ?? '').toLowerCase() || 'workload'} ${p.namespace}/${p.workload}`;
   }
 }
+
+/** One end of a service-map edge as people name it: ns/workload, svc ns/name, a host, cgroup /x. */
+export const endLabel = (e: EdgeEntry['source'] | EdgeEntry['target']): string => {
+  const name = e.workload || e.name || e.kind;
+  if (e.kind === 'service') return `svc ${e.namespace}/${name}`;
+  if (e.kind === 'cgroup' || e.kind === 'local') return `${e.kind} ${name}`;
+  if (e.kind === 'external' || e.kind === 'node' || !e.namespace) return name;
+  return `${e.namespace}/${name}`;
+};

@@ -11,7 +11,7 @@ export type View = (typeof VIEWS)[number];
 /** Relative ranges the picker offers (the hub takes any `-<n><unit>`, RFC 3339 or `now`). */
 export const RANGES = ['-5m', '-15m', '-1h', '-6h', '-24h', '-7d'] as const;
 /** Refresh intervals in seconds (0: off). */
-export const REFRESHES = [0, 5, 10, 30, 60] as const;
+export const REFRESHES = [0, 2, 5, 10, 30, 60] as const;
 
 export const DEFAULT_FROM = '-15m';
 export const DEFAULT_REFRESH = 10;

@@ -10,23 +10,23 @@ import { apiUrl, useQuery } from '../api.js';
 import { Card, Loaded, Table, Updated, ViewLink } from '../components.js';
 import { bytes, count, percent } from '../format.js';
 import { rangeQuery, type Route } from '../route.js';
+import { endLabel } from '../names.js';
 import { type Navigate } from '../app.js';
 
 type End = EdgeEntry['source'] | EdgeEntry['target'];
 
 /** One graph node per workload (else per named endpoint) and kind. */
 export const endKey = (e: End): string => `${e.kind}:${e.namespace}/${e.workload || e.name}`;
-export const endLabel = (e: End): string => {
-  const name = e.workload || e.name || e.kind;
-  if (e.kind === 'service') return `svc ${e.namespace}/${name}`;
-  if (e.kind === 'external' || e.kind === 'node' || !e.namespace) return name;
-  return `${e.namespace}/${name}`;
-};
+
 
 /** How bad an edge is: failed connections or retransmits per connection, whichever is worse. */
 export const badness = (x: Pick<EdgeEntry, 'connections' | 'failed' | 'retransmits'>): number =>
   x.connections > 0 ? Math.max(x.failed / x.connections, Math.min(1, x.retransmits / x.connections / 10)) : x.failed > 0 ? 1 : 0;
 const edgeColor = (b: number): string => (b >= 0.1 ? '#d9480f' : b >= 0.01 ? '#f08c00' : '#2b8a3e');
+
+const port = (x: EdgeEntry): string => (x.target.port ? `:${x.target.port}` : '');
+
+const CYTOSCAPE_STYLESHEET = '__________cytoscape_stylesheet';
 
 const edgeKey = (x: EdgeEntry): string => `${endKey(x.source)}>${endKey(x.target)}:${x.target.port}`;
 
@@ -59,6 +59,13 @@ function Graph({ edges, onEdge, onWorkload }: { edges: EdgeEntry[]; onEdge: (k: 
     import('cytoscape')
       .then(({ default: cytoscape }) => {
         if (gone || !box.current) return;
+        // Cytoscape adds a <style> element for its container unless an element with this id exists;
+        // the hub's Content-Security-Policy refuses inline styles, and styles.css has the rule
+        if (!document.getElementById(CYTOSCAPE_STYLESHEET)) {
+          const marker = document.createElement('meta');
+          marker.id = CYTOSCAPE_STYLESHEET;
+          document.head.append(marker);
+        }
         cy.current = cytoscape({
           container: box.current,
           elements,
@@ -136,7 +143,7 @@ export function ServiceMap({ route, navigate }: { route: Route; navigate: Naviga
               {chosen ? (
                 <>
                   <h2>
-                    {endLabel(chosen.source)} → {endLabel(chosen.target)}:{chosen.target.port}
+                    {endLabel(chosen.source)} → {endLabel(chosen.target)}{port(chosen)}
                   </h2>
                   <dl class="facts">
                     <dt>Connections</dt>
@@ -181,7 +188,7 @@ export function ServiceMap({ route, navigate }: { route: Route; navigate: Naviga
                 title: 'Client → server',
                 cell: (x) => (
                   <button type="button" class="link" aria-pressed={edgeKey(x) === selected} onClick={() => pick(edgeKey(x))}>
-                    {endLabel(x.source)} → {endLabel(x.target)}:{x.target.port}
+                    {endLabel(x.source)} → {endLabel(x.target)}{port(x)}
                   </button>
                 ),
               },

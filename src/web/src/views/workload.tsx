@@ -80,7 +80,7 @@ export function Workload({ route }: { route: Route; navigate: Navigate }) {
       title: side === 'source' ? 'Client' : 'Server',
       cell: (x) => {
         const end = x[side];
-        const label = `${end.kind === 'external' || end.kind === 'node' ? '' : end.namespace ? `${end.namespace}/` : ''}${end.workload || end.name}${side === 'target' ? `:${x.target.port}` : ''}`;
+        const label = `${end.kind === 'external' || end.kind === 'node' ? '' : end.namespace ? `${end.namespace}/` : ''}${end.workload || end.name}${side === 'target' && x.target.port ? `:${x.target.port}` : ''}`;
         return end.workload ? (
           <ViewLink route={route} view="workload" params={{ level: 'workload', namespace: end.namespace, workload: end.workload }}>
             {label}
