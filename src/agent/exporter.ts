@@ -13,7 +13,7 @@
  * bound, not by position.
  */
 import { PEER_LABELS, subjectKey, type HistogramValue, type MetricDef, type Peer, type Readings, type Sample, type Subject } from '../collectors/contract.js';
-import { formatFamily } from './exposition.js';
+import { formatFamily, labelBody } from './exposition.js';
 import { OTHER_PEER, PeerFolder, type PeerLabels } from './peers.js';
 
 /** Anything that declares metrics and reads rows for them: a collector, the agent, the inventory. */
@@ -87,6 +87,8 @@ interface Member {
 
 interface SeriesState {
   labels: Record<string, string>;
+  /** the labels as the text exposition writes them, escaped once when the series is made */
+  body: string;
   /** what members that left the series had counted */
   retired: Value | undefined;
   /** when it last had a live member (ms) */
@@ -143,7 +145,8 @@ class Family {
           this.refused++;
           continue;
         }
-        state = { labels: Object.fromEntries(this.labelNames.map((n) => [n, labels[n] ?? ''])), retired: undefined, lastLive: now };
+        const values = Object.fromEntries(this.labelNames.map((n) => [n, labels[n] ?? '']));
+        state = { labels: values, body: labelBody(this.labelNames, values), retired: undefined, lastLive: now };
         this.series.set(key, state);
       }
       state.lastLive = now;
@@ -166,15 +169,15 @@ class Family {
   }
 
   /** The series as exported now: what retired members counted plus the live members, per series. */
-  current(): { labels: Record<string, string>; value: Value }[] {
+  current(): { labels: Record<string, string>; labelBody: string; value: Value }[] {
     const live = new Map<string, Value>();
     for (const m of this.members.values()) live.set(m.series, add(live.get(m.series), m.value));
-    const out: { labels: Record<string, string>; value: Value }[] = [];
+    const out: { labels: Record<string, string>; labelBody: string; value: Value }[] = [];
     for (const [k, s] of this.series) {
       let v = s.retired === undefined ? undefined : add(undefined, s.retired);
       const l = live.get(k);
       if (l !== undefined) v = add(v, l);
-      if (v !== undefined) out.push({ labels: s.labels, value: v });
+      if (v !== undefined) out.push({ labels: s.labels, labelBody: s.body, value: v });
     }
     return out;
   }

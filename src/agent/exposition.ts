@@ -12,6 +12,8 @@ export const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 export interface Series {
   labels: Readonly<Record<string, string>>;
   value: number | { cumulative: readonly number[]; count: number; sum: number };
+  /** labelBody(labelNames, labels), where the caller keeps it from one exposition to the next */
+  labelBody?: string;
 }
 
 const escapeHelp = (s: string): string => s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
@@ -25,26 +27,32 @@ export function formatNumber(n: number): string {
   return String(n);
 }
 
-function labelText(names: readonly string[], labels: Readonly<Record<string, string>>, extra?: [string, string]): string {
-  const parts = names.map((n) => `${n}="${escapeValue(labels[n] ?? '')}"`);
-  if (extra) parts.push(`${extra[0]}="${escapeValue(extra[1])}"`);
-  return parts.length ? `{${parts.join(',')}}` : '';
+/** A series' labels between the braces, escaped: `a="x",b="y"` ('' without labels). */
+export function labelBody(names: readonly string[], labels: Readonly<Record<string, string>>): string {
+  return names.map((n) => `${n}="${escapeValue(labels[n] ?? '')}"`).join(',');
 }
 
-/** One metric family: its header and every series, label names in the order given. */
+/**
+ * One metric family: its header and every series, label names in the order given. A series' labels
+ * are escaped once, not once per line: a histogram writes them on every bucket, and a scrape of
+ * per-flow histograms would otherwise make a megabyte of garbage strings.
+ */
 export function formatFamily(def: MetricDef, labelNames: readonly string[], series: Iterable<Series>): string {
   const out = [`# HELP ${def.name} ${escapeHelp(def.help)}`, `# TYPE ${def.name} ${def.type}`];
+  const les = def.type === 'histogram' ? [...def.buckets.map((le) => `le="${formatNumber(le)}"`), 'le="+Inf"'] : [];
   for (const s of series) {
+    const body = s.labelBody ?? labelBody(labelNames, s.labels);
+    const braced = body ? `{${body}}` : '';
     if (typeof s.value === 'number') {
-      out.push(`${def.name}${labelText(labelNames, s.labels)} ${formatNumber(s.value)}`);
+      out.push(`${def.name}${braced} ${formatNumber(s.value)}`);
       continue;
     }
     if (def.type !== 'histogram') throw new Error(`${def.name} is a ${def.type}, not a histogram`);
     const h = s.value;
-    def.buckets.forEach((le, i) => out.push(`${def.name}_bucket${labelText(labelNames, s.labels, ['le', formatNumber(le)])} ${formatNumber(h.cumulative[i] ?? h.count)}`));
-    out.push(`${def.name}_bucket${labelText(labelNames, s.labels, ['le', '+Inf'])} ${formatNumber(h.count)}`);
-    out.push(`${def.name}_sum${labelText(labelNames, s.labels)} ${formatNumber(h.sum)}`);
-    out.push(`${def.name}_count${labelText(labelNames, s.labels)} ${formatNumber(h.count)}`);
+    const bucket = `${def.name}_bucket{${body}${body ? ',' : ''}`;
+    les.forEach((le, i) => out.push(`${bucket}${le}} ${formatNumber(i < def.buckets.length ? (h.cumulative[i] ?? h.count) : h.count)}`));
+    out.push(`${def.name}_sum${braced} ${formatNumber(h.sum)}`);
+    out.push(`${def.name}_count${braced} ${formatNumber(h.count)}`);
   }
   return `${out.join('\n')}\n`;
 }

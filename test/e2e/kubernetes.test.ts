@@ -126,8 +126,13 @@ test('pod churn: 50 pods come and go in the API, the agent forgets them and its 
   const rss = async (): Promise<number> => sample(await metrics(agent.url), 'periscope_agent_resident_memory_bytes', {}) ?? 0;
   const pods = async (): Promise<number | undefined> => sample(await metrics(agent.url), 'periscope_kubernetes_pods', {});
   await eventually(async () => ((await pods()) === 0 ? true : undefined), 5_000, 'the inventory to start');
-  const before = await rss();
-  for (let round = 0; round < 3; round++) {
+  // Round 0 warms up, then RSS is taken. In its first seconds the agent's RSS grows some 25 MiB
+  // whether pods churn or not (measured with all four collectors, scraped every 50 ms: 169 MiB when
+  // the inventory starts, 186 two seconds later, then 198 after 30 s more, the JavaScript heap within
+  // 3 MiB): mostly one malloc arena of a background thread (23 MiB), nothing the churn keeps.
+  let before = 0;
+  for (let round = 0; round < 4; round++) {
+    if (round === 1) before = await rss();
     const names: string[] = [];
     for (let i = 0; i < 50; i++) {
       const o = deploymentPod({ namespace: 'churn', deployment: `d${round}-${i}`, node: 'churn-node', containers: { app: `containerd://${hexId()}` } });
