@@ -97,3 +97,36 @@ export function sumOf(text: string, name: string, labels: Record<string, string>
   for (const v of values(text, name, labels)) sum += v;
   return sum;
 }
+
+export interface Proc {
+  child: ChildProcess;
+  log: () => string;
+  url: string;
+  stop(): Promise<number | null>;
+}
+
+/** Starts a periscope command (hub, run) and waits for its banner's line `label: URL`. */
+export async function startPeriscope(args: string[], label: string): Promise<Proc> {
+  const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stdout.on('data', (d: Buffer) => (log += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const url = await eventually(
+    () => {
+      if (child.exitCode !== null) throw new Error(`${args[0]} exited with ${child.exitCode}: ${log}`);
+      return new RegExp(`^ {2}${label}: +(https?://[^/\\s]+)`, 'm').exec(log)?.[1];
+    },
+    30_000,
+    `periscope ${args[0]} to print its URLs`,
+  );
+  return {
+    child,
+    log: () => log,
+    url,
+    stop: async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}

@@ -1,13 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { request } from 'node:http';
-import { type AddressInfo } from 'node:net';
-import { Hub, mergeEdges } from './hub.js';
-import { openStore } from './stores.js';
+import { mergeEdges, type Hub } from './hub.js';
+import { startTestHub } from '../../test/hub.js';
 import { WIRE_VERSION, type Batch } from '../wire/ingest.js';
 import { WORKLOAD_SORT_KEYS, type EdgeEntry, type HubHealth, type NodesResponse, type OverviewResponse, type SeriesResponse, type WorkloadEntry, type WorkloadsResponse } from '../wire/hub.js';
 import { type AggregateRow } from './store.js';
@@ -97,20 +93,8 @@ const auth = { authorization: `Bearer ${TOKEN}` };
 const ingest = (base: string, b: unknown, headers: Record<string, string> = {}): Promise<Reply> =>
   send(`${base}/api/v1/ingest`, { method: 'POST', body: gzipSync(JSON.stringify(b)), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', ...auth, ...headers } });
 
-async function startHub(t: { after: (fn: () => unknown) => void }, now = T0 + 60_000): Promise<{ hub: Hub; base: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'periscope-hub-'));
-  const store = openStore(`duckdb:${join(dir, 'hub.duckdb')}`, { rawRetentionMs: 6 * 3_600_000, rollupRetentionMs: 7 * 86_400_000 });
-  await store.open();
-  const hub = new Hub({ store, token: TOKEN, maxBatchBytes: 1 << 20, now: () => now, log: () => undefined });
-  const server = await hub.listen('127.0.0.1', 0);
-  t.after(async () => {
-    server.closeAllConnections();
-    server.close();
-    await hub.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { hub, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-}
+const startHub = (t: { after: (fn: () => unknown) => void }, now = T0 + 60_000): Promise<{ hub: Hub; base: string }> =>
+  startTestHub(t, { token: TOKEN, maxBatchBytes: 1 << 20, now: () => now });
 
 const get = async <T>(base: string, path: string): Promise<T> => {
   const r = await send(`${base}${path}`, { headers: auth });

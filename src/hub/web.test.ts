@@ -5,9 +5,9 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
-import { Hub } from './hub.js';
-import { openStore } from './stores.js';
+import { connect } from 'node:net';
+import { type Hub } from './hub.js';
+import { startTestHub } from '../../test/hub.js';
 import { DEFAULT_WEB_DIR, SECURITY_HEADERS, WebAssets } from './web.js';
 
 const TOKEN = 'a-web-test-token-0123456789';
@@ -59,20 +59,7 @@ function writeBuild(root: string): string {
   return web;
 }
 
-async function startHub(t: { after: (fn: () => unknown) => void }, webDir: string): Promise<{ hub: Hub; base: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'periscope-web-store-'));
-  const store = openStore(`duckdb:${join(dir, 'hub.duckdb')}`, { rawRetentionMs: 6 * 3_600_000, rollupRetentionMs: 7 * 86_400_000 });
-  await store.open();
-  const hub = new Hub({ store, token: TOKEN, webDir, log: () => undefined });
-  const server = await hub.listen('127.0.0.1', 0);
-  t.after(async () => {
-    server.closeAllConnections();
-    server.close();
-    await hub.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { hub, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-}
+const startHub = (t: { after: (fn: () => unknown) => void }, webDir: string): Promise<{ hub: Hub; base: string }> => startTestHub(t, { token: TOKEN, webDir });
 
 function tempRoot(t: { after: (fn: () => unknown) => void }): string {
   const root = mkdtempSync(join(tmpdir(), 'periscope-web-'));

@@ -5,49 +5,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN, freePort, startAgent, sumOf, type RunningAgent } from '../agent-process.js';
+import { BIN, freePort, startAgent, startPeriscope as startProc, sumOf, type RunningAgent } from '../agent-process.js';
 import { eventually, needsKernel, sleep, TestCgroup } from '../kernel.js';
 import { type NodesResponse, type WorkloadEntry, type WorkloadsResponse } from '../../src/wire/hub.js';
 
 const TOKEN = 'e2e-hub-token-0123456789abcdef';
-
-interface Proc {
-  child: ChildProcess;
-  log: () => string;
-  url: string;
-  stop(): Promise<number | null>;
-}
-
-/** Starts a periscope command and waits for the banner line `label: URL`. */
-async function startProc(args: string[], label: string): Promise<Proc> {
-  const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  child.stdout.on('data', (d: Buffer) => (log += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (log += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const url = await eventually(
-    () => {
-      if (child.exitCode !== null) throw new Error(`${args[0]} exited with ${child.exitCode}: ${log}`);
-      return new RegExp(`^ {2}${label}: +(https?://[^/\\s]+)`, 'm').exec(log)?.[1];
-    },
-    30_000,
-    `periscope ${args[0]} to print its URLs`,
-  );
-  return {
-    child,
-    log: () => log,
-    url,
-    stop: async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      return exited;
-    },
-  };
-}
 
 async function getJson<T>(url: string, token?: string): Promise<T> {
   const r = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });

@@ -8,14 +8,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { launch, watch } from '../browser.js';
-import { BIN } from '../agent-process.js';
+import { startPeriscope, type Proc } from '../agent-process.js';
 import { eventually, needsKernel } from '../kernel.js';
 import { FakeApiServer } from './fake-apiserver.js';
 import { TestNode, type TestPod } from './test-node.js';
@@ -25,30 +24,6 @@ import { exactExchange, whyNetKitCannotRun } from './net-kit.js';
 export const ARTIFACTS = fileURLToPath(new URL('../../../build/artifacts/ui/', import.meta.url));
 const TOKEN = 'ui-e2e-token-0123456789abcdef0123';
 const SEED_TOKEN = `sessionStorage.setItem('periscope.token', ${JSON.stringify(TOKEN)})`;
-
-async function startRun(args: string[]): Promise<{ url: string; log: () => string; stop: () => Promise<number | null> }> {
-  const child = spawn(BIN, ['run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  child.stdout.on('data', (d: Buffer) => (log += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (log += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const url = await eventually(
-    () => {
-      if (child.exitCode !== null) throw new Error(`periscope run exited with ${child.exitCode}: ${log}`);
-      return /^ {2}workloads: +(https?:\/\/[^/\s]+)/m.exec(log)?.[1];
-    },
-    30_000,
-    'periscope run to print its URLs',
-  );
-  return {
-    url,
-    log: () => log,
-    stop: async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      return exited;
-    },
-  };
-}
 
 async function shot(page: Page, name: string): Promise<void> {
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -66,7 +41,7 @@ test('the UI in Chromium: every view without errors, the CPU burner on top with 
   const kubeconfig = api.kubeconfig(join(dir, 'kubeconfig'));
   const node = await TestNode.create();
   const nodeName = `node-${node.name}`;
-  const up: { run?: Awaited<ReturnType<typeof startRun>>; browser?: Browser } = {};
+  const up: { run?: Proc; browser?: Browser } = {};
   t.after(async () => {
     await up.browser?.close();
     await up.run?.stop();
@@ -87,7 +62,7 @@ test('the UI in Chromium: every view without errors, the CPU burner on top with 
   register(burner, 'burner');
   register(server, 'api');
   register(client, 'web');
-  const run = (up.run = await startRun(['--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--kubeconfig', kubeconfig, '--node', nodeName, '--interval', '1', '--token-file', tokenFile]));
+  const run = (up.run = await startPeriscope(['run', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--kubeconfig', kubeconfig, '--node', nodeName, '--interval', '1', '--token-file', tokenFile], 'workloads'));
   const base = run.url;
   const pause = await client.runProcess('pause', 'exec sleep 600');
   t.after(() => pause.kill());

@@ -35,9 +35,9 @@ export function Chart({ title, lines, unit, testId, range }: { title: string; li
     const el = box.current;
     if (!el) return;
     const fmt = FORMAT[unit];
-    const dark = matchMedia('(prefers-color-scheme: dark)').matches || document.documentElement.dataset.theme === 'dark';
-    const axisStroke = dark ? '#c9d1d9' : '#333';
-    const grid = { stroke: dark ? '#30363d' : '#e6e6e6', width: 1 };
+    // the theme's colours as the page resolved them (light or dark)
+    const axisStroke = getComputedStyle(document.body).color;
+    const grid = { stroke: getComputedStyle(el.parentElement ?? el).borderTopColor || axisStroke, width: 1 };
     const opts: uPlot.Options = {
       width: Math.max(200, el.clientWidth),
       height: 180,

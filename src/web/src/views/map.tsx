@@ -43,7 +43,7 @@ function Graph({ edges, onEdge, onWorkload }: { edges: EdgeEntry[]; onEdge: (k: 
       ends.set(endKey(x.target), x.target);
     }
     const maxBytes = Math.max(1, ...edges.map((x) => x.bytes_sent + x.bytes_received));
-    const text = getComputedStyle(document.documentElement).getPropertyValue('--fg').trim() || '#222';
+    const text = getComputedStyle(document.body).color || '#222';
     const elements: ElementDefinition[] = [
       ...[...ends].map(([id, e]) => ({ data: { id, label: endLabel(e), kind: e.kind } })),
       ...edges.map((x) => ({
