@@ -13,7 +13,7 @@ import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { chromium, type Page } from 'playwright-core';
 import { DuckDbStore } from '../src/hub/store-duckdb.js';
 import { spawn } from 'node:child_process';
 import { BIN } from '../test/agent-process.js';
@@ -58,6 +58,29 @@ export function bundle(): Result[] {
   out.push({ scenario: 'ui bundle: first page (index.html and what it loads)', bytes: raw, gzip_bytes: gz });
   out.push({ scenario: 'ui bundle: everything', bytes: rawAll, gzip_bytes: gzAll });
   return out;
+}
+
+/**
+ * Opens the overview in a page and reads the browser's timings (ms from navigation start): first
+ * contentful paint; usable, the UI's mark when the top lists first show data (the failures card may
+ * still be loading the map); when the overview query was asked and how long it took; complete, the
+ * failures card filled too, so that the next load starts on an idle hub, as a first visit does.
+ */
+async function loadOverview(page: Page, base: string): Promise<{ fcp: number; usable: number; apiStart: number; api: number; complete: number }> {
+  await page.goto(`${base}/#/overview`, { waitUntil: 'commit' });
+  await page.locator('[data-testid="top-cpu"] tbody tr').first().waitFor({ timeout: 30_000 });
+  await page.locator('#top-fail .state.loading').waitFor({ state: 'detached', timeout: 60_000 });
+  return page.evaluate(`(() => {
+    const at = (name) => performance.getEntriesByName(name)[0]?.startTime ?? NaN;
+    const overview = performance.getEntriesByType('resource').find((r) => r.name.includes('/api/v1/overview'));
+    return {
+      fcp: at('first-contentful-paint'),
+      usable: at('periscope:overview-shown'),
+      apiStart: overview ? overview.startTime : NaN,
+      api: overview ? overview.duration : NaN,
+      complete: at('periscope:failures-shown'),
+    };
+  })()`);
 }
 
 export async function uiFirstPage(o: UiOptions): Promise<Result[]> {
@@ -116,27 +139,14 @@ export async function uiFirstPage(o: UiOptions): Promise<Result[]> {
       const apiStart: number[] = [];
       for (let i = 0; i <= o.repeat; i++) {
         const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
-        const page = await context.newPage();
-        await page.goto(`${base}/#/overview`, { waitUntil: 'commit' });
-        await page.locator('[data-testid="top-cpu"] tbody tr').first().waitFor({ timeout: 30_000 });
-        // usable: the top lists are there (the failures card may still be loading the map)
-        const t = await page.evaluate<{ fcp: number; usable: number; api: number; apiStart: number }>(`(() => {
-          const paint = performance.getEntriesByName('first-contentful-paint')[0];
-          const overview = performance.getEntriesByType('resource').find((r) => r.name.includes('/api/v1/overview'));
-          const shown = performance.getEntriesByName('periscope:overview-shown')[0];
-          return { fcp: paint ? paint.startTime : NaN, usable: shown ? shown.startTime : NaN, api: overview ? overview.duration : NaN, apiStart: overview ? overview.startTime : NaN };
-        })()`);
-        // complete: the failures card (from the service map, asked after the overview) filled too;
-        // the next load starts on an idle hub, as a first visit does
-        await page.locator('#top-fail .state.loading').waitFor({ state: 'detached', timeout: 60_000 });
-        const done = await page.evaluate<number>("performance.getEntriesByName('periscope:failures-shown')[0]?.startTime ?? NaN");
+        const t = await loadOverview(await context.newPage(), base);
         await context.close();
         if (i === 0) continue; // the first load warms the hub's and the store's caches
         fcp.push(t.fcp);
         usable.push(t.usable);
         api.push(t.api);
         apiStart.push(t.apiStart);
-        complete.push(done);
+        complete.push(t.complete);
       }
       // the hub's own account of the overview queries the pages made (its query-latency histogram)
       const m = await (await fetch(`${base}/metrics`)).text();
@@ -149,17 +159,11 @@ export async function uiFirstPage(o: UiOptions): Promise<Result[]> {
       const warmAsked: number[] = [];
       for (let i = 0; i <= o.repeat; i++) {
         const page = await warm.newPage();
-        await page.goto(`${base}/#/overview`, { waitUntil: 'commit' });
-        await page.locator('[data-testid="top-cpu"] tbody tr').first().waitFor({ timeout: 30_000 });
-        const t = await page.evaluate<{ usable: number; asked: number }>(`(() => ({
-          usable: performance.getEntriesByName('periscope:overview-shown')[0]?.startTime ?? NaN,
-          asked: performance.getEntriesByType('resource').find((r) => r.name.includes('/api/v1/overview'))?.startTime ?? NaN,
-        }))()`);
-        await page.locator('#top-fail .state.loading').waitFor({ state: 'detached', timeout: 60_000 });
+        const t = await loadOverview(page, base);
         await page.close();
         if (i === 0) continue;
         warmUsable.push(t.usable);
-        warmAsked.push(t.asked);
+        warmAsked.push(t.apiStart);
       }
       await warm.close();
       out.push({
