@@ -77,13 +77,15 @@ test(`run-queue latency grows when two CPU-bound processes share one CPU, not wh
   const reading = collector.usage();
   const a = reading.get(alone.id)?.runq;
   const s = reading.get(shared.id)?.runq;
-  t.diagnostic(`alone: ${a?.count} waits, mean ${(mean(a) * 1e6).toFixed(1)} us; shared: ${s?.count} waits, mean ${(mean(s) * 1e6).toFixed(1)} us`);
+  const us = (x: number): string => (x * 1e6).toFixed(1);
+  t.diagnostic(`alone: ${a?.count} waits, mean ${us(mean(a))} us, median under ${us(median(a))} us; shared: ${s?.count} waits, mean ${us(mean(s))} us, median under ${us(median(s))} us`);
   assert.ok(s && s.count > 50, 'two hogs on one CPU take turns many times');
   assert.ok(mean(s) > 1e-3, `sharing one CPU, a task waits over 1 ms on average (was ${mean(s)} s)`);
-  assert.ok(mean(a) < 5e-4, `alone on its CPU, waits stay near zero (mean ${mean(a)} s)`);
-  // under QEMU's emulation the lone burner waits more (its guest's own work shares the CPUs): a
-  // 6.12 guest once measured it near the 0.5 ms bound above, under 10 times the shared mean
-  assert.ok(mean(s) > 4 * mean(a), `sharing waits several times longer: shared ${mean(s)} s, alone ${mean(a)} s`);
+  // Medians, not means: a few long waits make a mean (a guest whose host thread is descheduled sees
+  // that as waits; on a busy host the lone burner's mean reached 0.64 ms with its median under 64 us).
+  // Sharing, the median wait is a scheduler slice (milliseconds); alone, a kernel thread's turn.
+  assert.ok(median(a) <= 2.56e-4, `alone on its CPU, most waits stay near zero (median under ${median(a)} s)`);
+  assert.ok(median(s) >= 8 * median(a), `the median wait sharing is many times the median alone: shared under ${median(s)} s, alone under ${median(a)} s`);
   // cumulative buckets never decrease and never pass the count (the +Inf bucket)
   assert.ok(s.cumulative.every((n, i) => i === 0 || n >= s.cumulative[i - 1]!), 'cumulative');
   assert.ok(s.cumulative[s.cumulative.length - 1]! <= s.count);
@@ -110,4 +112,11 @@ test(`counts voluntary switches of a task that sleeps (${alt})`, async (t) => {
 
 function mean(h: CpuReading['runq'] | undefined): number {
   return h && h.count > 0 ? h.sum / h.count : 0;
+}
+
+/** The upper bound of the bucket that holds the median observation (+Inf past the last bound). */
+function median(h: CpuReading['runq'] | undefined): number {
+  if (!h || h.count === 0) return 0;
+  const i = h.cumulative.findIndex((n) => n >= h.count / 2);
+  return i === -1 ? Infinity : h.bounds[i]!;
 }
