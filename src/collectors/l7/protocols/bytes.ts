@@ -79,3 +79,10 @@ export const u32 = (b: Uint8Array, at: number): number => ((b[at]! << 24) >>> 0)
 
 /** Keeps the first `max` characters of `s`, marking a cut with `…`. */
 export const clip = (s: string, max: number): string => (s.length > max ? `${s.slice(0, max)}…` : s);
+
+/** Are the bytes of `b` the start of the ASCII `s` (all of `b`, as far as `s` goes)? */
+export function isPrefixOf(b: Uint8Array, s: string): boolean {
+  const n = Math.min(b.length, s.length);
+  for (let i = 0; i < n; i++) if (b[i] !== s.charCodeAt(i)) return false;
+  return true;
+}

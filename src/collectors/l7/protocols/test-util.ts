@@ -78,3 +78,75 @@ export function run(
   parser.close(list.reduce((t, c) => (c.time > t ? c.time : t), 0n) + 1_000_000n);
   return { records, stats };
 }
+
+/** HPACK integer with an `n`-bit prefix, the first byte's high bits set to `flags`. */
+export function hpackInt(value: number, n: number, flags: number): number[] {
+  const max = (1 << n) - 1;
+  if (value < max) return [flags | value];
+  const out = [flags | max];
+  let v = value - max;
+  while (v >= 128) {
+    out.push((v % 128) + 128);
+    v = Math.floor(v / 128);
+  }
+  out.push(v);
+  return out;
+}
+
+/**
+ * An HPACK encoder as common clients and servers behave: exact matches indexed, other fields
+ * literal with incremental indexing (so later requests refer to the dynamic table), credentials
+ * never indexed, strings Huffman-coded when that is shorter.
+ */
+export class HpackEncoder {
+  private table: [string, string][] = [];
+  private size = 0;
+
+  constructor(
+    private readonly staticTable: readonly (readonly [string, string])[],
+    private readonly huffman: (b: Uint8Array) => Uint8Array,
+    private readonly max = 4096,
+  ) {}
+
+  encode(fields: readonly (readonly [string, string])[]): Uint8Array {
+    const out: number[] = [];
+    for (const [name, value] of fields) {
+      const all = [...this.staticTable, ...this.table];
+      const exact = all.findIndex(([n, v]) => n === name && v === value);
+      if (exact >= 0) {
+        out.push(...hpackInt(exact + 1, 7, 0x80));
+        continue;
+      }
+      const named = all.findIndex(([n]) => n === name);
+      const secret = name === 'authorization' || name === 'cookie';
+      if (secret) out.push(...hpackInt(named + 1, 4, 0x10));
+      else out.push(...hpackInt(named + 1, 6, 0x40));
+      if (named < 0) out.push(...this.string(name));
+      out.push(...this.string(value));
+      if (!secret) this.insert(name, value);
+    }
+    return Uint8Array.from(out);
+  }
+
+  private string(s: string): number[] {
+    const raw = new TextEncoder().encode(s);
+    const h = this.huffman(raw);
+    return h.length < raw.length ? [...hpackInt(h.length, 7, 0x80), ...h] : [...hpackInt(raw.length, 7, 0), ...raw];
+  }
+
+  private insert(name: string, value: string): void {
+    const size = name.length + value.length + 32;
+    this.table.unshift([name, value]);
+    this.size += size;
+    while (this.size > this.max) {
+      const [n, v] = this.table.pop()!;
+      this.size -= n.length + v.length + 32;
+    }
+  }
+}
+
+/** An HTTP/2 frame. */
+export function h2frame(type: number, flags: number, stream: number, payload: Uint8Array | number[] | string = []): Uint8Array {
+  const p = bytes(payload);
+  return bytes([(p.length >> 16) & 0xff, (p.length >> 8) & 0xff, p.length & 0xff, type, flags, (stream >>> 24) & 0x7f, (stream >> 16) & 0xff, (stream >> 8) & 0xff, stream & 0xff], p);
+}
