@@ -89,7 +89,7 @@ function scan(q: string, mode: Mode, max: number): string {
       const end = q.indexOf(tag, i + tag.length);
       i = end < 0 ? q.length : end + tag.length;
       put(mode === 'shape' ? '?' : MASKED_STRING);
-    } else if ((isDigit(c) || (c === '.' && isDigit(next)) || (c === '-' && (isDigit(next) || next === '.') && !/[\w)\]"'?]/.test(last))) && !isWord(last)) {
+    } else if ((isDigit(c) || (c === '.' && isDigit(next)) || (c === '-' && (isDigit(next) || next === '.') && !/[\w)\]"'?]/.test(last))) && !isWord(q[i - 1] ?? ' ')) {
       let j = c === '-' ? i + 1 : i;
       while (j < q.length && (isDigit(q[j]!) || q[j] === '.' || q[j] === '_')) j++;
       if ((q[j] === 'e' || q[j] === 'E') && /[-+\d]/.test(q[j + 1] ?? '')) {
