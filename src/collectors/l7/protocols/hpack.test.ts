@@ -17,7 +17,7 @@ test('the Huffman code is the one listed in RFC 7541 Appendix B', () => {
   const all = Array.from({ length: 257 }, (_, i) => huffmanCode(i));
   assert.ok(all.every((c) => c !== undefined), 'every symbol has a code');
   // a complete prefix code: the Kraft sum is exactly 1
-  assert.equal(all.reduce((s, c) => s + 2 ** -c!.length, 0), 1);
+  assert.equal(all.reduce((s, c) => s + 2 ** -(c?.length ?? 0), 0), 1);
 });
 
 test('Huffman round-trips every byte value, and rejects EOS, long padding and padding of zeros', () => {

@@ -147,6 +147,10 @@ export class Http1Parser implements ConnectionParser {
     this.drain(chunk.dir === this.reqDir, side);
   }
 
+  buffered(): number {
+    return this.sides.egress.stream.buffered + this.sides.ingress.stream.buffered;
+  }
+
   close(time: bigint): void {
     if (this.response) this.finishResponse(time, true);
     for (const req of this.fifo.splice(0)) {
@@ -297,11 +301,15 @@ export class Http1Parser implements ConnectionParser {
     if (side.bytesTarget) side.bytesTarget.bytes += n;
   }
 
+  /** Loses the message boundaries: the rest of the chunk at the head is dropped (never read again as a start). */
   private desync(side: Side, request: boolean): boolean {
     this.ctx.stats.desyncs++;
     side.state = 'desync';
     const target = request ? this.fifo[this.fifo.length - 1] : this.response;
     if (target && side.bytesTarget === target) target.partial = true;
+    const n = side.stream.dropChunk();
+    this.ctx.stats.resyncSkippedBytes += n;
+    if (side.bytesTarget) side.bytesTarget.bytes += n;
     return true;
   }
 

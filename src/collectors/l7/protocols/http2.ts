@@ -158,6 +158,10 @@ export class Http2Parser implements ConnectionParser {
     this.drain(side);
   }
 
+  buffered(): number {
+    return this.sides.egress.stream.buffered + this.sides.ingress.stream.buffered;
+  }
+
   close(time: bigint): void {
     for (const st of [...this.streams.values()]) {
       if (st.requestSeen && st.responseStart === undefined) this.ctx.stats.unansweredRequests++;
@@ -200,6 +204,7 @@ export class Http2Parser implements ConnectionParser {
     side.state = 'desync';
     side.block = undefined;
     side.decoder.distrust();
+    this.ctx.stats.resyncSkippedBytes += side.stream.dropChunk(); // the rest of this chunk is never read again as a start
     return true;
   }
 
@@ -212,6 +217,12 @@ export class Http2Parser implements ConnectionParser {
     const h = readFrameHeader(b);
     if (!plausibleFrame(h) && h.type <= FRAME.CONTINUATION) return this.desync(side);
     if (side.block && (h.type !== FRAME.CONTINUATION || h.stream !== side.block.stream)) return this.desync(side);
+    if (!side.block && h.type === FRAME.CONTINUATION) {
+      // the rest of a block whose start was missed: it cannot be decoded, and what it inserted is unknown
+      side.decoder.distrust();
+      s.skip(HEADER_LENGTH + h.length);
+      return true;
+    }
     const total = HEADER_LENGTH + h.length;
     const needsPayload = h.type === FRAME.HEADERS || h.type === FRAME.CONTINUATION || h.type === FRAME.PUSH_PROMISE || h.type === FRAME.RST_STREAM;
     const whole = b.length >= total;

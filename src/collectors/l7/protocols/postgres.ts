@@ -174,6 +174,10 @@ export class PostgresParser implements ConnectionParser {
     this.drain(side, client);
   }
 
+  buffered(): number {
+    return this.sides.egress.stream.buffered + this.sides.ingress.stream.buffered;
+  }
+
   close(time: bigint): void {
     for (const op of this.fifo.splice(0)) {
       if (op.kind !== 'query' && op.kind !== 'execute') continue;
@@ -248,6 +252,7 @@ export class PostgresParser implements ConnectionParser {
     if (b.length < 8) return s.runEndsInGap() ? (this.lose(side, client), true) : false;
     const length = u32(b, 0);
     const code = u32(b, 4);
+    if (length < 8 || length > MAX_MESSAGE) return (this.lose(side, client), true);
     s.skip(length);
     if (code === SSL_REQUEST || code === GSSENC_REQUEST) this.sides[this.clientDir === 'egress' ? 'ingress' : 'egress'].untyped = true;
     else side.untyped = false; // the startup message (or a cancel request): typed messages follow
@@ -258,6 +263,7 @@ export class PostgresParser implements ConnectionParser {
     this.ctx.stats.desyncs++;
     side.desynced = true;
     side.untyped = false;
+    this.ctx.stats.resyncSkippedBytes += side.stream.dropChunk(); // never read again as a start
     if (!client) {
       this.resumeSeq = this.seq;
       const head = this.fifo.find((o) => o.kind === 'query' || o.kind === 'execute');

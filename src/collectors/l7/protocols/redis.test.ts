@@ -27,7 +27,7 @@ test('a pipeline of 16 SETs then 16 GETs counts every command exactly, one WRONG
   const recs = records as RedisRecord[];
   assert.equal(recs.length, 32);
   assert.deepEqual(recs.slice(0, 16).map(brief), Array(16).fill('SET ok'));
-  assert.deepEqual(recs.slice(16).map(brief), [...Array(7).fill('GET ok'), 'GET WRONGTYPE', ...Array(8).fill('GET ok')]);
+  assert.deepEqual(recs.slice(16).map(brief), [...Array<string>(7).fill('GET ok'), 'GET WRONGTYPE', ...Array<string>(8).fill('GET ok')]);
   assert.equal(recs[23]!.error, true);
   assert.equal(recs[23]!.errorMessage, 'WRONGTYPE Operation against a key holding the wrong kind of value');
   assert.deepEqual(recs[0]!.args, ['key:000000000000', 'xxx']);

@@ -141,6 +141,10 @@ export class RedisParser implements ConnectionParser {
     else this.drainReplies();
   }
 
+  buffered(): number {
+    return this.streams.egress.buffered + this.streams.ingress.buffered;
+  }
+
   close(time: bigint): void {
     if (this.reply) this.endReply(time, true);
     for (const cmd of this.fifo.splice(0)) {
@@ -184,6 +188,8 @@ export class RedisParser implements ConnectionParser {
       this.queue(this.request.cmd);
       this.request = undefined;
     }
+    this.crlf[this.reqDir] = false;
+    this.ctx.stats.resyncSkippedBytes += this.streams[this.reqDir].dropChunk(); // never read again as a start
     return true;
   }
 
@@ -265,7 +271,7 @@ export class RedisParser implements ConnectionParser {
         if (s.atChunkStart() && looksLikeReply(s.peekChunk()) && this.fifo.some((c) => c.seq >= this.resumeSeq)) {
           this.desynced[dir] = false;
           // commands queued before the loss were answered in bytes that were not seen
-          while (this.fifo.length > 0 && this.fifo[0]!.seq < this.resumeSeq) this.emit(this.fifo.shift()!, s.lastTime, 'unknown');
+          while (this.fifo.length > 0 && this.fifo[0]!.seq < this.resumeSeq) this.emit(this.fifo.shift(), s.lastTime, 'unknown');
         } else this.ctx.stats.resyncSkippedBytes += s.dropChunk();
         continue;
       }
@@ -277,6 +283,8 @@ export class RedisParser implements ConnectionParser {
     this.ctx.stats.desyncs++;
     this.desynced[this.reqDir === 'egress' ? 'ingress' : 'egress'] = true;
     this.resumeSeq = this.seq;
+    this.crlf[this.reqDir === 'egress' ? 'ingress' : 'egress'] = false;
+    this.ctx.stats.resyncSkippedBytes += s.dropChunk(); // never read again as a start
     if (this.reply) this.endReply(s.lastTime, true);
     return true;
   }

@@ -64,9 +64,13 @@ function scan(q: string, mode: Mode, max: number): string {
       let depth = 1;
       let j = i + 2;
       while (j < q.length && depth > 0) {
-        if (q[j] === '/' && q[j + 1] === '*') (depth++, (j += 2));
-        else if (q[j] === '*' && q[j + 1] === '/') (depth--, (j += 2));
-        else j++;
+        if (q[j] === '/' && q[j + 1] === '*') {
+          depth++;
+          j += 2;
+        } else if (q[j] === '*' && q[j + 1] === '/') {
+          depth--;
+          j += 2;
+        } else j++;
       }
       i = j;
       space = true;

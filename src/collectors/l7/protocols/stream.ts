@@ -43,6 +43,11 @@ export class ByteStream {
     return this.owed;
   }
 
+  /** captured bytes queued, not yet consumed */
+  get buffered(): number {
+    return this.capturedQueued;
+  }
+
   get empty(): boolean {
     return this.segs.length === 0;
   }

@@ -210,4 +210,6 @@ export interface ConnectionParser {
   push(chunk: Chunk): void;
   /** the connection ended at `time`: whatever is outstanding is emitted as partial */
   close(time: bigint): void;
+  /** captured bytes held while messages are incomplete (bounded by `maxBuffer` per direction, plus one chunk) */
+  buffered(): number;
 }
