@@ -56,10 +56,12 @@ class Generator {
   private readonly out: string[] = [];
   private readonly objectFile: string;
   private readonly codecModule: string;
+  private readonly rodataOffsets: ReadonlyMap<string, number>;
 
-  constructor(types: BtfType[], objectFile: string, codecModule: string) {
+  constructor(types: BtfType[], objectFile: string, codecModule: string, rodataOffsets: ReadonlyMap<string, number> = new Map()) {
     this.objectFile = objectFile;
     this.codecModule = codecModule;
+    this.rodataOffsets = rodataOffsets;
     for (const t of types) this.types.set(t.id, t);
   }
 
@@ -211,7 +213,10 @@ class Generator {
       const variable = this.type(v.type_id);
       if (variable.linkage !== 'global') continue;
       const codec = this.codecFor(variable.type_id!, `.rodata ${variable.name}`);
-      config.push(`  ${variable.name}: { section: '.rodata', offset: ${v.offset}, codec: ${codec} },`);
+      // an object as clang writes it has every DATASEC offset at 0 (libbpf fills them in at open):
+      // the symbol table has the real ones
+      const offset = this.rodataOffsets.get(variable.name) ?? v.offset;
+      config.push(`  ${variable.name}: { section: '.rodata', offset: ${offset}, codec: ${codec} },`);
     }
     const exported: string[] = [];
     for (const t of all) {
@@ -283,7 +288,32 @@ export function generate(objectPath: string, codecModule = './codec.js'): string
     throw new CodegenError(`bpftool could not dump the BTF of ${objectPath}: ${(err as Error).message}`);
   }
   const { types } = JSON.parse(json) as { types: BtfType[] };
-  return new Generator(types, basename(objectPath), codecModule).generate();
+  return new Generator(types, basename(objectPath), codecModule, rodataSymbols(objectPath)).generate();
+}
+
+/**
+ * Offsets of the symbols in the object's .rodata section, from its ELF symbol table (binutils'
+ * readelf reads BPF objects): with more than one knob, the BTF of an unlinked object cannot say where
+ * each one is.
+ */
+function rodataSymbols(objectPath: string): Map<string, number> {
+  const out = new Map<string, number>();
+  let sections: string;
+  let symbols: string;
+  try {
+    sections = execFileSync('readelf', ['-SW', objectPath], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    symbols = execFileSync('readelf', ['-sW', objectPath], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  } catch (err) {
+    throw new CodegenError(`readelf could not read the symbols of ${objectPath}: ${(err as Error).message}`);
+  }
+  const index = /\[\s*(\d+)\]\s+\.rodata\s/.exec(sections)?.[1];
+  if (index === undefined) return out;
+  for (const line of symbols.split('\n')) {
+    // Num: Value Size Type Bind Vis Ndx Name
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 8 && f[3] === 'OBJECT' && f[6] === index) out.set(f[7]!, parseInt(f[1]!, 16));
+  }
+  return out;
 }
 
 if (process.argv[1] && import.meta.url.endsWith(basename(process.argv[1]))) {
