@@ -110,14 +110,7 @@ struct {
 	__type(value, __u8);
 } ignore_conns SEC(".maps");
 
-/* A record is built here, then copied into the ring with its real length: the payload part is twice
- * the most that is copied, so that a copy at any offset below L7_MAX_CAPTURE of at most
- * L7_MAX_CAPTURE bytes is in bounds by construction (what the verifier can check). */
-struct l7_scratch {
-	struct l7_chunk hdr;
-	__u8 data[2 * L7_MAX_CAPTURE];
-};
-
+/* where a record is built (struct l7_scratch, l7.h) */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);

@@ -98,6 +98,14 @@ struct l7_chunk {
 	__u8 pad[7];
 };
 
+/* A record is built here, then copied into the ring with its real length: the payload part is twice
+ * the most that is copied, so that a copy at any offset below L7_MAX_CAPTURE of at most
+ * L7_MAX_CAPTURE bytes is in bounds by construction (what the verifier can check). */
+struct l7_scratch {
+	struct l7_chunk hdr;
+	__u8 data[2 * L7_MAX_CAPTURE];
+};
+
 /* The state of a TCP socket an allowed process moved payload on, keyed by the socket's address
  * (struct conn_key). The address of a freed socket is reused: the socket's inode number tells the
  * new socket from the old one. */
