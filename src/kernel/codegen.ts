@@ -56,10 +56,12 @@ class Generator {
   private readonly out: string[] = [];
   private readonly objectFile: string;
   private readonly codecModule: string;
+  private readonly elf: ElfSymbols;
 
-  constructor(types: BtfType[], objectFile: string, codecModule: string) {
+  constructor(types: BtfType[], objectFile: string, codecModule: string, elf: ElfSymbols = { rodata: new Map(), subprograms: new Set() }) {
     this.objectFile = objectFile;
     this.codecModule = codecModule;
+    this.elf = elf;
     for (const t of types) this.types.set(t.id, t);
   }
 
@@ -211,7 +213,10 @@ class Generator {
       const variable = this.type(v.type_id);
       if (variable.linkage !== 'global') continue;
       const codec = this.codecFor(variable.type_id!, `.rodata ${variable.name}`);
-      config.push(`  ${variable.name}: { section: '.rodata', offset: ${v.offset}, codec: ${codec} },`);
+      // an object as clang writes it has every DATASEC offset at 0 (libbpf fills them in at open):
+      // the symbol table has the real ones
+      const offset = this.elf.rodata.get(variable.name) ?? v.offset;
+      config.push(`  ${variable.name}: { section: '.rodata', offset: ${offset}, codec: ${codec} },`);
     }
     const exported: string[] = [];
     for (const t of all) {
@@ -229,7 +234,8 @@ class Generator {
       enums.push(`  ${t.name}: { ${vals} },`);
     }
     const programs = all
-      .filter((t) => t.kind === 'FUNC' && t.linkage === 'global')
+      // a global function in .text is a subprogram (verified once, called by programs), not a program
+      .filter((t) => t.kind === 'FUNC' && t.linkage === 'global' && !this.elf.subprograms.has(t.name))
       .map((t) => `'${t.name}'`)
       .sort();
     const head = [
@@ -283,7 +289,38 @@ export function generate(objectPath: string, codecModule = './codec.js'): string
     throw new CodegenError(`bpftool could not dump the BTF of ${objectPath}: ${(err as Error).message}`);
   }
   const { types } = JSON.parse(json) as { types: BtfType[] };
-  return new Generator(types, basename(objectPath), codecModule).generate();
+  return new Generator(types, basename(objectPath), codecModule, elfSymbols(objectPath)).generate();
+}
+
+/** What the BTF of an unlinked object does not say, from its ELF symbol table. */
+interface ElfSymbols {
+  /** offsets of the .rodata variables: with more than one knob, BTF has them all at 0 */
+  rodata: Map<string, number>;
+  /** functions in .text: global subprograms, which BTF lists like programs */
+  subprograms: Set<string>;
+}
+
+/** The object's symbols, as binutils' readelf (which reads BPF objects) lists them. */
+function elfSymbols(objectPath: string): ElfSymbols {
+  const out: ElfSymbols = { rodata: new Map(), subprograms: new Set() };
+  let sections: string;
+  let symbols: string;
+  try {
+    sections = execFileSync('readelf', ['-SW', objectPath], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    symbols = execFileSync('readelf', ['-sW', objectPath], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  } catch (err) {
+    throw new CodegenError(`readelf could not read the symbols of ${objectPath}: ${(err as Error).message}`);
+  }
+  const rodata = /\[\s*(\d+)\]\s+\.rodata\s/.exec(sections)?.[1];
+  const text = /\[\s*(\d+)\]\s+\.text\s/.exec(sections)?.[1];
+  for (const line of symbols.split('\n')) {
+    // Num: Value Size Type Bind Vis Ndx Name
+    const f = line.trim().split(/\s+/);
+    if (f.length < 8) continue;
+    if (f[3] === 'OBJECT' && f[6] === rodata) out.rodata.set(f[7]!, parseInt(f[1]!, 16));
+    if (f[3] === 'FUNC' && f[6] === text) out.subprograms.add(f[7]!);
+  }
+  return out;
 }
 
 if (process.argv[1] && import.meta.url.endsWith(basename(process.argv[1]))) {

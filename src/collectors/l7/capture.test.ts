@@ -1,0 +1,209 @@
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { ALT_SYS_EXIT, L7_SPEC, L7Capture, type CaptureRecord, type Chunk, type ConnClose } from './capture.js';
+import { alternativesHere, eventually, needsKernel, TestCgroup } from '../../../test/kernel.js';
+
+const FIXTURE = fileURLToPath(new URL('../../../../test/fixtures/l7-capture.py', import.meta.url));
+
+/** A long-running fixture (a server) in a cgroup: its first line is its port. */
+class Server {
+  private readonly child: ChildProcessWithoutNullStreams;
+  readonly port: Promise<number>;
+
+  constructor(cg: TestCgroup, mode: string) {
+    this.child = spawn('/bin/sh', ['-c', `${cg.enter} && exec /usr/bin/python3 ${FIXTURE} ${mode}`], { stdio: 'pipe' });
+    let out = '';
+    let err = '';
+    this.child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    this.port = new Promise((resolve, reject) => {
+      this.child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const line = out.split('\n')[0];
+        if (out.includes('\n') && line) resolve((JSON.parse(line) as { port: number }).port);
+      });
+      this.child.on('close', (code) => reject(new Error(`${mode} exited (${code}): ${err}`)));
+    });
+  }
+
+  kill(): void {
+    this.child.kill('SIGKILL');
+  }
+}
+
+/** Runs a client mode of the fixture in a cgroup; its one line of output. */
+async function client<T>(cg: TestCgroup, args: string): Promise<T> {
+  const r = await cg.run(`exec /usr/bin/python3 ${FIXTURE} ${args}`, 30_000);
+  assert.equal(r.code, 0, `fixture ${args}: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as T;
+}
+
+const chunksOf = (recs: CaptureRecord[], pred: (c: Chunk) => boolean): Chunk[] => recs.filter((r): r is Chunk => r.kind === 'chunk' && pred(r));
+const sum = (cs: Chunk[], dir: 'egress' | 'ingress'): number => cs.filter((c) => c.dir === dir).reduce((a, c) => a + c.size, 0);
+const text = (d: Uint8Array): string => Buffer.from(d).toString('latin1');
+/** The fixture's request i, as it writes it. */
+const request = (i: number): string => `GET /size/${100 + i * 37} HTTP/1.1\r\nHost: test\r\nX-Seq: ${i}\r\n\r\n`;
+
+/** Drains the capture into `seen` until `done` says what it waits for is there. */
+async function until<T>(cap: L7Capture, seen: CaptureRecord[], done: () => T | undefined, what: string): Promise<T> {
+  return eventually(() => {
+    cap.drain((r) => seen.push(r));
+    return done();
+  }, 5_000, what);
+}
+
+for (const alt of alternativesHere(L7_SPEC)) {
+  test(`the capture ships what allowed processes move on HTTP connections and nothing else (${alt})`, async (t: TestContext) => {
+    if (!needsKernel(t)) return;
+    const server = new TestCgroup('l7-server');
+    const clients = new TestCgroup('l7-client');
+    const outsider = new TestCgroup('l7-outsider');
+    const cap = new L7Capture({ alternative: alt });
+    const servers: Server[] = [];
+    t.after(() => {
+      for (const s of servers) s.kill();
+      cap.close();
+      server.remove();
+      clients.remove();
+      outsider.remove();
+    });
+    assert.equal(cap.choice.chosen, alt);
+    cap.addCgroup(server.id);
+    cap.addCgroup(clients.id);
+    assert.deepEqual(cap.cgroups().sort(), [BigInt(server.id), BigInt(clients.id)].sort());
+    const http = new Server(server, 'http-server');
+    const echo = new Server(server, 'echo-server');
+    servers.push(http, echo);
+    const httpPort = await http.port;
+    const echoPort = await echo.port;
+    const seen: CaptureRecord[] = [];
+
+    await t.test('every request and response of a keep-alive connection is shipped once, with its exact size, direction and one id per end', async () => {
+      const N = 20;
+      const r = await client<{ fd: number; port: number; sent: number; received: number; requests: number[]; pid: number }>(clients, `keepalive ${httpPort} ${N}`);
+      const mine = (c: Chunk): boolean => c.tgid === r.pid;
+      const theirs = (c: Chunk): boolean => c.remote.port === r.port && c.local.port === httpPort;
+      await until(cap, seen, () => {
+        const c = chunksOf(seen, mine);
+        const s = chunksOf(seen, theirs);
+        return sum(c, 'egress') === r.sent && sum(c, 'ingress') === r.received && sum(s, 'ingress') === r.sent && sum(s, 'egress') === r.received ? true : undefined;
+      }, `${r.sent} bytes each way on both ends`);
+      const c = chunksOf(seen, mine);
+      const s = chunksOf(seen, theirs);
+      const ids = new Set(c.map((x) => x.conn));
+      assert.equal(ids.size, 1, 'one connection id for the client end');
+      assert.equal(new Set(s.map((x) => x.conn)).size, 1, 'one connection id for the server end');
+      assert.notEqual(s[0]!.conn, c[0]!.conn, 'each end is a socket of its own');
+      const requests = c.filter((x) => x.dir === 'egress');
+      assert.deepEqual(requests.map((x) => x.size), r.requests, 'one chunk per request, of its size');
+      requests.forEach((x, i) => {
+        assert.equal(text(x.data), request(i), `request ${i} in full`);
+        assert.equal(x.syscall, 'sendto');
+      });
+      for (const x of c) {
+        assert.equal(x.fd, r.fd);
+        assert.equal(x.cgroup, BigInt(clients.id));
+        assert.equal(x.protocol, 'http1');
+        assert.equal(x.role, 'client');
+        assert.deepEqual(x.local, { addr: '127.0.0.1', port: r.port });
+        assert.deepEqual(x.remote, { addr: '127.0.0.1', port: httpPort });
+        assert.equal(x.data.length, Math.min(x.size, 1024), 'the prefix is the capture size or all of it');
+      }
+      for (const x of s) assert.equal(x.role, 'server');
+      assert.ok(s.filter((x) => x.dir === 'egress').every((x) => text(x.data).startsWith('HTTP/1.0 200') || text(x.data).startsWith('HTTP/1.1 200') || x.offset > 0));
+      // stream offsets count what came before in the same direction
+      for (const dir of ['egress', 'ingress'] as const) {
+        let at = 0;
+        for (const x of c.filter((y) => y.dir === dir)) {
+          assert.equal(x.offset, at, `${dir} offset`);
+          at += x.size;
+        }
+      }
+      const closes = await until(cap, seen, () => {
+        const cl = seen.filter((x): x is ConnClose => x.kind === 'close' && (x.conn === c[0]!.conn || x.conn === s[0]!.conn));
+        return cl.length === 2 ? cl : undefined;
+      }, 'both ends closed');
+      const mineClosed = closes.find((x) => x.conn === c[0]!.conn)!;
+      assert.deepEqual([mineClosed.egressBytes, mineClosed.ingressBytes], [r.sent, r.received], 'the close says how much went each way');
+      assert.equal(mineClosed.local.port, r.port);
+    });
+
+    await t.test('two connections one after the other on the same fd number are two connections', async () => {
+      const r = await client<{ conns: { fd: number; port: number }[]; pid: number }>(clients, `reuse ${httpPort}`);
+      assert.equal(r.conns[0]!.fd, r.conns[1]!.fd, 'the fixture reused the fd number');
+      const ids = await until(cap, seen, () => {
+        const c = chunksOf(seen, (x) => x.tgid === r.pid);
+        const per = r.conns.map((k) => c.filter((x) => x.local.port === k.port));
+        // a response may come in more than one read: a request and some response on each
+        const both = per.every((p) => p.some((x) => x.dir === 'egress') && p.some((x) => x.dir === 'ingress'));
+        const byPort = per.map((p) => new Set(p.map((x) => x.conn)));
+        return both && byPort.every((s) => s.size === 1) ? byPort.map((s) => [...s][0]!) : undefined;
+      }, 'a request and a response on each connection');
+      assert.deepEqual(new Set(chunksOf(seen, (x) => x.tgid === r.pid).map((x) => x.fd)), new Set([r.conns[0]!.fd]));
+      assert.notEqual(ids[0], ids[1]);
+    });
+
+    await t.test('a connection of bytes no parser knows is ignored and ships nothing', async () => {
+      const before = cap.stats();
+      const r = await client<{ fd: number; port: number; pid: number }>(clients, `binary ${echoPort} 5`);
+      await until(cap, seen, () => (cap.stats().ignored >= before.ignored + 2 ? true : undefined), 'both ends ignored');
+      assert.equal(cap.stats().connections - before.connections, cap.stats().ignored - before.ignored, 'every new connection was ignored');
+      assert.deepEqual(chunksOf(seen, (x) => x.tgid === r.pid || x.local.port === r.port || x.remote.port === r.port), []);
+      assert.equal(seen.filter((x) => x.kind === 'close' && (x.local.port === r.port || x.remote.port === r.port)).length, 0, 'nor a close');
+    });
+
+    await t.test('a process in a cgroup not on the allow-list ships nothing, its allowed peer does', async () => {
+      const r = await client<{ port: number; sent: number; received: number; pid: number }>(outsider, `keepalive ${httpPort} 3`);
+      await until(cap, seen, () => {
+        const s = chunksOf(seen, (x) => x.remote.port === r.port);
+        return sum(s, 'ingress') === r.sent && sum(s, 'egress') === r.received ? true : undefined;
+      }, "the server's end");
+      assert.deepEqual(chunksOf(seen, (x) => x.tgid === r.pid || x.cgroup === BigInt(outsider.id)), []);
+      // and once removed, the client cgroup is not captured either
+      cap.removeCgroup(clients.id);
+      const q = await client<{ port: number; sent: number; pid: number }>(clients, `keepalive ${httpPort} 2`);
+      await until(cap, seen, () => (sum(chunksOf(seen, (x) => x.remote.port === q.port), 'ingress') === q.sent ? true : undefined), "the server's end");
+      assert.deepEqual(chunksOf(seen, (x) => x.tgid === q.pid), []);
+      cap.addCgroup(clients.id);
+    });
+
+    await t.test('readv, writev, sendmsg and recvmsg are captured across their buffers', async () => {
+      const r = await client<{ port: number; pid: number; calls: { syscall: string; dir: string; bytes: number; data: string }[] }>(clients, `vectored ${httpPort}`);
+      const got = await until(cap, seen, () => {
+        const c = chunksOf(seen, (x) => x.tgid === r.pid);
+        return c.length === r.calls.length ? c : undefined;
+      }, `${r.calls.length} chunks`);
+      assert.deepEqual(
+        got.map((x) => ({ syscall: x.syscall, dir: x.dir, bytes: x.size, data: Buffer.from(x.data).toString('hex') })),
+        r.calls,
+      );
+      assert.deepEqual(new Set(got.map((x) => x.syscall)), new Set(['writev', 'readv', 'sendmsg', 'recvmsg']));
+      assert.ok(got.some((x) => x.dir === 'ingress' && x.data.length > 16), 'a read that filled more than its first buffer');
+    });
+
+    await t.test('a full ring costs records, and they are counted', async () => {
+      const small = new L7Capture({ alternative: alt, ringBytes: 4096 });
+      try {
+        small.addCgroup(clients.id);
+        await client(clients, `flood ${httpPort} 50`);
+        const d = small.drops();
+        assert.ok(d.ringFull > 0, `records lost to a full ring are counted (${JSON.stringify(d)})`);
+        const kept = small.drainAll().filter((x) => x.kind === 'chunk');
+        assert.ok(kept.length > 0 && kept.length < 100, `the ring kept a few (${kept.length})`);
+        assert.equal(kept.length, small.stats().chunks, 'what went into the ring is what was read from it');
+        assert.ok(d.ringFull + kept.length >= 100, 'at least a request and a response each were due');
+      } finally {
+        small.close();
+      }
+    });
+
+    assert.deepEqual(cap.drops(), { ringFull: 0, noState: 0, unreadable: 0, malformed: 0 });
+  });
+}
+
+test('the capture refuses a ring that is not a power of two and a capture size past its maximum', () => {
+  assert.throws(() => new L7Capture({ ringBytes: 5000 }), /power of two/);
+  assert.throws(() => new L7Capture({ captureBytes: 4096 }), /capture size/);
+  assert.ok(ALT_SYS_EXIT);
+});

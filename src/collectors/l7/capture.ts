@@ -1,0 +1,317 @@
+/**
+ * The capture half of the l7 collector: loads l7.bpf.o, keeps its cgroup allow-list, and drains its
+ * ring into typed chunks (a payload prefix of one system call on one TCP connection, with the
+ * connection's id, who moved it and which way) and close notices, for the protocol parsers. The kernel
+ * decides the protocol once per connection from its first bytes and ships nothing of a connection
+ * that is none it knows, nor of a process whose cgroup is not on the list. What the kernel could not
+ * ship is counted (`drops()`), and each chunk carries its stream offset, so a parser sees a gap.
+ *
+ * Not a collector yet: the l7 collector wires this to the parsers and the registry.
+ */
+import { PeriscopeError } from '../../kernel/errors.js';
+import { type Alternative, type Choice, type ObjectSpec } from '../../kernel/bpf-object.js';
+import { type BpfObject } from '../../kernel/bpf-object.js';
+import { type TypedMap } from '../../kernel/maps.js';
+import { type RawRecord, type RingReader } from '../../kernel/ring.js';
+import { loadAndAttach } from '../kernel-collector.js';
+import { wordsToAddr } from '../network/addr.js';
+import * as gen from './l7.gen.js';
+
+/** tp_btf on the raw sys_exit tracepoint: every system call runs a compare; no tracefs needed. */
+export const ALT_SYS_EXIT = 'tp_btf';
+/** The classic syscalls:sys_exit_* tracepoints of the nine system calls (libbpf needs tracefs). */
+export const ALT_TRACEPOINTS = 'tracepoint';
+
+const TRACEPOINT_PROGRAMS = gen.programs.filter((p) => p.startsWith('l7_exit_'));
+
+export const L7_SPEC: ObjectSpec<gen.ProgramName> = {
+  file: gen.OBJECT_FILE,
+  programs: gen.programs,
+  maps: gen.maps,
+  // Both need socket storage from tracing programs (Linux 5.11+) and take closes from
+  // sock:inet_sock_set_state; they differ in how they reach the system calls' exits.
+  alternatives: [
+    {
+      name: ALT_SYS_EXIT,
+      requires: ['btf', 'tp_btf', 'ringbuf', 'sk_storage_tracing'],
+      programs: ['l7_sys_exit', 'l7_sock_state'],
+    },
+    {
+      name: ALT_TRACEPOINTS,
+      requires: ['btf', 'tracepoint', 'tp_btf', 'ringbuf', 'sk_storage_tracing'],
+      programs: [...TRACEPOINT_PROGRAMS, 'l7_sock_state'],
+    },
+  ],
+};
+
+/** Most payload bytes a chunk carries (L7_MAX_CAPTURE in l7.h). */
+export const MAX_CAPTURE_BYTES = gen.L7ScratchCodec.size - gen.L7ChunkCodec.size >> 1;
+
+export type L7Protocol = 'unknown' | 'http1' | 'http2' | 'postgres' | 'redis';
+export type L7Role = 'unknown' | 'client' | 'server';
+export type L7Syscall = 'read' | 'write' | 'readv' | 'writev' | 'recvfrom' | 'sendto' | 'recvmsg' | 'sendmsg' | 'sendmmsg';
+
+const PROTOCOLS: readonly L7Protocol[] = ['unknown', 'http1', 'http2', 'postgres', 'redis'];
+const ROLES: readonly L7Role[] = ['unknown', 'client', 'server'];
+const SYSCALLS: readonly L7Syscall[] = ['read', 'write', 'readv', 'writev', 'recvfrom', 'sendto', 'recvmsg', 'sendmsg', 'sendmmsg'];
+
+export interface Endpoint {
+  /** dotted quad for IPv4 (IPv4-mapped in the kernel), RFC 5952 for IPv6 */
+  addr: string;
+  port: number;
+}
+
+/** The first bytes of what one system call moved on a captured connection. */
+export interface Chunk {
+  kind: 'chunk';
+  /** the connection (one socket): a new id for a new socket, even on a reused fd */
+  conn: bigint;
+  tgid: number;
+  pid: number;
+  fd: number;
+  cgroup: bigint;
+  dir: 'egress' | 'ingress';
+  /** CLOCK_MONOTONIC ns when the system call returned */
+  time: bigint;
+  /** bytes the system call moved (sendmmsg: its first message's) */
+  size: number;
+  /** bytes moved in this direction before this chunk, shipped or not: a jump says what was missed */
+  offset: number;
+  /** the first bytes of it (at most the capture size) */
+  data: Uint8Array;
+  protocol: L7Protocol;
+  /** which end this socket is, as the first bytes said */
+  role: L7Role;
+  syscall: L7Syscall;
+  family: 'ipv4' | 'ipv6';
+  local: Endpoint;
+  remote: Endpoint;
+}
+
+/** A captured connection reached TCP_CLOSE: its state can go. */
+export interface ConnClose {
+  kind: 'close';
+  conn: bigint;
+  /** the cgroup of the process that first moved payload on it */
+  cgroup: bigint;
+  time: bigint;
+  protocol: L7Protocol;
+  role: L7Role;
+  egressBytes: number;
+  ingressBytes: number;
+  local: Endpoint;
+  remote: Endpoint;
+}
+
+export type CaptureRecord = Chunk | ConnClose;
+
+export interface CaptureOptions {
+  /** take this alternative or none (tests run each) */
+  alternative?: string;
+  /** bytes of the ring buffer: a power of two, at least a page (default 4 MiB) */
+  ringBytes?: number;
+  /** payload bytes per chunk, 1..MAX_CAPTURE_BYTES (default MAX_CAPTURE_BYTES) */
+  captureBytes?: number;
+  /** capture every cgroup, the allow-list notwithstanding (tests, node-wide debugging) */
+  allCgroups?: boolean;
+  /** entries of the allow-list (default 4096) */
+  maxCgroups?: number;
+}
+
+export interface CaptureDrops {
+  /** records the kernel could not put in the ring: it was full */
+  ringFull: number;
+  /** connections whose state could not be made (socket storage refused), so nothing was captured */
+  noState: number;
+  /** payloads (or their iovecs, msghdr) the kernel could not read from the process's memory */
+  unreadable: number;
+  /** ring records that did not decode */
+  malformed: number;
+}
+
+export interface CaptureStats {
+  connections: number;
+  classified: number;
+  ignored: number;
+  chunks: number;
+  ignoredByUser: number;
+  closes: number;
+}
+
+function isPowerOfTwo(n: number): boolean {
+  return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
+}
+
+function endpoint(words: readonly number[], port: number): Endpoint {
+  return { addr: wordsToAddr(words) || '0.0.0.0', port };
+}
+
+export class L7Capture {
+  private readonly obj: BpfObject<gen.ProgramName>;
+  private readonly ring: RingReader;
+  private readonly allowed: TypedMap<number, number>;
+  private readonly ignoreMap: TypedMap<number, number>;
+  private readonly dropMap: TypedMap<number, number>;
+  private readonly statMap: TypedMap<number, number>;
+  private readonly allowList = new Set<bigint>();
+  private malformed = 0;
+  private closed = false;
+
+  constructor(opts: CaptureOptions = {}) {
+    const captureBytes = opts.captureBytes ?? MAX_CAPTURE_BYTES;
+    if (!Number.isInteger(captureBytes) || captureBytes < 1 || captureBytes > MAX_CAPTURE_BYTES) {
+      throw new PeriscopeError('BAD_ARGUMENT', `capture size ${captureBytes} is not in 1..${MAX_CAPTURE_BYTES}`, `give 1..${MAX_CAPTURE_BYTES} bytes`);
+    }
+    const ringBytes = opts.ringBytes ?? gen.maps.l7_events.maxEntries;
+    if (!isPowerOfTwo(ringBytes) || ringBytes < 4096) {
+      throw new PeriscopeError('BAD_ARGUMENT', `ring size ${ringBytes} is not a power of two of at least 4096`, 'give a power of two, e.g. 4194304');
+    }
+    // the knobs are per load, so every alternative carries them
+    const knobs = { capture_bytes: captureBytes, capture_all: opts.allCgroups ?? false };
+    const spec: ObjectSpec<gen.ProgramName> = {
+      ...L7_SPEC,
+      config: gen.config,
+      alternatives: L7_SPEC.alternatives.map((a): Alternative<gen.ProgramName> => ({ ...a, config: { ...a.config, ...knobs } })),
+    };
+    const maxEntries: Record<string, number> = { l7_events: ringBytes };
+    if (opts.maxCgroups !== undefined) maxEntries.allowed_cgroups = opts.maxCgroups;
+    const { obj, parts } = loadAndAttach(spec, { maxCgroups: 0 }, { ...(opts.alternative ? { alternative: opts.alternative } : {}), maxEntries }, (o) => ({
+      ring: o.ring(gen.maps.l7_events.name),
+      allowed: o.map(gen.maps.allowed_cgroups),
+      ignoreMap: o.map(gen.maps.ignore_conns),
+      dropMap: o.map(gen.maps.drops),
+      statMap: o.map(gen.maps.stats),
+    }));
+    this.obj = obj;
+    this.ring = parts.ring;
+    this.allowed = parts.allowed;
+    this.ignoreMap = parts.ignoreMap;
+    this.dropMap = parts.dropMap;
+    this.statMap = parts.statMap;
+  }
+
+  /** Which alternative the kernel took, and why it passed over the others. */
+  get choice(): Choice {
+    return this.obj.choice;
+  }
+
+  /** Captures the processes of this cgroup (by its cgroup2 id) from now on. */
+  addCgroup(id: number | bigint): void {
+    const key = BigInt(id);
+    this.allowed.update(Number(key), 1);
+    this.allowList.add(key);
+  }
+
+  /** Stops capturing this cgroup. Its connections keep their ids; nothing more of them is shipped. */
+  removeCgroup(id: number | bigint): void {
+    const key = BigInt(id);
+    this.allowed.delete(Number(key));
+    this.allowList.delete(key);
+  }
+
+  /** The allow-list as user space set it. */
+  cgroups(): bigint[] {
+    return [...this.allowList];
+  }
+
+  /** Asks the kernel to ship nothing more of a connection (its next chunk marks it ignored). */
+  ignore(conn: bigint): void {
+    this.ignoreMap.update(Number(conn), 1);
+  }
+
+  /** Drains what the ring holds, in order; how many records it read. */
+  drain(onRecord: (r: CaptureRecord) => void, maxBatches = 8): number {
+    if (this.closed) return 0;
+    return this.ring.drain((r) => {
+      const rec = this.decode(r);
+      if (rec) onRecord(rec);
+      else this.malformed++;
+    }, maxBatches);
+  }
+
+  /** Everything the ring holds now, as a list (tests and tools). */
+  drainAll(): CaptureRecord[] {
+    const out: CaptureRecord[] = [];
+    while (this.drain((r) => out.push(r)) > 0);
+    return out;
+  }
+
+  private decode(r: RawRecord): CaptureRecord | undefined {
+    const H = gen.L7ChunkCodec;
+    const O = gen.L7ChunkOffsets;
+    if (r.size < H.size) return undefined;
+    const v = r.view;
+    const at = r.offset;
+    const h = H.decode(v, at);
+    // 64-bit ids and times exactly, not through a double
+    const conn = v.getBigUint64(at + O.conn_id, true);
+    const cgroup = v.getBigUint64(at + O.cgroup_id, true);
+    const time = v.getBigUint64(at + O.time_ns, true);
+    const local = endpoint(h.local_addr, h.local_port);
+    const remote = endpoint(h.remote_addr, h.remote_port);
+    const protocol = PROTOCOLS[h.protocol] ?? 'unknown';
+    const role = ROLES[h.role] ?? 'unknown';
+    const K = gen.enums.l7_record_kind;
+    if (h.kind === K.REC_CLOSE) {
+      return { kind: 'close', conn, cgroup, time, protocol, role, egressBytes: h.egress_bytes, ingressBytes: h.ingress_bytes, local, remote };
+    }
+    if (h.kind !== K.REC_CHUNK || h.captured > r.size - H.size) return undefined;
+    const syscall = SYSCALLS[h.syscall];
+    if (!syscall) return undefined;
+    const egress = h.direction === gen.enums.l7_direction.DIR_EGRESS;
+    // a copy: the drained buffer is the native layer's, and a parser may hold a chunk
+    const data = new Uint8Array(v.buffer.slice(v.byteOffset + at + H.size, v.byteOffset + at + H.size + h.captured));
+    return {
+      kind: 'chunk',
+      conn,
+      tgid: h.tgid,
+      pid: h.pid,
+      fd: h.fd,
+      cgroup,
+      dir: egress ? 'egress' : 'ingress',
+      time,
+      size: h.size,
+      offset: egress ? h.egress_bytes : h.ingress_bytes,
+      data,
+      protocol,
+      role,
+      syscall,
+      family: h.family === 10 ? 'ipv6' : 'ipv4',
+      local,
+      remote,
+    };
+  }
+
+  /** What the kernel (and the decoder) could not keep, since load. */
+  drops(): CaptureDrops {
+    const D = gen.enums.periscope_drop;
+    const S = gen.enums.l7_stat;
+    return {
+      ringFull: this.dropMap.lookup(D.DROP_RINGBUF_FULL) ?? 0,
+      noState: (this.dropMap.lookup(D.DROP_MAP_UPDATE) ?? 0) + (this.dropMap.lookup(D.DROP_MAP_FULL) ?? 0),
+      unreadable: this.statMap.lookup(S.STAT_READ_FAILED) ?? 0,
+      malformed: this.malformed,
+    };
+  }
+
+  /** What the kernel did, since load. */
+  stats(): CaptureStats {
+    const S = gen.enums.l7_stat;
+    const n = (k: number): number => this.statMap.lookup(k) ?? 0;
+    return {
+      connections: n(S.STAT_CONNECTIONS),
+      classified: n(S.STAT_CLASSIFIED),
+      ignored: n(S.STAT_IGNORED),
+      chunks: n(S.STAT_CHUNKS),
+      ignoredByUser: n(S.STAT_DROPPED_BY_USER),
+      closes: n(S.STAT_CLOSES),
+    };
+  }
+
+  /** Detaches and frees everything in the kernel; safe to call twice. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.obj.close();
+  }
+}

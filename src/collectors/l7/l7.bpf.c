@@ -1,0 +1,653 @@
+/* l7 collector, kernel side: the capture of request and response payloads for the protocol parsers in
+ * user space.
+ *
+ * One hook, at the exit of the read/write family of system calls (read, readv, recvfrom, recvmsg,
+ * write, writev, sendto, sendmsg, sendmmsg): the data has moved by then (a read's buffer is filled,
+ * the return value says how much), and the system call's arguments are still in the registers it was
+ * entered with, so no state has to be carried from the entry. Two ways to get there, the same code
+ * behind them: tp_btf on the raw sys_exit tracepoint (every system call runs the program, which
+ * returns after a compare on the syscall number; needs no tracefs), or the classic
+ * syscalls:sys_exit_* tracepoints (only these nine run it; libbpf needs tracefs to attach them).
+ *
+ * The common path is cheap on purpose: a system call that moved nothing, or that came from a cgroup
+ * not on the allow-list (`allowed_cgroups`, set by user space), returns after one hash lookup. Then
+ * the fd is followed to its socket (task->files->fdt->fd[fd], the inode says socket, private_data is
+ * the struct socket): TCP over IPv4 or IPv6 only. The connection's state is kept by socket (see
+ * `conns`) and goes at TCP_CLOSE, so a reused fd (a new socket) is a new connection with a new id. The
+ * protocol is decided once, from the first payload in either direction (HTTP/1, HTTP/2, PostgreSQL,
+ * Redis); a connection that is none of them is ignored from then on, at the cost of the walk to its
+ * socket and one storage lookup per system call. A captured connection ships one record per system
+ * call: a header and the first `capture_bytes` bytes of the payload (readv, writev, recvmsg, sendmsg:
+ * from the first L7_MAX_IOV iovecs; sendmmsg: its first message only). A full ring costs the record
+ * and is counted in `drops`. When a captured connection reaches TCP_CLOSE a close record tells user
+ * space it may forget it.
+ *
+ * x86-64 system call numbers and registers; 32-bit (ia32) system calls are not told apart.
+ */
+#include "periscope.bpf.h"
+#include <bpf/bpf_endian.h>
+#include "l7.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define IPPROTO_TCP 6
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define MSG_PEEK 2
+#define TCP_CLOSE 7
+
+/* x86-64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl) */
+#define NR_READ 0
+#define NR_WRITE 1
+#define NR_READV 19
+#define NR_WRITEV 20
+#define NR_SENDTO 44
+#define NR_RECVFROM 45
+#define NR_SENDMSG 46
+#define NR_RECVMSG 47
+#define NR_SENDMMSG 307
+#define SYSCALL_NR(regs) ((regs)->orig_ax)
+
+/* Payload bytes per record, at most L7_MAX_CAPTURE. */
+const volatile __u32 capture_bytes = L7_MAX_CAPTURE;
+/* Capture in every cgroup, the allow-list notwithstanding (tests, and a node-wide debug mode). */
+const volatile bool capture_all = false;
+
+/* Connection ids: the first is 1. */
+__u64 next_conn_id = 0;
+
+/* User-space layouts of the system calls' arguments (the x86-64 ABI; not kernel structs, so no CO-RE). */
+struct u_iovec {
+	__u64 base;
+	__u64 len;
+};
+struct u_msghdr {
+	__u64 name;
+	__s32 namelen;
+	__s32 pad;
+	__u64 iov;
+	__u64 iovlen;
+	__u64 control;
+	__u64 controllen;
+	__u32 flags;
+	__u32 pad2;
+};
+struct u_mmsghdr {
+	struct u_msghdr hdr;
+	__u32 len;
+	__u32 pad;
+};
+
+/* The cgroups whose processes are captured (value unused). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, cgroup_id_t);
+	__type(value, __u8);
+} allowed_cgroups SEC(".maps");
+
+/*
+ * Connection state. Not socket storage: bpf_sk_storage_get needs the socket as a BTF pointer, and the
+ * walk from an fd gives a plain address (fdtable.fd is an array of pointers, which BTF does not type;
+ * bpf_rdonly_cast is 6.2+ and its pointer is untrusted, which the helper refuses). So a hash by the
+ * socket's address, with its inode number to tell a new socket at a reused address, emptied at
+ * TCP_CLOSE (sock:inet_sock_set_state, which has the socket) and bounded by LRU for what never closes.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 32768);
+	__type(key, struct conn_key);
+	__type(value, struct l7_conn);
+} conns SEC(".maps");
+
+/* Connections user space wants no more of (its parser gave up on them): the next chunk of one marks
+ * it ignored in its storage and deletes it here. Only captured connections look. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u8);
+} ignore_conns SEC(".maps");
+
+/* where a record is built (struct l7_scratch, l7.h) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct l7_scratch);
+} scratch SEC(".maps");
+
+/* 4 MiB by default (about 3,600 full records); user space may size it before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} l7_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STATS);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+PERISCOPE_EXPORT(l7_chunk);
+PERISCOPE_EXPORT_ENUM(l7_verdict);
+PERISCOPE_EXPORT_ENUM(l7_protocol);
+PERISCOPE_EXPORT_ENUM(l7_role);
+PERISCOPE_EXPORT_ENUM(l7_direction);
+PERISCOPE_EXPORT_ENUM(l7_syscall);
+PERISCOPE_EXPORT_ENUM(l7_record_kind);
+PERISCOPE_EXPORT_ENUM(l7_stat);
+
+static __always_inline void count(enum l7_stat what)
+{
+	__u32 key = what;
+	__u64 *n = bpf_map_lookup_elem(&stats, &key);
+
+	if (n)
+		*n += 1;
+}
+
+/* The system call behind a syscall number, or -1 for any other. */
+static __always_inline int syscall_kind(long nr)
+{
+	switch (nr) {
+	case NR_READ: return SYS_READ;
+	case NR_WRITE: return SYS_WRITE;
+	case NR_READV: return SYS_READV;
+	case NR_WRITEV: return SYS_WRITEV;
+	case NR_RECVFROM: return SYS_RECVFROM;
+	case NR_SENDTO: return SYS_SENDTO;
+	case NR_RECVMSG: return SYS_RECVMSG;
+	case NR_SENDMSG: return SYS_SENDMSG;
+	case NR_SENDMMSG: return SYS_SENDMMSG;
+	default: return -1;
+	}
+}
+
+static __always_inline bool is_egress(int kind)
+{
+	return kind == SYS_WRITE || kind == SYS_WRITEV || kind == SYS_SENDTO || kind == SYS_SENDMSG || kind == SYS_SENDMMSG;
+}
+
+/* The TCP socket behind a file descriptor of the current process (and its inode number), or NULL. */
+static __always_inline struct sock *tcp_sock_of_fd(int fd, __u64 *ino)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = 0;
+
+	if (fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return 0;
+	/* a socket's inode says so; only then is private_data its struct socket */
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	if ((BPF_CORE_READ(inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return 0;
+	*ino = BPF_CORE_READ(inode, i_ino);
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	if (BPF_CORE_READ(sock, type) != SOCK_STREAM)
+		return 0;
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	return sk;
+}
+
+static __always_inline void v4_mapped(__u32 *out, __u32 v4)
+{
+	out[0] = 0;
+	out[1] = 0;
+	out[2] = bpf_htonl(0xffff);
+	out[3] = v4;
+}
+
+static __always_inline void fill_addrs(struct l7_chunk *h, struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	h->family = family;
+	if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(&h->local_addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32);
+		BPF_CORE_READ_INTO(&h->remote_addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32);
+	} else {
+		v4_mapped(h->local_addr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+		v4_mapped(h->remote_addr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+	}
+	h->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	h->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+}
+
+/* Copies n bytes of user memory to data[off], both bounded for the verifier (off < L7_MAX_CAPTURE,
+ * n <= L7_MAX_CAPTURE: data has room for twice that). */
+static __always_inline long copy_user(__u8 *data, __u32 off, __u64 src, __u64 n)
+{
+	off &= L7_MAX_CAPTURE - 1;
+	if (n > L7_MAX_CAPTURE)
+		n = L7_MAX_CAPTURE;
+	return bpf_probe_read_user(data + off, n, (const void *)src);
+}
+
+/* Copies up to `want` bytes from the iovecs (at most L7_MAX_IOV of them) into data; how many it copied. */
+static __always_inline __u32 copy_iovecs(__u8 *data, __u64 iov, __u64 iovcnt, __u32 want)
+{
+	__u32 off = 0;
+
+	for (int i = 0; i < L7_MAX_IOV; i++) {
+		struct u_iovec v;
+
+		if ((__u64)i >= iovcnt || off >= want)
+			break;
+		if (bpf_probe_read_user(&v, sizeof(v), (const void *)(iov + i * sizeof(v)))) {
+			count(STAT_READ_FAILED);
+			break;
+		}
+		__u64 n = v.len;
+		if (n > want - off)
+			n = want - off;
+		if (n == 0)
+			continue;
+		if (copy_user(data, off, v.base, n)) {
+			count(STAT_READ_FAILED);
+			break;
+		}
+		off += n;
+	}
+	return off;
+}
+
+/* Bytes as little-endian words, to compare the start of a payload with a constant. */
+#define W4(a, b, c, d) ((__u32)(a) | (__u32)(b) << 8 | (__u32)(c) << 16 | (__u32)(d) << 24)
+#define W8(a, b, c, d, e, f, g, h) ((__u64)W4(a, b, c, d) | (__u64)W4(e, f, g, h) << 32)
+#define LOW(w, n) ((w) & ((1ULL << (8 * (n))) - 1))
+
+static __always_inline bool is_digit(__u8 c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* RESP: an integer ("*3", "$5", ":-1") ending in CRLF within the first 16 bytes; where the CRLF ends. */
+static __always_inline int resp_number_end(const __u8 *d, __u32 len)
+{
+	__u32 i = 1;
+
+	if (len > 1 && d[1] == '-')
+		i = 2;
+	if (len <= i || !is_digit(d[i]))
+		return 0;
+	for (__u32 j = 0; j < 12; j++) {
+		__u32 k = i + 1 + j;
+		if (k + 1 >= len || k + 1 >= 16)
+			return 0;
+		if (d[k] == '\r')
+			return d[k + 1] == '\n' ? k + 2 : 0;
+		if (!is_digit(d[k]))
+			return 0;
+	}
+	return 0;
+}
+
+/* RESP simple strings and errors ("+OK\r\n", "-ERR ..."): printable up to CRLF or the 16th byte. */
+static __always_inline bool resp_line(const __u8 *d, __u32 len)
+{
+	if (len < 3)
+		return false;
+	for (__u32 k = 1; k < 16; k++) {
+		if (k >= len)
+			return true;
+		if (d[k] == '\r')
+			return k > 1 && k + 1 < len && d[k + 1] == '\n';
+		if (d[k] < 0x20 || d[k] > 0x7e)
+			return false;
+	}
+	return true;
+}
+
+static __always_inline __u32 be32(const __u8 *d)
+{
+	return (__u32)d[0] << 24 | (__u32)d[1] << 16 | (__u32)d[2] << 8 | d[3];
+}
+
+/* An HTTP/2 frame header a connection may start with when it is seen from its middle (or a server's
+ * first frame, SETTINGS): a known type, a sane length, the flags and stream its type allows. */
+static __always_inline bool h2_frame(const __u8 *d, __u32 len, __u64 size)
+{
+	if (len < 9 || d[0] != 0 || (d[5] & 0x80))
+		return false;
+	__u32 flen = (__u32)d[1] << 8 | d[2];
+	__u8 type = d[3], flags = d[4];
+	__u32 stream = be32(d + 5);
+
+	if (flen > 16384 || 9 + flen > size)
+		return false;
+	switch (type) {
+	case 0: /* DATA */
+		return stream != 0 && !(flags & ~0x09);
+	case 1: /* HEADERS */
+		return stream != 0 && !(flags & ~0x2d);
+	case 4: /* SETTINGS */
+		return stream == 0 && flen % 6 == 0 && flags <= 1 && (flags == 0 || flen == 0);
+	case 6: /* PING */
+		return stream == 0 && flen == 8 && flags <= 1;
+	case 8: /* WINDOW_UPDATE */
+		return flen == 4 && flags == 0;
+	default:
+		return false;
+	}
+}
+
+/*
+ * The protocol of a connection from the first bytes of its first payload (d: `len` of them, the rest of
+ * the first 16 zeroed; `size`: what the system call moved), and which end this socket is. PROTO_UNKNOWN
+ * when none fits.
+ */
+static __always_inline __u8 classify(const __u8 *d, __u32 len, __u64 size, bool egress, __u8 *role)
+{
+	__u64 w = *(const __u64 *)d;
+	__u64 w2 = *(const __u64 *)(d + 8);
+	__u8 req = egress ? ROLE_CLIENT : ROLE_SERVER;
+	__u8 resp = egress ? ROLE_SERVER : ROLE_CLIENT;
+
+	*role = ROLE_UNKNOWN;
+	if (len < 4)
+		return PROTO_UNKNOWN;
+	/* HTTP/2 with prior knowledge, or after an upgrade: the client's preface */
+	if (w == W8('P', 'R', 'I', ' ', '*', ' ', 'H', 'T') && w2 == W8('T', 'P', '/', '2', '.', '0', '\r', '\n')) {
+		*role = req;
+		return PROTO_HTTP2;
+	}
+	/* HTTP/1 request lines and status lines */
+	if (LOW(w, 4) == W4('G', 'E', 'T', ' ') || LOW(w, 4) == W4('P', 'U', 'T', ' ') ||
+	    LOW(w, 5) == LOW(W8('P', 'O', 'S', 'T', ' ', 0, 0, 0), 5) || LOW(w, 5) == LOW(W8('H', 'E', 'A', 'D', ' ', 0, 0, 0), 5) ||
+	    LOW(w, 6) == LOW(W8('P', 'A', 'T', 'C', 'H', ' ', 0, 0), 6) || LOW(w, 6) == LOW(W8('T', 'R', 'A', 'C', 'E', ' ', 0, 0), 6) ||
+	    LOW(w, 7) == LOW(W8('D', 'E', 'L', 'E', 'T', 'E', ' ', 0), 7) ||
+	    w == W8('O', 'P', 'T', 'I', 'O', 'N', 'S', ' ') || w == W8('C', 'O', 'N', 'N', 'E', 'C', 'T', ' ')) {
+		*role = req;
+		return PROTO_HTTP1;
+	}
+	if (LOW(w, 7) == LOW(W8('H', 'T', 'T', 'P', '/', '1', '.', 0), 7)) {
+		*role = resp;
+		return PROTO_HTTP1;
+	}
+	/* PostgreSQL: a startup message (protocol 3.x), an SSLRequest, GSSENCRequest or CancelRequest */
+	if (len >= 8) {
+		__u32 mlen = be32(d), code = be32(d + 4);
+		if ((code >> 16 == 3 && mlen >= 8 && mlen <= 10000) ||
+		    ((code == 80877103 || code == 80877104) && mlen == 8) || (code == 80877102 && mlen == 16)) {
+			*role = req;
+			return PROTO_POSTGRES;
+		}
+	}
+	/* Redis (RESP): commands are arrays of bulk strings; replies any type */
+	switch (d[0]) {
+	case '*': {
+		int end = resp_number_end(d, len);
+		if (end && ((__u32)end >= len || (end < 16 && (d[end] == '$' || d[end] == '*')))) {
+			*role = req;
+			return PROTO_REDIS;
+		}
+		break;
+	}
+	case '$':
+	case ':':
+		if (resp_number_end(d, len)) {
+			*role = resp;
+			return PROTO_REDIS;
+		}
+		break;
+	case '+':
+	case '-':
+		if (resp_line(d, len)) {
+			*role = resp;
+			return PROTO_REDIS;
+		}
+		break;
+	}
+	if (h2_frame(d, len, size))
+		return PROTO_HTTP2;
+	return PROTO_UNKNOWN;
+}
+
+/* classify() as a function of its own, verified once rather than on every path of the caller:
+ * the protocol in the low byte, the role in the next. */
+__noinline int l7_classify(struct l7_scratch *s, __u32 len, __u64 size, int egress)
+{
+	__u8 role = ROLE_UNKNOWN;
+
+	if (!s)
+		return PROTO_UNKNOWN;
+	__u8 proto = classify(s->data, len < 16 ? len : 16, size, egress, &role);
+	return proto | role << 8;
+}
+
+/* The connection state of a socket, made (with a new id) on its first payload. */
+static __always_inline struct l7_conn *conn_of(struct sock *sk, __u64 ino)
+{
+	struct conn_key key = { .sk = (__u64)sk };
+	struct l7_conn *c = bpf_map_lookup_elem(&conns, &key);
+
+	if (c && c->ino == ino)
+		return c;
+	/* none, or a freed socket's that never reached TCP_CLOSE here: a new connection */
+	if (c)
+		count(STAT_REUSED);
+	struct l7_conn init = {
+		.id = __sync_fetch_and_add(&next_conn_id, 1) + 1,
+		.ino = ino,
+		.cgroup_id = bpf_get_current_cgroup_id(),
+		.local_port = BPF_CORE_READ(sk, __sk_common.skc_num),
+	};
+	long err = bpf_map_update_elem(&conns, &key, &init, c ? BPF_ANY : BPF_NOEXIST);
+	/* EEXIST: another CPU made it between the lookup and the update; it is there now */
+	if (err && err != -EEXIST) {
+		count_drop(DROP_MAP_UPDATE);
+		return 0;
+	}
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (c && c->id == init.id)
+		count(STAT_CONNECTIONS);
+	return c;
+}
+
+static __always_inline int capture(struct pt_regs *regs, int kind, long ret)
+{
+	cgroup_id_t cgroup = bpf_get_current_cgroup_id();
+
+	if (!capture_all && !bpf_map_lookup_elem(&allowed_cgroups, &cgroup))
+		return 0;
+
+	int fd = (int)PT_REGS_PARM1_SYSCALL(regs);
+	__u64 arg2 = PT_REGS_PARM2_SYSCALL(regs);
+	__u64 arg3 = PT_REGS_PARM3_SYSCALL(regs);
+	/* a peek is read again later: capture it then */
+	if ((kind == SYS_RECVFROM && (PT_REGS_PARM4_SYSCALL(regs) & MSG_PEEK)) || (kind == SYS_RECVMSG && (arg3 & MSG_PEEK)))
+		return 0;
+
+	__u64 ino = 0;
+	struct sock *sk = tcp_sock_of_fd(fd, &ino);
+	if (!sk)
+		return 0;
+	struct l7_conn *c = conn_of(sk, ino);
+	if (!c || c->verdict == VERDICT_IGNORE)
+		return 0;
+	if (c->verdict == VERDICT_CAPTURE && bpf_map_lookup_elem(&ignore_conns, &c->id)) {
+		c->verdict = VERDICT_IGNORE;
+		bpf_map_delete_elem(&ignore_conns, &c->id);
+		count(STAT_DROPPED_BY_USER);
+		return 0;
+	}
+
+	__u32 zero = 0;
+	struct l7_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	__u64 size = ret;
+	__u32 want = capture_bytes < L7_MAX_CAPTURE ? capture_bytes : L7_MAX_CAPTURE;
+	__u32 captured = 0;
+	/* what classification reads past a short payload must be zeros, not the last record's bytes */
+	*(__u64 *)s->data = 0;
+	*(__u64 *)(s->data + 8) = 0;
+
+	switch (kind) {
+	case SYS_READ:
+	case SYS_WRITE:
+	case SYS_RECVFROM:
+	case SYS_SENDTO:
+		captured = size < want ? size : want;
+		if (copy_user(s->data, 0, arg2, captured)) {
+			count(STAT_READ_FAILED);
+			return 0;
+		}
+		break;
+	case SYS_READV:
+	case SYS_WRITEV:
+		captured = copy_iovecs(s->data, arg2, arg3, size < want ? size : want);
+		break;
+	case SYS_RECVMSG:
+	case SYS_SENDMSG:
+	case SYS_SENDMMSG: {
+		/* sendmmsg returns how many messages went: its first message stands for it */
+		struct u_mmsghdr m;
+		__u64 len = kind == SYS_SENDMMSG ? sizeof(struct u_mmsghdr) : sizeof(struct u_msghdr);
+
+		if (bpf_probe_read_user(&m, len, (const void *)arg2)) {
+			count(STAT_READ_FAILED);
+			return 0;
+		}
+		if (kind == SYS_SENDMMSG)
+			size = m.len;
+		captured = copy_iovecs(s->data, m.hdr.iov, m.hdr.iovlen, size < want ? size : want);
+		break;
+	}
+	default:
+		return 0;
+	}
+
+	bool egress = is_egress(kind);
+	__u8 dir = egress ? DIR_EGRESS : DIR_INGRESS;
+	if (c->verdict == VERDICT_UNCLASSIFIED) {
+		int verdict = l7_classify(s, captured, size, egress);
+		__u8 proto = verdict & 0xff, role = verdict >> 8;
+
+		if (proto == PROTO_UNKNOWN) {
+			c->verdict = VERDICT_IGNORE;
+			count(STAT_IGNORED);
+			return 0;
+		}
+		c->verdict = VERDICT_CAPTURE;
+		c->protocol = proto;
+		c->role = role;
+		count(STAT_CLASSIFIED);
+	}
+
+	struct l7_chunk *h = &s->hdr;
+	h->conn_id = c->id;
+	h->cgroup_id = cgroup;
+	h->time_ns = bpf_ktime_get_ns();
+	h->size = size;
+	h->egress_bytes = c->bytes[DIR_EGRESS];
+	h->ingress_bytes = c->bytes[DIR_INGRESS];
+	__u64 id = bpf_get_current_pid_tgid();
+	h->tgid = id >> 32;
+	h->pid = (__u32)id;
+	h->fd = fd;
+	fill_addrs(h, sk);
+	h->captured = captured;
+	h->kind = REC_CHUNK;
+	h->direction = dir;
+	h->protocol = c->protocol;
+	h->role = c->role;
+	h->syscall = kind;
+	/* the stream offsets count every byte, shipped or not, so user space sees what it missed */
+	c->bytes[dir & 1] += size;
+
+	__u64 len = sizeof(struct l7_chunk) + (captured & (2 * L7_MAX_CAPTURE - 1));
+	if (len > sizeof(struct l7_scratch))
+		return 0;
+	if (bpf_ringbuf_output(&l7_events, s, len, BPF_RB_NO_WAKEUP)) {
+		count_drop(DROP_RINGBUF_FULL);
+		return 0;
+	}
+	c->chunks++;
+	count(STAT_CHUNKS);
+	return 0;
+}
+
+/* Every system call's exit: the nine of the family pass, the rest return at the first compare. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(l7_sys_exit, struct pt_regs *regs, long ret)
+{
+	if (ret <= 0)
+		return 0;
+	int kind = syscall_kind(SYSCALL_NR(regs));
+	if (kind < 0)
+		return 0;
+	return capture(regs, kind, ret);
+}
+
+/* The classic syscall tracepoints: only the nine run. The registers are the task's saved user ones. */
+#define SYS_EXIT_TP(name, kind)                                                        \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                    \
+	int l7_exit_##name(struct trace_event_raw_sys_exit *ctx)                      \
+	{                                                                             \
+		long ret = ctx->ret;                                                  \
+		if (ret <= 0)                                                         \
+			return 0;                                                     \
+		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()); \
+		return capture(regs, kind, ret);                                      \
+	}
+
+SYS_EXIT_TP(read, SYS_READ)
+SYS_EXIT_TP(write, SYS_WRITE)
+SYS_EXIT_TP(readv, SYS_READV)
+SYS_EXIT_TP(writev, SYS_WRITEV)
+SYS_EXIT_TP(recvfrom, SYS_RECVFROM)
+SYS_EXIT_TP(sendto, SYS_SENDTO)
+SYS_EXIT_TP(recvmsg, SYS_RECVMSG)
+SYS_EXIT_TP(sendmsg, SYS_SENDMSG)
+SYS_EXIT_TP(sendmmsg, SYS_SENDMMSG)
+
+/* A connection closes: its state goes, and a captured one's close is shipped so user space can
+ * forget it too. */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(l7_sock_state, const struct sock *sk, int oldstate, int newstate)
+{
+	if (newstate != TCP_CLOSE)
+		return 0;
+	struct conn_key key = { .sk = (__u64)sk };
+	struct l7_conn *c = bpf_map_lookup_elem(&conns, &key);
+	if (!c)
+		return 0;
+	if (c->verdict != VERDICT_CAPTURE || c->closed) {
+		bpf_map_delete_elem(&conns, &key);
+		return 0;
+	}
+	c->closed = 1;
+	struct l7_chunk *h = reserve_event(&l7_events, sizeof(*h));
+	if (!h) {
+		bpf_map_delete_elem(&conns, &key);
+		return 0;
+	}
+	__builtin_memset(h, 0, sizeof(*h));
+	h->conn_id = c->id;
+	h->cgroup_id = c->cgroup_id;
+	h->time_ns = bpf_ktime_get_ns();
+	h->egress_bytes = c->bytes[DIR_EGRESS];
+	h->ingress_bytes = c->bytes[DIR_INGRESS];
+	h->fd = -1;
+	fill_addrs(h, (struct sock *)sk);
+	h->local_port = c->local_port;
+	h->kind = REC_CLOSE;
+	h->protocol = c->protocol;
+	h->role = c->role;
+	submit_event(h);
+	count(STAT_CLOSES);
+	bpf_map_delete_elem(&conns, &key);
+	return 0;
+}

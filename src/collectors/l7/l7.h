@@ -1,0 +1,130 @@
+/* l7 collector, capture half: the records the kernel ships for request/response parsing in user space,
+ * the per-connection state it keeps in socket storage, and its counters. Layouts shared with user
+ * space through the object's BTF (src/kernel/codegen.ts). */
+#ifndef PERISCOPE_L7_H
+#define PERISCOPE_L7_H
+
+#include "periscope.h"
+
+/* Most payload bytes a record carries (the `capture_bytes` knob may lower it). A power of two: the
+ * copy into the record is bounded by masks the verifier can follow. */
+#define L7_MAX_CAPTURE 1024
+/* iovecs of one readv/writev/recvmsg/sendmsg that are copied from, at most */
+#define L7_MAX_IOV 4
+
+/* What the kernel decided about a connection from the first bytes it saw. */
+enum l7_verdict {
+	VERDICT_UNCLASSIFIED = 0, /* no payload seen yet */
+	VERDICT_CAPTURE = 1,      /* a supported protocol: every chunk is shipped */
+	VERDICT_IGNORE = 2,       /* anything else, or user space asked: nothing more is shipped */
+};
+
+enum l7_protocol {
+	PROTO_UNKNOWN = 0,
+	PROTO_HTTP1 = 1,
+	PROTO_HTTP2 = 2,
+	PROTO_POSTGRES = 3,
+	PROTO_REDIS = 4,
+};
+
+/* Which end of the connection this socket is, when the first bytes say it (a request leaving means
+ * a client); UNKNOWN when they do not (an HTTP/2 SETTINGS frame is sent by both ends). */
+enum l7_role {
+	ROLE_UNKNOWN = 0,
+	ROLE_CLIENT = 1,
+	ROLE_SERVER = 2,
+};
+
+enum l7_direction {
+	DIR_EGRESS = 0,  /* written by this process (write, writev, sendto, sendmsg, sendmmsg) */
+	DIR_INGRESS = 1, /* read by this process (read, readv, recvfrom, recvmsg) */
+};
+
+/* The system call a chunk came from. */
+enum l7_syscall {
+	SYS_READ = 0,
+	SYS_WRITE = 1,
+	SYS_READV = 2,
+	SYS_WRITEV = 3,
+	SYS_RECVFROM = 4,
+	SYS_SENDTO = 5,
+	SYS_RECVMSG = 6,
+	SYS_SENDMSG = 7,
+	SYS_SENDMMSG = 8,
+	SYS_KINDS = 9,
+};
+
+enum l7_record_kind {
+	REC_CHUNK = 0, /* a payload prefix: `captured` bytes follow the header */
+	REC_CLOSE = 1, /* a captured connection reached TCP_CLOSE: its state in user space can go */
+};
+
+/* Counters of what the capture did, per CPU (index of the `stats` array). */
+enum l7_stat {
+	STAT_CONNECTIONS = 0,  /* connections given state (their first payload in an allowed cgroup) */
+	STAT_CLASSIFIED = 1,   /* of which a supported protocol was recognised */
+	STAT_IGNORED = 2,      /* of which nothing was recognised: ignored from then on */
+	STAT_CHUNKS = 3,       /* chunk records shipped */
+	STAT_READ_FAILED = 4,  /* a payload (or iovec, msghdr) could not be read from user memory */
+	STAT_DROPPED_BY_USER = 5, /* connections user space asked to ignore (ignore_conns) */
+	STAT_CLOSES = 6,       /* close records shipped */
+	STAT_REUSED = 7,       /* state found at a socket's address was a freed socket's: replaced */
+	STATS = 8,
+};
+
+/* The header of every ring record. A chunk is followed by `captured` payload bytes. Addresses are IPv6
+ * or IPv4-mapped IPv6 (::ffff:a.b.c.d), 16 bytes in network order. */
+struct l7_chunk {
+	__u64 conn_id;          /* per socket, from a counter: a reused fd (a new socket) is a new id */
+	cgroup_id_t cgroup_id;  /* the calling process's (close: the one that first moved payload) */
+	ktime_ns_t time_ns;     /* when the system call returned */
+	__u64 size;             /* bytes the system call moved (sendmmsg: its first message's) */
+	__u64 egress_bytes;     /* bytes written on the connection before this chunk (close: in all) */
+	__u64 ingress_bytes;    /* bytes read on it before this chunk (close: in all) */
+	pid_nr_t tgid;          /* close: 0 (it may happen in softirq) */
+	pid_nr_t pid;           /* the thread */
+	__s32 fd;               /* close: -1 */
+	__u32 local_addr[4];
+	__u32 remote_addr[4];
+	__u16 local_port;
+	__u16 remote_port;
+	__u16 family;           /* AF_INET or AF_INET6 of the socket */
+	__u16 captured;         /* payload bytes that follow */
+	__u8 kind;              /* enum l7_record_kind */
+	__u8 direction;         /* enum l7_direction */
+	__u8 protocol;          /* enum l7_protocol */
+	__u8 role;              /* enum l7_role */
+	__u8 syscall;           /* enum l7_syscall */
+	__u8 pad[7];
+};
+
+/* A record is built here, then copied into the ring with its real length: the payload part is twice
+ * the most that is copied, so that a copy at any offset below L7_MAX_CAPTURE of at most
+ * L7_MAX_CAPTURE bytes is in bounds by construction (what the verifier can check). */
+struct l7_scratch {
+	struct l7_chunk hdr;
+	__u8 data[2 * L7_MAX_CAPTURE];
+};
+
+/* The state of a TCP socket an allowed process moved payload on, keyed by the socket's address
+ * (struct conn_key). The address of a freed socket is reused: the socket's inode number tells the
+ * new socket from the old one. */
+struct conn_key {
+	__u64 sk;
+};
+
+struct l7_conn {
+	__u64 id;
+	__u64 ino;        /* inode number of the socket: a new socket at a reused address differs */
+	cgroup_id_t cgroup_id;
+	__u64 bytes[2];   /* by enum l7_direction */
+	__u64 chunks;     /* records shipped */
+	__u8 verdict;     /* enum l7_verdict */
+	__u8 protocol;    /* enum l7_protocol */
+	__u8 role;        /* enum l7_role */
+	__u8 closed;
+	__u16 local_port; /* kept: the kernel has released the port by the time the socket closes */
+	__u16 pad;
+};
+
+#endif
