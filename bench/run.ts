@@ -25,11 +25,15 @@
  *   ui          the UI's first page in Chromium over a DuckDB store of --nodes × --pods pods
  *               (--minutes of data): first contentful paint and time to usable; the bundle's size
  *               (bench/ui.ts)
- * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|memory|storm|nginx|hub-store|hub-ingest|ui ...] [--seconds N]
+ *   l7          what the L7 capture adds to a system call: a loopback write/read loop and a getppid
+ *               loop, object not loaded, loaded with the cgroup off the allow-list, on it with the
+ *               protocol ignored, captured; --pairs interleaved runs of --l7-rounds rounds (bench/l7-capture.ts)
+ * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|memory|storm|nginx|hub-store|hub-ingest|ui|l7 ...] [--seconds N]
  *        [--idle-seconds N] [--rounds N] [--pairs N] [--collectors LIST (passed to the agent)]
  *        hub-store: [--nodes 100] [--pods 100] [--minutes 60] [--repeat 20] [--stores duckdb,clickhouse] [--inflight 8]
  *        hub-ingest: [--nodes 100] [--pods 100] [--intervals 6] [--inflight 8]
  *        ui: [--nodes 100] [--pods 100] [--minutes 15 (give it: the default is hub-store's 60)] [--repeat 20]
+ *        l7: [--l7-rounds 200000] [--pairs 5 (give it: the default is nginx's 3)]
  */
 import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -49,6 +53,7 @@ import { sample, startAgent, type RunningAgent } from '../test/agent-process.js'
 import { hubStore } from './hub-store.js';
 import { hubIngest } from './hub-ingest.js';
 import { uiFirstPage } from './ui.js';
+import { l7Capture } from './l7-capture.js';
 
 const TICK = 100; // USER_HZ: /proc/PID/stat times are in 1/100 s on Linux
 
@@ -738,6 +743,7 @@ async function main(): Promise<void> {
       inflight: { type: 'string', default: '8' },
       stores: { type: 'string', default: 'duckdb,clickhouse' },
       intervals: { type: 'string', default: '6' },
+      'l7-rounds': { type: 'string', default: '200000' },
     },
   });
   const seconds = Number(values.seconds);
@@ -774,8 +780,10 @@ async function main(): Promise<void> {
                         ? await hubIngest({ nodes: Number(values.nodes), pods: Number(values.pods), intervals: Number(values.intervals), inflight: Number(values.inflight) })
                         : w === 'ui'
                           ? await uiFirstPage({ nodes: Number(values.nodes), pods: Number(values.pods), minutes: Number(values.minutes), repeat: Number(values.repeat) })
-                          : undefined;
-    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw, memory, storm, nginx, hub-store, hub-ingest or ui`);
+                          : w === 'l7'
+                            ? await l7Capture(Number(values['l7-rounds']), Number(values.pairs))
+                            : undefined;
+    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw, memory, storm, nginx, hub-store, hub-ingest, ui or l7`);
     for (const x of [r].flat()) process.stdout.write(`${format(x)}\n`);
   }
 }

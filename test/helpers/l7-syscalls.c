@@ -1,4 +1,4 @@
-/* Workload of bench/l7-capture.ts: a tight loop of system calls, timed.
+/* The workload of bench/l7-capture.ts (`run.js l7`): a tight loop of system calls, timed.
  *   l7-syscalls sock http|binary N   N rounds of write(64 bytes) on one end of a loopback TCP
  *                                   connection and read(64 bytes) on the other: 2N system calls
  *   l7-syscalls getppid N           N getppid() calls (a system call the capture does not want)
