@@ -77,15 +77,17 @@ test(`run-queue latency grows when two CPU-bound processes share one CPU, not wh
   const reading = collector.usage();
   const a = reading.get(alone.id)?.runq;
   const s = reading.get(shared.id)?.runq;
-  const us = (x: number): string => (x * 1e6).toFixed(1);
-  t.diagnostic(`alone: ${a?.count} waits, mean ${us(mean(a))} us, median under ${us(median(a))} us; shared: ${s?.count} waits, mean ${us(mean(s))} us, median under ${us(median(s))} us`);
+  const ms = (x: number): string => (x * 1e3).toFixed(1);
+  t.diagnostic(`alone: ${a?.count} waits, ${ms(a?.sum ?? 0)} ms in all, mean ${ms(mean(a))} ms; shared: ${s?.count} waits, ${ms(s?.sum ?? 0)} ms in all, mean ${ms(mean(s))} ms`);
   assert.ok(s && s.count > 50, 'two hogs on one CPU take turns many times');
-  assert.ok(mean(s) > 1e-3, `sharing one CPU, a task waits over 1 ms on average (was ${mean(s)} s)`);
-  // Medians, not means: a few long waits make a mean (a guest whose host thread is descheduled sees
-  // that as waits; on a busy host the lone burner's mean reached 0.64 ms with its median under 64 us).
-  // Sharing, the median wait is a scheduler slice (milliseconds); alone, a kernel thread's turn.
-  assert.ok(median(a) <= 2.56e-4, `alone on its CPU, most waits stay near zero (median under ${median(a)} s)`);
-  assert.ok(median(s) >= 8 * median(a), `the median wait sharing is many times the median alone: shared under ${median(s)} s, alone under ${median(a)} s`);
+  assert.ok(a, 'the lone burner was seen');
+  // Two burners of 1.5 s (wall time) on one CPU each wait about as long as they run: 1.5 s of waits in
+  // all. Alone, a burner waits only while a kernel thread or the test's own work takes its CPU. The
+  // total waited is the test, not a mean or a median: under QEMU (a guest whose host thread is
+  // descheduled sees that as waits) and on a busy host, the lone burner's mean reached 0.87 ms and the
+  // shared waits' median fell to 256 us, while the totals stayed 1.5 s or more against 80 ms or less.
+  assert.ok(s.sum > 0.75, `sharing one CPU, the two burners waited ${s.sum} s in all (expected about 1.5 s)`);
+  assert.ok(s.sum > 10 * a.sum, `sharing, the waits add up to many times the lone burner's: shared ${s.sum} s, alone ${a.sum} s`);
   // cumulative buckets never decrease and never pass the count (the +Inf bucket)
   assert.ok(s.cumulative.every((n, i) => i === 0 || n >= s.cumulative[i - 1]!), 'cumulative');
   assert.ok(s.cumulative[s.cumulative.length - 1]! <= s.count);
@@ -112,11 +114,4 @@ test(`counts voluntary switches of a task that sleeps (${alt})`, async (t) => {
 
 function mean(h: CpuReading['runq'] | undefined): number {
   return h && h.count > 0 ? h.sum / h.count : 0;
-}
-
-/** The upper bound of the bucket that holds the median observation (+Inf past the last bound). */
-function median(h: CpuReading['runq'] | undefined): number {
-  if (!h || h.count === 0) return 0;
-  const i = h.cumulative.findIndex((n) => n >= h.count / 2);
-  return i === -1 ? Infinity : h.bounds[i]!;
 }
