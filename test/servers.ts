@@ -226,11 +226,9 @@ function stopper(child: Child, dir: string, signal: NodeJS.Signals): () => Promi
         } catch {
           // already gone
         }
-        const killed = await Promise.race([child.exited.then(() => false), sleep(5_000).then(() => true)]);
-        if (killed) {
-          process.kill(child.pid, 'SIGKILL');
-          await child.exited;
-        }
+        const timer = setTimeout(() => process.kill(child.pid, 'SIGKILL'), 5_000);
+        await child.exited;
+        clearTimeout(timer);
       }
       rmSync(dir, { recursive: true, force: true });
     })());
