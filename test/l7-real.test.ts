@@ -69,6 +69,13 @@ function countBy<T>(items: readonly T[], key: (x: T) => string | undefined): Rec
   return Object.fromEntries([...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
+/** Each group's items in order, as one string per group; the groups sorted (who numbered them does not matter). */
+function sequences<T>(items: readonly T[], group: (x: T) => string, item: (x: T) => string): string[] {
+  const m = new Map<string, string[]>();
+  for (const x of items) m.set(group(x), [...(m.get(group(x)) ?? []), item(x)]);
+  return [...m.values()].map((l) => l.join(' | ')).sort();
+}
+
 /** The p-th percentile (nearest rank) of `xs`. */
 function percentile(xs: readonly number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -92,10 +99,10 @@ function gate(t: TestContext): boolean {
 
 // --- HTTP/1.1: nginx ---------------------------------------------------------------------------
 
-/** 300 requests: 200 GET /users/<id> (200), 60 POST /status/404 with bodies, 40 GET /status/500, 10-100 ms each, shuffled. */
+/** 300 requests: 200 GET /users/<id> (200), 60 POST /status/404 with bodies, 40 GET /status/500, 20-150 ms each, shuffled. */
 function httpPlan(seed: number, scale = 1): [string, string, number][] {
   const random = rng(seed);
-  const delay = (): string => (0.01 + Math.round(random() * 90) / 1000).toFixed(3);
+  const delay = (): string => (0.02 + Math.round(random() * 130) / 1000).toFixed(3);
   const plan: [string, string, number][] = [];
   for (let i = 0; i < 200 * scale; i++) plan.push(['GET', `/users/${1 + Math.floor(random() * 1e6)}?delay=${delay()}&size=${Math.floor(random() * 3000)}`, 0]);
   for (let i = 0; i < 60 * scale; i++) plan.push(['POST', `/status/404?delay=${delay()}`, Math.floor(random() * 2000)]);
@@ -121,10 +128,17 @@ async function httpScenario(t: TestContext, tls: boolean): Promise<void> {
   const served = countBy(log, (e) => `${e.method} ${templatePath(e.path)} ${e.status}`);
   assert.deepEqual(served, countBy(plan, ([m, target]) => `${m} ${templatePath(target.split('?')[0]!)} ${target.startsWith('/users/') ? 200 : target.slice(8, 11)}`));
   const serverMs = log.map((e) => e.seconds * 1000);
+  const nginxSequences = sequences(
+    [...log].sort((a, b) => a.connectionRequests - b.connectionRequests),
+    (e) => String(e.connection),
+    (e) => `${e.method} ${e.path} ${e.status}`,
+  );
   for (const v of views) {
     const http = v.records.filter((r): r is HttpRecord => r.protocol === 'http1');
     assert.equal(http.length, v.records.length, `${limitName(v)}: only HTTP/1 records`);
     assert.deepEqual(countBy(http, (r) => `${r.method} ${r.route} ${r.status}`), served, `${limitName(v)}: counts per method, route and status`);
+    // each connection's requests in order, as nginx numbered them on its connection: nothing moved between connections
+    assert.deepEqual(sequences(http, (r) => String(r.conn), (r) => `${r.method} ${r.path} ${r.status}`), nginxSequences, `${limitName(v)}: per-connection sequences`);
     const ms = http.map(latencyMs);
     const partial = http.filter((r) => r.requestPartial || r.responsePartial).length;
     t.diagnostic(
@@ -160,7 +174,7 @@ test('redis-benchmark -P 16: every SET and GET counted as INFO commandstats coun
   const wrong = await redis.cli(['LPUSH', 'greeting', 'x'], { port: proxy.port });
   assert.match(wrong, /WRONGTYPE/);
   const random = rng(3);
-  const sleeps = Array.from({ length: 30 }, () => `DEBUG SLEEP ${(0.01 + Math.round(random() * 50) / 1000).toFixed(3)}`);
+  const sleeps = Array.from({ length: 30 }, () => `DEBUG SLEEP ${(0.02 + Math.round(random() * 100) / 1000).toFixed(3)}`);
   await redis.cli([], { port: proxy.port, input: sleeps.join('\n') + '\n' });
   const views = await done();
   const after = await redis.commandstats();
@@ -212,7 +226,7 @@ test('PostgreSQL, simple (psql) and extended (pgbench -M prepared and extended) 
   const script = ['CREATE TABLE items (id int PRIMARY KEY, name text, price numeric);'];
   for (let i = 1; i <= 50; i++) script.push(`INSERT INTO items VALUES (${i}, 'item ''${i}''', ${i * 1.5});`);
   for (let i = 0; i < 100; i++) script.push(`SELECT name, price FROM items WHERE id = ${1 + Math.floor(random() * 60)};`);
-  for (let i = 0; i < 30; i++) script.push(`SELECT pg_sleep(${(0.01 + Math.round(random() * 50) / 1000).toFixed(3)});`);
+  for (let i = 0; i < 30; i++) script.push(`SELECT pg_sleep(${(0.02 + Math.round(random() * 80) / 1000).toFixed(3)});`);
   for (let i = 0; i < 5; i++) script.push(`UPDATE items SET price = price + 1 WHERE id = ${i + 1};`);
   // results bigger than a capture: 50 rows, one long value
   for (let i = 0; i < 10; i++) script.push('SELECT * FROM items ORDER BY id;', `SELECT repeat('x', ${1000 * (i + 1)});`);
