@@ -19,6 +19,12 @@ packages=(
   libbpf-tools          # bench: tcplife, the reference for the connection storm
   clickhouse-server     # the hub's store past one machine: its test suite runs against a real server
   chromium fonts-dejavu-core  # the UI's tests and benchmark: a real headless browser (playwright-core drives it)
+  # L7 tests: real servers the protocol parsers are held to (test/servers.ts); the tests start their own
+  # instances on private ports and temp dirs, never the packages' system services
+  libnginx-mod-http-echo  # nginx routes with known latencies (echo_sleep)
+  postgresql-15         # initdb, postgres, pgbench (-M prepared: the extended protocol); psql comes with it
+  redis-server redis-tools  # redis-cli for INFO commandstats, redis-benchmark -P 16 for pipelining
+  python3-grpcio        # a gRPC server and client of the test's own (generic handlers, no codegen)
 )
 
 missing=()

@@ -109,6 +109,30 @@ test('a chunked body whose size lines were not captured resynchronizes on the ne
   assert.equal(stats.desyncs, 1);
 });
 
+test('a chunked response past the capture, ended in the same read as nginx writes it, is whole; a read that ends elsewhere is not', () => {
+  // nginx's echo and proxied responses: head, one chunk, the last chunk, all in one write, read at once
+  const calls: Call[] = [out(get('/users/1')), inn(chunked(200, ['x'.repeat(3000)])), out(get('/users/2')), inn(chunked(404, ['y'.repeat(2000), 'z'.repeat(10)]))];
+  const { records, stats } = run(http1, chunks(calls, 512));
+  assert.deepEqual((records as HttpRecord[]).map(brief), ['GET /users/1 200', 'GET /users/2 404 res-partial']);
+  assert.equal(records[0]!.end, 2000n);
+  assert.equal(records[0]!.responseBytes, calls[1]!.data.length);
+  assert.equal(stats.desyncs, 1); // the second body's second size line was not captured
+  // the blank line after an uncaptured "0\r\n" alone: the same
+  const trailer = [out('GET /t HTTP/1.1\r\nHost: h\r\n\r\n'), inn('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n')];
+  const cut = run(http1, chunks(trailer, trailer[1]!.data.length - 2));
+  assert.deepEqual((cut.records as HttpRecord[]).map(brief), ['GET /t 200']);
+  assert.equal(cut.stats.desyncs, 0);
+  // the capture ending inside the last chunk ("\r\n0" seen, "\r\n\r\n" not): the same
+  const inside = [out('GET /i HTTP/1.1\r\nHost: h\r\n\r\n'), inn(chunked(200, ['w'.repeat(500)]))];
+  const i = run(http1, chunks(inside, inside[1]!.data.length - 4));
+  assert.deepEqual((i.records as HttpRecord[]).map(brief), ['GET /i 200']);
+  assert.equal(i.stats.desyncs, 0);
+  // a read that ends three bytes into the last chunk is no end: partial, as before
+  const short = [out(get('/s')), inn('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n', 'a'.repeat(600).length.toString(16), '\r\n', 'a'.repeat(600), '\r\n0\r\n')];
+  const partial = run(http1, chunks(short, 512));
+  assert.deepEqual((partial.records as HttpRecord[]).map(brief), ['GET /s 200 res-partial']);
+});
+
 test('a server sees requests as ingress; an upgrade ends parsing; unanswered requests are recorded at close', () => {
   const calls: Call[] = [
     inn(get('/ws', 'Upgrade: websocket\r\nConnection: Upgrade\r\n')),

@@ -7,7 +7,9 @@
  * `size` says how many went by). A chunk-size line, a head, or a chunk's closing CRLF that must be
  * read but fell in uncaptured bytes loses the message boundary: the direction is then desynchronized
  * and resumes at the first later chunk that starts with a request line (or a status line), the
- * message in progress recorded as partial and ended at the last chunk before that. Responses to
+ * message in progress recorded as partial and ended at the last chunk before that — except where a
+ * call ends, uncaptured, exactly where a body's last chunk would: that is taken as the body's end
+ * (servers write it with the last data, so nginx's chunked responses past the capture end so). Responses to
  * `HEAD`, 1xx, 204 and 304 have no body; 1xx other than 101 is interim and matches nothing; 101 and a
  * successful `CONNECT` turn the connection into a tunnel that is no longer parsed. A response that
  * has neither length nor chunking runs to the connection's end.
@@ -202,6 +204,13 @@ export class Http1Parser implements ConnectionParser {
       side.state = 'chunk-size';
       return true;
     }
+    if (this.endsAsLastChunk(side)) {
+      const rest = s.restOfChunk();
+      s.skip(rest);
+      this.addBytes(side, rest);
+      this.endMessage(request, side);
+      return true;
+    }
     if (s.atGap()) return this.desync(side, request);
     if (side.state === 'head') return this.readHead(request, side, b);
     // chunk-size and trailers read one line
@@ -224,6 +233,21 @@ export class Http1Parser implements ConnectionParser {
       side.state = 'chunk-end';
     }
     return true;
+  }
+
+  /**
+   * Whether the head call ends, cut by the capture, exactly where a chunked body's last chunk would
+   * (`0\r\n\r\n`, or the blank line after `0\r\n`), its captured bytes that end's start: taken as
+   * that. A server writes a chunked body's end with its last data, so a response bigger than the
+   * capture ends this way; a wrong guess ends the body early, and the next call, no message start,
+   * desynchronizes as it would have.
+   */
+  private endsAsLastChunk(side: Side): boolean {
+    const end = side.state === 'chunk-size' ? '0\r\n\r\n' : side.state === 'trailers' ? '\r\n' : undefined;
+    if (end === undefined) return false;
+    const s = side.stream;
+    const seen = s.peekChunk();
+    return s.restOfChunk() === end.length && seen.length < end.length && seen.every((c, i) => c === end.charCodeAt(i));
   }
 
   private readHead(request: boolean, side: Side, b: Uint8Array): boolean {

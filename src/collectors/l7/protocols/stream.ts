@@ -74,6 +74,12 @@ export class ByteStream {
     return s !== undefined && s.pos >= s.data.length;
   }
 
+  /** bytes of the head chunk not consumed yet, captured or not (0 when nothing is queued) */
+  restOfChunk(): number {
+    const s = this.segs[0];
+    return s ? s.size - s.pos : 0;
+  }
+
   /** the head chunk's captured bytes from the head (no copy; may stop before a following chunk's bytes) */
   peekChunk(): Uint8Array {
     const s = this.segs[0];
