@@ -28,8 +28,10 @@ export const L7_SPEC: ObjectSpec<gen.ProgramName> = {
   file: gen.OBJECT_FILE,
   programs: gen.programs,
   maps: gen.maps,
-  // Both need socket storage from tracing programs (Linux 5.11+) and take closes from
-  // sock:inet_sock_set_state; they differ in how they reach the system calls' exits.
+  // Both take closes from sock:inet_sock_set_state and differ in how they reach the system calls'
+  // exits. Neither uses socket storage: sk_storage_tracing stands for "5.11 or later", which keeps 5.10
+  // out by name; what they need past it (a fetch-and-add that returns, 5.12; bpf_task_pt_regs for the
+  // tracepoints, 5.15) the verifier checks at load. A probe of their own would name those too.
   alternatives: [
     {
       name: ALT_SYS_EXIT,
