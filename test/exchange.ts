@@ -73,8 +73,17 @@ export class Exchange {
   }
 
   /** Tells it to close the connection (both FINs), and waits for it to exit. */
-  async close(): Promise<void> {
-    this.child.stdin.end('close\n');
+  close(): Promise<void> {
+    return this.end('close');
+  }
+
+  /** The client closes at once and exits, without waiting for the server's FIN. */
+  leave(): Promise<void> {
+    return this.end('leave');
+  }
+
+  private async end(line: string): Promise<void> {
+    this.child.stdin.end(`${line}\n`);
     const code = await this.exited;
     if (code !== 0) throw new Error(`tcp-exchange exited ${code}: ${this.out.slice(-500)}`);
   }

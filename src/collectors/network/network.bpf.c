@@ -15,7 +15,8 @@
  * Payload bytes are the kernel's RFC 4898 counters less the sequence numbers that carry no data:
  * bytes_acked counts the SYN on the connecting side (taken as the base at establishment) and our FIN
  * once it is acknowledged (all of write_seq acknowledged after we sent one); bytes_received counts the
- * peer's FIN once it arrived in order (the states that follow a FIN say so).
+ * peer's FIN once it arrived in order (the states that follow a FIN say so, and at the close from
+ * FIN_WAIT2 the SOCK_DONE flag that tcp_fin() sets).
  *
  * UDP and DNS: cgroup_skb programs on the root of the cgroup2 tree see every datagram with its
  * socket's cgroup: bytes and datagrams per flow, and DNS messages to and from port 53 copied to user
@@ -352,6 +353,26 @@ static __always_inline void on_established(struct sock *sk, int old)
 	emit_tcp(sk, si, TCP_EV_OPEN, RESULT_SUCCESS, 0, si->established_ns);
 }
 
+/* sk_flags before it moved into sock_common (skc_flags) */
+struct sock___flags_in_sock {
+	unsigned long sk_flags;
+} __attribute__((preserve_access_index));
+
+/* Whether the peer's FIN arrived in order: tcp_fin() sets SOCK_DONE, and nothing else on the way to
+ * TCP_CLOSE does. An orphaned socket whose own FIN was acked leaves FIN_WAIT2 for a timewait socket
+ * at once, before the peer's FIN comes: leaving FIN_WAIT2 alone does not say a FIN came in. */
+static __always_inline bool fin_received(struct sock *sk)
+{
+	struct sock___flags_in_sock *old_sk = (void *)sk;
+	unsigned long flags = 0;
+
+	if (bpf_core_field_exists(sk->__sk_common.skc_flags))
+		flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+	else if (bpf_core_field_exists(old_sk->sk_flags))
+		flags = BPF_CORE_READ(old_sk, sk_flags);
+	return flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE));
+}
+
 static __always_inline void on_close(struct sock *sk, int old)
 {
 	struct sock_info *si = storage(sk, false);
@@ -366,8 +387,8 @@ static __always_inline void on_close(struct sock *sk, int old)
 		bpf_sk_storage_delete(&socks, sk);
 		return;
 	}
-	/* FIN_WAIT2 ends when the peer's FIN arrives (or, rarely, on the FIN_WAIT2 timeout) */
-	if (old == ST_FIN_WAIT2)
+	/* FIN_WAIT2 ends when the peer's FIN arrives, or (orphaned) when a timewait socket takes over */
+	if (old == ST_FIN_WAIT2 && fin_received(sk))
 		si->flags |= F_FIN_IN;
 	read_counts(sk, si, &c);
 	f = map_entry(&tcp_flows, &si->key, &zero_tcp_flow);

@@ -102,6 +102,42 @@ for (const alt of alternativesHere(NETWORK_SPEC)) {
     assert.ok(closes.every((e) => typeof e.local_port === 'number' && e.local_port > 0), 'close events keep the local port');
   });
 
+  test(`a client that closes and is gone before the server's FIN comes is charged no FIN as payload (${alt})`, async (t) => {
+    if (!needsKernel(t)) return;
+    const collector = new NetworkCollector(testContext(), { alternative: alt });
+    const server = new TestCgroup('net-fin-server');
+    const client = new TestCgroup('net-fin-client');
+    const [N, M] = [30_011, 4_099];
+    const procs: Exchange[] = [];
+    t.after(() => {
+      for (const p of procs) p.kill();
+      collector.close();
+      server.remove();
+      client.remove();
+    });
+    const srv = Exchange.listen({ enter: server.enter }, '127.0.0.1', 0, N, M);
+    procs.push(srv);
+    const port = Number(await srv.line('ready'));
+    const cli = Exchange.connect({ enter: client.enter }, '127.0.0.1', port, N, M);
+    procs.push(cli);
+    await cli.line('done');
+    await srv.line('done');
+    // The client's socket, orphaned once its process exits, leaves FIN_WAIT2 for a timewait socket as
+    // soon as its FIN is acked: it closes in the kernel's eyes before the server's FIN arrives.
+    await cli.leave();
+    await new Promise((r) => setTimeout(r, 300));
+    await srv.close();
+    const m = await eventually(() => {
+      const r = collector.read();
+      return total(r.get('periscope_tcp_active_connections'), client.id) + total(r.get('periscope_tcp_active_connections'), server.id) === 0 ? r : undefined;
+    }, 5_000, 'both ends closed');
+    assert.deepEqual(
+      ['sent', 'received'].flatMap((d) => [client, server].map((cg) => total(m.get(`periscope_tcp_bytes_${d}_total`), cg.id))),
+      [N, M, M, N],
+      'client sent, server sent, client received, server received',
+    );
+  });
+
   test(`a connect to a closed port is refused, counted by reason, with the reset it got (${alt})`, async (t) => {
     if (!needsKernel(t)) return;
     const ctx = testContext();
