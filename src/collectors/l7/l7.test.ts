@@ -21,6 +21,7 @@ import { GRPC_SERVICE, grpcCalls, httpRequests, inCgroup, startGrpc, startNginx,
 import { BpfObject } from '../../kernel/bpf-object.js';
 import { supported } from '../../kernel/features.js';
 import { KINDS, headerRow, tableRow } from '../../cli/trace.js';
+import { startAgent, sumOf } from '../../../test/agent-process.js';
 
 /** Counts of `key` over `items`, as a sorted object. */
 function countBy<T>(items: readonly T[], key: (x: T) => string | undefined, n: (x: T) => number = () => 1): Record<string, number> {
@@ -340,6 +341,30 @@ test('through an agent: --l7-select by cgroup subtree captures the clients there
   const events = agent.events.since(0, 1000, (e) => e.type === 'http_request');
   assert.equal(events.length, 1, 'the 503 (nothing is slower than 5 s)');
   assert.equal(events[0]!.request, 'GET /status/503');
+});
+
+test('bin/periscope agent --l7-select: the flag reaches the collector in a real agent process, the settings too', async (t) => {
+  const alt = gate(t);
+  if (!alt) return;
+  const web = new TestCgroup('l7-proc-web');
+  const clients = new TestCgroup('l7-proc-clients');
+  const agent = await startAgent(['--no-kubernetes', '--collectors', 'l7', '--l7-select', `cgroup:${clients.path}`, '--l7-payload', 'shapes']);
+  t.after(async () => {
+    await agent.stop();
+    web.remove();
+    clients.remove();
+  });
+  assert.match(agent.banner, /1 collectors running/);
+  const nginx = await startNginx(t, { wrap: inCgroup(web) });
+  await httpRequests(nginx, [['GET', '/status/500', 0], ['GET', '/users/12345', 0]], { wrap: inCgroup(clients) });
+  const text = await eventually(async () => {
+    const m = await (await fetch(`${agent.url}/metrics`)).text();
+    return sumOf(m, 'periscope_http_requests_total', { cgroup: clients.path, side: 'client' }) === 2 ? m : undefined;
+  }, 10_000, 'two requests of the selected cgroup');
+  assert.equal(sumOf(text, 'periscope_http_requests_total', { cgroup: web.path }), 0, 'the server was not selected');
+  const body = (await (await fetch(`${agent.url}/api/v1/events?type=http_request`)).json()) as { events: Record<string, unknown>[] };
+  assert.deepEqual(body.events.map((e) => [e.cgroup, e.request, e.reason]), [[clients.path, 'GET /status/{id}', 'error']], 'shapes: the route, not the path');
+  assert.equal(await agent.stop(), 0);
 });
 
 test('where the kernel lacks socket storage for tracing programs, l7 says so and loads nothing', (t) => {
