@@ -33,6 +33,7 @@ import { Attributor, type AggregationLevel } from '../inventory/attribution.js';
 import { type KubernetesInventory } from '../inventory/kubernetes.js';
 import { netnsInodeOfPid, podNetworkNamespaces } from '../inventory/namespaces.js';
 import { PeerNamer } from './peers.js';
+import { choose, inSubtree, parseSelection, type Selector } from './selection.js';
 
 export interface AgentOptions {
   node?: string;
@@ -71,13 +72,16 @@ export interface AgentOptions {
    * (one per subtree) count each cgroup once
    */
   cgroupSubtree?: string;
+  /**
+   * what each collector declared with `selection` works on, by collector name: rules as
+   * `--<collector>-select` takes them (selection.ts). One without a selection is not started.
+   */
+  selections?: Readonly<Record<string, string>>;
+  /** collectors' own settings, by collector name and setting name (the defaults fill the rest) */
+  settings?: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
 
-/** Whether a cgroup path is the subtree or below it. */
-export function inSubtree(path: string, subtree: string): boolean {
-  if (subtree === '/') return true;
-  return path === subtree || path.startsWith(`${subtree}/`);
-}
+export { inSubtree };
 
 interface Running {
   def: CollectorDefinition;
@@ -112,6 +116,13 @@ export class Agent {
   readonly cgroupSubtree: string;
   /** sources added after construction (the hub shipper's own metrics) */
   private readonly extraSources: MetricSource[] = [];
+  /** the selections of the collectors that work on selected workloads, by name */
+  private readonly selections = new Map<string, readonly Selector[]>();
+  /** what each selective collector was last told it covers (a key of the set) */
+  private readonly selectedKeys = new Map<string, string>();
+  /** collectors that work on selected workloads and were given no selection: not started */
+  readonly unselected: string[] = [];
+  private readonly settings: Readonly<Record<string, Readonly<Record<string, string>>>>;
 
   constructor(opts: AgentOptions = {}) {
     this.node = opts.node ?? process.env.NODE_NAME ?? hostname();
@@ -124,12 +135,32 @@ export class Agent {
       walkIntervalMs: opts.walkIntervalMs ?? 5_000,
       maxCgroups: opts.maxCgroups ?? 16_384,
     };
-    this.definitions = (opts.collectors ?? COLLECTORS).map((c) => {
+    const wanted = (opts.collectors ?? COLLECTORS).map((c) => {
       if (typeof c !== 'string') return c;
       const def = COLLECTORS.find((d) => d.name === c);
       if (!def) throw new PeriscopeError('BAD_ARGUMENT', `unknown collector "${c}"`, `choose from ${COLLECTORS.map((d) => d.name).join(', ')}`);
       return def;
     });
+    for (const name of Object.keys(opts.selections ?? {})) {
+      const def = wanted.find((d) => d.name === name);
+      if (!def?.selection) throw new PeriscopeError('BAD_ARGUMENT', `a selection for "${name}", which ${def ? 'works on every workload' : 'is not one of the collectors to run'}`, 'select for a collector that takes a selection');
+    }
+    // a collector that works on selected workloads runs only where someone selected some
+    this.definitions = wanted.filter((d) => {
+      if (!d.selection) return true;
+      const raw = opts.selections?.[d.name];
+      if (raw === undefined) {
+        this.unselected.push(d.name);
+        return false;
+      }
+      try {
+        this.selections.set(d.name, parseSelection(raw));
+      } catch (err) {
+        throw new PeriscopeError('BAD_ARGUMENT', `the selection of ${d.name}: ${(err as Error).message}`, `write --${d.name}-select RULES`);
+      }
+      return true;
+    });
+    this.settings = checkSettings(wanted, opts.settings ?? {});
     this.tree = new CgroupTree({
       graceMs: this.opts.graceMs,
       lookup: (root, id) => native().cgroupPath(root, id),
@@ -212,6 +243,7 @@ export class Agent {
           wallTime: (ns) => new Date((ns + this.clockOffsetNs) / 1e6).toISOString(),
           emit: (e) => this.emit(def, e),
           learnName: (addr, name, ttl) => this.peers.learn(addr, name, ttl),
+          ...(def.settings ? { settings: this.settings[def.name] ?? {} } : {}),
         });
         this.collectors.set(def.name, { def, instance });
         const { alternative, note } = instance.status();
@@ -222,9 +254,14 @@ export class Agent {
         this.log(`collector ${def.name} is not running: ${(err as Error).message}${e ? ` (${e.hint})` : ''}`);
       }
     }
+    for (const name of this.unselected) this.log(`collector ${name}: not started, no workload selected (--${name}-select)`);
+    if (this.collectors.size === 0 && this.failed.length === 0 && this.unselected.length > 0) {
+      throw new PeriscopeError('BAD_ARGUMENT', `no collector to run: ${this.unselected.join(', ')} works only on selected workloads`, this.unselected.map((n) => `give --${n}-select RULES`).join(', '));
+    }
     if (this.collectors.size === 0) {
       throw new PeriscopeError('NO_ALTERNATIVE', 'no collector could start', 'run `periscope doctor` to see what is missing');
     }
+    this.applySelections();
     if (this.kubernetes) {
       this.kubernetes.start();
       this.log(`kubernetes: watching pods of node ${this.node} (peers named from ${this.kubernetes.peerScope === 'cluster' ? 'every pod of the cluster' : 'this node\'s pods'}, Services and nodes) at ${this.kubernetes.server}`);
@@ -266,10 +303,33 @@ export class Agent {
     return n;
   }
 
-  /** Walks the cgroup tree; drops the kernel state of cgroups gone longer than the grace period. */
+  /**
+   * Tells each collector that works on selected workloads which cgroups its selection covers now,
+   * when that changed: cgroups of the agent's subtree, named as series are (a pod whose names are
+   * not known yet is covered once they are).
+   */
+  applySelections(): void {
+    for (const { def, instance } of this.collectors.values()) {
+      const selection = this.selections.get(def.name);
+      if (!selection || !instance.select) continue;
+      const owned = [...this.tree.entries()].filter((c) => inSubtree(c.path, this.cgroupSubtree));
+      const chosen = choose(selection, owned, (path) => this.attributor.attribute(path));
+      const key = chosen.map((c) => `${c.subject.id}=${c.group}`).sort().join('\u0000');
+      if (this.selectedKeys.get(def.name) === key) continue;
+      this.selectedKeys.set(def.name, key);
+      try {
+        instance.select(chosen);
+      } catch (err) {
+        this.log(`collector ${def.name}: select failed: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /** Walks the cgroup tree; applies the selections to it; drops the kernel state of cgroups gone longer than the grace period. */
   janitor(): void {
     this.kubernetes?.expire();
     this.tree.walk();
+    this.applySelections();
     const expired = new Set(this.tree.expire());
     const now = Date.now();
     // the collectors share most cgroups: each id is looked at once
@@ -436,6 +496,30 @@ export class Agent {
     this.collectors.clear();
     this.kubernetes?.stop();
   }
+}
+
+/** Every setting of each collector: the value given, checked, or its default. */
+function checkSettings(defs: readonly CollectorDefinition[], given: Readonly<Record<string, Readonly<Record<string, string>>>>): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {};
+  for (const [name, values] of Object.entries(given)) {
+    const def = defs.find((d) => d.name === name);
+    if (!def) continue; // a collector not run: its settings do not matter
+    for (const key of Object.keys(values)) {
+      if (!def.settings?.some((s) => s.name === key)) throw new PeriscopeError('BAD_ARGUMENT', `"${name}" has no setting "${key}"`, 'see `periscope agent --help`');
+    }
+  }
+  for (const d of defs) {
+    if (!d.settings) continue;
+    const values: Record<string, string> = {};
+    for (const s of d.settings) {
+      const v = given[d.name]?.[s.name] ?? s.default;
+      const why = s.check(v);
+      if (why) throw new PeriscopeError('BAD_ARGUMENT', `--${d.name}-${s.name}: ${why}`, `see \`periscope agent --help\``);
+      values[s.name] = v;
+    }
+    out[d.name] = values;
+  }
+  return out;
 }
 
 /** The agent's own metrics: what it lost, what runs, what it costs. */

@@ -18,8 +18,12 @@ import { AGGREGATION_LEVELS, type AggregationLevel } from '../inventory/attribut
 import { PEER_SCOPES, type PeerScope } from '../inventory/peers.js';
 import { checkRequirements } from './doctor.js';
 import { baseUrl, parseListen, readSecretFile, requireTokenBeyondLoopback, tlsFlags, tokenFile } from './serve-flags.js';
-import { bad, bytesFlag, intFlag, listFlag, parseFlags, secondsFlag } from './flags.js';
+import { bad, bytesFlag, intFlag, listFlag, parseFlagsWith, secondsFlag } from './flags.js';
+import { collectorFlags, collectorFlagSpec, collectorUsage, readCollectorFlags } from './collector-flags.js';
 import { agentShipInput, DEFAULT_BUFFER_BYTES, DEFAULT_SPILL_MAX_BYTES, Shipper } from '../agent/shipper.js';
+
+/** The flags the registered collectors declare (--<collector>-select, --<collector>-<setting>). */
+export const COLLECTOR_FLAGS = collectorFlags(COLLECTORS);
 
 export const AGENT_USAGE = `usage: periscope agent [flags]
 
@@ -65,7 +69,7 @@ security:
   --secret-keys LIST        argument names whose values are masked in exec events
                             (default ${DEFAULT_SECRET_KEYS.join(',')})
   --no-exec-args            drop the arguments of exec events altogether
-`;
+${collectorUsage(COLLECTOR_FLAGS)}`;
 
 const FLAGS = {
   listen: { type: 'string' },
@@ -199,8 +203,9 @@ export async function agentCommand(args: string[]): Promise<void> {
 
 /** Checks the flags of `periscope agent`, starts the agent, its shipper and its API; undefined after --help. */
 export async function startAgentCommand(args: string[]): Promise<StartedAgent | undefined> {
-  const f = parseFlags(CMD, AGENT_USAGE, args, FLAGS);
-  if (!f) return undefined;
+  const parsed = parseFlagsWith(CMD, AGENT_USAGE, args, FLAGS, collectorFlagSpec(COLLECTOR_FLAGS));
+  if (!parsed) return undefined;
+  const f = parsed.flags;
   const { host, port } = parseListen(f.listen ?? '127.0.0.1:9464', CMD);
   const grace = secondsFlag(CMD, 'grace', f.grace ?? '60', 0, 7 * 86_400);
   const maxCgroupsFlag = f['max-cgroups'] === undefined ? undefined : intFlag(CMD, 'max-cgroups', f['max-cgroups'], 1, 1 << 20);
@@ -226,13 +231,15 @@ export async function startAgentCommand(args: string[]): Promise<StartedAgent | 
     bad(`--cgroup-subtree wants a path under the cgroup2 root that begins with "/", not "${subtree}"`, CMD, 'e.g. --cgroup-subtree /kubepods.slice');
   }
   const hub = parseHubFlags(f, token);
+  const { selections, settings } = readCollectorFlags(CMD, COLLECTORS, COLLECTOR_FLAGS, parsed.extra);
 
   const problem = checkRequirements();
   if (problem) throw problem;
 
   const useKubernetes = !f['no-kubernetes'] && (f.kubeconfig !== undefined || process.env.KUBERNETES_SERVICE_HOST !== undefined);
   // the kernel maps for --max-cgroups must fit the agent's memory limit: say so now, not as an OOM kill
-  const defs = collectors ? COLLECTORS.filter((c) => collectors.includes(c.name)) : COLLECTORS;
+  // (a collector that works on selected workloads and has none does not run)
+  const defs = COLLECTORS.filter((c) => (collectors ? collectors.includes(c.name) : true) && (!c.selection || selections[c.name] !== undefined));
   const { maxCgroups } = planMemory(defs, native().numPossibleCpus(), { ...(maxCgroupsFlag ? { maxCgroups: maxCgroupsFlag } : {}), kubernetes: useKubernetes });
   // loaded only when wanted: the client is the largest part of the agent's memory
   const kubernetes = useKubernetes
@@ -252,6 +259,8 @@ export async function startAgentCommand(args: string[]): Promise<StartedAgent | 
     ...(kubernetes ? { kubernetes } : {}),
     ...(collectors ? { collectors } : {}),
     ...(subtree !== undefined ? { cgroupSubtree: subtree } : {}),
+    selections,
+    settings,
   });
   agent.start();
   const shipper = hub ? new Shipper({ ...hub.options, node, cgroupSubtree: agent.cgroupSubtree, collect: agentShipInput(agent), events: agent.events }) : undefined;

@@ -82,3 +82,23 @@ export function bytesFlag(command: string, flag: string, raw: string, min: numbe
   if (n < min || n > max) bad(`--${flag} must be between ${min} and ${max} bytes, not ${n}`, command);
   return n;
 }
+
+/**
+ * Parses args for `command` with flags besides `spec` that are known only at run time (those the
+ * registered collectors declare): their values come back in `extra`. Undefined after --help.
+ */
+export function parseFlagsWith<S extends FlagSpec>(
+  command: string,
+  usage: string,
+  args: string[],
+  spec: S,
+  extraSpec: FlagSpec,
+): { flags: Flags<S>; extra: Readonly<Record<string, unknown>> } | undefined {
+  const clash = Object.keys(extraSpec).find((k) => k in spec);
+  if (clash) throw new Error(`--${clash} is declared twice`);
+  const all: FlagSpec = { ...extraSpec, ...spec };
+  const values = parseFlags(command, usage, args, all);
+  if (!values) return undefined;
+  const extra = Object.fromEntries(Object.keys(extraSpec).map((k) => [k, values[k]]));
+  return { flags: values as unknown as Flags<S>, extra };
+}

@@ -8,8 +8,9 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { VERSION } from '../agent/version.js';
 import { PeriscopeError } from '../kernel/errors.js';
-import { startAgentCommand } from './agent-command.js';
-import { bad, parseFlags, secondsFlag } from './flags.js';
+import { COLLECTOR_FLAGS, startAgentCommand } from './agent-command.js';
+import { bad, parseFlagsWith, secondsFlag } from './flags.js';
+import { collectorArgs, collectorFlagSpec, collectorUsage } from './collector-flags.js';
 import { retentionFlags, startHub, webLine } from './hub-command.js';
 import { parseListen, requireTokenBeyondLoopback, tokenFile } from './serve-flags.js';
 
@@ -31,7 +32,7 @@ API and the web UI on --listen, and the agent shipping to it. Prints the URLs.
   --no-kubernetes           do not talk to the Kubernetes API
   --token-file FILE         the hub and the agent need "Authorization: Bearer <token in FILE>"
                             (required to listen beyond loopback)
-`;
+${collectorUsage(COLLECTOR_FLAGS)}`;
 
 const FLAGS = {
   listen: { type: 'string' },
@@ -54,8 +55,9 @@ export function defaultDataDir(): string {
 }
 
 export async function runCommand(args: string[]): Promise<void> {
-  const f = parseFlags(CMD, RUN_USAGE, args, FLAGS);
-  if (!f) return;
+  const parsed = parseFlagsWith(CMD, RUN_USAGE, args, FLAGS, collectorFlagSpec(COLLECTOR_FLAGS));
+  if (!parsed) return;
+  const f = parsed.flags;
   const { host, port } = parseListen(f.listen ?? '127.0.0.1:9464', CMD);
   const retention = retentionFlags(CMD, f['raw-retention'], f['rollup-retention']);
   const interval = String(secondsFlag(CMD, 'interval', f.interval ?? '5', 1, 300));
@@ -84,6 +86,7 @@ export async function runCommand(args: string[]): Promise<void> {
     ...(f.kubeconfig !== undefined ? ['--kubeconfig', f.kubeconfig] : []),
     ...(f['no-kubernetes'] ? ['--no-kubernetes'] : []),
     ...(f['token-file'] !== undefined ? ['--token-file', f['token-file']] : []),
+    ...collectorArgs(COLLECTOR_FLAGS, parsed.extra),
   ];
   let agent;
   try {

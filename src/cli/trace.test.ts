@@ -315,10 +315,10 @@ test('usage mistakes are one line: no kind, an unknown kind, --output, --count, 
   const dir = mkdtempSync(join(tmpdir(), 'periscope-trace-'));
   writeFileSync(join(dir, 'empty'), '\n');
   const cases: [string[], string][] = [
-    [[], 'say what to trace: exec, oom, tcp, dns, drop'],
-    [['--output', 'json'], 'say what to trace: exec, oom, tcp, dns, drop'],
-    [['tcpdump'], 'cannot trace "tcpdump": choose one of exec, oom, tcp, dns, drop'],
-    [['constructor'], 'cannot trace "constructor": choose one of exec, oom, tcp, dns, drop'],
+    [[], 'say what to trace: exec, oom, tcp, dns, drop, l7'],
+    [['--output', 'json'], 'say what to trace: exec, oom, tcp, dns, drop, l7'],
+    [['tcpdump'], 'cannot trace "tcpdump": choose one of exec, oom, tcp, dns, drop, l7'],
+    [['constructor'], 'cannot trace "constructor": choose one of exec, oom, tcp, dns, drop, l7'],
     [['exec', '-o', 'yaml'], '--output wants table or json, not "yaml"'],
     [['exec', 'dns'], 'unexpected argument "dns": this command takes only --flags'],
     [['exec', '--count', '0'], '--count must be between 1 and 9007199254740991, not 0'],
@@ -333,7 +333,7 @@ test('usage mistakes are one line: no kind, an unknown kind, --output, --count, 
   for (const [args, message] of cases) assert.equal(oneError(await trace(args).done).error, message, args.join(' '));
   const help = await trace(['--help']).done;
   assert.equal(help.code, 0);
-  assert.match(help.stdout, /^usage: periscope trace exec\|oom\|tcp\|dns\|drop \[flags\]/);
+  assert.match(help.stdout, /^usage: periscope trace exec\|oom\|tcp\|dns\|drop\|l7 \[flags\]/);
   for (const flag of ['--agent', '--hub', '--token-file', '--ca-file', '--namespace', '--pod', '--container', '--workload', '--output', '--count', '--timeout', '--since-seq']) {
     assert.match(help.stdout, new RegExp(`^ {2}(-o, )?${flag}\\b`, 'm'), flag);
   }

@@ -149,6 +149,8 @@ export interface CollectorContext {
   /** A name that resolved to an address (a DNS answer the collector saw): peers at that address are
    * named by it until the TTL runs out. */
   learnName(addr: string, name: string, ttlSeconds: number): void;
+  /** the collector's settings (SettingDef), checked, every one present (its default where none was given) */
+  settings?: Readonly<Record<string, string>>;
 }
 
 export interface CollectorStatus {
@@ -183,6 +185,45 @@ export interface CollectorInstance {
   forget(subjects: readonly Subject[]): void;
   drops(): DropCounts;
   close(): void;
+  /**
+   * For a collector declared with `selection`: the cgroups the selection covers now, all of them,
+   * each time that set changes (a pod came or went, a pod's names became known). Those not in the
+   * list are no longer selected.
+   */
+  select?(selected: readonly Selected[]): void;
+}
+
+/** A cgroup a selection covers, and the workload it belongs to. */
+export interface Selected {
+  readonly subject: Subject;
+  /**
+   * the workload it is part of (`namespace/kind/name`, a pod's `namespace/name` while its workload
+   * is unknown, a systemd unit, or the cgroup path): what a bound "per workload" is shared by
+   */
+  readonly group: string;
+}
+
+/**
+ * A collector that works only on the workloads someone selected (its capture costs, or what it sees
+ * is sensitive): the agent takes `--<collector>-select` (namespaces, pods, workloads, cgroup
+ * subtrees), starts the collector only when it is given, and hands it the matching cgroups through
+ * `select` whenever they change. Nothing is selected by default.
+ */
+export interface SelectionDef {
+  /** what is done for the selected workloads, for --help */
+  readonly help: string;
+}
+
+/** A knob of a collector's own, given to the agent as `--<collector>-<name> VALUE`. */
+export interface SettingDef {
+  /** kebab-case */
+  readonly name: string;
+  readonly help: string;
+  /** what the value is, for --help (SECONDS, N, samples|shapes) */
+  readonly value: string;
+  readonly default: string;
+  /** why a value is refused (one line), or undefined when it is taken */
+  check(value: string): string | undefined;
 }
 
 export interface CollectorDefinition<I extends CollectorInstance = CollectorInstance> {
@@ -196,6 +237,10 @@ export interface CollectorDefinition<I extends CollectorInstance = CollectorInst
   readonly routes?: readonly RouteDef<I>[];
   /** kinds of `periscope trace` over its events (EventDef.trace says which event shows in which) */
   readonly traces?: readonly TraceDef[];
+  /** it works only on selected workloads: started when a selection is given, told of it through `select` */
+  readonly selection?: SelectionDef;
+  /** knobs of its own (ctx.settings) */
+  readonly settings?: readonly SettingDef[];
   start(ctx: CollectorContext): I;
 }
 

@@ -8,12 +8,14 @@ import { processCollector } from './process/index.js';
 import { cpu } from './cpu/index.js';
 import { memory } from './memory/index.js';
 import { network } from './network/index.js';
+import { l7 } from './l7/index.js';
 
 export const COLLECTORS: readonly CollectorDefinition[] = [
   processCollector,
   cpu,
   memory,
   network,
+  l7,
 ];
 
 export const COLLECTOR_NAMES: readonly string[] = COLLECTORS.map((c) => c.name);

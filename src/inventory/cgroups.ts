@@ -161,6 +161,11 @@ export class CgroupTree {
     return out;
   }
 
+  /** The cgroups that exist now (not those in their grace period), with their ids. */
+  *entries(): Iterable<{ id: number; path: string }> {
+    for (const info of this.byId.values()) if (info.goneSince === undefined) yield { id: info.id, path: info.path };
+  }
+
   /** Paths of the cgroups that exist now (not those in their grace period). */
   *paths(): Iterable<string> {
     for (const info of this.byId.values()) if (info.goneSince === undefined) yield info.path;

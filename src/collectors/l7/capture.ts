@@ -6,7 +6,7 @@
  * that is none it knows, nor of a process whose cgroup is not on the list. What the kernel could not
  * ship is counted (`drops()`), and each chunk carries its stream offset, so a parser sees a gap.
  *
- * Not a collector yet: the l7 collector wires this to the parsers and the registry.
+ * The l7 collector (index.ts) wires this to the parsers and the registry.
  */
 import { PeriscopeError } from '../../kernel/errors.js';
 import { type Alternative, type Choice, type ObjectSpec } from '../../kernel/bpf-object.js';
@@ -158,6 +158,7 @@ export class L7Capture {
   private readonly allowList = new Set<bigint>();
   private malformed = 0;
   private closed = false;
+  private readonly allowCapacity: number;
 
   constructor(opts: CaptureOptions = {}) {
     const captureBytes = opts.captureBytes ?? MAX_CAPTURE_BYTES;
@@ -177,6 +178,7 @@ export class L7Capture {
     };
     const maxEntries: Record<string, number> = { l7_events: ringBytes };
     if (opts.maxCgroups !== undefined) maxEntries.allowed_cgroups = opts.maxCgroups;
+    this.allowCapacity = opts.maxCgroups ?? gen.maps.allowed_cgroups.maxEntries;
     const { obj, parts } = loadAndAttach(spec, { maxCgroups: 0 }, { ...(opts.alternative ? { alternative: opts.alternative } : {}), maxEntries }, (o) => ({
       ring: o.ring(gen.maps.l7_events.name),
       allowed: o.map(gen.maps.allowed_cgroups),
@@ -195,6 +197,16 @@ export class L7Capture {
   /** Which alternative the kernel took, and why it passed over the others. */
   get choice(): Choice {
     return this.obj.choice;
+  }
+
+  /** Programs attached now. */
+  get programsAttached(): number {
+    return this.closed ? 0 : this.obj.attachedPrograms;
+  }
+
+  /** Most cgroups the allow-list holds. */
+  get maxCgroups(): number {
+    return this.allowCapacity;
   }
 
   /** Captures the processes of this cgroup (by its cgroup2 id) from now on. */
