@@ -654,6 +654,18 @@ export class TestPod {
     return { id, cgroupPath, dir: v2Dir(cgroupPath), stdoutPath: join(logs, `${id}.out`), stderrPath: join(logs, `${id}.err`) };
   }
 
+  /**
+   * A container of this pod for a server of test/servers.ts: its cgroup made, and the argv prefix a
+   * fixture's `wrap` takes (join the cgroup, then the pod's network namespace; each step execs, so
+   * the pid the fixture signals is the server's). The cgroup goes with the pod.
+   */
+  async container(opts: { containerId?: string } = {}): Promise<{ id: string; cgroupPath: string; wrap: string[] }> {
+    const place = this.containerPlace(opts.containerId);
+    await mkdir(place.dir);
+    const wrap = ['/bin/sh', '-c', 'echo $$ > "$0" || exit 97; ns=$1; shift; exec nsenter --net="$ns" -- "$@"', join(place.dir, 'cgroup.procs'), this.netnsPath];
+    return { id: place.id, cgroupPath: place.cgroupPath, wrap };
+  }
+
   async runProcess(containerName: string, script: string, opts: { containerId?: string } = {}): Promise<ContainerProcess> {
     const place = this.containerPlace(opts.containerId);
     await mkdir(place.dir);
