@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <node_api.h>
+#include <uv.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
@@ -871,7 +872,57 @@ struct ring {
 	size_t len, cap, limit;
 	uint32_t count;
 	int oom;
+	struct ring_watch *watch; /* NULL until ringWatch */
 };
+
+/*
+ * A watch turns the kernel's wakeup into one call of a script function: libuv polls the ring's epoll
+ * descriptor on the main loop, and the first readable event stops the poll and calls back once. The
+ * script drains and arms it again, so a busy ring costs one callback per drain, not one per record
+ * (the kernel itself wakes only when a record lands in a ring the reader had emptied).
+ */
+struct ring_watch {
+	uv_poll_t poll; /* first: the close callback frees the watch through it */
+	napi_env env;
+	napi_ref callback;
+	napi_async_context async;
+	int armed;
+};
+
+static void watch_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void watch_fired(uv_poll_t *p, int status, int events)
+{
+	struct ring_watch *w = p->data;
+	napi_handle_scope scope;
+	napi_value fn, recv, result;
+
+	(void)events;
+	uv_poll_stop(p);
+	w->armed = 0;
+	if (napi_open_handle_scope(w->env, &scope) != napi_ok)
+		return;
+	if (napi_get_reference_value(w->env, w->callback, &fn) == napi_ok && fn && napi_get_global(w->env, &recv) == napi_ok) {
+		napi_value arg;
+		napi_create_int32(w->env, status, &arg);
+		/* an exception goes to the process's uncaughtException, like any callback's */
+		napi_make_callback(w->env, w->async, recv, fn, 1, &arg, &result);
+	}
+	napi_close_handle_scope(w->env, scope);
+}
+
+static void free_watch(struct ring_watch *w)
+{
+	if (!w)
+		return;
+	uv_poll_stop(&w->poll);
+	napi_delete_reference(w->env, w->callback);
+	napi_async_destroy(w->env, w->async);
+	uv_close((uv_handle_t *)&w->poll, watch_closed);
+}
 
 #define DRAIN_FULL 1000000 /* our own stop signal through libbpf's callback */
 
@@ -905,6 +956,7 @@ static void free_ring(void *ring)
 {
 	struct ring *r = ring;
 
+	free_watch(r->watch);
 	if (r->rb)
 		ring_buffer__free(r->rb);
 	free(r->buf);
@@ -964,6 +1016,57 @@ static napi_value js_ring_drain(napi_env env, napi_callback_info info)
 		r->cap = 0;
 	}
 	return result;
+}
+
+/* ringWatch(ring, callback): calls callback(status) once when the ring has records; call again to re-arm */
+static napi_value js_ring_watch(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2], name, resource;
+	napi_valuetype type;
+	struct ring *r;
+	struct ring_watch *w;
+	uv_loop_t *loop;
+	int err;
+
+	if (get_args(env, info, 2, argv) || !(r = unwrap(env, argv[0], HANDLE_RING)))
+		return NULL;
+	if (napi_typeof(env, argv[1], &type) != napi_ok || type != napi_function) {
+		napi_throw_type_error(env, "ERR_NATIVE_ARG", "ringWatch: callback must be a function");
+		return NULL;
+	}
+	w = r->watch;
+	if (!w) {
+		w = calloc(1, sizeof(*w));
+		if (!w)
+			return throw_errno(env, ENOMEM, "ringWatch");
+		CHECK(napi_get_uv_event_loop(env, &loop));
+		err = uv_poll_init(loop, &w->poll, ring_buffer__epoll_fd(r->rb));
+		if (err) {
+			free(w);
+			return throw_errno(env, -err, "uv_poll_init");
+		}
+		w->poll.data = w;
+		w->env = env;
+		/* the agent's timers keep the process alive, not a watch */
+		uv_unref((uv_handle_t *)&w->poll);
+		CHECK(napi_create_string_utf8(env, "periscope:ring", NAPI_AUTO_LENGTH, &name));
+		if (napi_create_object(env, &resource) != napi_ok || napi_async_init(env, resource, name, &w->async) != napi_ok) {
+			uv_close((uv_handle_t *)&w->poll, watch_closed);
+			return throw_napi(env, "napi_async_init");
+		}
+		r->watch = w;
+	} else {
+		napi_delete_reference(env, w->callback);
+		w->callback = NULL;
+	}
+	CHECK(napi_create_reference(env, argv[1], 1, &w->callback));
+	if (!w->armed) {
+		err = uv_poll_start(&w->poll, UV_READABLE, watch_fired);
+		if (err)
+			return throw_errno(env, -err, "uv_poll_start");
+		w->armed = 1;
+	}
+	return undefined(env);
 }
 
 static napi_value js_ring_close(napi_env env, napi_callback_info info)
@@ -1190,6 +1293,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "ringOpen", js_ring_open },
 		{ "ringDrain", js_ring_drain },
 		{ "ringClose", js_ring_close },
+		{ "ringWatch", js_ring_watch },
 		{ "progTestRun", js_prog_test_run },
 		{ "probeProgramType", js_probe_prog_type },
 		{ "probeMapType", js_probe_map_type },

@@ -62,6 +62,8 @@ export interface Native {
   ringOpen(mapFd: number): RingHandle;
   ringDrain(ring: RingHandle, maxBytes: number): { buffer: Buffer; count: number; more: boolean };
   ringClose(ring: RingHandle): void;
+  /** Calls back once when the ring has records (status: libuv's, 0 when all is well); call again to re-arm. */
+  ringWatch(ring: RingHandle, callback: (status: number) => void): void;
   /** runs a loaded program once with this input (BPF_PROG_TEST_RUN); its return value */
   progTestRun(obj: ObjectHandle, program: string, data: Buffer): number;
   probeProgramType(type: number): number;

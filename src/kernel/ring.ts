@@ -41,6 +41,14 @@ export class RingReader {
     return total;
   }
 
+  /**
+   * Calls onReady once, on the main loop, when the kernel says records are waiting (it says so when a
+   * record lands in a ring the reader had emptied). Drain, then watch again: one call per drain.
+   */
+  watch(onReady: () => void): void {
+    if (this.ring) native().ringWatch(this.ring, onReady);
+  }
+
   close(): void {
     if (this.ring) native().ringClose(this.ring);
     this.ring = undefined;

@@ -198,6 +198,48 @@ for (const alt of alternativesHere(L7_SPEC)) {
       }
     });
 
+    await t.test('a ring a quarter full wakes its reader: a flood the timer would lose is drained whole, and without the watch the same flood loses records', async () => {
+      const run = async (watched: boolean): Promise<{ ringFull: number; chunks: number; wakes: number }> => {
+        const ring = new L7Capture({ alternative: alt, ringBytes: 1 << 20 });
+        let chunks = 0;
+        let wakes = 0;
+        const arm = (): void =>
+          ring.watch(() => {
+            wakes++;
+            setImmediate(() => {
+              ring.drain((r) => (chunks += r.kind === 'chunk' ? 1 : 0));
+              arm();
+            });
+          });
+        try {
+          ring.addCgroup(clients.id);
+          if (watched) arm();
+          // ~2.2 kB of capture a round on the client's end: 8.8 MB, eight rings, no timer
+          await client(clients, `burst ${echoPort} 4000`);
+          await new Promise((r) => setTimeout(r, 50));
+          ring.drain((r) => (chunks += r.kind === 'chunk' ? 1 : 0));
+          return { ringFull: ring.drops().ringFull, chunks, wakes };
+        } finally {
+          ring.close();
+        }
+      };
+      // the test's own capture sits this out: nobody drains it meanwhile
+      cap.removeCgroup(server.id);
+      cap.removeCgroup(clients.id);
+      let unwatched, watched;
+      try {
+        unwatched = await run(false);
+        watched = await run(true);
+      } finally {
+        cap.addCgroup(server.id);
+        cap.addCgroup(clients.id);
+      }
+      assert.ok(unwatched.ringFull > 0, `undrained, the ring overflows (${JSON.stringify(unwatched)})`);
+      assert.equal(watched.ringFull, 0, `drained on wakeup, nothing lost (${JSON.stringify(watched)})`);
+      assert.ok(watched.chunks >= 8000, `a request and a response each (${JSON.stringify(watched)})`);
+      assert.ok(watched.wakes > 0 && watched.wakes < watched.chunks / 10, `woken per quarter ring, not per record (${JSON.stringify(watched)})`);
+    });
+
     assert.deepEqual(cap.drops(), { ringFull: 0, noState: 0, unreadable: 0, malformed: 0 });
   });
 }

@@ -170,7 +170,7 @@ export class L7Capture {
       throw new PeriscopeError('BAD_ARGUMENT', `ring size ${ringBytes} is not a power of two of at least 4096`, 'give a power of two, e.g. 4194304');
     }
     // the knobs are per load, so every alternative carries them
-    const knobs = { capture_bytes: captureBytes, capture_all: opts.allCgroups ?? false };
+    const knobs = { capture_bytes: captureBytes, capture_all: opts.allCgroups ?? false, wake_bytes: ringBytes / 4 };
     const spec: ObjectSpec<gen.ProgramName> = {
       ...L7_SPEC,
       config: gen.config,
@@ -241,6 +241,11 @@ export class L7Capture {
       if (rec) onRecord(rec);
       else this.malformed++;
     }, maxBatches);
+  }
+
+  /** Calls onReady once when records wait in the ring (RingReader.watch); drain, then watch again. */
+  watch(onReady: () => void): void {
+    if (!this.closed) this.ring.watch(onReady);
   }
 
   /** Everything the ring holds now, as a list (tests and tools). */

@@ -54,6 +54,11 @@ const volatile __u32 capture_bytes = L7_MAX_CAPTURE;
 /* Capture in every cgroup, the allow-list notwithstanding (tests, and a node-wide debug mode). */
 const volatile bool capture_all = false;
 
+/* Ring bytes waiting past which a record wakes the reader at once (user space sets a quarter of the
+ * ring): below it the agent drains on its timer and records wake nobody; a burst from idle is drained
+ * within milliseconds instead of filling the ring before the timer comes round. 0: never. */
+const volatile __u64 wake_bytes = 0;
+
 /* Connection ids: the first is 1. */
 __u64 next_conn_id = 0;
 
@@ -123,6 +128,11 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 << 20);
 } l7_events SEC(".maps");
+
+static __always_inline __u64 ring_flags(void)
+{
+	return wake_bytes && bpf_ringbuf_query(&l7_events, BPF_RB_AVAIL_DATA) >= wake_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -570,7 +580,7 @@ static __always_inline int capture(struct pt_regs *regs, int kind, long ret)
 	__u64 len = sizeof(struct l7_chunk) + (captured & (2 * L7_MAX_CAPTURE - 1));
 	if (len > sizeof(struct l7_scratch))
 		return 0;
-	if (bpf_ringbuf_output(&l7_events, s, len, BPF_RB_NO_WAKEUP)) {
+	if (bpf_ringbuf_output(&l7_events, s, len, ring_flags())) {
 		count_drop(DROP_RINGBUF_FULL);
 		return 0;
 	}
@@ -646,7 +656,7 @@ int BPF_PROG(l7_sock_state, const struct sock *sk, int oldstate, int newstate)
 	h->kind = REC_CLOSE;
 	h->protocol = c->protocol;
 	h->role = c->role;
-	submit_event(h);
+	bpf_ringbuf_submit(h, ring_flags());
 	count(STAT_CLOSES);
 	bpf_map_delete_elem(&conns, &key);
 	return 0;
