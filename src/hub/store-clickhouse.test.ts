@@ -49,7 +49,7 @@ if (!server) {
     const t = Math.floor(Date.now() / 60_000) * 60_000 - 5 * 60_000;
     const old = { namespace: 'm', workload: 'web', peer_port: '80', side: 'client', method: 'GET', route: "/o'ld", status_class: '5xx' };
     const oldId = seriesId('n-mig', 'mig_http_total', old);
-    const boot = createClient({ url: server!.url, username: 'default', password: '' });
+    const boot = createClient({ url: server.url, username: 'default', password: '' });
     try {
       await boot.command({ query: 'DROP DATABASE IF EXISTS periscope_first' });
       await boot.command({ query: 'CREATE DATABASE periscope_first' });
