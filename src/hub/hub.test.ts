@@ -279,6 +279,30 @@ test('the service map joins what the client\'s node and the server\'s node saw i
   assert.deepEqual(lone!.observed_by, ['node-b']);
 });
 
+test('the service map: a server\'s requests join the edge its client\'s connections named (the port from there); empty buckets alone make no edge', () => {
+  const row = (metric: string, group: Record<string, string>, delta: number): AggregateRow => ({ metric, group, delta, avg: 0, last: 0, series: 1 });
+  const client = { node: 'node-a', namespace: 'shop', workload: 'web', pod: 'web-1', cgroup: '/w', peer_kind: 'pod', peer_namespace: 'shop', peer_workload: 'api', peer: 'api-0', peer_port: '8080' };
+  const server = { node: 'node-b', namespace: 'shop', workload: 'api', pod: 'api-0', cgroup: '/a', peer_kind: 'pod', peer_namespace: 'shop', peer_workload: 'web', peer: 'web-1', peer_port: '', side: 'server' };
+  const stale = { ...server, peer_workload: 'gone', peer: 'gone-1' };
+  const edges = mergeEdges(
+    [row('periscope_tcp_connections_total', { ...client, direction: 'outbound', result: 'success' }, 3)],
+    [
+      // the client is not followed by the l7 collector: only the server counted
+      row('periscope_http_requests_total', { ...server, status_class: '2xx' }, 7),
+      row('periscope_http_requests_total', { ...server, status_class: '5xx' }, 1),
+      row('periscope_http_request_duration_seconds_bucket', { ...server, le: '0.1' }, 8),
+      row('periscope_http_request_duration_seconds_bucket', { ...server, le: '+Inf' }, 8),
+      row('periscope_redis_command_duration_seconds_bucket', { ...stale, le: '0.1' }, 0),
+    ],
+    10,
+  );
+  assert.equal(edges.length, 1, JSON.stringify(edges));
+  assert.deepEqual(edges[0]!.target, { kind: 'pod', namespace: 'shop', workload: 'api', name: 'api', port: '8080' });
+  assert.equal(edges[0]!.connections, 3);
+  assert.deepEqual(edges[0]!.requests, { http: { requests: 8, rate: 0.8, errors: 1, client_errors: 0, p50_seconds: 0.05, p99_seconds: 0.099, side: 'server' } });
+  assert.deepEqual(edges[0]!.observed_by, ['node-a', 'node-b']);
+});
+
 test('group=workload sums a workload over its pods and nodes, and says where it runs', async (t) => {
   const { base } = await startHub(t);
   await ingest(base, batch(1, { cpu: [4, 4] }));
