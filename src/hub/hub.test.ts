@@ -5,7 +5,8 @@ import { request } from 'node:http';
 import { mergeEdges, type Hub } from './hub.js';
 import { startTestHub } from '../../test/hub.js';
 import { WIRE_VERSION, type Batch } from '../wire/ingest.js';
-import { WORKLOAD_SORT_KEYS, type EdgeEntry, type HubHealth, type NodesResponse, type OverviewResponse, type SeriesResponse, type WorkloadEntry, type WorkloadsResponse } from '../wire/hub.js';
+import { l7ClientBatch, l7ServerBatch } from '../../test/l7-batch.js';
+import { WORKLOAD_SORT_KEYS, type NetworkMapResponse, type RequestsResponse, type EdgeEntry, type HubHealth, type NodesResponse, type OverviewResponse, type SeriesResponse, type WorkloadEntry, type WorkloadsResponse } from '../wire/hub.js';
 import { type AggregateRow } from './store.js';
 
 const TOKEN = 'a-test-token-0123456789';
@@ -271,10 +272,35 @@ test('the service map joins what the client\'s node and the server\'s node saw i
     bytes_received: 5000,
     retransmits: 0,
     observed_by: ['node-a', 'node-b'],
+    requests: {},
   });
   assert.equal(lone!.source.name, '203.0.113.9');
   assert.equal(lone!.bytes_sent, 70, 'what the server received is what the client sent');
   assert.deepEqual(lone!.observed_by, ['node-b']);
+});
+
+test('the service map: a server\'s requests join the edge its client\'s connections named (the port from there); empty buckets alone make no edge', () => {
+  const row = (metric: string, group: Record<string, string>, delta: number): AggregateRow => ({ metric, group, delta, avg: 0, last: 0, series: 1 });
+  const client = { node: 'node-a', namespace: 'shop', workload: 'web', pod: 'web-1', cgroup: '/w', peer_kind: 'pod', peer_namespace: 'shop', peer_workload: 'api', peer: 'api-0', peer_port: '8080' };
+  const server = { node: 'node-b', namespace: 'shop', workload: 'api', pod: 'api-0', cgroup: '/a', peer_kind: 'pod', peer_namespace: 'shop', peer_workload: 'web', peer: 'web-1', peer_port: '', side: 'server' };
+  const stale = { ...server, peer_workload: 'gone', peer: 'gone-1' };
+  const edges = mergeEdges(
+    [row('periscope_tcp_connections_total', { ...client, direction: 'outbound', result: 'success' }, 3)],
+    [
+      // the client is not followed by the l7 collector: only the server counted
+      row('periscope_http_requests_total', { ...server, status_class: '2xx' }, 7),
+      row('periscope_http_requests_total', { ...server, status_class: '5xx' }, 1),
+      row('periscope_http_request_duration_seconds_bucket', { ...server, le: '0.1' }, 8),
+      row('periscope_http_request_duration_seconds_bucket', { ...server, le: '+Inf' }, 8),
+      row('periscope_redis_command_duration_seconds_bucket', { ...stale, le: '0.1' }, 0),
+    ],
+    10,
+  );
+  assert.equal(edges.length, 1, JSON.stringify(edges));
+  assert.deepEqual(edges[0]!.target, { kind: 'pod', namespace: 'shop', workload: 'api', name: 'api', port: '8080' });
+  assert.equal(edges[0]!.connections, 3);
+  assert.deepEqual(edges[0]!.requests, { http: { requests: 8, rate: 0.8, errors: 1, client_errors: 0, p50_seconds: 0.05, p99_seconds: 0.099, side: 'server' } });
+  assert.deepEqual(edges[0]!.observed_by, ['node-a', 'node-b']);
 });
 
 test('group=workload sums a workload over its pods and nodes, and says where it runs', async (t) => {
@@ -383,4 +409,109 @@ test('overview: how many workloads, their namespaces, and the top of each sort k
   const missing = await send(`${base}/api/v1/nope`, { headers: auth });
   assert.equal(missing.status, 404);
   assert.match((missing.json() as { hint: string }).hint, /\/api\/v1\/overview/);
+});
+
+const close = (actual: number | null | undefined, expected: number, what: string): void => assert.ok(actual !== null && actual !== undefined && Math.abs(actual - expected) < 1e-9, `${what}: ${actual} is not ${expected}`);
+
+test('l7 series through the ingest path: map edges carry each request once (the client\'s count where observed), errors and p50/p99; /api/v1/requests a workload\'s rows as server and as client', async (t) => {
+  const { base } = await startHub(t);
+  assert.equal((await ingest(base, l7ClientBatch(T0 + 10_000))).status, 200);
+  assert.equal((await ingest(base, l7ServerBatch(T0 + 10_000))).status, 200);
+  const range = `from=${new Date(T0).toISOString()}&to=${new Date(T0 + 60_000).toISOString()}`;
+  const map = await get<NetworkMapResponse>(base, `/api/v1/network/map?${range}`);
+  const edge = (from: string, to: string): EdgeEntry => {
+    const e = map.edges.find((x) => x.source.name === from && `${x.target.name}:${x.target.port}` === to);
+    assert.ok(e, `${from} → ${to} in ${JSON.stringify(map.edges.map((x) => [x.source.name, x.target.name, x.target.port]))}`);
+    return e;
+  };
+  const api = edge('web', 'api:8080');
+  assert.deepEqual(Object.keys(api.requests).sort(), ['grpc', 'http']);
+  const http = api.requests.http!;
+  assert.deepEqual([http.side, http.requests, http.errors, http.client_errors], ['client', 100, 6, 4], 'the client\'s 100, not the server\'s 101 nor both');
+  close(http.rate, 100 / 60, 'rate over the minute');
+  close(http.p50_seconds, 0.01, 'http p50');
+  close(http.p99_seconds, 0.01 + 0.09 * (49 / 50), 'http p99');
+  const grpc = api.requests.grpc!;
+  assert.deepEqual([grpc.side, grpc.requests, grpc.errors, grpc.client_errors], ['client', 10, 2, 0]);
+  close(grpc.p50_seconds, 0.55, 'grpc p50');
+  close(grpc.p99_seconds, 0.1 + 0.9 * 0.99, 'grpc p99');
+  assert.deepEqual(api.observed_by, ['client', 'server']);
+  assert.equal(api.connections, 0, 'no network collector in these batches: an edge of requests alone');
+  const sql = edge('web', 'db:5432').requests.sql!;
+  assert.deepEqual([sql.side, sql.requests, sql.errors, sql.client_errors], ['client', 21, 1, 0]);
+  close(sql.p50_seconds, 0.0005, 'sql p50');
+  close(sql.p99_seconds, 0.001 * (20.79 / 21), 'sql p99');
+  const redis = edge('web', 'cache:6379').requests.redis!;
+  assert.deepEqual([redis.side, redis.requests, redis.errors], ['client', 33, 3]);
+  const outside = edge('203.0.113.9', 'api:');
+  assert.deepEqual(Object.keys(outside.requests), ['http']);
+  assert.deepEqual([outside.requests.http!.side, outside.requests.http!.requests, outside.requests.http!.errors], ['server', 10, 2], 'a client without an agent: the server\'s count');
+  close(outside.requests.http!.p50_seconds, 0.0055, 'outside p50');
+  assert.equal(map.edges.length, 4);
+
+  const web = await get<RequestsResponse>(base, `/api/v1/requests?namespace=shop&workload=web&${range}`);
+  assert.deepEqual(
+    web.rows.map((r) => [r.protocol, r.side, r.operation, r.name, r.requests, r.errors, r.client_errors, r.statuses]),
+    [
+      ['http', 'client', 'GET', '/users/{id}', 100, 6, 4, { '2xx': 90, '4xx': 4, '5xx': 6 }],
+      ['redis', 'client', '', 'GET', 30, 0, 0, { ok: 30 }],
+      ['sql', 'client', 'SELECT', 'SELECT * FROM users WHERE id = ?', 20, 0, 0, { ok: 20 }],
+      ['grpc', 'client', '', 'shop.Cart/Add', 10, 2, 0, { NOT_FOUND: 2, OK: 8 }],
+      ['redis', 'client', '', 'SET', 3, 3, 0, { WRONGTYPE: 3 }],
+      ['sql', 'client', 'INSERT', 'INSERT INTO users VALUES (?, ?)', 1, 1, 0, { '23505': 1 }],
+    ],
+  );
+  close(web.rows[0]!.error_ratio, 0.06, 'error ratio');
+  close(web.rows[0]!.p99_seconds, 0.0982, 'route p99');
+  const apiRows = await get<RequestsResponse>(base, `/api/v1/requests?namespace=shop&workload=api&since=${encodeURIComponent(new Date(T0).toISOString())}&to=${new Date(T0 + 60_000).toISOString()}`);
+  assert.deepEqual(
+    apiRows.rows.map((r) => [r.protocol, r.side, r.name, r.requests, r.errors, r.client_errors, r.statuses]),
+    [['http', 'server', '/users/{id}', 111, 8, 4, { '2xx': 99, '4xx': 4, '5xx': 8 }]],
+    'as the server: every client\'s requests, the ones outside the selection too',
+  );
+  close(apiRows.rows[0]!.p50_seconds, 0.001 + 0.009 * (55.5 / 61), 'server p50');
+  close(apiRows.rows[0]!.p99_seconds, 0.01 + 0.09 * ((0.99 * 111 - 61) / 50), 'server p99');
+  close(apiRows.rows[0]!.rate, 111 / 60, 'server rate');
+  const onlySql = await get<RequestsResponse>(base, `/api/v1/requests?namespace=shop&workload=web&protocol=sql&side=client&${range}`);
+  assert.deepEqual(onlySql.rows.map((r) => r.name), ['SELECT * FROM users WHERE id = ?', 'INSERT INTO users VALUES (?, ?)']);
+  // the series route filters and groups by the l7 labels
+  const s = await get<SeriesResponse>(base, `/api/v1/series?metric=periscope_http_requests_total&${range}&step=60&side=client&status_class=5xx&status_class=4xx&by=status_class,route`);
+  assert.deepEqual(s.lines.map((l) => [l.labels.status_class, l.labels.route, l.points.map((p) => p[1] * 60)]).sort(), [['4xx', '/users/{id}', [4]], ['5xx', '/users/{id}', [6]]]);
+  const shape = await get<SeriesResponse>(base, `/api/v1/series?metric=periscope_sql_queries_total&${range}&step=60&shape=${encodeURIComponent('INSERT INTO users VALUES (?, ?)')}`);
+  assert.deepEqual(shape.lines.map((l) => l.points.map((p) => p[1] * 60)), [[1]], 'a value with a comma is one value');
+});
+
+test('/api/v1/requests and the l7 filters of /api/v1/series: bad parameters get a 400 that names them; values are bound', async (t) => {
+  const { base } = await startHub(t);
+  const R = '/api/v1/requests?namespace=shop&workload=web';
+  const cases: [string, RegExp | number][] = [
+    ['/api/v1/requests?workload=web', /namespace is missing/],
+    ['/api/v1/requests?namespace=shop', /workload is missing/],
+    [`${R}&protocol=ftp`, /protocol="ftp" is not one of http, grpc, sql, redis/],
+    [`${R}&side=both`, /side="both" is not one of/],
+    [`${R}&colour=red`, /unknown parameter "colour"/],
+    [`${R}&since=yesterday`, /since="yesterday" is not a time/],
+    [`${R}&since=15m&from=-1h`, /since and from are both given/],
+    [`${R}&since=999999999w`, /more than the 400 a query may/],
+    [`${R}&from=-999999999w&to=-999999999w`, /is not before to/],
+    [`${R}&limit=1e309`, /limit must be a non-negative integer/],
+    [`/api/v1/requests?namespace=shop&workload=${'w'.repeat(300)}`, /workload is 300 characters long/],
+    ['/api/v1/requests?namespace=a&namespace=b&workload=w', /namespace is given 2 times/],
+    [`/api/v1/series?metric=periscope_http_requests_total&route=${'r'.repeat(2000)}`, /route is 2000 characters long/],
+    [`/api/v1/series?metric=periscope_http_requests_total&${'method=GET&'.repeat(101)}`, /method is given 101 times/],
+    ['/api/v1/series?metric=periscope_http_requests_total&by=route;DROP', /by="route;DROP" is not a column/],
+    ["/api/v1/requests?namespace=x'%20OR%201=1--&workload=w", 200],
+    ["/api/v1/series?metric=periscope_http_requests_total&route=x'%3B%20DROP%20TABLE%20series%3B--", 200],
+  ];
+  for (const [path, expected] of cases) {
+    const r = await send(`${base}${path}`, { headers: auth });
+    if (typeof expected === 'number') {
+      assert.equal(r.status, expected, `${path}: ${r.body}`);
+      continue;
+    }
+    assert.equal(r.status, 400, `${path}: ${r.body}`);
+    assert.match((r.json() as { error: string }).error, expected, path);
+  }
+  assert.equal((await send(`${base}${R}`)).status, 401, 'the token, as every API route');
+  assert.deepEqual((await get<RequestsResponse>(base, R)).rows, []);
 });

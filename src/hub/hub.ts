@@ -10,7 +10,10 @@
  *   GET  /api/v1/series          one metric over time, for a workload or anything the filters select
  *   GET  /api/v1/events          stored events, newest first, with filters
  *   GET  /api/v1/events/stream   events as they arrive, as server-sent events (as the agent serves them)
- *   GET  /api/v1/network/map     the service map: edges merged from every node, both ends named
+ *   GET  /api/v1/network/map     the service map: edges merged from every node, both ends named,
+ *                                with their requests per protocol (the l7 collector's)
+ *   GET  /api/v1/requests        a workload's requests by route, gRPC method, SQL shape or Redis
+ *                                command, as server and as client: rate, errors, p50/p99
  *   GET  /api/v1/overview        the workloads' numbers at a glance: how many, namespaces, the top
  *                                few by each sort key (what the UI's first page shows)
  *   GET  /api/v1/health          the hub itself: store, agents, ingest counts
@@ -32,9 +35,12 @@ import { EventStreams, HttpError, HttpFace, badQuery, eventFilter, json, listPar
 import { checkBatch, MAX_BATCH_BYTES, MAX_BATCH_JSON_BYTES, type IngestReply } from '../wire/ingest.js';
 import { type PeriscopeEvent } from '../wire/events.js';
 import {
+  L7_PROTOCOLS,
   WORKLOAD_GROUPS,
   WORKLOAD_SORT_KEYS,
   type EdgeEntry,
+  type L7Protocol,
+  type RequestsResponse,
   type HubHealth,
   type NodeEntry,
   type OverviewResponse,
@@ -45,7 +51,8 @@ import {
   type WorkloadsResponse,
 } from '../wire/hub.js';
 import { Normalizer } from './ingest.js';
-import { choice, limitParam, parseDuration, parseFilters, parseRange } from './query.js';
+import { choice, limitParam, onlyParams, parseDuration, parseFilters, parseLabelFilters, parseRange, parseTime, singleParam } from './query.js';
+import { L7_METRICS, L7_OUTCOME_COLUMNS, L7_QUERY_METRICS, REQUEST_GROUP_BY, RequestAcc, l7Metric, requestRows } from './l7.js';
 import { COLUMNS, PRESENCE_METRIC, WORKLOAD_SUM_COLUMNS, WORKLOAD_SUM_FILTERS, type AggregateRow, type Column, type Filters, type Range, type Store } from './store.js';
 import { sortWorkloads, summarizeWorkloads, WORKLOAD_GROUP_BY, WORKLOAD_METRICS, type SummaryRow } from './workloads.js';
 import { WebAssets } from './web.js';
@@ -221,6 +228,9 @@ export class Hub extends HttpFace {
         break;
       case '/api/v1/network/map':
         body = await this.networkMap(q);
+        break;
+      case '/api/v1/requests':
+        body = await this.requests(q);
         break;
       case '/api/v1/health':
         body = await this.health();
@@ -432,7 +442,7 @@ export class Hub extends HttpFace {
     const groupBy = listParam(q, 'by') as Column[];
     for (const c of groupBy) if (!COLUMNS.includes(c)) throw badQuery(`by="${c.slice(0, 60)}" is not a column`, `group by any of ${COLUMNS.join(', ')}`);
     const limit = limitParam(q, 20, 1_000);
-    const lines = await this.store.series({ ...range, metric, stepMs, filters: parseFilters(q), groupBy, limit });
+    const lines = await this.store.series({ ...range, metric, stepMs, filters: { ...parseFilters(q), ...parseLabelFilters(q) }, groupBy, limit });
     const scale = type === 'counter' ? 1_000 / stepMs : 1;
     return {
       metric,
@@ -463,13 +473,48 @@ export class Hub extends HttpFace {
   private async networkMap(q: URLSearchParams): Promise<unknown> {
     const range = parseRange(q, this.opts.now());
     const limit = limitParam(q, 500, 10_000);
-    const rows = await this.store.aggregate({
-      ...range,
-      metrics: ['periscope_tcp_connections_total', 'periscope_tcp_bytes_sent_total', 'periscope_tcp_bytes_received_total', 'periscope_tcp_retransmits_total'],
-      filters: parseFilters(q),
-      groupBy: ['node', 'namespace', 'workload', 'pod', 'cgroup', 'peer_kind', 'peer_namespace', 'peer_workload', 'peer', 'peer_port', 'direction', 'result'],
-    });
-    return { from: iso(range.from), to: iso(range.to), edges: mergeEdges(rows).slice(0, limit) };
+    const filters = parseFilters(q);
+    const ends: Column[] = ['node', 'namespace', 'workload', 'pod', 'cgroup', 'peer_kind', 'peer_namespace', 'peer_workload', 'peer', 'peer_port'];
+    const [rows, l7] = await Promise.all([
+      this.store.aggregate({
+        ...range,
+        metrics: ['periscope_tcp_connections_total', 'periscope_tcp_bytes_sent_total', 'periscope_tcp_bytes_received_total', 'periscope_tcp_retransmits_total'],
+        filters,
+        groupBy: [...ends, 'direction', 'result'],
+      }),
+      // the l7 collector's requests: by how they ended, and the duration histograms' buckets
+      this.store.aggregate({ ...range, metrics: L7_QUERY_METRICS, filters, groupBy: [...ends, ...L7_OUTCOME_COLUMNS] }),
+    ]);
+    return { from: iso(range.from), to: iso(range.to), edges: mergeEdges(rows, l7, (range.to - range.from) / 1e3).slice(0, limit) };
+  }
+
+  /**
+   * A workload's requests as the l7 collector counted them, on both of its sides: as the server
+   * (the routes, methods, shapes and commands it answered) and as the client (what it asked of
+   * others), a row per protocol, side and name over the range. Every parameter is checked; an unknown
+   * one is a 400.
+   */
+  private async requests(q: URLSearchParams): Promise<RequestsResponse> {
+    onlyParams(q, ['namespace', 'workload', 'protocol', 'side', 'since', 'from', 'to', 'limit']);
+    const namespace = singleParam(q, 'namespace', 253);
+    const workload = singleParam(q, 'workload', 253);
+    if (!namespace) throw badQuery('namespace is missing', 'give namespace=<the workload\'s namespace>');
+    if (!workload) throw badQuery('workload is missing', 'give workload=<the workload\'s name>');
+    const protocols = listParam(q, 'protocol');
+    if (protocols.length > L7_PROTOCOLS.length) throw badQuery(`protocol lists ${protocols.length} values`, `give at most ${L7_PROTOCOLS.length}: ${L7_PROTOCOLS.join(', ')}`);
+    for (const p of protocols) if (!(L7_PROTOCOLS as readonly string[]).includes(p)) throw badQuery(`protocol="${p.slice(0, 60)}" is not one of ${L7_PROTOCOLS.join(', ')}`, `give protocol=${L7_PROTOCOLS.join('|')}`);
+    const side = choice<'client' | 'server' | ''>(q, 'side', ['client', 'server'], '');
+    const since = singleParam(q, 'since', 64);
+    const now = this.opts.now();
+    // a duration back from now (15m, 3600), or any time `from` takes (-15m, RFC 3339)
+    const from = since === undefined ? undefined : /^\d/.test(since) && !/^\d{4}-/.test(since) ? now - parseDuration(since, 'since') : parseTime(since, now, 'since');
+    if (from !== undefined && q.has('from')) throw badQuery('since and from are both given', 'give one of them: since=15m (a duration back from now) or from=<a time>');
+    const range = parseRange(q, now, 15 * 60_000, from);
+    const limit = limitParam(q, 200, 2_000);
+    const chosen = (protocols.length ? protocols : L7_PROTOCOLS) as readonly L7Protocol[];
+    const metrics = chosen.flatMap((p) => [L7_METRICS[p].counter, L7_METRICS[p].bucket]);
+    const rows = await this.store.aggregate({ ...range, metrics, filters: { namespace, workload, ...(side ? { side } : {}) }, groupBy: REQUEST_GROUP_BY });
+    return { from: iso(range.from), to: iso(range.to), namespace, workload, rows: requestRows(rows, (range.to - range.from) / 1e3).slice(0, limit) };
   }
 
   private async health(): Promise<HubHealth> {
@@ -519,8 +564,12 @@ export class Hub extends HttpFace {
   }
 }
 
-/** Edges client → server:port from the connection and byte counters of every node (see networkMap). */
-export function mergeEdges(rows: readonly AggregateRow[]): EdgeEntry[] {
+/**
+ * Edges client → server:port from the connection and byte counters of every node, and the requests
+ * of the l7 collector's rows (`l7`, grouped by the edge's columns and L7_OUTCOME_COLUMNS) over a range
+ * of `seconds` (see networkMap).
+ */
+export function mergeEdges(rows: readonly AggregateRow[], l7: readonly AggregateRow[] = [], seconds = 0): EdgeEntry[] {
   interface Side {
     connections: number;
     failed: number;
@@ -529,7 +578,16 @@ export function mergeEdges(rows: readonly AggregateRow[]): EdgeEntry[] {
     retransmits: number;
     nodes: Set<string>;
   }
-  const edges = new Map<string, { source: EdgeEntry['source']; target: EdgeEntry['target']; client?: Side; server?: Side }>();
+  interface Edge {
+    source: EdgeEntry['source'];
+    target: EdgeEntry['target'];
+    client?: Side;
+    server?: Side;
+    /** requests per protocol as each side counted them */
+    requests: Map<L7Protocol, { client?: RequestAcc; server?: RequestAcc }>;
+    l7nodes: Set<string>;
+  }
+  const edges = new Map<string, Edge>();
   const selfOf = (g: Record<string, string>): EdgeEntry['source'] => ({
     kind: g.pod ? 'pod' : 'cgroup',
     namespace: g.namespace ?? '',
@@ -540,21 +598,26 @@ export function mergeEdges(rows: readonly AggregateRow[]): EdgeEntry[] {
   const id = (e: EdgeEntry['source']): string => `${e.kind}\u0000${e.namespace}\u0000${e.name}`;
   // inbound rows do not know the server's port: they join the outbound edge of the same pair, if any
   const ports = new Map<string, string>();
-  const outbound = (g: Record<string, string>, metric: string): boolean => (metric === 'periscope_tcp_connections_total' ? g.direction === 'outbound' : (g.peer_port ?? '') !== '');
-  for (const r of rows) {
+  const outbound = (g: Record<string, string>, metric: string): boolean =>
+    metric === 'periscope_tcp_connections_total' ? g.direction === 'outbound' : l7Metric(metric) ? g.side === 'client' : (g.peer_port ?? '') !== '';
+  for (const r of [...rows, ...l7]) {
     if (outbound(r.group, r.metric)) ports.set(`${id(selfOf(r.group))}\u0001${id(peerOf(r.group))}`, r.group.peer_port ?? '');
   }
-  for (const r of rows) {
-    if (r.delta === 0) continue;
-    const g = r.group;
-    const out = outbound(g, r.metric);
+  const edgeOf = (g: Record<string, string>, out: boolean): Edge => {
     const source = out ? selfOf(g) : peerOf(g);
     const server = out ? peerOf(g) : selfOf(g);
     const pair = `${id(source)}\u0001${id(server)}`;
     const port = out ? (g.peer_port ?? '') : (ports.get(pair) ?? '');
     const key = `${pair}\u0001${port}`;
     let e = edges.get(key);
-    if (!e) edges.set(key, (e = { source, target: { ...server, port } }));
+    if (!e) edges.set(key, (e = { source, target: { ...server, port }, requests: new Map(), l7nodes: new Set() }));
+    return e;
+  };
+  for (const r of rows) {
+    if (r.delta === 0) continue;
+    const g = r.group;
+    const out = outbound(g, r.metric);
+    const e = edgeOf(g, out);
     const side = out ? (e.client ??= { connections: 0, failed: 0, sent: 0, received: 0, retransmits: 0, nodes: new Set() }) : (e.server ??= { connections: 0, failed: 0, sent: 0, received: 0, retransmits: 0, nodes: new Set() });
     side.nodes.add(g.node ?? '');
     switch (r.metric) {
@@ -573,10 +636,30 @@ export function mergeEdges(rows: readonly AggregateRow[]): EdgeEntry[] {
         break;
     }
   }
+  for (const r of l7) {
+    const m = l7Metric(r.metric);
+    const g = r.group;
+    // a bucket without observations still bounds the next one's from below
+    if (!m || (r.delta === 0 && !m.histogram) || (g.side !== 'client' && g.side !== 'server')) continue;
+    const e = edgeOf(g, g.side === 'client');
+    e.l7nodes.add(g.node ?? '');
+    let p = e.requests.get(m.protocol);
+    if (!p) e.requests.set(m.protocol, (p = {}));
+    (p[g.side] ??= new RequestAcc()).add(m.protocol, r);
+  }
   return [...edges.values()]
-    .map((e): EdgeEntry => {
+    .map((e): EdgeEntry | undefined => {
       const c = e.client;
       const s = e.server;
+      const requests: EdgeEntry['requests'] = {};
+      for (const protocol of L7_PROTOCOLS) {
+        const p = e.requests.get(protocol);
+        // each request once: the client's count where the client was observed, else the server's
+        const side = p?.client && p.client.requests > 0 ? 'client' : p?.server && p.server.requests > 0 ? 'server' : undefined;
+        if (side) requests[protocol] = { ...p![side]!.stats(seconds), side };
+      }
+      // an edge of empty buckets alone (requests before the range) is no edge
+      if (!c && !s && Object.keys(requests).length === 0) return undefined;
       return {
         source: e.source,
         target: e.target,
@@ -586,8 +669,12 @@ export function mergeEdges(rows: readonly AggregateRow[]): EdgeEntry[] {
         bytes_sent: c ? c.sent : (s?.received ?? 0),
         bytes_received: c ? c.received : (s?.sent ?? 0),
         retransmits: (c?.retransmits ?? 0) + (s?.retransmits ?? 0),
-        observed_by: [...new Set([...(c?.nodes ?? []), ...(s?.nodes ?? [])])].sort(),
+        observed_by: [...new Set([...(c?.nodes ?? []), ...(s?.nodes ?? []), ...e.l7nodes])].sort(),
+        requests,
       };
     })
-    .sort((a, b) => b.bytes_sent + b.bytes_received - (a.bytes_sent + a.bytes_received) || b.connections - a.connections);
+    .filter((e): e is EdgeEntry => e !== undefined)
+    .sort((a, b) => b.bytes_sent + b.bytes_received - (a.bytes_sent + a.bytes_received) || b.connections - a.connections || totalRequests(b) - totalRequests(a));
 }
+
+const totalRequests = (e: EdgeEntry): number => Object.values(e.requests).reduce((n, r) => n + r.requests, 0);

@@ -3,7 +3,7 @@
  * limits and the label filters. Every mistake is a 400 that names the parameter and what it takes.
  */
 import { badQuery, intParam, listParam } from '../server/http.js';
-import { type Filters, type Range } from './store.js';
+import { type Column, type Filters, type Range } from './store.js';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 const RELATIVE = /^-(\d{1,9}(?:\.\d{1,6})?)(ms|s|m|h|d|w)$/;
@@ -31,10 +31,12 @@ export function parseDuration(raw: string, name: string): number {
 }
 
 /** `from` and `to` of a query (default: the last `defaultMs` up to now). */
-export function parseRange(q: URLSearchParams, now: number, defaultMs = 15 * 60_000): Range {
+export function parseRange(q: URLSearchParams, now: number, defaultMs = 15 * 60_000, fromMs?: number): Range {
   const to = q.has('to') ? parseTime(q.get('to')!, now, 'to') : now;
-  const from = q.has('from') ? parseTime(q.get('from')!, now, 'from') : to - defaultMs;
-  if (!(from < to)) throw badQuery(`from (${new Date(from).toISOString()}) is not before to (${new Date(to).toISOString()})`, 'give a from earlier than to');
+  const from = fromMs ?? (q.has('from') ? parseTime(q.get('from')!, now, 'from') : to - defaultMs);
+  // a time past what Date can show (-999999999w) is named by its milliseconds
+  const show = (t: number): string => (Math.abs(t) <= 8.64e15 ? new Date(t).toISOString() : `${t} ms`);
+  if (!(from < to)) throw badQuery(`from (${show(from)}) is not before to (${show(to)})`, 'give a from earlier than to');
   if (to - from > MAX_RANGE_MS) throw badQuery(`the range covers ${Math.round((to - from) / 86_400_000)} days, more than the 400 a query may`, 'narrow from and to');
   return { from, to };
 }
@@ -67,4 +69,62 @@ export function choice<T extends string>(q: URLSearchParams, name: string, allow
   const v = (aliases[raw] ?? raw) as T;
   if (!allowed.includes(v)) throw badQuery(`${name}="${raw.slice(0, 60)}" is not one of ${allowed.join(', ')}`, `give ${name}=${allowed.join('|')}`);
   return v;
+}
+
+/** Labels of series that /api/v1/series filters by beside parseFilters' (the peer's, and the l7 collector's). */
+export const LABEL_FILTERS: readonly Column[] = [
+  'peer_kind',
+  'peer_namespace',
+  'peer_workload',
+  'peer',
+  'peer_port',
+  'direction',
+  'result',
+  'side',
+  'method',
+  'route',
+  'status_class',
+  'grpc_service',
+  'grpc_method',
+  'grpc_status',
+  'operation',
+  'shape',
+  'error',
+  'command',
+];
+/** the longest value a label filter takes (the l7 collector keeps 256 characters of a label) */
+export const MAX_LABEL_VALUE = 1024;
+
+/**
+ * Exact filters on LABEL_FILTERS. A value is taken whole, commas and all (a route or an SQL shape may
+ * hold commas): several values repeat the parameter. At most 100 values of a label, each at most
+ * MAX_LABEL_VALUE characters; an empty value matches series without the label.
+ */
+export function parseLabelFilters(q: URLSearchParams): Filters {
+  const f: Filters = {};
+  for (const k of LABEL_FILTERS) {
+    const v = q.getAll(k);
+    if (v.length === 0) continue;
+    if (v.length > 100) throw badQuery(`${k} is given ${v.length} times, more than 100`, 'ask for fewer at once');
+    const long = v.find((x) => x.length > MAX_LABEL_VALUE);
+    if (long !== undefined) throw badQuery(`${k} is ${long.length} characters long, more than ${MAX_LABEL_VALUE}`, `give a value the agent could have sent (at most ${MAX_LABEL_VALUE} characters)`);
+    f[k] = v.length === 1 ? v[0]! : v;
+  }
+  return f;
+}
+
+/** Refuses parameters a route does not take (a typo would otherwise be ignored and answer something else). */
+export function onlyParams(q: URLSearchParams, allowed: readonly string[]): void {
+  for (const k of new Set(q.keys())) {
+    if (!allowed.includes(k)) throw badQuery(`unknown parameter "${k.slice(0, 60)}"`, `this route takes ${allowed.join(', ')}`);
+  }
+}
+
+/** One value of a parameter (a repeated one is a 400), of at most `max` characters; undefined if absent. */
+export function singleParam(q: URLSearchParams, name: string, max: number): string | undefined {
+  const v = q.getAll(name);
+  if (v.length === 0) return undefined;
+  if (v.length > 1) throw badQuery(`${name} is given ${v.length} times`, `give one ${name}`);
+  if (v[0]!.length > max) throw badQuery(`${name} is ${v[0]!.length} characters long, more than ${max}`, `give a ${name} of at most ${max} characters`);
+  return v[0];
 }

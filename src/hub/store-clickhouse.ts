@@ -41,6 +41,7 @@
 import { createClient, ClickHouseLogLevel, type ClickHouseClient } from '@clickhouse/client';
 import {
   INDEXED_LABELS,
+  LATER_LABELS,
   type AgentReport,
   type AggregateQuery,
   type AggregateRow,
@@ -162,7 +163,18 @@ export class ClickHouseStore implements Store {
     }
     this.client = this.make(this.target.database);
     for (const query of SCHEMA) await this.client.command({ query });
+    await this.migrate();
     await this.watermark();
+  }
+
+  /**
+   * A store made before LATER_LABELS gets them as columns whose default is read from the series'
+   * labels JSON: parts written before are not rewritten, their rows compute it when read (18.16 has
+   * visitParamExtractString; JSON.stringify writes the flat object it parses).
+   */
+  private async migrate(): Promise<void> {
+    const have = new Set((await this.rows("SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'series'")).map((r) => r.name as string));
+    for (const l of LATER_LABELS) if (!have.has(l)) await this.ch().command({ query: `ALTER TABLE series ADD COLUMN ${l} String DEFAULT visitParamExtractString(labels, ${lit(l)})` });
   }
 
   async close(): Promise<void> {

@@ -3,8 +3,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { DuckDbStore } from './store-duckdb.js';
-import { SUITE_OPTIONS, batch, storeSuite } from './store.suite.js';
+import { FIRST_SCHEMA_LABELS, SUITE_OPTIONS, batch, storeSuite } from './store.suite.js';
+import { seriesId } from './store.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'periscope-duckdb-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -54,5 +56,32 @@ test('duckdb: batches that arrive together are written together, and each gets i
     assert.equal(await s.apply(good), true, 'the failed seq applies once it is whole');
   } finally {
     await s.close();
+  }
+});
+
+test('duckdb: a store of the first schema gets the l7 label columns when it opens, filled from the labels it holds', async () => {
+  const path = join(dir, 'first-schema.duckdb');
+  const t = Math.floor(Date.now() / 60_000) * 60_000 - 5 * 60_000;
+  const old = { namespace: 'm', workload: 'web', peer_port: '80', side: 'client', method: 'GET', route: "/o'ld", status_class: '5xx' };
+  const oldId = seriesId('n-mig', 'mig_http_total', old);
+  // the tables as the first release made them, with a series of l7 labels and a sample of it
+  const db = await DuckDBInstance.create(path);
+  const c = await db.connect();
+  await c.run(`CREATE TABLE series (id BIGINT PRIMARY KEY, node VARCHAR NOT NULL, metric VARCHAR NOT NULL, type VARCHAR NOT NULL, labels VARCHAR NOT NULL, ${FIRST_SCHEMA_LABELS.map((l) => `${l} VARCHAR NOT NULL`).join(', ')}, first_seen BIGINT NOT NULL)`);
+  await c.run('CREATE TABLE samples (ts BIGINT NOT NULL, series BIGINT NOT NULL, value DOUBLE NOT NULL, delta DOUBLE)');
+  await c.run(`INSERT INTO series VALUES ($id, 'n-mig', 'mig_http_total', 'counter', $labels, ${FIRST_SCHEMA_LABELS.map((l) => `'${(old as Record<string, string>)[l] ?? ''}'`).join(', ')}, $t)`, { id: oldId, labels: JSON.stringify(old), t });
+  await c.run('INSERT INTO samples VALUES ($t, $id, 7, 7)', { t, id: oldId });
+  c.closeSync();
+  db.closeSync();
+  for (let round = 0; round < 2; round++) {
+    const s = new DuckDbStore(path, SUITE_OPTIONS);
+    await s.open();
+    try {
+      if (round === 0) assert.ok(await s.apply(batch('n-mig', 'mig-inst', 1, t + 1000, [{ metric: 'mig_http_total', labels: { ...old, route: '/new', status_class: '2xx' }, value: 3 }])), 'a new series goes in after the added columns');
+      const rows = await s.aggregate({ from: t, to: t + 60_000, metrics: ['mig_http_total'], filters: { side: 'client', method: 'GET' }, groupBy: ['route', 'status_class', 'namespace'] });
+      assert.deepEqual(Object.fromEntries(rows.map((r) => [`${r.group.route} ${r.group.status_class} ${r.group.namespace}`, r.delta])), { "/o'ld 5xx m": 7, '/new 2xx m': 3 }, `round ${round}`);
+    } finally {
+      await s.close();
+    }
   }
 });

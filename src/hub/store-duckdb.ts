@@ -18,6 +18,7 @@ import { statSync } from 'node:fs';
 import { BIGINT, DOUBLE, DuckDBConnection, DuckDBDataChunk, DuckDBInstance, type DuckDBAppender, type DuckDBValue } from '@duckdb/node-api';
 import {
   INDEXED_LABELS,
+  LATER_LABELS,
   type AgentReport,
   type AggregateQuery,
   type AggregateRow,
@@ -80,9 +81,9 @@ const SCHEMA = [
   'CREATE TABLE IF NOT EXISTS events (ts BIGINT NOT NULL, node VARCHAR NOT NULL, type VARCHAR NOT NULL, namespace VARCHAR NOT NULL, pod VARCHAR NOT NULL, container VARCHAR NOT NULL, workload_kind VARCHAR NOT NULL, workload VARCHAR NOT NULL, cgroup VARCHAR NOT NULL, body VARCHAR NOT NULL)',
   'CREATE TABLE IF NOT EXISTS reports (node VARCHAR NOT NULL, instance VARCHAR NOT NULL, seq BIGINT NOT NULL, version VARCHAR NOT NULL, started BIGINT NOT NULL, received BIGINT NOT NULL, cgroup_subtree VARCHAR NOT NULL, status VARCHAR NOT NULL)',
   'CREATE TABLE IF NOT EXISTS rollup_progress (id INTEGER PRIMARY KEY, minute BIGINT NOT NULL)',
-  // the staging table of new series (per connection, never on disk)
-  'CREATE TEMP TABLE IF NOT EXISTS series_new AS SELECT * FROM series LIMIT 0',
 ];
+/** the staging table of new series (per connection, never on disk), made after migrate(): the same columns as `series` */
+const STAGING = 'CREATE TEMP TABLE IF NOT EXISTS series_new AS SELECT * FROM series LIMIT 0';
 
 /** The named placeholders of one statement ($p0, $p1 ...) and the values they stand for. */
 class Params {
@@ -126,8 +127,36 @@ export class DuckDbStore implements Store {
     this.writer = await this.instance.connect();
     this.reader = await this.instance.connect();
     for (const sql of SCHEMA) await this.writer.run(sql);
+    await this.migrate(this.writer);
+    await this.writer.run(STAGING);
     await this.writer.run('INSERT INTO rollup_progress VALUES (1, 0) ON CONFLICT DO NOTHING');
     this.watermark = Number((await this.rows(this.writer, 'SELECT minute FROM rollup_progress WHERE id = 1'))[0]?.minute ?? 0);
+  }
+
+  /** the columns of `series` in table order (a migrated table has LATER_LABELS after first_seen) */
+  private seriesColumns: string[] = [];
+
+  /**
+   * A store made before LATER_LABELS gets them as columns (DuckDB adds a column with a default but
+   * not with NOT NULL), filled from each series' labels JSON in the same transaction.
+   */
+  private async migrate(conn: DuckDBConnection): Promise<void> {
+    const columns = async (): Promise<string[]> =>
+      (await this.rows(conn, "SELECT column_name AS c FROM information_schema.columns WHERE table_name = 'series' AND table_schema = 'main' ORDER BY ordinal_position")).map((r) => r.c as string);
+    const have = new Set(await columns());
+    const add = LATER_LABELS.filter((l) => !have.has(l));
+    if (add.length) {
+      await conn.run('BEGIN TRANSACTION');
+      try {
+        for (const l of add) await conn.run(`ALTER TABLE series ADD COLUMN ${l} VARCHAR DEFAULT ''`);
+        await conn.run(`UPDATE series SET ${add.map((l) => `${l} = coalesce(json_extract_string(labels, '$.${l}'), '')`).join(', ')}`);
+        await conn.run('COMMIT');
+      } catch (err) {
+        await conn.run('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    }
+    this.seriesColumns = await columns();
   }
 
   async close(): Promise<void> {
@@ -238,13 +267,16 @@ export class DuckDbStore implements Store {
       if (fresh.size) {
         const a = await writer.createAppender('series_new', 'main', 'temp');
         for (const { row: s, received } of fresh.values()) {
-          a.appendBigInt(s.id);
-          a.appendVarchar(s.node);
-          a.appendVarchar(s.metric);
-          a.appendVarchar(s.type);
-          a.appendVarchar(JSON.stringify(s.labels));
-          for (const l of INDEXED_LABELS) a.appendVarchar(s.labels[l] ?? '');
-          a.appendBigInt(BigInt(received));
+          // in the table's order of columns (a migrated store has the later labels last)
+          for (const c of this.seriesColumns) {
+            if (c === 'id') a.appendBigInt(s.id);
+            else if (c === 'first_seen') a.appendBigInt(BigInt(received));
+            else if (c === 'node') a.appendVarchar(s.node);
+            else if (c === 'metric') a.appendVarchar(s.metric);
+            else if (c === 'type') a.appendVarchar(s.type);
+            else if (c === 'labels') a.appendVarchar(JSON.stringify(s.labels));
+            else a.appendVarchar(s.labels[c] ?? '');
+          }
           a.endRow();
         }
         a.closeSync();

@@ -34,6 +34,9 @@ export function batch(node: string, instance: string, seq: number, ts: number, p
   };
 }
 
+/** The indexed labels of the stores' first schema (before the l7 collector's): what a migration starts from. */
+export const FIRST_SCHEMA_LABELS = ['cgroup', 'namespace', 'pod', 'container', 'workload_kind', 'workload', 'peer_kind', 'peer_namespace', 'peer_workload', 'peer', 'peer_port', 'direction', 'result', 'le'];
+
 /** A pod's labels, as the agent names a container cgroup. */
 function pod(ns: string, workload: string, name: string, extra: Record<string, string> = {}): Record<string, string> {
   return { cgroup: `/kubepods/${ns}/${name}/app`, namespace: ns, pod: name, container: 'app', workload_kind: 'Deployment', workload, ...extra };
@@ -401,6 +404,38 @@ export function storeSuite(name: string, make: () => Promise<Store>): void {
       assert.deepEqual(byKey(await s.aggregate(q)), { 'reopen_total|w-1': 12 });
     });
   });
+
+  test(`${name}: the l7 collector's labels are columns: filtered and grouped by, values with quotes and SQL bound as values`, () =>
+    withStore(async (s) => {
+      const t = recent() + 7 * MIN;
+      const l7 = (extra: Record<string, string>): Record<string, string> => pod('l7', 'web', 'web-1', { peer_kind: 'pod', peer_namespace: 'l7', peer_workload: 'api', peer: 'api-1', peer_port: '8080', side: 'client', ...extra });
+      assert.ok(
+        await s.apply(
+          batch('n-l7', 'l7-inst', 1, t, [
+            { metric: 'l7_http_total', labels: l7({ method: 'GET', route: '/users/{id}', status_class: '2xx' }), value: 90 },
+            { metric: 'l7_http_total', labels: l7({ method: 'GET', route: '/users/{id}', status_class: '5xx' }), value: 10 },
+            { metric: 'l7_http_total', labels: l7({ method: 'POST', route: "/it's'; DROP TABLE series; --", status_class: '2xx', side: 'server' }), value: 3 },
+            { metric: 'l7_grpc_total', labels: l7({ grpc_service: 'shop.Cart', grpc_method: 'Add', grpc_status: 'NOT_FOUND' }), value: 4 },
+            { metric: 'l7_sql_total', labels: l7({ operation: 'SELECT', shape: 'SELECT * FROM t WHERE id = ?', error: '23505' }), value: 5 },
+            { metric: 'l7_redis_total', labels: l7({ command: 'GET', error: 'WRONGTYPE' }), value: 6 },
+          ]),
+        ),
+      );
+      const range = { from: t, to: t + MIN };
+      assert.deepEqual(byKey(await s.aggregate({ ...range, metrics: ['l7_http_total'], filters: { side: 'client' }, groupBy: ['method', 'route', 'status_class'] })), {
+        'l7_http_total|GET|/users/{id}|2xx': 90,
+        'l7_http_total|GET|/users/{id}|5xx': 10,
+      });
+      assert.deepEqual(byKey(await s.aggregate({ ...range, metrics: ['l7_http_total'], filters: { route: "/it's'; DROP TABLE series; --" }, groupBy: ['side'] })), { 'l7_http_total|server': 3 });
+      const g = await s.aggregate({ ...range, metrics: ['l7_grpc_total', 'l7_sql_total', 'l7_redis_total'], groupBy: ['grpc_service', 'grpc_method', 'grpc_status', 'operation', 'shape', 'error', 'command'] });
+      assert.deepEqual(byKey(g), {
+        'l7_grpc_total|shop.Cart|Add|NOT_FOUND||||': 4,
+        'l7_sql_total||||SELECT|SELECT * FROM t WHERE id = ?|23505|': 5,
+        'l7_redis_total||||||WRONGTYPE|GET': 6,
+      });
+      const lines = await s.series({ ...range, metric: 'l7_http_total', stepMs: MIN, filters: { status_class: ['5xx', '4xx'] }, groupBy: ['route'] });
+      assert.deepEqual(lines.map((l) => [l.group.route, l.points.map((p) => p[1])]), [['/users/{id}', [10]]]);
+    }));
 
   test(`${name}: size() counts the bytes the store takes`, () =>
     withStore(async (s) => {

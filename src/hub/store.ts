@@ -47,7 +47,24 @@ export const INDEXED_LABELS = [
   'direction',
   'result',
   'le',
+  // the l7 collector's (src/collectors/l7/index.ts): which end saw a request, and what it was
+  'side',
+  'method',
+  'route',
+  'status_class',
+  'grpc_service',
+  'grpc_method',
+  'grpc_status',
+  'operation',
+  'shape',
+  'error',
+  'command',
 ] as const;
+/**
+ * Indexed labels added after the first release of the stores' schema: a store made before them gets
+ * them as columns when it opens, filled from each series' `labels` JSON (store-duckdb.ts, store-clickhouse.ts).
+ */
+export const LATER_LABELS: readonly IndexedLabel[] = ['side', 'method', 'route', 'status_class', 'grpc_service', 'grpc_method', 'grpc_status', 'operation', 'shape', 'error', 'command'];
 export type IndexedLabel = (typeof INDEXED_LABELS)[number];
 /** What a query may filter or group by: the node and the indexed labels (and `metric` for grouping). */
 export type Column = 'node' | IndexedLabel;

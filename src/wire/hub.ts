@@ -112,6 +112,31 @@ export interface SeriesResponse {
   lines: { labels: Record<string, string>; points: [string, number][] }[];
 }
 
+/** The request protocols the l7 collector tells apart (HTTP/1 and HTTP/2 are both http; PostgreSQL is sql). */
+export const L7_PROTOCOLS = ['http', 'grpc', 'sql', 'redis'] as const;
+export type L7Protocol = (typeof L7_PROTOCOLS)[number];
+
+/**
+ * Requests of one protocol over the range (an edge's, or one route's): how many, the rate, the
+ * failed ones (errors: HTTP 5xx or no response, gRPC not OK, SQL and Redis error replies or no
+ * reply) and the client's mistakes (client_errors: HTTP 4xx, gRPC over an HTTP 4xx), and latency
+ * quantiles from the duration histogram (null without observations).
+ */
+export interface RequestStats {
+  requests: number;
+  /** requests per second over the range */
+  rate: number;
+  errors: number;
+  client_errors: number;
+  p50_seconds: number | null;
+  p99_seconds: number | null;
+}
+
+/** An edge's requests of a protocol, and which end's series they are: the client's where it was observed, else the server's. */
+export interface EdgeRequests extends RequestStats {
+  side: 'client' | 'server';
+}
+
 /** GET /api/v1/network/map: the service map, both ends named, merged from every node. */
 export interface EdgeEntry {
   /** the client side */
@@ -125,11 +150,37 @@ export interface EdgeEntry {
   retransmits: number;
   /** which nodes saw it: the client's, the server's, or both */
   observed_by: string[];
+  /** what the l7 collector saw on it, per protocol (only those with requests; {} without any) */
+  requests: Partial<Record<L7Protocol, EdgeRequests>>;
 }
 export interface NetworkMapResponse {
   from: string;
   to: string;
   edges: EdgeEntry[];
+}
+
+/**
+ * One row of GET /api/v1/requests: a workload's requests of one kind, as the server that answered
+ * them or the client that sent them (`side`).
+ */
+export interface RequestRow extends RequestStats {
+  protocol: L7Protocol;
+  side: 'client' | 'server';
+  /** the HTTP method or SQL operation; "" for gRPC and Redis */
+  operation: string;
+  /** the route template, "service/method" of gRPC, the SQL shape or the Redis command */
+  name: string;
+  /** errors / requests (0 without requests) */
+  error_ratio: number;
+  /** requests by outcome: the HTTP status class, gRPC status, SQL or Redis error ("ok" for success) */
+  statuses: Record<string, number>;
+}
+export interface RequestsResponse {
+  from: string;
+  to: string;
+  namespace: string;
+  workload: string;
+  rows: RequestRow[];
 }
 
 /** GET /api/v1/health: the hub itself. */

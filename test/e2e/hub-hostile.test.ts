@@ -64,6 +64,18 @@ const CORPUS: Case[] = [
   { name: 'events of a cgroup with a LIKE pattern', send: request('/api/v1/events?cgroup=/%25%25_', close), expect: 200 },
   { name: 'the map from 99999999999 days ago', send: request('/api/v1/network/map?from=-99999999999d', close), expect: 400 },
   { name: 'a stream with a bad Last-Event-ID', send: request('/api/v1/events/stream', ['Last-Event-ID: x', ...close]), expect: 400 },
+  { name: 'requests with an unknown parameter', send: request('/api/v1/requests?namespace=a&workload=b&drop=table', close), expect: 400 },
+  { name: 'requests without a workload', send: request('/api/v1/requests?namespace=a', close), expect: 400 },
+  { name: 'requests of protocol ftp', send: request('/api/v1/requests?namespace=a&workload=b&protocol=ftp', close), expect: 400 },
+  { name: 'requests since 99999999999 days', send: request('/api/v1/requests?namespace=a&workload=b&since=99999999999d', close), expect: 400 },
+  { name: 'requests since 999999999 weeks', send: request('/api/v1/requests?namespace=a&workload=b&since=999999999w', close), expect: 400 },
+  { name: 'requests of a 10 KiB workload', send: request(`/api/v1/requests?namespace=a&workload=${'w'.repeat(10 << 10)}`, close), expect: 400 },
+  { name: 'requests with limit=1e309', send: request('/api/v1/requests?namespace=a&workload=b&limit=1e309', close), expect: 400 },
+  { name: 'requests of a namespace with SQL in it', send: request("/api/v1/requests?namespace=x'%3B%20DROP%20TABLE%20series%3B%20--&workload=b", close), expect: 200 },
+  { name: 'series of a route with SQL in it', send: request("/api/v1/series?metric=periscope_http_requests_total&route=x'%20OR%20'1'='1&status_class=%00", close), expect: 200 },
+  { name: 'series of a 4 KiB route', send: request(`/api/v1/series?metric=periscope_http_requests_total&route=${'r'.repeat(4 << 10)}`, close), expect: 400 },
+  { name: 'series by an l7 label and SQL', send: request('/api/v1/series?metric=periscope_http_requests_total&by=route,1);DROP%20TABLE%20series', close), expect: 400 },
+  { name: 'the map between two equal far pasts', send: request('/api/v1/network/map?from=-999999999w&to=-999999999w', close), expect: 400 },
   { name: 'an unknown path', send: request('/api/v2/everything', close), expect: 404 },
 ];
 

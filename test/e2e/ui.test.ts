@@ -4,7 +4,9 @@
  * fake API server: a pod burning CPU, and a client pod talking to a server pod. Every view loads
  * without console errors or failed requests; the overview names the burner among the top workloads
  * and its CPU chart has data within 10 s; the service map shows the client → server edge; a copied
- * URL reopens the same view; the token prompt works. Screenshots go to build/artifacts/ui/.
+ * URL reopens the same view; the token prompt works; requests of the l7 collector (batches with
+ * known counts, posted as an agent would) show on the edge's panel and on the client's Requests card
+ * with the hub's numbers. Screenshots go to build/artifacts/ui/.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,6 +22,7 @@ import { FakeApiServer } from './fake-apiserver.js';
 import { TestNode, type TestPod } from './test-node.js';
 import { deploymentPod } from './objects.js';
 import { exactExchange, whyNetKitCannotRun } from './net-kit.js';
+import { l7ClientBatch, l7ServerBatch } from '../l7-batch.js';
 
 export const ARTIFACTS = fileURLToPath(new URL('../../../build/artifacts/ui/', import.meta.url));
 const TOKEN = 'ui-e2e-token-0123456789abcdef0123';
@@ -195,6 +198,37 @@ test('the UI in Chromium: every view without errors, the CPU burner on top with 
   await page.getByTestId('edge-panel').getByText('shop/web → shop/api:8080').waitFor();
   assert.match((await page.getByTestId('edge-panel').textContent()) ?? '', /Sent48\.8 KiB/, 'the edge\'s bytes as the client sent them');
   await shot(page, 'service-map');
+
+  // 9. requests: the l7 collector's series of web → api (and db, cache), posted as two agents would
+  // ship them, on the same edge and on web's page (test/l7-batch.ts has the numbers)
+  for (const b of [l7ClientBatch(Date.now(), { node: 'l7-client' }), l7ServerBatch(Date.now(), { node: 'l7-server' })]) {
+    const r = await fetch(`${base}/api/v1/ingest`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify(b) });
+    assert.equal(r.status, 200, await r.text());
+  }
+  await page.reload();
+  await edge.click();
+  const http = page.getByTestId('edge-requests-http');
+  await http.waitFor({ timeout: 10_000 });
+  // 100 requests in the 5 minutes of the range, 6 5xx, 4 4xx, p50 10 ms, p99 98.2 ms: the client's count
+  assert.equal(await http.textContent(), 'HTTP as the client saw themRequests100 (0.333/s)Errors6 (6%)Client errors4p50 / p9910 ms / 98.2 ms');
+  assert.equal(await page.getByTestId('edge-requests-grpc').textContent(), 'gRPC as the client saw themRequests10 (0.0333/s)Errors2 (20%)p50 / p99550 ms / 991 ms');
+  assert.match((await page.getByTestId('map-edges').getByRole('row').filter({ hasText: 'shop/web → shop/api:8080' }).textContent()) ?? '', /0\.367\/s7\.27%$/, 'the table: HTTP and gRPC requests per second, 8 of 110 failed');
+  await shot(page, 'service-map-requests');
+  await page.getByTestId('edge-panel').getByRole('link', { name: 'open the client' }).click();
+  await page.getByRole('heading', { name: 'workload shop/web' }).waitFor({ timeout: 5_000 });
+  const trs = page.getByTestId('requests').locator('tbody tr');
+  await trs.nth(5).waitFor({ timeout: 10_000 });
+  const rows: string[][] = [];
+  for (let i = 0; i < (await trs.count()); i++) rows.push(await trs.nth(i).locator('td').allTextContents());
+  assert.deepEqual(rows, [
+    ['client', 'HTTP', 'GET /users/{id}', '0.333/s', '6%', '10 ms', '98.2 ms', '100'],
+    ['client', 'Redis', 'GET', '0.1/s', '0%', '500 µs', '990 µs', '30'],
+    ['client', 'SQL', 'SELECT SELECT * FROM users WHERE id = ?', '0.0667/s', '0%', '500 µs', '990 µs', '20'],
+    ['client', 'gRPC', 'shop.Cart/Add', '0.0333/s', '20%', '550 ms', '991 ms', '10'],
+    ['client', 'Redis', 'SET', '0.01/s', '100%', '500 µs', '990 µs', '3'],
+    ['client', 'SQL', 'INSERT INSERT INTO users VALUES (?, ?)', '0.00333/s', '100%', '500 µs', '990 µs', '1'],
+  ]);
+  await shot(page, 'workload-requests');
 
   assert.deepEqual(problems, [], 'no console error, exception or failed request on the service map');
 });

@@ -5,6 +5,7 @@ import { bytes, byteRate, cores, count, percent, rate, seconds } from '../../src
 import { formatHash, parseHash, rangeSeconds, validTime, type Route } from '../../src/web/src/route.js';
 import { quantileAt, quantileSeries } from '../../src/web/src/histogram.js';
 import { entryName, entryParams, pageFilters } from '../../src/web/src/names.js';
+import { errorRatio, requestTotals } from '../../src/web/src/requests.js';
 
 test('numbers with units: 1.2 s, 340 MiB, 12 k/s', () => {
   assert.equal(seconds(1.2), '1.2 s');
@@ -76,4 +77,13 @@ test('a workload entry links to its workload, else its pod, else its node\'s cgr
   assert.deepEqual(entryParams({ ...e, workload: '', pod: '' }), { level: 'container', node: 'n1', cgroup: '/kubepods/x' });
   assert.equal(entryName({ ...e, workload: '' }), 'shop/cart-1');
   assert.deepEqual(pageFilters({ level: 'container', node: 'n1', cgroup: '/a' }), { node: 'n1', cgroup: '/a' });
+});
+
+test('an edge\'s requests: totals over its protocols, and the share that failed', () => {
+  const stats = (requests: number, errors: number, rate: number) => ({ requests, errors, client_errors: 0, rate, p50_seconds: null, p99_seconds: null, side: 'client' as const });
+  const edge = { requests: { http: stats(100, 6, 1), grpc: stats(10, 2, 0.1) } };
+  assert.deepEqual(requestTotals(edge), { requests: 110, rate: 1.1, errors: 8 });
+  assert.equal(errorRatio(edge), 8 / 110);
+  assert.equal(errorRatio({ requests: {} }), 0, 'no requests, nothing failing');
+  assert.equal(errorRatio({ requests: { redis: stats(3, 3, 0.01) } }), 1, 'every request failed');
 });

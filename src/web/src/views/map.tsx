@@ -1,14 +1,17 @@
 /**
  * The service map: workloads, Services, nodes and external endpoints as a graph (Cytoscape.js,
- * loaded only here), edge width by bytes, colour by failed connections or retransmits, a namespace
- * filter, and a click for an edge's numbers. The same edges as a table below, for the keyboard.
+ * loaded only here), edge width by bytes, colour by failed connections, retransmits or failed
+ * requests, the request rate on edges the l7 collector saw requests on, a namespace filter, and a
+ * click for an edge's numbers (its requests per protocol among them). The same edges as a table
+ * below, for the keyboard.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Core, ElementDefinition } from 'cytoscape';
-import { type EdgeEntry, type NetworkMapResponse } from '../../../wire/hub.js';
+import { L7_PROTOCOLS, type EdgeEntry, type NetworkMapResponse } from '../../../wire/hub.js';
 import { apiUrl, useQuery } from '../api.js';
 import { Card, Loaded, Table, Updated, ViewLink } from '../components.js';
-import { bytes, count, percent } from '../format.js';
+import { bytes, count, percent, rate, seconds } from '../format.js';
+import { PROTOCOL_NAMES, errorRatio, requestTotals } from '../requests.js';
 import { rangeQuery, type Route } from '../route.js';
 import { endLabel } from '../names.js';
 import { type Navigate } from '../app.js';
@@ -19,9 +22,9 @@ type End = EdgeEntry['source'] | EdgeEntry['target'];
 export const endKey = (e: End): string => `${e.kind}:${e.namespace}/${e.workload || e.name}`;
 
 
-/** How bad an edge is: failed connections or retransmits per connection, whichever is worse. */
-export const badness = (x: Pick<EdgeEntry, 'connections' | 'failed' | 'retransmits'>): number =>
-  x.connections > 0 ? Math.max(x.failed / x.connections, Math.min(1, x.retransmits / x.connections / 10)) : x.failed > 0 ? 1 : 0;
+/** How bad an edge is: failed connections or retransmits per connection, or failed requests per request, whichever is worse. */
+export const badness = (x: Pick<EdgeEntry, 'connections' | 'failed' | 'retransmits' | 'requests'>): number =>
+  Math.max(errorRatio(x), x.connections > 0 ? Math.max(x.failed / x.connections, Math.min(1, x.retransmits / x.connections / 10)) : x.failed > 0 ? 1 : 0);
 const edgeColor = (b: number): string => (b >= 0.1 ? '#d9480f' : b >= 0.01 ? '#f08c00' : '#2b8a3e');
 
 const port = (x: EdgeEntry): string => (x.target.port ? `:${x.target.port}` : '');
@@ -53,6 +56,8 @@ function Graph({ edges, onEdge, onWorkload }: { edges: EdgeEntry[]; onEdge: (k: 
           target: endKey(x.target),
           width: 1 + (7 * Math.log1p(x.bytes_sent + x.bytes_received)) / Math.log1p(maxBytes),
           color: edgeColor(badness(x)),
+          // the request rate, on edges with requests
+          ...(requestTotals(x).requests > 0 ? { label: rate(requestTotals(x).rate) } : {}),
         },
       })),
     ];
@@ -77,6 +82,7 @@ function Graph({ edges, onEdge, onWorkload }: { edges: EdgeEntry[]; onEdge: (k: 
             { selector: 'node[kind = "external"]', style: { shape: 'diamond', 'background-color': '#868e96' } },
             { selector: 'node[kind = "node"]', style: { shape: 'rectangle', 'background-color': '#495057' } },
             { selector: 'edge', style: { width: 'data(width)', 'line-color': 'data(color)', 'target-arrow-color': 'data(color)', 'target-arrow-shape': 'triangle', 'curve-style': 'bezier', opacity: 0.85 } },
+            { selector: 'edge[label]', style: { label: 'data(label)', 'font-size': 10, color: text, 'text-rotation': 'autorotate', 'text-margin-y': -8 } },
             { selector: ':selected', style: { 'overlay-opacity': 0.2, 'overlay-color': '#2f6fdf' } },
           ],
           layout: ends.size <= 300 ? { name: 'cose', animate: false, nodeRepulsion: () => 8000, idealEdgeLength: () => 90 } : { name: 'concentric', animate: false },
@@ -98,6 +104,46 @@ function Graph({ edges, onEdge, onWorkload }: { edges: EdgeEntry[]; onEdge: (k: 
   }, [shape]);
   if (failed) return <p class="state error">The graph could not be drawn ({failed}); the table below has every edge.</p>;
   return <div ref={box} class="graph" data-testid="graph" role="img" aria-label={`Service map: ${edges.length} edges; the table below lists them`} />;
+}
+
+/** An edge's requests per protocol (the l7 collector's), in the edge panel. */
+function EdgeRequests({ edge }: { edge: EdgeEntry }) {
+  const protocols = L7_PROTOCOLS.filter((p) => edge.requests[p]);
+  if (!protocols.length) return <p class="note">No requests seen on this edge (the l7 collector follows the workloads given to --l7-select).</p>;
+  return (
+    <>
+      {protocols.map((p) => {
+        const r = edge.requests[p]!;
+        return (
+          <section key={p} class="edge-requests" data-testid={`edge-requests-${p}`} aria-label={`${PROTOCOL_NAMES[p]} requests`}>
+            <h3>
+              {PROTOCOL_NAMES[p]} <span class="kind">{r.side === 'client' ? 'as the client saw them' : 'as the server saw them'}</span>
+            </h3>
+            <dl class="facts">
+              <dt>Requests</dt>
+              <dd>
+                {count(r.requests)} ({rate(r.rate)})
+              </dd>
+              <dt>Errors</dt>
+              <dd class={r.errors > 0 ? 'bad' : undefined}>
+                {count(r.errors)} ({percent(r.requests ? r.errors / r.requests : 0)})
+              </dd>
+              {p === 'http' || r.client_errors > 0 ? (
+                <>
+                  <dt>Client errors</dt>
+                  <dd>{count(r.client_errors)}</dd>
+                </>
+              ) : null}
+              <dt>p50 / p99</dt>
+              <dd>
+                {seconds(r.p50_seconds)} / {seconds(r.p99_seconds)}
+              </dd>
+            </dl>
+          </section>
+        );
+      })}
+    </>
+  );
 }
 
 export function ServiceMap({ route, navigate }: { route: Route; navigate: Navigate }) {
@@ -125,7 +171,7 @@ export function ServiceMap({ route, navigate }: { route: Route; navigate: Naviga
           </select>
         </label>
         <span class="legend" aria-hidden="true">
-          <i class="sw-ok" /> healthy <i class="sw-warn" /> ≥1% failing <i class="sw-bad" /> ≥10% failing · width: bytes
+          <i class="sw-ok" /> healthy <i class="sw-warn" /> ≥1% failing <i class="sw-bad" /> ≥10% failing · width: bytes · label: requests/s
         </span>
         <Updated at={map.updated} />
       </div>
@@ -161,6 +207,7 @@ export function ServiceMap({ route, navigate }: { route: Route; navigate: Naviga
                     <dt>Seen by</dt>
                     <dd>{chosen.observed_by.join(', ')}</dd>
                   </dl>
+                  <EdgeRequests edge={chosen} />
                   {chosen.source.workload ? (
                     <ViewLink route={route} view="workload" params={{ level: 'workload', namespace: chosen.source.namespace, workload: chosen.source.workload }}>
                       open the client
@@ -196,6 +243,8 @@ export function ServiceMap({ route, navigate }: { route: Route; navigate: Naviga
               { key: 'failed', title: 'Failed', numeric: true, cell: (x) => count(x.failed), sort: (x) => x.failed },
               { key: 'bytes', title: 'Bytes', numeric: true, cell: (x) => bytes(x.bytes_sent + x.bytes_received), sort: (x) => x.bytes_sent + x.bytes_received },
               { key: 'retx', title: 'Retransmits', numeric: true, cell: (x) => count(x.retransmits), sort: (x) => x.retransmits },
+              { key: 'reqs', title: 'Requests/s', numeric: true, cell: (x) => (requestTotals(x).requests ? rate(requestTotals(x).rate) : '–'), sort: (x) => requestTotals(x).rate },
+              { key: 'errs', title: 'Request errors', numeric: true, cell: (x) => (requestTotals(x).requests ? percent(errorRatio(x)) : '–'), sort: (x) => errorRatio(x) },
             ]}
           />
         </Card>

@@ -1,14 +1,16 @@
 /**
  * One workload, pod or container (`level`): its numbers over the range, its time series (CPU,
  * run-queue latency, context switches, OOM kills, process events, connections, bytes, retransmits,
- * DNS), its edges in and out, its pods and containers, and its recent events.
+ * DNS), its requests by route, gRPC method, SQL shape and Redis command as server and as client
+ * (the l7 collector's), its edges in and out, its pods and containers, and its recent events.
  */
-import { type EdgeEntry, type NetworkMapResponse, type SeriesResponse, type WorkloadEntry, type WorkloadsResponse } from '../../../wire/hub.js';
+import { type EdgeEntry, type NetworkMapResponse, type RequestRow, type RequestsResponse, type SeriesResponse, type WorkloadEntry, type WorkloadsResponse } from '../../../wire/hub.js';
 import { type PeriscopeEvent } from '../../../wire/events.js';
 import { apiUrl, useQuery, type Query } from '../api.js';
 import { Chart, type Line } from '../chart.js';
 import { Card, ErrorBox, Loaded, Loading, Table, Updated, ViewLink, type Column } from '../components.js';
-import { bytes, clock, cores, count, seconds, type Unit } from '../format.js';
+import { bytes, clock, cores, count, percent, rate, seconds, type Unit } from '../format.js';
+import { PROTOCOL_NAMES } from '../requests.js';
 import { quantileSeries } from '../histogram.js';
 import { entryName, entryParams, pageFilters, pageTitle, type Level } from '../names.js';
 import { rangeQuery, type Route } from '../route.js';
@@ -69,6 +71,7 @@ export function Workload({ route }: { route: Route; navigate: Navigate }) {
   const pods = useQuery<WorkloadsResponse>(level === 'workload' ? apiUrl('workloads', { ...range, ...filters, group: 'pod', limit: 200 }) : undefined, refresh);
   const containers = useQuery<WorkloadsResponse>(level !== 'container' ? apiUrl('workloads', { ...range, ...filters, group: 'container', limit: 200 }) : undefined, refresh);
   const map = useQuery<NetworkMapResponse>(apiUrl('network/map', { ...range, limit: 500 }), refresh);
+  const requests = useQuery<RequestsResponse>(level === 'workload' && p.namespace && p.workload ? apiUrl('requests', { ...range, namespace: p.namespace, workload: p.workload, limit: 200 }) : undefined, refresh);
   const events = useQuery<{ events: PeriscopeEvent[] }>(apiUrl('events', { ...range, ...filters, limit: 50 }), refresh);
   const e = summary.data?.workloads[0];
 
@@ -97,6 +100,16 @@ export function Workload({ route }: { route: Route; navigate: Navigate }) {
     { key: 'sent', title: 'Sent', numeric: true, cell: (x) => bytes(x.bytes_sent), sort: (x) => x.bytes_sent },
     { key: 'recv', title: 'Received', numeric: true, cell: (x) => bytes(x.bytes_received), sort: (x) => x.bytes_received },
     { key: 'retx', title: 'Retransmits', numeric: true, cell: (x) => count(x.retransmits), sort: (x) => x.retransmits },
+  ];
+  const requestCols: Column<RequestRow>[] = [
+    { key: 'side', title: 'As', cell: (r) => r.side, sort: (r) => r.side },
+    { key: 'protocol', title: 'Protocol', cell: (r) => PROTOCOL_NAMES[r.protocol], sort: (r) => r.protocol },
+    { key: 'name', title: 'Route / method / query / command', cell: (r) => <span class="name-cell">{r.operation ? `${r.operation} ${r.name}` : r.name}</span>, sort: (r) => r.name },
+    { key: 'rate', title: 'Rate', numeric: true, cell: (r) => rate(r.rate), sort: (r) => r.rate },
+    { key: 'errors', title: 'Errors', numeric: true, cell: (r) => <span class={r.errors > 0 ? 'bad' : undefined}>{percent(r.error_ratio)}</span>, sort: (r) => r.error_ratio },
+    { key: 'p50', title: 'p50', numeric: true, cell: (r) => seconds(r.p50_seconds), sort: (r) => r.p50_seconds },
+    { key: 'p99', title: 'p99', numeric: true, cell: (r) => seconds(r.p99_seconds), sort: (r) => r.p99_seconds },
+    { key: 'requests', title: 'Requests', numeric: true, cell: (r) => count(r.requests), sort: (r) => r.requests },
   ];
   const memberCols = (lvl: Level): Column<WorkloadEntry>[] => [
     {
@@ -187,6 +200,22 @@ export function Workload({ route }: { route: Route; navigate: Navigate }) {
         <SeriesChart title="DNS queries" unit="rate" testId="chart-dns" queries={[dns]} build={([d]) => toLines(d, () => 'queries/s')} />
       </div>
       <div class="grid">
+        {level === 'workload' ? (
+          <Card title="Requests" id="requests" wide>
+            <Loaded q={requests} what="requests" isEmpty={(d) => d.rows.length === 0} empty="The l7 collector counts requests of the workloads given to --l7-select (HTTP, gRPC, PostgreSQL, Redis).">
+              {(d) => (
+                <Table
+                  rows={d.rows}
+                  columns={requestCols}
+                  rowKey={(r) => `${r.side}|${r.protocol}|${r.operation}|${r.name}`}
+                  initial="requests"
+                  caption="Requests by route, method, query and command, as server and as client"
+                  testId="requests"
+                />
+              )}
+            </Loaded>
+          </Card>
+        ) : null}
         <Card title="Edges out (this workload is the client)" id="edges-out">
           <Loaded q={map} what="outbound connections" isEmpty={(d) => !d.edges.some((x) => mine(x.source))} empty="It connected to nothing.">
             {(d) => <Table rows={d.edges.filter((x) => mine(x.source))} columns={edgeCols('target')} rowKey={(x) => JSON.stringify([x.target, x.source])} initial="conns" caption="Outbound edges" testId="edges-out" />}
