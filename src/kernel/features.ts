@@ -26,6 +26,7 @@ export const FEATURES = [
   'cgroup_skb',
   'sock_ops',
   'sk_storage_tracing',
+  'bpf_loop',
   'iter_sk_storage',
   'ringbuf',
   'task_storage',
@@ -196,6 +197,7 @@ const probes: Record<Feature, () => Probe> = {
   sock_ops: () => withScratchCgroup((dir) => probeProgram('probe_sock_ops', (o) => native().attachCgroup(o, 'probe_sock_ops', dir))),
   sk_storage_tracing: () =>
     saying(probeProgram('probe_sk_storage_tracing', (o) => native().attach(o, 'probe_sk_storage_tracing')), 'tracing programs cannot use socket storage (Linux 5.11+)'),
+  bpf_loop: () => saying(probeProgram('probe_bpf_loop', (o) => native().attach(o, 'probe_bpf_loop')), 'no bpf_loop helper (Linux 5.17+)'),
   iter_sk_storage: () =>
     saying(
       probeProgram('probe_iter_sk_storage', (o) => native().attachIter(o, 'probe_iter_sk_storage', native().mapFd(o, 'probe_sk_storage'))),

@@ -45,6 +45,19 @@ int BPF_PROG(probe_sk_storage_tracing, const struct sock *sk, int oldstate, int 
 	return 0;
 }
 
+static long probe_loop_step(__u32 i, void *ctx)
+{
+	return 0;
+}
+
+/* bpf_loop, a loop whose body is verified once, since Linux 5.17. */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(probe_bpf_loop, const struct sock *sk, int oldstate, int newstate)
+{
+	bpf_loop(1, probe_loop_step, 0, 0);
+	return 0;
+}
+
 /* Iterators over socket storage since Linux 5.9 (commit 5ce6e77c7edf). */
 SEC("iter/bpf_sk_storage_map")
 int probe_iter_sk_storage(struct bpf_iter__bpf_sk_storage_map *ctx) { return 0; }

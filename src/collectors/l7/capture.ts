@@ -35,12 +35,12 @@ export const L7_SPEC: ObjectSpec<gen.ProgramName> = {
   alternatives: [
     {
       name: ALT_SYS_EXIT,
-      requires: ['btf', 'tp_btf', 'ringbuf', 'sk_storage_tracing'],
+      requires: ['btf', 'tp_btf', 'ringbuf', 'sk_storage_tracing', 'bpf_loop'],
       programs: ['l7_sys_exit', 'l7_sock_state'],
     },
     {
       name: ALT_TRACEPOINTS,
-      requires: ['btf', 'tracepoint', 'tp_btf', 'ringbuf', 'sk_storage_tracing'],
+      requires: ['btf', 'tracepoint', 'tp_btf', 'ringbuf', 'sk_storage_tracing', 'bpf_loop'],
       programs: [...TRACEPOINT_PROGRAMS, 'l7_sock_state'],
     },
   ],

@@ -244,32 +244,49 @@ static __always_inline long copy_user(__u8 *data, __u32 off, __u64 src, __u64 n)
 	return bpf_probe_read_user(data + off, n, (const void *)src);
 }
 
-/* Copies up to `want` bytes from the iovecs (at most L7_MAX_IOV of them) into data; how many it copied. */
-static __always_inline __u32 copy_iovecs(__u8 *data, __u64 iov, __u64 iovcnt, __u32 want)
+/* Where a walk of iovecs stands (a bpf_loop's context, on the caller's stack). */
+struct iov_walk {
+	__u64 iov;
+	__u64 iovcnt;
+	__u32 want;
+	__u32 off;
+};
+
+/* One iovec into the scratch record; 1 stops the loop. The loop's body is verified once, for any
+ * count: an unrolled loop of sixteen ran the caller's verification past a million instructions. */
+static long iov_step(__u32 i, void *ctx)
 {
-	__u32 off = 0;
+	struct iov_walk *w = ctx;
+	__u32 zero = 0;
+	struct l7_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct u_iovec v;
 
-	for (int i = 0; i < L7_MAX_IOV; i++) {
-		struct u_iovec v;
-
-		if ((__u64)i >= iovcnt || off >= want)
-			break;
-		if (bpf_probe_read_user(&v, sizeof(v), (const void *)(iov + i * sizeof(v)))) {
-			count(STAT_READ_FAILED);
-			break;
-		}
-		__u64 n = v.len;
-		if (n > want - off)
-			n = want - off;
-		if (n == 0)
-			continue;
-		if (copy_user(data, off, v.base, n)) {
-			count(STAT_READ_FAILED);
-			break;
-		}
-		off += n;
+	if (!s || i >= w->iovcnt || w->off >= w->want)
+		return 1;
+	if (bpf_probe_read_user(&v, sizeof(v), (const void *)(w->iov + i * sizeof(v)))) {
+		count(STAT_READ_FAILED);
+		return 1;
 	}
-	return off;
+	__u64 n = v.len;
+	if (n > w->want - w->off)
+		n = w->want - w->off;
+	if (n == 0)
+		return 0;
+	if (copy_user(s->data, w->off, v.base, n)) {
+		count(STAT_READ_FAILED);
+		return 1;
+	}
+	w->off += n;
+	return 0;
+}
+
+/* Copies up to `want` bytes from the first L7_MAX_IOV iovecs into the scratch record; how many. */
+static __always_inline __u32 copy_iovecs(__u64 iov, __u64 iovcnt, __u32 want)
+{
+	struct iov_walk w = { .iov = iov, .iovcnt = iovcnt, .want = want };
+
+	bpf_loop(iovcnt < L7_MAX_IOV ? iovcnt : L7_MAX_IOV, iov_step, &w, 0);
+	return w.off < want ? w.off : want;
 }
 
 /* Bytes as little-endian words, to compare the start of a payload with a constant. */
@@ -517,7 +534,7 @@ static __always_inline int capture(struct pt_regs *regs, int kind, long ret)
 		break;
 	case SYS_READV:
 	case SYS_WRITEV:
-		captured = copy_iovecs(s->data, arg2, arg3, size < want ? size : want);
+		captured = copy_iovecs(arg2, arg3, size < want ? size : want);
 		break;
 	case SYS_RECVMSG:
 	case SYS_SENDMSG:
@@ -532,7 +549,7 @@ static __always_inline int capture(struct pt_regs *regs, int kind, long ret)
 		}
 		if (kind == SYS_SENDMMSG)
 			size = m.len;
-		captured = copy_iovecs(s->data, m.hdr.iov, m.hdr.iovlen, size < want ? size : want);
+		captured = copy_iovecs(m.hdr.iov, m.hdr.iovlen, size < want ? size : want);
 		break;
 	}
 	default:

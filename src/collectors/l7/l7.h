@@ -10,7 +10,7 @@
  * copy into the record is bounded by masks the verifier can follow. */
 #define L7_MAX_CAPTURE 1024
 /* iovecs of one readv/writev/recvmsg/sendmsg that are copied from, at most */
-#define L7_MAX_IOV 4
+#define L7_MAX_IOV 64
 
 /* What the kernel decided about a connection from the first bytes it saw. */
 enum l7_verdict {

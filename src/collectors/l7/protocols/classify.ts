@@ -38,6 +38,9 @@ function redisReply(b: Uint8Array): boolean {
 function h2Sender(b: Uint8Array): Role | undefined {
   for (let at = 0; at + 9 <= b.length; ) {
     const h = readFrameHeader(b, at);
+    // a connection's first bytes a SETTINGS frame (not an ACK), no preface before it: the server's own
+    // preface, which a server may send before it has read the client's (grpcio does)
+    if (at === 0 && h.type === FRAME.SETTINGS && !(h.flags & FLAG.ACK)) return 'server';
     if (h.type === FRAME.PUSH_PROMISE) return 'server';
     if (h.type === FRAME.HEADERS && at + 9 + h.length <= b.length) {
       let start = at + 9;
