@@ -154,7 +154,8 @@ interface HistRow {
   sum: number;
 }
 
-const peerKey = (p: Peer | undefined): string => (p ? `${p.addr}|${p.port ?? ''}` : '');
+/** What names a row's edge in its key: the subject and the peer. */
+const edgeKey = (subject: Subject, p: Peer | undefined): string => `${subject.id}|${p ? `${p.addr}|${p.port ?? ''}` : ''}`;
 
 /** Counters and histograms by metric, each row keyed by subject, peer and labels; MAX_ROWS in all. */
 class Rows {
@@ -166,14 +167,17 @@ class Rows {
 
   constructor(private readonly max: number) {}
 
-  private key(subject: Subject, peer: Peer | undefined, labels: Record<string, string>): string {
-    return `${subject.id}|${peerKey(peer)}|${Object.values(labels).join('\u0000')}`;
+  /** A row's key: the edge's (edgeKey, made once per connection) and the label values. */
+  private key(edge: string, labels: Record<string, string>): string {
+    let k = edge;
+    for (const name in labels) k += `\u0000${labels[name]}`;
+    return k;
   }
 
-  count(metric: string, subject: Subject, peer: Peer | undefined, labels: Record<string, string>, n = 1): void {
+  count(metric: string, edge: string, subject: Subject, peer: Peer | undefined, labels: Record<string, string>, n = 1): void {
     let m = this.counters.get(metric);
     if (!m) this.counters.set(metric, (m = new Map<string, Row>()));
-    const k = this.key(subject, peer, labels);
+    const k = this.key(edge, labels);
     const r = m.get(k);
     if (r) r.value += n;
     else if (this.size >= this.max) this.refused++;
@@ -183,10 +187,10 @@ class Rows {
     }
   }
 
-  observe(metric: string, subject: Subject, peer: Peer, labels: Record<string, string>, seconds: number): void {
+  observe(metric: string, edge: string, subject: Subject, peer: Peer, labels: Record<string, string>, seconds: number): void {
     let m = this.histograms.get(metric);
     if (!m) this.histograms.set(metric, (m = new Map<string, HistRow>()));
-    const k = this.key(subject, peer, labels);
+    const k = this.key(edge, labels);
     let r = m.get(k);
     if (!r) {
       if (this.size >= this.max) {
@@ -196,8 +200,8 @@ class Rows {
       m.set(k, (r = { subject, peer, labels, slots: new Array<number>(DURATION_BUCKETS.length + 1).fill(0), sum: 0 }));
       this.size++;
     }
-    let i = DURATION_BUCKETS.findIndex((b) => seconds <= b);
-    if (i < 0) i = DURATION_BUCKETS.length;
+    let i = 0;
+    while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
     r.slots[i] = (r.slots[i] ?? 0) + 1;
     r.sum += seconds;
   }
@@ -242,6 +246,8 @@ interface Conn {
   /** where the next chunk of each direction should start: a later one means chunks were lost */
   next: { egress: number; ingress: number };
   last: bigint;
+  /** the subject, peer and row-key prefix of its records, per side (made at its first record) */
+  edges?: Partial<Record<'client' | 'server', { subject: Subject; peer: Peer; key: string }>>;
 }
 
 type NameKind = 'route' | 'grpc_method' | 'shape' | 'command' | 'redis_error';
@@ -257,6 +263,8 @@ export class L7Collector implements CollectorInstance {
   /** the workload of each selected cgroup (select), which per-workload bounds are shared by */
   private groups = new Map<number, string>();
   private readonly names = new Map<string, RouteSet>();
+  /** each cgroup's sets of `names` (its workload's), found once: emptied at every select */
+  private readonly setsOf = new Map<number, Partial<Record<NameKind, RouteSet>>>();
   private readonly slowNs: bigint;
   private readonly payload: PayloadMode;
   private readonly maxNames: number;
@@ -330,6 +338,7 @@ export class L7Collector implements CollectorInstance {
       have.add(id);
     }
     this.groups = want;
+    this.setsOf.clear();
     // the bounds of workloads no longer selected go with them (bounded by what is selected)
     const groups = new Set(want.values());
     for (const key of this.names.keys()) if (!groups.has(key.slice(0, key.lastIndexOf('\u0000')))) this.names.delete(key);
@@ -392,11 +401,20 @@ export class L7Collector implements CollectorInstance {
   /** A name kept apart for this workload, or `other` past its share (counted). */
   private admit(cgroup: number, kind: NameKind, value: string | undefined): string {
     if (value === undefined) return 'unknown';
-    const group = `${this.groups.get(cgroup) ?? `cgroup:${cgroup}`}\u0000${kind}`;
-    let set = this.names.get(group);
-    if (!set) this.names.set(group, (set = new RouteSet(kind === 'redis_error' ? MAX_ERROR_NAMES : this.maxNames)));
+    let sets = this.setsOf.get(cgroup);
+    if (!sets) this.setsOf.set(cgroup, (sets = {}));
+    let set = sets[kind];
+    if (!set) {
+      const group = `${this.groups.get(cgroup) ?? `cgroup:${cgroup}`}\u0000${kind}`;
+      set = this.names.get(group);
+      if (!set) this.names.set(group, (set = new RouteSet(kind === 'redis_error' ? MAX_ERROR_NAMES : this.maxNames)));
+      sets[kind] = set;
+    }
     const admitted = set.admit(clipLabel(value));
-    if (admitted === OTHER_ROUTE && value !== OTHER_ROUTE) this.rows.count('periscope_l7_folded_total', cgroupSubject(cgroup), undefined, { kind });
+    if (admitted === OTHER_ROUTE && value !== OTHER_ROUTE) {
+      const subject = cgroupSubject(cgroup);
+      this.rows.count('periscope_l7_folded_total', edgeKey(subject, undefined), subject, undefined, { kind });
+    }
     return admitted;
   }
 
@@ -406,23 +424,32 @@ export class L7Collector implements CollectorInstance {
       this.unattributed++;
       return;
     }
-    const subject = cgroupSubject(conn.cgroup);
     const side = r.role;
-    // the server's port names the edge; a client's port is ephemeral
-    const peer: Peer = side === 'client' ? { addr: conn.remote.addr, port: conn.remote.port } : { addr: conn.remote.addr };
+    const edges = (conn.edges ??= {});
+    let edge = edges[side];
+    if (!edge) {
+      const subject = cgroupSubject(conn.cgroup);
+      // the server's port names the edge; a client's port is ephemeral
+      const peer: Peer = side === 'client' ? { addr: conn.remote.addr, port: conn.remote.port } : { addr: conn.remote.addr };
+      edge = edges[side] = { subject, peer, key: edgeKey(subject, peer) };
+    }
+    const { subject, peer, key } = edge;
     const answered = r.status !== 'none';
     const seconds = Number(r.end - r.start) / 1e9;
-    let fields: Record<string, unknown>;
+    /** the event's own fields: made only for an event */
+    let fields: () => Record<string, unknown>;
     switch (r.protocol) {
       case 'http1':
       case 'http2': {
         const method = r.method === undefined ? 'unknown' : HTTP_METHODS.has(r.method) ? r.method : 'other';
         const route = this.admit(conn.cgroup, 'route', r.route);
         const labels = { side, method, route, status_class: statusClass(r.statusCode, r.status) };
-        this.rows.count('periscope_http_requests_total', subject, peer, labels);
-        if (answered) this.rows.observe('periscope_http_request_duration_seconds', subject, peer, labels, seconds);
-        const target = this.payload === 'samples' && r.path !== undefined ? r.path : (r.route ?? '?');
-        fields = { method: r.method ?? null, route, status_code: r.statusCode ?? null, request: clipText(`${r.method ?? '?'} ${target}`, MAX_SAMPLE), ...(this.payload === 'samples' && r.host ? { host: clipText(r.host, MAX_MESSAGE) } : {}) };
+        this.rows.count('periscope_http_requests_total', key, subject, peer, labels);
+        if (answered) this.rows.observe('periscope_http_request_duration_seconds', key, subject, peer, labels, seconds);
+        fields = () => {
+          const target = this.payload === 'samples' && r.path !== undefined ? r.path : (r.route ?? '?');
+          return { method: r.method ?? null, route, status_code: r.statusCode ?? null, request: clipText(`${r.method ?? '?'} ${target}`, MAX_SAMPLE), ...(this.payload === 'samples' && r.host ? { host: clipText(r.host, MAX_MESSAGE) } : {}) };
+        };
         break;
       }
       case 'grpc': {
@@ -431,28 +458,32 @@ export class L7Collector implements CollectorInstance {
         const service = named ? call.slice(0, call.indexOf('/')) : call;
         const method = named ? call.slice(call.indexOf('/') + 1) : call;
         const grpcStatus = grpcStatusLabel(r.status);
-        this.rows.count('periscope_grpc_requests_total', subject, peer, { side, grpc_service: service, grpc_method: method, grpc_status: grpcStatus });
-        if (answered) this.rows.observe('periscope_grpc_request_duration_seconds', subject, peer, { side, grpc_service: service, grpc_method: method }, seconds);
-        fields = { grpc_service: r.service ?? null, grpc_method: r.method ?? null, grpc_status: grpcStatus, request: `/${r.service ?? '?'}/${r.method ?? '?'}` };
+        this.rows.count('periscope_grpc_requests_total', key, subject, peer, { side, grpc_service: service, grpc_method: method, grpc_status: grpcStatus });
+        if (answered) this.rows.observe('periscope_grpc_request_duration_seconds', key, subject, peer, { side, grpc_service: service, grpc_method: method }, seconds);
+        fields = () => ({ grpc_service: r.service ?? null, grpc_method: r.method ?? null, grpc_status: grpcStatus, request: `/${r.service ?? '?'}/${r.method ?? '?'}` });
         break;
       }
       case 'postgres': {
         const operation = r.command !== undefined && /^[A-Z][A-Z ]{0,31}$/.test(r.command) ? r.command : r.command === undefined ? 'unknown' : 'other';
         const shape = this.admit(conn.cgroup, 'shape', r.shape);
         const error = errorLabel(r.status);
-        this.rows.count('periscope_sql_queries_total', subject, peer, { side, operation, shape, error });
-        if (answered) this.rows.observe('periscope_sql_query_duration_seconds', subject, peer, { side, operation, shape }, seconds);
-        const text = this.payload === 'samples' && r.query !== undefined ? r.query : (r.shape ?? '?');
-        fields = { operation, shape, sqlstate: r.error ? r.status : null, rows: r.rows, request: clipText(text, MAX_SAMPLE) };
+        this.rows.count('periscope_sql_queries_total', key, subject, peer, { side, operation, shape, error });
+        if (answered) this.rows.observe('periscope_sql_query_duration_seconds', key, subject, peer, { side, operation, shape }, seconds);
+        fields = () => {
+          const text = this.payload === 'samples' && r.query !== undefined ? r.query : (r.shape ?? '?');
+          return { operation, shape, sqlstate: r.error ? r.status : null, rows: r.rows, request: clipText(text, MAX_SAMPLE) };
+        };
         break;
       }
       case 'redis': {
         const command = this.admit(conn.cgroup, 'command', r.command);
         const error = r.error ? this.admit(conn.cgroup, 'redis_error', r.status) : errorLabel(r.status);
-        this.rows.count('periscope_redis_commands_total', subject, peer, { side, command, error });
-        if (answered) this.rows.observe('periscope_redis_command_duration_seconds', subject, peer, { side, command }, seconds);
-        const args = this.payload === 'samples' && r.args !== undefined && r.args.length > 0 ? ` ${r.args.join(' ')}` : '';
-        fields = { command: r.command ?? null, request: clipText(`${r.command ?? '?'}${args}`, MAX_SAMPLE) };
+        this.rows.count('periscope_redis_commands_total', key, subject, peer, { side, command, error });
+        if (answered) this.rows.observe('periscope_redis_command_duration_seconds', key, subject, peer, { side, command }, seconds);
+        fields = () => {
+          const args = this.payload === 'samples' && r.args !== undefined && r.args.length > 0 ? ` ${r.args.join(' ')}` : '';
+          return { command: r.command ?? null, request: clipText(`${r.command ?? '?'}${args}`, MAX_SAMPLE) };
+        };
         break;
       }
       default:
@@ -472,7 +503,7 @@ export class L7Collector implements CollectorInstance {
       status: r.status,
       duration_ms: answered ? Number(r.end - r.start) / 1e6 : null,
       pid: conn.tgid || null,
-      ...fields,
+      ...fields(),
       ...(this.payload === 'samples' && r.errorMessage ? { error_message: clipText(r.errorMessage, MAX_MESSAGE) } : {}),
       partial: r.requestPartial || r.responsePartial,
     });
@@ -541,7 +572,10 @@ export class L7Collector implements CollectorInstance {
     if (gone.size === 0) return;
     this.rows.forget(gone);
     for (const id of this.capture.cgroups()) if (gone.has(Number(id))) this.capture.removeCgroup(id);
-    for (const id of gone) this.groups.delete(id);
+    for (const id of gone) {
+      this.groups.delete(id);
+      this.setsOf.delete(id);
+    }
   }
 
   drops(): DropCounts {

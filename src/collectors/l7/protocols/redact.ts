@@ -25,10 +25,9 @@ export const sample = <T>(options: ParserOptions, value: T): T | undefined => (o
  */
 export function maskRedisArgs(command: string, args: readonly string[]): string[] {
   const out = [...args];
-  const upper = out.map((a) => a.toUpperCase());
   if (command === 'AUTH') return out.map(() => MASK);
   if (command === 'HELLO' || command === 'MIGRATE') {
-    const at = upper.findIndex((a) => a === 'AUTH' || a === 'AUTH2');
+    const at = out.findIndex((a) => /^auth2?$/i.test(a));
     if (at >= 0) for (let i = at + 1; i < out.length; i++) out[i] = MASK;
     return out;
   }
