@@ -195,13 +195,15 @@ test('l7 per edge: nginx, Redis and PostgreSQL counted as the servers count, on 
     t.diagnostic(`commandstats: ${JSON.stringify(served)}`);
   });
 
-  await t.test('PostgreSQL through psql and pgbench: statements per shape as the statement log has them, 42P01 counted, the query text masked and absent in shapes mode', async () => {
+  await t.test('PostgreSQL through psql and pgbench: statements per shape as the statement log has them, 42P01 counted, each slow statement\'s latency within 10% of the log\'s duration, the query text masked and absent in shapes mode', async () => {
     const random = rng(11);
     const script = ['CREATE TABLE items (id int PRIMARY KEY, name text, price numeric);'];
     for (let i = 1; i <= 40; i++) script.push(`INSERT INTO items VALUES (${i}, 'item ${i}', ${i * 1.5});`);
     for (let i = 0; i < 60; i++) script.push(`SELECT name, price FROM items WHERE id = ${1 + Math.floor(random() * 50)};`);
     for (let i = 0; i < 3; i++) script.push("SELECT * FROM missing_table WHERE password = 'hunter2';");
-    script.push('SELECT pg_sleep(0.15);');
+    // slow statements (over the 0.1 s threshold: an event each, with its text and duration)
+    const sleeps = Array.from({ length: 8 }, (_, i) => `SELECT pg_sleep(${(0.11 + i * 0.013).toFixed(3)});`);
+    script.push(...sleeps);
     const psql = await pg.psql(script.join('\n') + '\n', { wrap: inClients });
     assert.equal((psql.stderr.match(/ERROR:/g) ?? []).length, 3, psql.stderr);
     await pg.pgbench(['-n', '-M', 'prepared', '-c', '2', '-t', '50'], { wrap: inClients, script: '\\set id random(1, 40)\nSELECT name FROM items WHERE id = :id;\n' });
@@ -223,7 +225,17 @@ test('l7 per edge: nginx, Redis and PostgreSQL counted as the servers count, on 
       assert.match(String(e.request), /^SELECT \* FROM missing_table WHERE password = '\*\*\*';?$/, 'the literal masked');
       assert.match(String(e.error_message), /missing_table/);
     }
-    assert.ok(ctx.events.some((e) => e.type === 'sql_query' && e.reason === 'slow' && /pg_sleep\(0\.15\)/.test(String(e.request))), 'the slow statement');
+    // each slow statement against the duration PostgreSQL logged for it, on both sides
+    const logMs = new Map(logged.filter((s) => s.text.includes('pg_sleep')).map((s) => [s.text.trim(), s.ms]));
+    for (const side of ['client', 'server']) {
+      const slow = ctx.events.filter((e) => e.type === 'sql_query' && e.reason === 'slow' && e.side === side && String(e.request).includes('pg_sleep'));
+      assert.deepEqual(slow.map((e) => String(e.request)).sort(), [...sleeps].sort(), `${side}: an event per slow statement, its text`);
+      for (const e of slow) {
+        const theirs = logMs.get(String(e.request));
+        assert.ok(theirs !== undefined, `${String(e.request)} in the statement log`);
+        assert.ok(Math.abs(Number(e.duration_ms) - theirs) <= 0.1 * theirs, `${side}: ${String(e.request)} took ${String(e.duration_ms)} ms, the log says ${theirs} ms`);
+      }
+    }
     const shaped = shapesCtx.events.filter((e) => e.type === 'sql_query');
     assert.equal(shaped.filter((e) => e.reason === 'error' && e.request === missing).length, 6, 'both sides, the shape');
     for (const e of shaped) {
