@@ -9,6 +9,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { L7Collector } from './index.js';
 import { L7_SPEC, L7Capture, type CaptureRecord, type Chunk } from './capture.js';
@@ -20,6 +21,7 @@ import { alternativesHere, eventually, needsKernel, TestCgroup } from '../../../
 import { testContext } from '../../../test/context.js';
 import { httpRequests, inCgroup, startNginx, whyServersCannotRun } from '../../../test/servers.js';
 import { supported } from '../../kernel/features.js';
+import { makeCertificates } from '../../../test/tls.js';
 
 const LIBSSL3 = '/usr/lib/x86_64-linux-gnu/libssl.so.3';
 const LIBCRYPTO3 = '/usr/lib/x86_64-linux-gnu/libcrypto.so.3';
@@ -79,6 +81,97 @@ test('without the TLS probes (turned off here, as on a kernel that cannot have t
   assert.match(cap.choice.note ?? '', /TLS plaintext not captured/);
   assert.equal(cap.scanTls(), false);
   assert.equal(cap.tlsStats(), undefined);
+});
+
+/**
+ * Python's ssl (SSL_read_ex, SSL_write_ex) at both ends of one connection, in one process: the client
+ * writes N requests, each in one SSL_write_ex; the server takes them 7 bytes a read, so that most of
+ * its SSL_read_ex calls are answered from OpenSSL's buffer with no system call under them. It waits
+ * for a line on stdin (the probes are attached then) after libssl is loaded.
+ */
+const PAIR_PY = String.raw`
+import socket, ssl, sys, threading
+cert, key, ca, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
+print(srv.getsockname()[1], flush=True)
+sys.stdin.readline()
+sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); sctx.load_cert_chain(cert, key)
+got = bytearray()
+def serve():
+    conn = sctx.wrap_socket(srv.accept()[0], server_side=True)
+    done = 0
+    while done < n:
+        b = conn.recv(7)
+        if not b: break
+        got.extend(b)
+        while got.count(b"\r\n\r\n") > done:
+            done += 1
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    conn.close()
+t = threading.Thread(target=serve); t.start()
+cctx = ssl.create_default_context(cafile=ca)
+c = cctx.wrap_socket(socket.create_connection(("127.0.0.1", srv.getsockname()[1])), server_hostname="localhost")
+for i in range(n):
+    c.sendall(("GET /items/%d HTTP/1.1\r\nHost: localhost\r\n\r\n" % i).encode())
+    resp = b""
+    while not resp.endswith(b"ok"): resp += c.recv(4096)
+t.join(); c.close()
+print(len(got), flush=True)
+`;
+
+test('SSL_read_ex and SSL_write_ex (Python\'s ssl at both ends): every byte of plaintext, also the reads OpenSSL answered from its buffer without a system call', async (t) => {
+  if (!needsKernel(t)) return;
+  if (!supported('uprobe')) {
+    if (process.env.CI === 'true') assert.fail('this kernel cannot attach uprobes');
+    t.skip('no uprobes');
+    return;
+  }
+  const alt = alternativesHere(L7_SPEC)[0]!;
+  const cg = new TestCgroup('tls-pair');
+  const cap = new L7Capture({ alternative: alt });
+  const certs = await makeCertificates();
+  const script = join(certs.dir, 'pair.py');
+  writeFileSync(script, PAIR_PY);
+  t.after(() => {
+    cap.close();
+    cg.remove();
+    rmSync(certs.dir, { recursive: true, force: true });
+  });
+  assert.equal(cap.choice.note, undefined, 'the TLS probes loaded with the capture');
+  cap.addCgroup(cg.id);
+  const n = 20;
+  const child = spawn('/bin/sh', ['-c', `${cg.enter} && exec /usr/bin/python3 ${script} ${certs.certFile} ${certs.keyFile} ${certs.caFile} ${n}`], { stdio: 'pipe' });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  const port = Number(await eventually(() => (out.includes('\n') ? out.split('\n')[0] : undefined), 30_000, 'the pair\'s port').catch(() => assert.fail(`the pair did not start: ${err}`)));
+  assert.equal(cap.scanTls(), true);
+  assert.equal(cap.tlsStats()!.attached, 1, JSON.stringify(cap.tlsLibraries()));
+  child.stdin.end('go\n');
+  const records: CaptureRecord[] = [];
+  const timer = setInterval(() => cap.drain((r) => records.push(r)), 20);
+  t.after(() => clearInterval(timer));
+  assert.equal(await exited, 0, err);
+  const requests = Array.from({ length: n }, (_x, i) => `GET /items/${i} HTTP/1.1\r\nHost: localhost\r\n\r\n`).join('');
+  assert.equal(Number(out.trim().split('\n').at(-1)), requests.length);
+  const mine = (): Chunk[] => records.filter((r): r is Chunk => r.kind === 'chunk' && (r.local.port === port || r.remote.port === port));
+  const serverIn = (): Chunk[] => mine().filter((c) => c.local.port === port && c.dir === 'ingress');
+  await eventually(() => (serverIn().reduce((a, c) => a + c.size, 0) >= requests.length ? true : undefined), 5_000, 'the server\'s plaintext').catch(() => undefined);
+  const text = (cs: Chunk[]): string => cs.map((c) => Buffer.from(c.data).toString('latin1')).join('');
+  assert.equal(text(serverIn()), requests, 'the server read every byte, in order, as plaintext');
+  assert.ok(serverIn().length >= requests.length / 7, `one chunk per 7-byte read (${serverIn().length})`);
+  assert.ok(serverIn().every((c) => c.syscall === 'ssl_read' && c.role === 'server' && c.protocol === 'http1'));
+  const clientOut = mine().filter((c) => c.remote.port === port && c.dir === 'egress');
+  assert.equal(clientOut.length, n, 'one chunk per SSL_write_ex');
+  assert.equal(text(clientOut), requests);
+  assert.ok(mine().every((c) => c.syscall === 'ssl_read' || c.syscall === 'ssl_write'), 'no ciphertext shipped');
+  const k = cap.stats();
+  assert.equal(k.tlsNoConnection, 0);
+  assert.equal(k.tlsConnections, 2, 'both ends');
+  // far fewer system calls than 7-byte reads: the rest came from OpenSSL's buffer
+  t.diagnostic(`server: ${serverIn().length} SSL_read_ex chunks for ${requests.length} bytes; SSL calls ${k.tlsCalls}`);
 });
 
 /** Where the kernel test or the servers cannot run; fails under CI=true. */
