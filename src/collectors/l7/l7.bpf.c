@@ -473,6 +473,12 @@ static __always_inline struct l7_conn *conn_of(struct sock *sk, __u64 ino)
 	return c;
 }
 
+/* When the current thread started: with its id, who it is (ids are reused). */
+static __always_inline __u64 thread_started(void)
+{
+	return BPF_CORE_READ(bpf_get_current_task_btf(), start_time);
+}
+
 /* Whether a connection's payload is still wanted: not ignored, by the kernel or by user space. */
 static __always_inline bool wanted(struct l7_conn *c)
 {
@@ -590,6 +596,11 @@ static __always_inline int capture(struct pt_regs *regs, int kind, long ret)
 	/* under an SSL call the bytes are ciphertext: they only say which connection the call is on */
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_call *call = bpf_map_lookup_elem(&tls_calls, &id);
+	if (call && call->started != thread_started()) {
+		/* left by a thread that died inside an SSL call, whose id is now another's */
+		bpf_map_delete_elem(&tls_calls, &id);
+		call = 0;
+	}
 	if (call) {
 		claim_tls(call, c, sk, ino, fd);
 		return 0;
@@ -740,6 +751,7 @@ static __always_inline int ssl_enter(struct pt_regs *ctx, bool egress, bool ex)
 		.ssl = PT_REGS_PARM1(ctx),
 		.buf = PT_REGS_PARM2(ctx),
 		.size_out = ex ? PT_REGS_PARM4(ctx) : 0,
+		.started = thread_started(),
 		.fd = -1,
 		.egress = egress,
 	};
@@ -780,6 +792,8 @@ int BPF_KPROBE(l7_ssl_ret)
 		return 0;
 	struct tls_call call = *found;
 	bpf_map_delete_elem(&tls_calls, &id);
+	if (call.started != thread_started())
+		return 0;
 
 	long rc = PT_REGS_RC(ctx);
 	__u64 size = 0;

@@ -140,6 +140,7 @@ struct tls_call {
 	__u64 size_out; /* _ex: where the bytes moved are written; 0 for SSL_read/SSL_write */
 	__u64 sk;       /* the socket of the nested system call, once one was made (0: none yet) */
 	__u64 ino;
+	__u64 started;  /* the thread's start time: a reused thread id is not the caller */
 	__s32 fd;
 	__u8 egress;    /* SSL_write* */
 	__u8 pad[3];
