@@ -578,6 +578,28 @@ static napi_value js_attach_uprobe(napi_env env, napi_callback_info info)
 			     "bpf_program__attach_uprobe_opts");
 }
 
+/* attachUprobeAt(object, program, binaryPath, fileOffset, pid) -> link: a plain uprobe at an offset
+ * of the file (an instruction inside a function, not only its entry); pid -1 for every process */
+static napi_value js_attach_uprobe_at(napi_env env, napi_callback_info info)
+{
+	napi_value argv[5];
+	struct bpf_object *obj;
+	struct bpf_program *p;
+	char path[4096];
+	int64_t offset, pid;
+	LIBBPF_OPTS(bpf_uprobe_opts, opts);
+
+	if (get_args(env, info, 5, argv) || !(obj = unwrap(env, argv[0], HANDLE_OBJECT)) ||
+	    !(p = find_prog(env, obj, argv[1])) || get_string(env, argv[2], path, sizeof(path)) ||
+	    get_i64(env, argv[3], &offset) || get_i64(env, argv[4], &pid))
+		return NULL;
+	if (offset < 0)
+		return throw_errno(env, EINVAL, "attachUprobeAt: a negative offset");
+	clear_log();
+	return link_or_throw(env, bpf_program__attach_uprobe_opts(p, (pid_t)pid, path, (size_t)offset, &opts),
+			     "bpf_program__attach_uprobe_opts");
+}
+
 /* attachCgroup(object, program, cgroupDirectory) -> link (cgroup_skb, cgroup_sock, sock_ops ...) */
 static napi_value js_attach_cgroup(napi_env env, napi_callback_info info)
 {
@@ -1281,6 +1303,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "attach", js_attach },
 		{ "attachPerfEvent", js_attach_perf_event },
 		{ "attachUprobe", js_attach_uprobe },
+		{ "attachUprobeAt", js_attach_uprobe_at },
 		{ "attachCgroup", js_attach_cgroup },
 		{ "attachIter", js_attach_iter },
 		{ "iterRead", js_iter_read },

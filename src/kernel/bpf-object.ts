@@ -59,7 +59,7 @@ export interface ObjectSpec<P extends string> {
  * (cgroup_skb, sock_ops ...: every socket of the node), or as an iterator over one of the object's
  * maps, run on demand with iterRead().
  */
-export type AttachKind = { readonly kind: 'cgroup' } | { readonly kind: 'iter'; readonly map: string };
+export type AttachKind = { readonly kind: 'cgroup' } | { readonly kind: 'iter'; readonly map: string } | { readonly kind: 'uprobe' };
 
 export interface LoadOptions {
   /** map name → max_entries, set before load (bounds the kernel memory of per-cgroup maps) */
@@ -104,6 +104,7 @@ export class BpfObject<P extends string> {
   private handle: ObjectHandle | undefined;
   private readonly programs: readonly P[];
   private readonly links: LinkHandle[] = [];
+  private readonly uprobes: LinkHandle[] = [];
   private readonly maxEntries: Record<string, number>;
   private readonly rings: RingReader[] = [];
   private readonly iterators = new Map<string, LinkHandle>();
@@ -180,6 +181,7 @@ export class BpfObject<P extends string> {
     for (const p of this.programs) {
       try {
         const how = this.spec.attach?.[p];
+        if (how?.kind === 'uprobe') continue;
         if (how?.kind === 'cgroup') this.links.push(n.attachCgroup(this.obj, p, findCgroup2Mount()));
         else if (how?.kind === 'iter') {
           const link = n.attachIter(this.obj, p, n.mapFd(this.obj, how.map));
@@ -195,10 +197,27 @@ export class BpfObject<P extends string> {
     }
   }
 
+  /** Attaches one of the loaded programs as a uprobe at a file offset of a binary; detached with the rest. */
+  attachUprobeAt(program: P, binary: string, fileOffset: number, pid = -1): void {
+    if (!this.programs.includes(program)) throw new Error(`${this.spec.file}: ${program} is not loaded`);
+    this.uprobes.push(native().attachUprobeAt(this.obj, program, binary, fileOffset, pid));
+  }
+
+  /** uprobes attached by attachUprobeAt (not counted in attachedPrograms: one program may have many). */
+  get uprobesAttached(): number {
+    return this.uprobes.length;
+  }
+
+  /** Whether a program was loaded (its alternative has it). */
+  loaded(program: P): boolean {
+    return this.programs.includes(program);
+  }
+
   detach(): void {
     const n = native();
     this.iterators.clear();
     while (this.links.length > 0) n.destroyLink(this.links.pop()!);
+    while (this.uprobes.length > 0) n.destroyLink(this.uprobes.pop()!);
   }
 
   get attachedPrograms(): number {

@@ -44,6 +44,8 @@ export interface Native {
   attach(obj: ObjectHandle, program: string): LinkHandle;
   attachPerfEvent(obj: ObjectHandle, program: string, cpu: number, frequencyHz: number): LinkHandle;
   attachUprobe(obj: ObjectHandle, program: string, binary: string, func: string, pid: number, retprobe: boolean): LinkHandle;
+  /** a uprobe at a file offset of `binary` (any instruction); pid -1: every process that maps it */
+  attachUprobeAt(obj: ObjectHandle, program: string, binary: string, fileOffset: number, pid: number): LinkHandle;
   attachCgroup(obj: ObjectHandle, program: string, cgroupDir: string): LinkHandle;
   /** a BPF iterator program over a map's elements (mapFd < 0 for iterators that take no map) */
   attachIter(obj: ObjectHandle, program: string, mapFd: number): LinkHandle;

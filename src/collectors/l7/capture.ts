@@ -16,6 +16,7 @@ import { type RawRecord, type RingReader } from '../../kernel/ring.js';
 import { loadAndAttach } from '../kernel-collector.js';
 import { wordsToAddr } from '../network/addr.js';
 import * as gen from './l7.gen.js';
+import { TlsProbes, type TlsLibrary, type TlsProgram, type TlsStats } from './tls.js';
 
 /** tp_btf on the raw sys_exit tracepoint: every system call runs a compare; no tracefs needed. */
 export const ALT_SYS_EXIT = 'tp_btf';
@@ -23,11 +24,14 @@ export const ALT_SYS_EXIT = 'tp_btf';
 export const ALT_TRACEPOINTS = 'tracepoint';
 
 const TRACEPOINT_PROGRAMS = gen.programs.filter((p) => p.startsWith('l7_exit_'));
+/** The uprobes on OpenSSL (tls.ts attaches them where it finds a libssl). */
+export const TLS_PROGRAMS: readonly TlsProgram[] = ['l7_ssl_read', 'l7_ssl_read_ex', 'l7_ssl_write', 'l7_ssl_write_ex', 'l7_ssl_set_fd', 'l7_ssl_ret'];
 
 export const L7_SPEC: ObjectSpec<gen.ProgramName> = {
   file: gen.OBJECT_FILE,
   programs: gen.programs,
   maps: gen.maps,
+  attach: Object.fromEntries(TLS_PROGRAMS.map((p) => [p, { kind: 'uprobe' }])),
   // Both take closes from sock:inet_sock_set_state and differ in how they reach the system calls'
   // exits. Neither uses socket storage: sk_storage_tracing stands for "5.11 or later", which keeps 5.10
   // out by name; what they need past it (a fetch-and-add that returns, 5.12; bpf_task_pt_regs for the
@@ -51,11 +55,12 @@ export const MAX_CAPTURE_BYTES = gen.L7ScratchCodec.size - gen.L7ChunkCodec.size
 
 export type L7Protocol = 'unknown' | 'http1' | 'http2' | 'postgres' | 'redis';
 export type L7Role = 'unknown' | 'client' | 'server';
-export type L7Syscall = 'read' | 'write' | 'readv' | 'writev' | 'recvfrom' | 'sendto' | 'recvmsg' | 'sendmsg' | 'sendmmsg';
+/** the system call a chunk came from; ssl_read and ssl_write: OpenSSL's plaintext (SSL_read/SSL_write and their _ex) */
+export type L7Syscall = 'read' | 'write' | 'readv' | 'writev' | 'recvfrom' | 'sendto' | 'recvmsg' | 'sendmsg' | 'sendmmsg' | 'ssl_read' | 'ssl_write';
 
 const PROTOCOLS: readonly L7Protocol[] = ['unknown', 'http1', 'http2', 'postgres', 'redis'];
 const ROLES: readonly L7Role[] = ['unknown', 'client', 'server'];
-const SYSCALLS: readonly L7Syscall[] = ['read', 'write', 'readv', 'writev', 'recvfrom', 'sendto', 'recvmsg', 'sendmsg', 'sendmmsg'];
+const SYSCALLS: readonly L7Syscall[] = ['read', 'write', 'readv', 'writev', 'recvfrom', 'sendto', 'recvmsg', 'sendmsg', 'sendmmsg', 'ssl_read', 'ssl_write'];
 
 export interface Endpoint {
   /** dotted quad for IPv4 (IPv4-mapped in the kernel), RFC 5952 for IPv6 */
@@ -118,6 +123,8 @@ export interface CaptureOptions {
   allCgroups?: boolean;
   /** entries of the allow-list (default 4096) */
   maxCgroups?: number;
+  /** capture TLS plaintext from OpenSSL where scanTls() finds it (default true) */
+  tls?: boolean;
 }
 
 export interface CaptureDrops {
@@ -138,6 +145,12 @@ export interface CaptureStats {
   chunks: number;
   ignoredByUser: number;
   closes: number;
+  /** connections whose plaintext came through OpenSSL's probes */
+  tlsConnections: number;
+  /** SSL calls of allowed processes */
+  tlsCalls: number;
+  /** SSL calls that moved plaintext on no connection known (lost) */
+  tlsNoConnection: number;
 }
 
 function isPowerOfTwo(n: number): boolean {
@@ -158,6 +171,9 @@ export class L7Capture {
   private readonly allowList = new Set<bigint>();
   private malformed = 0;
   private closed = false;
+  private readonly allCgroups: boolean;
+  /** OpenSSL's probes, when the kernel took them */
+  private readonly tls: TlsProbes | undefined;
   private readonly allowCapacity: number;
 
   constructor(opts: CaptureOptions = {}) {
@@ -171,10 +187,19 @@ export class L7Capture {
     }
     // the knobs are per load, so every alternative carries them
     const knobs = { capture_bytes: captureBytes, capture_all: opts.allCgroups ?? false, wake_bytes: ringBytes / 4 };
+    // each alternative with the TLS uprobes first, then without them: a kernel that cannot have them
+    // still captures plaintext traffic, and says why it has no TLS
+    const withTls = (a: Alternative<gen.ProgramName>): Alternative<gen.ProgramName>[] =>
+      opts.tls === false
+        ? [{ ...a, note: 'TLS plaintext not captured: turned off' }]
+        : [
+            { ...a, requires: [...a.requires, 'uprobe'], programs: [...a.programs, ...TLS_PROGRAMS] },
+            { ...a, note: 'TLS plaintext not captured: the OpenSSL uprobes cannot load here (see passed over)' },
+          ];
     const spec: ObjectSpec<gen.ProgramName> = {
       ...L7_SPEC,
       config: gen.config,
-      alternatives: L7_SPEC.alternatives.map((a): Alternative<gen.ProgramName> => ({ ...a, config: { ...a.config, ...knobs } })),
+      alternatives: L7_SPEC.alternatives.flatMap(withTls).map((a): Alternative<gen.ProgramName> => ({ ...a, config: { ...a.config, ...knobs } })),
     };
     const maxEntries: Record<string, number> = { l7_events: ringBytes };
     if (opts.maxCgroups !== undefined) maxEntries.allowed_cgroups = opts.maxCgroups;
@@ -187,6 +212,8 @@ export class L7Capture {
       statMap: o.map(gen.maps.stats),
     }));
     this.obj = obj;
+    this.allCgroups = opts.allCgroups ?? false;
+    if (obj.loaded('l7_ssl_ret')) this.tls = new TlsProbes({ attach: (program, path, offset) => obj.attachUprobeAt(program, path, offset, -1) });
     this.ring = parts.ring;
     this.allowed = parts.allowed;
     this.ignoreMap = parts.ignoreMap;
@@ -202,6 +229,26 @@ export class L7Capture {
   /** Programs attached now. */
   get programsAttached(): number {
     return this.closed ? 0 : this.obj.attachedPrograms;
+  }
+
+  /**
+   * Looks through the allowed cgroups' processes for OpenSSL libraries not probed yet and probes them
+   * (tls.ts); false when the kernel took no TLS probes (the choice's note says why).
+   */
+  scanTls(): boolean {
+    if (!this.tls || this.closed) return false;
+    this.tls.scan(this.allCgroups ? 'all' : new Set([...this.allowList].map(Number)));
+    return true;
+  }
+
+  /** What scanTls() found and probed; undefined without TLS probes. */
+  tlsStats(): TlsStats | undefined {
+    return this.tls?.stats();
+  }
+
+  /** The OpenSSL library files scanTls() looked at, probed or not. */
+  tlsLibraries(): TlsLibrary[] {
+    return this.tls?.list() ?? [];
   }
 
   /** Most cgroups the allow-list holds. */
@@ -324,6 +371,9 @@ export class L7Capture {
       chunks: n(S.STAT_CHUNKS),
       ignoredByUser: n(S.STAT_DROPPED_BY_USER),
       closes: n(S.STAT_CLOSES),
+      tlsConnections: n(S.STAT_TLS),
+      tlsCalls: n(S.STAT_TLS_CALLS),
+      tlsNoConnection: n(S.STAT_TLS_NO_CONN),
     };
   }
 

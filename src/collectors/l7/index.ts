@@ -39,6 +39,7 @@ import { TIME, WHO } from '../../wire/table.js';
 import { L7_SPEC, L7Capture, MAX_CAPTURE_BYTES, type CaptureRecord, type Chunk as CaptureChunk, type Endpoint } from './capture.js';
 import { GRPC_CODES, L7Tracker, OTHER_ROUTE, RouteSet, type L7Record, type L7Stats, type PayloadMode } from './protocols/index.js';
 import { HTTP_METHODS } from './protocols/http1.js';
+import { type TlsStats } from './tls.js';
 
 /** Request durations: 0.5 ms to 10 s. */
 export const DURATION_BUCKETS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -48,6 +49,8 @@ export const MAX_ROWS = 50_000;
 export const MAX_CONNECTIONS = 4096;
 /** events sent at most per second; past it they are counted (the metrics stay exact) */
 export const EVENTS_PER_SECOND = 100;
+/** how often the selected processes are looked through for OpenSSL libraries to probe */
+export const TLS_SCAN_MS = 5_000;
 /** a connection that moved nothing for this long is closed (its close record was lost) */
 const IDLE_CONNECTION_NS = 10n * 60n * 1_000_000_000n;
 /** characters of a label value kept (a query shape can be long) */
@@ -270,6 +273,8 @@ export class L7Collector implements CollectorInstance {
   private readonly maxNames: number;
   private latest = 0n;
   private lastSweep = 0n;
+  /** when the selected processes were last looked through for OpenSSL (0: at the next poll) */
+  private lastTlsScan = 0;
   private budget = { second: 0, left: EVENTS_PER_SECOND };
   /** records of a connection whose chunks were not followed (evicted before its records came) */
   unattributed = 0;
@@ -319,7 +324,11 @@ export class L7Collector implements CollectorInstance {
 
   status(): CollectorStatus {
     const { chosen, passedOver, note } = this.capture.choice;
-    return { name: 'l7', alternative: chosen, passedOver, ...(note ? { note } : {}), programsAttached: this.capture.programsAttached };
+    const tls = this.capture.tlsStats();
+    const skipped = tls ? Object.entries(tls.skipped).map(([why, n]) => `${n} ${why}`).join(', ') : '';
+    const tlsNote = tls ? `TLS: ${tls.attached} OpenSSL ${tls.attached === 1 ? 'library' : 'libraries'} probed${skipped ? `, skipped: ${skipped}` : ''}` : undefined;
+    const notes = [note, tlsNote].filter((x) => x !== undefined).join('; ');
+    return { name: 'l7', alternative: chosen, passedOver, ...(notes ? { note: notes } : {}), programsAttached: this.capture.programsAttached };
   }
 
   /** The selected cgroups are the kernel's allow-list; their workloads share the bounds on names. */
@@ -339,12 +348,22 @@ export class L7Collector implements CollectorInstance {
     }
     this.groups = want;
     this.setsOf.clear();
+    this.lastTlsScan = 0; // new processes to look through for OpenSSL
     // the bounds of workloads no longer selected go with them (bounded by what is selected)
     const groups = new Set(want.values());
     for (const key of this.names.keys()) if (!groups.has(key.slice(0, key.lastIndexOf('\u0000')))) this.names.delete(key);
   }
 
+  /** Probes the OpenSSL libraries of the selected processes that are not yet (every TLS_SCAN_MS). */
+  private scanTls(): void {
+    const now = Date.now();
+    if (now - this.lastTlsScan < TLS_SCAN_MS) return;
+    this.lastTlsScan = now;
+    this.capture.scanTls();
+  }
+
   poll(): number {
+    this.scanTls();
     let n = 0;
     for (let i = 0; i < 8; i++) {
       const got = this.capture.drain((r) => this.take(r));
@@ -554,6 +573,10 @@ export class L7Collector implements CollectorInstance {
       no_state: d.noState,
       unreadable: d.unreadable,
       malformed: d.malformed,
+      tls_connections: k.tlsConnections,
+      tls_calls: k.tlsCalls,
+      tls_no_connection: k.tlsNoConnection,
+      ...tlsLibraries(this.capture.tlsStats()),
       unattributed_records: this.unattributed,
       connections_dropped: this.connectionsDropped,
       ...Object.fromEntries(Object.entries(t).filter(([name]) => name !== 'chunks').map(([name, v]) => [`parser_${snake(name)}`, v])),
@@ -592,6 +615,14 @@ export class L7Collector implements CollectorInstance {
     clearTimeout(this.wakeTimer);
     this.capture.close();
   }
+}
+
+/** The OpenSSL libraries probed and skipped, as capture events (skipped ones by reason). */
+function tlsLibraries(t: TlsStats | undefined): Record<string, number> {
+  if (!t) return {};
+  const out: Record<string, number> = { tls_libraries_attached: t.attached, tls_probes: t.probes, tls_libraries_passed_over: t.librariesPassedOver };
+  for (const [why, n] of Object.entries(t.skipped)) out[`tls_libraries_skipped_${why.replace(/\W+/g, '_')}`] = n;
+  return out;
 }
 
 const EVENT_TYPES: Readonly<Record<L7Record['protocol'], string>> = {
@@ -684,7 +715,7 @@ const METRICS: readonly MetricDef[] = [
     type: 'counter',
     name: 'periscope_l7_capture_events_total',
     labels: ['event'],
-    help: 'What the L7 capture and its parsers did and lost: connections seen, classified and ignored, chunks, records lost to a full ring, parser desyncs and guesses (parser_*).',
+    help: 'What the L7 capture and its parsers did and lost: connections seen, classified and ignored, chunks, records lost to a full ring, parser desyncs and guesses (parser_*), TLS connections and the OpenSSL libraries probed or skipped (tls_*).',
   },
 ];
 

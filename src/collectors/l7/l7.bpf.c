@@ -115,6 +115,24 @@ struct {
 	__type(value, __u8);
 } ignore_conns SEC(".maps");
 
+/* SSL calls in progress, by thread (struct tls_call): made at an SSL_read/SSL_write entry of an
+ * allowed process, taken at the function's ret site. LRU: a thread that died inside one leaves it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct tls_call);
+} tls_calls SEC(".maps");
+
+/* SSL* -> its socket or fd (struct tls_session), for an SSL_read answered from OpenSSL's own buffer,
+ * with no system call under it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct tls_session);
+} tls_sessions SEC(".maps");
+
 /* where a record is built (struct l7_scratch, l7.h) */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -482,81 +500,56 @@ static __always_inline struct l7_conn *conn_of(struct sock *sk, __u64 ino)
 	return c;
 }
 
-static __always_inline int capture(struct pt_regs *regs, int kind, long ret)
+/* When the current thread started: with its id, who it is (ids are reused). */
+static __always_inline __u64 thread_started(void)
 {
-	cgroup_id_t cgroup = bpf_get_current_cgroup_id();
+	return BPF_CORE_READ(bpf_get_current_task_btf(), start_time);
+}
 
-	if (!capture_all && !bpf_map_lookup_elem(&allowed_cgroups, &cgroup))
-		return 0;
-
-	int fd = (int)PT_REGS_PARM1_SYSCALL(regs);
-	__u64 arg2 = PT_REGS_PARM2_SYSCALL(regs);
-	__u64 arg3 = PT_REGS_PARM3_SYSCALL(regs);
-	/* a peek is read again later: capture it then */
-	if ((kind == SYS_RECVFROM && (PT_REGS_PARM4_SYSCALL(regs) & MSG_PEEK)) || (kind == SYS_RECVMSG && (arg3 & MSG_PEEK)))
-		return 0;
-
-	__u64 ino = 0;
-	struct sock *sk = tcp_sock_of_fd(fd, &ino);
-	if (!sk)
-		return 0;
-	struct l7_conn *c = conn_of(sk, ino);
-	if (!c || c->verdict == VERDICT_IGNORE)
-		return 0;
+/* Whether a connection's payload is still wanted: not ignored, by the kernel or by user space. */
+static __always_inline bool wanted(struct l7_conn *c)
+{
+	if (c->verdict == VERDICT_IGNORE)
+		return false;
 	if (c->verdict == VERDICT_CAPTURE && bpf_map_lookup_elem(&ignore_conns, &c->id)) {
 		c->verdict = VERDICT_IGNORE;
 		bpf_map_delete_elem(&ignore_conns, &c->id);
 		count(STAT_DROPPED_BY_USER);
-		return 0;
+		return false;
 	}
+	return true;
+}
 
-	__u32 zero = 0;
-	struct l7_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
-		return 0;
-	__u64 size = ret;
-	__u32 want = capture_bytes < L7_MAX_CAPTURE ? capture_bytes : L7_MAX_CAPTURE;
-	__u32 captured = 0;
-	/* what classification reads past a short payload must be zeros, not the last record's bytes */
-	*(__u64 *)s->data = 0;
-	*(__u64 *)(s->data + 8) = 0;
+/*
+ * A connection an SSL call's nested system call was on: the call is on it, and so is its SSL*. The
+ * first time, the connection starts over as a TLS one: a new id, no protocol, its stream offsets
+ * counting plaintext (what the handshake's ciphertext made of it, an ignored unknown, is forgotten).
+ */
+static __always_inline void claim_tls(struct tls_call *call, struct l7_conn *c, struct sock *sk, __u64 ino, int fd)
+{
+	call->sk = (__u64)sk;
+	call->ino = ino;
+	call->fd = fd;
+	struct tls_session sess = { .sk = (__u64)sk, .ino = ino, .fd = fd };
+	bpf_map_update_elem(&tls_sessions, &call->ssl, &sess, BPF_ANY);
+	if (c->tls)
+		return;
+	c->tls = 1;
+	c->id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+	c->verdict = VERDICT_UNCLASSIFIED;
+	c->protocol = PROTO_UNKNOWN;
+	c->role = ROLE_UNKNOWN;
+	c->bytes[DIR_EGRESS] = 0;
+	c->bytes[DIR_INGRESS] = 0;
+	c->chunks = 0;
+	count(STAT_TLS);
+}
 
-	switch (kind) {
-	case SYS_READ:
-	case SYS_WRITE:
-	case SYS_RECVFROM:
-	case SYS_SENDTO:
-		captured = size < want ? size : want;
-		if (copy_user(s->data, 0, arg2, captured)) {
-			count(STAT_READ_FAILED);
-			return 0;
-		}
-		break;
-	case SYS_READV:
-	case SYS_WRITEV:
-		captured = copy_iovecs(arg2, arg3, size < want ? size : want);
-		break;
-	case SYS_RECVMSG:
-	case SYS_SENDMSG:
-	case SYS_SENDMMSG: {
-		/* sendmmsg returns how many messages went: its first message stands for it */
-		struct u_mmsghdr m;
-		__u64 len = kind == SYS_SENDMMSG ? sizeof(struct u_mmsghdr) : sizeof(struct u_msghdr);
-
-		if (bpf_probe_read_user(&m, len, (const void *)arg2)) {
-			count(STAT_READ_FAILED);
-			return 0;
-		}
-		if (kind == SYS_SENDMMSG)
-			size = m.len;
-		captured = copy_iovecs(m.hdr.iov, m.hdr.iovlen, size < want ? size : want);
-		break;
-	}
-	default:
-		return 0;
-	}
-
-	bool egress = is_egress(kind);
+/* The record of `captured` bytes (in s->data) of a system call (or SSL call) that moved `size` on a
+ * connection: classifies the connection on its first payload, then ships header and bytes. */
+static __always_inline int ship(struct l7_conn *c, struct sock *sk, struct l7_scratch *s, __u32 captured, __u64 size, bool egress,
+				int kind, int fd, cgroup_id_t cgroup)
+{
 	__u8 dir = egress ? DIR_EGRESS : DIR_INGRESS;
 	if (c->verdict == VERDICT_UNCLASSIFIED) {
 		int verdict = l7_classify(s, captured, size, egress);
@@ -604,6 +597,91 @@ static __always_inline int capture(struct pt_regs *regs, int kind, long ret)
 	c->chunks++;
 	count(STAT_CHUNKS);
 	return 0;
+}
+
+static __always_inline int capture(struct pt_regs *regs, int kind, long ret)
+{
+	cgroup_id_t cgroup = bpf_get_current_cgroup_id();
+
+	if (!capture_all && !bpf_map_lookup_elem(&allowed_cgroups, &cgroup))
+		return 0;
+
+	int fd = (int)PT_REGS_PARM1_SYSCALL(regs);
+	__u64 arg2 = PT_REGS_PARM2_SYSCALL(regs);
+	__u64 arg3 = PT_REGS_PARM3_SYSCALL(regs);
+	/* a peek is read again later: capture it then */
+	if ((kind == SYS_RECVFROM && (PT_REGS_PARM4_SYSCALL(regs) & MSG_PEEK)) || (kind == SYS_RECVMSG && (arg3 & MSG_PEEK)))
+		return 0;
+
+	__u64 ino = 0;
+	struct sock *sk = tcp_sock_of_fd(fd, &ino);
+	if (!sk)
+		return 0;
+	struct l7_conn *c = conn_of(sk, ino);
+	if (!c)
+		return 0;
+	/* under an SSL call the bytes are ciphertext: they only say which connection the call is on */
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tls_call *call = bpf_map_lookup_elem(&tls_calls, &id);
+	if (call && call->started != thread_started()) {
+		/* left by a thread that died inside an SSL call, whose id is now another's */
+		bpf_map_delete_elem(&tls_calls, &id);
+		call = 0;
+	}
+	if (call) {
+		claim_tls(call, c, sk, ino, fd);
+		return 0;
+	}
+	if (c->tls || !wanted(c))
+		return 0;
+
+	__u32 zero = 0;
+	struct l7_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	__u64 size = ret;
+	__u32 want = capture_bytes < L7_MAX_CAPTURE ? capture_bytes : L7_MAX_CAPTURE;
+	__u32 captured = 0;
+	/* what classification reads past a short payload must be zeros, not the last record's bytes */
+	*(__u64 *)s->data = 0;
+	*(__u64 *)(s->data + 8) = 0;
+
+	switch (kind) {
+	case SYS_READ:
+	case SYS_WRITE:
+	case SYS_RECVFROM:
+	case SYS_SENDTO:
+		captured = size < want ? size : want;
+		if (copy_user(s->data, 0, arg2, captured)) {
+			count(STAT_READ_FAILED);
+			return 0;
+		}
+		break;
+	case SYS_READV:
+	case SYS_WRITEV:
+		captured = copy_iovecs(arg2, arg3, size < want ? size : want);
+		break;
+	case SYS_RECVMSG:
+	case SYS_SENDMSG:
+	case SYS_SENDMMSG: {
+		/* sendmmsg returns how many messages went: its first message stands for it */
+		struct u_mmsghdr m;
+		__u64 len = kind == SYS_SENDMMSG ? sizeof(struct u_mmsghdr) : sizeof(struct u_msghdr);
+
+		if (bpf_probe_read_user(&m, len, (const void *)arg2)) {
+			count(STAT_READ_FAILED);
+			return 0;
+		}
+		if (kind == SYS_SENDMMSG)
+			size = m.len;
+		captured = copy_iovecs(m.hdr.iov, m.hdr.iovlen, size < want ? size : want);
+		break;
+	}
+	default:
+		return 0;
+	}
+
+	return ship(c, sk, s, captured, size, is_egress(kind), kind, fd, cgroup);
 }
 
 /* Every system call's exit: the nine of the family pass, the rest return at the first compare. */
@@ -677,4 +755,134 @@ int BPF_PROG(l7_sock_state, const struct sock *sk, int oldstate, int newstate)
 	count(STAT_CLOSES);
 	bpf_map_delete_elem(&conns, &key);
 	return 0;
+}
+
+/*
+ * TLS plaintext from OpenSSL (libssl 1.1 and 3), attached by user space to each libssl it finds
+ * (tls.ts), once per library file. No uretprobes: each of SSL_read, SSL_read_ex, SSL_write and
+ * SSL_write_ex gets an entry probe, which notes the call and its buffer per thread, and a plain uprobe
+ * at each of its `ret` instructions (found by decoding the library's code, elf.ts), where rax holds
+ * the return value and the buffer holds the plaintext. Which connection the call is on comes from the
+ * system call it makes underneath (capture() sees the call and gives it the socket instead of
+ * shipping ciphertext); a read answered from OpenSSL's buffer makes none, so the SSL*'s last socket
+ * (or the fd SSL_set_fd gave it) stands in.
+ */
+static __always_inline int ssl_enter(struct pt_regs *ctx, bool egress, bool ex)
+{
+	cgroup_id_t cgroup = bpf_get_current_cgroup_id();
+
+	if (!capture_all && !bpf_map_lookup_elem(&allowed_cgroups, &cgroup))
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tls_call call = {
+		.ssl = PT_REGS_PARM1(ctx),
+		.buf = PT_REGS_PARM2(ctx),
+		.size_out = ex ? PT_REGS_PARM4(ctx) : 0,
+		.started = thread_started(),
+		.fd = -1,
+		.egress = egress,
+	};
+	bpf_map_update_elem(&tls_calls, &id, &call, BPF_ANY);
+	count(STAT_TLS_CALLS);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(l7_ssl_read) { return ssl_enter(ctx, false, false); }
+SEC("uprobe")
+int BPF_KPROBE(l7_ssl_read_ex) { return ssl_enter(ctx, false, true); }
+SEC("uprobe")
+int BPF_KPROBE(l7_ssl_write) { return ssl_enter(ctx, true, false); }
+SEC("uprobe")
+int BPF_KPROBE(l7_ssl_write_ex) { return ssl_enter(ctx, true, true); }
+
+/* SSL_set_fd(ssl, fd): the fd of an SSL* before any system call under it says so. */
+SEC("uprobe")
+int BPF_KPROBE(l7_ssl_set_fd, __u64 ssl, int fd)
+{
+	cgroup_id_t cgroup = bpf_get_current_cgroup_id();
+
+	if (!capture_all && !bpf_map_lookup_elem(&allowed_cgroups, &cgroup))
+		return 0;
+	struct tls_session sess = { .fd = fd };
+	bpf_map_update_elem(&tls_sessions, &ssl, &sess, BPF_ANY);
+	return 0;
+}
+
+/* At a ret of one of the four: the call's plaintext, shipped as a chunk of its connection. */
+SEC("uprobe")
+int BPF_KPROBE(l7_ssl_ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tls_call *found = bpf_map_lookup_elem(&tls_calls, &id);
+	if (!found)
+		return 0;
+	struct tls_call call = *found;
+	bpf_map_delete_elem(&tls_calls, &id);
+	if (call.started != thread_started())
+		return 0;
+
+	long rc = PT_REGS_RC(ctx);
+	__u64 size = 0;
+	if (call.size_out) {
+		if (rc != 1 || bpf_probe_read_user(&size, sizeof(size), (const void *)call.size_out)) {
+			if (rc == 1)
+				count(STAT_READ_FAILED);
+			return 0;
+		}
+	} else if ((int)rc > 0) {
+		size = (__u32)(int)rc;
+	}
+	if (size == 0)
+		return 0;
+
+	/* the connection: the nested system call's, else the SSL*'s last one, else its fd's */
+	struct sock *sk = (struct sock *)call.sk;
+	__u64 ino = call.ino;
+	int fd = call.fd;
+	if (!sk) {
+		struct tls_session *sess = bpf_map_lookup_elem(&tls_sessions, &call.ssl);
+		if (!sess) {
+			count(STAT_TLS_NO_CONN);
+			return 0;
+		}
+		sk = (struct sock *)sess->sk;
+		ino = sess->ino;
+		fd = sess->fd;
+	}
+	struct l7_conn *c = 0;
+	if (sk) {
+		/* a socket seen before: its state must still be that socket's */
+		struct conn_key key = { .sk = (__u64)sk };
+		c = bpf_map_lookup_elem(&conns, &key);
+		if (c && c->ino != ino)
+			c = 0;
+	} else if (fd >= 0) {
+		sk = tcp_sock_of_fd(fd, &ino);
+		if (sk)
+			c = conn_of(sk, ino);
+	}
+	if (!c) {
+		count(STAT_TLS_NO_CONN);
+		return 0;
+	}
+	if (!c->tls) {
+		claim_tls(&call, c, sk, ino, fd);
+	}
+	if (!wanted(c))
+		return 0;
+
+	__u32 zero = 0;
+	struct l7_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	__u32 want = capture_bytes < L7_MAX_CAPTURE ? capture_bytes : L7_MAX_CAPTURE;
+	__u32 captured = size < want ? size : want;
+	*(__u64 *)s->data = 0;
+	*(__u64 *)(s->data + 8) = 0;
+	if (copy_user(s->data, 0, call.buf, captured)) {
+		count(STAT_READ_FAILED);
+		return 0;
+	}
+	return ship(c, sk, s, captured, size, call.egress, call.egress ? SYS_SSL_WRITE : SYS_SSL_READ, fd, bpf_get_current_cgroup_id());
 }

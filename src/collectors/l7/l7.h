@@ -51,7 +51,9 @@ enum l7_syscall {
 	SYS_RECVMSG = 6,
 	SYS_SENDMSG = 7,
 	SYS_SENDMMSG = 8,
-	SYS_KINDS = 9,
+	SYS_SSL_READ = 9,   /* plaintext from OpenSSL's SSL_read or SSL_read_ex (their ret sites) */
+	SYS_SSL_WRITE = 10, /* plaintext to SSL_write or SSL_write_ex */
+	SYS_KINDS = 11,
 };
 
 enum l7_record_kind {
@@ -69,7 +71,10 @@ enum l7_stat {
 	STAT_DROPPED_BY_USER = 5, /* connections user space asked to ignore (ignore_conns) */
 	STAT_CLOSES = 6,       /* close records shipped */
 	STAT_REUSED = 7,       /* state found at a socket's address was a freed socket's: replaced */
-	STATS = 8,
+	STAT_TLS = 8,          /* connections found to carry an OpenSSL session: its plaintext is captured */
+	STAT_TLS_NO_CONN = 9,  /* SSL calls that moved plaintext on no connection known (lost) */
+	STAT_TLS_CALLS = 10,   /* SSL calls of allowed processes entered */
+	STATS = 11,
 };
 
 /* The header of every ring record. A chunk is followed by `captured` payload bytes. Addresses are IPv6
@@ -124,7 +129,30 @@ struct l7_conn {
 	__u8 role;        /* enum l7_role */
 	__u8 closed;
 	__u16 local_port; /* kept: the kernel has released the port by the time the socket closes */
-	__u16 pad;
+	__u8 tls;         /* an SSL call's nested system call was on it: only its plaintext is shipped */
+	__u8 pad;
+};
+
+/* An SSL_read/SSL_write (or _ex) in progress on a thread (key: pid_tgid), from its entry to a ret site. */
+struct tls_call {
+	__u64 ssl;      /* the SSL* */
+	__u64 buf;      /* the plaintext buffer */
+	__u64 size_out; /* _ex: where the bytes moved are written; 0 for SSL_read/SSL_write */
+	__u64 sk;       /* the socket of the nested system call, once one was made (0: none yet) */
+	__u64 ino;
+	__u64 started;  /* the thread's start time: a reused thread id is not the caller */
+	__s32 fd;
+	__u8 egress;    /* SSL_write* */
+	__u8 pad[3];
+};
+
+/* What is known of an SSL* (key: its address): the socket its last nested system call was on, or
+ * the fd SSL_set_fd gave it. */
+struct tls_session {
+	__u64 sk;
+	__u64 ino;
+	__s32 fd;       /* -1: unknown */
+	__u32 pad;
 };
 
 #endif
