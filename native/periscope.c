@@ -901,7 +901,7 @@ struct ring {
  * A watch turns the kernel's wakeup into one call of a script function: libuv polls the ring's epoll
  * descriptor on the main loop, and the first readable event stops the poll and calls back once. The
  * script drains and arms it again, so a busy ring costs one callback per drain, not one per record
- * (the kernel itself wakes only when a record lands in a ring the reader had emptied).
+ * (and a program decides when its records wake anyone: l7's only past a quarter of its ring).
  */
 struct ring_watch {
 	uv_poll_t poll; /* first: the close callback frees the watch through it */
@@ -925,7 +925,7 @@ static void watch_fired(uv_poll_t *p, int status, int events)
 	(void)events;
 	uv_poll_stop(p);
 	w->armed = 0;
-	if (napi_open_handle_scope(w->env, &scope) != napi_ok)
+	if (!w->callback || napi_open_handle_scope(w->env, &scope) != napi_ok)
 		return;
 	if (napi_get_reference_value(w->env, w->callback, &fn) == napi_ok && fn && napi_get_global(w->env, &recv) == napi_ok) {
 		napi_value arg;
@@ -1058,10 +1058,12 @@ static napi_value js_ring_watch(napi_env env, napi_callback_info info)
 	}
 	w = r->watch;
 	if (!w) {
+		CHECK(napi_get_uv_event_loop(env, &loop));
+		CHECK(napi_create_string_utf8(env, "periscope:ring", NAPI_AUTO_LENGTH, &name));
+		CHECK(napi_create_object(env, &resource));
 		w = calloc(1, sizeof(*w));
 		if (!w)
 			return throw_errno(env, ENOMEM, "ringWatch");
-		CHECK(napi_get_uv_event_loop(env, &loop));
 		err = uv_poll_init(loop, &w->poll, ring_buffer__epoll_fd(r->rb));
 		if (err) {
 			free(w);
@@ -1071,8 +1073,7 @@ static napi_value js_ring_watch(napi_env env, napi_callback_info info)
 		w->env = env;
 		/* the agent's timers keep the process alive, not a watch */
 		uv_unref((uv_handle_t *)&w->poll);
-		CHECK(napi_create_string_utf8(env, "periscope:ring", NAPI_AUTO_LENGTH, &name));
-		if (napi_create_object(env, &resource) != napi_ok || napi_async_init(env, resource, name, &w->async) != napi_ok) {
+		if (napi_async_init(env, resource, name, &w->async) != napi_ok) {
 			uv_close((uv_handle_t *)&w->poll, watch_closed);
 			return throw_napi(env, "napi_async_init");
 		}
