@@ -3,7 +3,7 @@
  * limits and the label filters. Every mistake is a 400 that names the parameter and what it takes.
  */
 import { badQuery, intParam, listParam } from '../server/http.js';
-import { type Column, type Filters, type Range } from './store.js';
+import { type Column, type Filters, INDEXED_LABELS, type Range } from './store.js';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 const RELATIVE = /^-(\d{1,9}(?:\.\d{1,6})?)(ms|s|m|h|d|w)$/;
@@ -71,27 +71,10 @@ export function choice<T extends string>(q: URLSearchParams, name: string, allow
   return v;
 }
 
+/** Indexed labels parseFilters takes itself, or that are no filter (a histogram's bound). */
+const NOT_LABEL_FILTERS = new Set<Column>(['cgroup', 'namespace', 'pod', 'container', 'workload_kind', 'workload', 'le']);
 /** Labels of series that /api/v1/series filters by beside parseFilters' (the peer's, and the l7 collector's). */
-export const LABEL_FILTERS: readonly Column[] = [
-  'peer_kind',
-  'peer_namespace',
-  'peer_workload',
-  'peer',
-  'peer_port',
-  'direction',
-  'result',
-  'side',
-  'method',
-  'route',
-  'status_class',
-  'grpc_service',
-  'grpc_method',
-  'grpc_status',
-  'operation',
-  'shape',
-  'error',
-  'command',
-];
+export const LABEL_FILTERS: readonly Column[] = INDEXED_LABELS.filter((c) => !NOT_LABEL_FILTERS.has(c));
 /** the longest value a label filter takes (the l7 collector keeps 256 characters of a label) */
 export const MAX_LABEL_VALUE = 1024;
 
