@@ -28,12 +28,19 @@
  *   l7          what the L7 capture adds to a system call: a loopback write/read loop and a getppid
  *               loop, object not loaded, loaded with the cgroup off the allow-list, on it with the
  *               protocol ignored, captured; --pairs interleaved runs of --l7-rounds rounds (bench/l7-capture.ts)
- * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|memory|storm|nginx|hub-store|hub-ingest|ui|l7 ...] [--seconds N]
+ *   l7-nginx    nginx + wrk (keep-alive) as in nginx, in three states interleaved --pairs times: agent off,
+ *               on with --collectors l7 selecting nothing, on capturing nginx and wrk (every request
+ *               at both ends): requests per nginx CPU-second, the agent's CPU, its counts against
+ *               wrk's and its losses; then the highest lossless rate of a paced client (bench/l7-load.ts)
+ *   l7-redis    the same with redis-server and redis-benchmark -P 16 -c 4 -t set,get: ops/s, ops per
+ *               redis CPU-second, the agent's counts against INFO commandstats, the lossless rate
+ * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|memory|storm|nginx|hub-store|hub-ingest|ui|l7|l7-nginx|l7-redis ...] [--seconds N]
  *        [--idle-seconds N] [--rounds N] [--pairs N] [--collectors LIST (passed to the agent)]
  *        hub-store: [--nodes 100] [--pods 100] [--minutes 60] [--repeat 20] [--stores duckdb,clickhouse] [--inflight 8]
  *        hub-ingest: [--nodes 100] [--pods 100] [--intervals 6] [--inflight 8]
  *        ui: [--nodes 100] [--pods 100] [--minutes 15 (give it: the default is hub-store's 60)] [--repeat 20]
  *        l7: [--l7-rounds 200000] [--pairs 5 (give it: the default is nginx's 3)]
+ *        l7-nginx, l7-redis: [--seconds 10 (each run)] [--pairs 3] [--l7-step-seconds 5 (each step of the lossless search)]
  */
 import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -55,6 +62,7 @@ import { hubStore } from './hub-store.js';
 import { hubIngest } from './hub-ingest.js';
 import { uiFirstPage } from './ui.js';
 import { l7Capture } from './l7-capture.js';
+import { l7Nginx, l7Redis } from './l7-load.js';
 
 interface Result {
   scenario: string;
@@ -583,8 +591,10 @@ async function main(): Promise<void> {
       stores: { type: 'string', default: 'duckdb,clickhouse' },
       intervals: { type: 'string', default: '6' },
       'l7-rounds': { type: 'string', default: '200000' },
+      'l7-step-seconds': { type: 'string', default: '5' },
     },
   });
+  const l7Load = { seconds: Number(values.seconds), pairs: Number(values.pairs), stepSeconds: Number(values['l7-step-seconds']) };
   const seconds = Number(values.seconds);
   const agentArgs = values.collectors === undefined ? [] : ['--collectors', values.collectors];
   const which = positionals.length ? positionals : ['idle', 'idle-k8s', 'exec', 'ctxsw'];
@@ -621,8 +631,12 @@ async function main(): Promise<void> {
                           ? await uiFirstPage({ nodes: Number(values.nodes), pods: Number(values.pods), minutes: Number(values.minutes), repeat: Number(values.repeat) })
                           : w === 'l7'
                             ? await l7Capture(Number(values['l7-rounds']), Number(values.pairs))
-                            : undefined;
-    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw, memory, storm, nginx, hub-store, hub-ingest, ui or l7`);
+                            : w === 'l7-nginx'
+                              ? await l7Nginx(l7Load)
+                              : w === 'l7-redis'
+                                ? await l7Redis(l7Load)
+                                : undefined;
+    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw, memory, storm, nginx, hub-store, hub-ingest, ui, l7, l7-nginx or l7-redis`);
     for (const x of [r].flat()) process.stdout.write(`${format(x)}\n`);
   }
 }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { TestCgroup, eventually, run } from '../test/kernel.js';
 import { sample, type RunningAgent } from '../test/agent-process.js';
+import { inCgroup } from '../test/servers.js';
 
 const TICK = 100; // USER_HZ: /proc/PID/stat times are in 1/100 s on Linux
 
@@ -61,9 +62,6 @@ export function machineBusySeconds(cpu?: number): number {
 export function threadCpuSeconds(pid: number): number {
   return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
 }
-
-/** The prefix that runs a command in a cgroup: sh joins it, then execs the rest. */
-export const inCgroupPrefix = (cg: TestCgroup): string[] => ['sh', '-c', `echo $$ > ${join(cg.dir, 'cgroup.procs')} || exit 97; exec "$@"`, 'sh'];
 
 export interface Nginx {
   ns: string;
@@ -123,7 +121,7 @@ http {
 }
 `,
   );
-  const argv = [...(cgroup ? inCgroupPrefix(cgroup) : []), 'ip', 'netns', 'exec', ns, 'taskset', '-c', '0', 'nginx', '-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')];
+  const argv = [...(cgroup ? inCgroup(cgroup) : []), 'ip', 'netns', 'exec', ns, 'taskset', '-c', '0', 'nginx', '-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
