@@ -32,6 +32,8 @@ export interface L7LoadOptions {
   pairs: number;
   /** seconds of each step of the lossless search */
   stepSeconds: number;
+  /** the CPU the agent is pinned to: 1, the load generator's (as the nginx scenario), or 0, the server's */
+  agentCpu: number;
 }
 
 type State = 'off' | 'nothing' | 'captured';
@@ -61,12 +63,23 @@ function eventsBetween(before: string, after: string): { events: Record<string, 
   return { events, lost, chunks: events.l7_chunks ?? 0 };
 }
 
-/** The agent (CPU 1) with the l7 collector alone, selecting `select`; checked to run. */
-async function withAgent<T>(select: string, fn: (agent: RunningAgent) => Promise<T>): Promise<T> {
-  const agent = await startAgent(['--no-kubernetes', '--collectors', 'l7', '--l7-select', select], { wrap: ['taskset', '-c', '1'] });
+/**
+ * The agent (on `cpu`) with the l7 collector alone, selecting `select`; checked to run and, given a
+ * probe, to capture both ends of the probe's requests before `fn` (the selection is applied on the
+ * agent's walk of the cgroup tree: a load begun before it is caught mid-stream).
+ */
+async function withAgent<T>(select: string, cpu: number, fn: (agent: RunningAgent) => Promise<T>, probe?: Paced): Promise<T> {
+  const agent = await startAgent(['--no-kubernetes', '--collectors', 'l7', '--l7-select', select], { wrap: ['taskset', '-c', String(cpu)] });
   try {
-    await sleep(2_000); // start-up, and the first walk of the cgroup tree applies the selection
+    await sleep(2_000); // start-up
     if (sample(await scrape(agent), 'periscope_collector_up', { collector: 'l7' }) !== 1) throw new Error(`the l7 collector is not up: ${agent.log()}`);
+    for (let i = 0; probe; i++) {
+      const before = await scrape(agent);
+      await probe.client(50, 0.4);
+      const c = probe.counted(before, await settled(agent));
+      if (c.server > 0 && c.client > 0) break;
+      if (i === 20) throw new Error(`${probe.name}: the agent captured neither end of the probe's requests: the selection (${select}) is broken`);
+    }
     return await fn(agent);
   } finally {
     await agent.stop();
@@ -96,6 +109,8 @@ interface Load {
   measures: string[];
   /** the agent's counts of a captured run (metrics before and after), against the load's own */
   counted: (before: string, after: string, load: Record<string, number>) => Promise<Record<string, number>> | Record<string, number>;
+  /** the paced client: the probe before a captured run, and the lossless search */
+  paced: Paced;
 }
 
 /** A warm-up run, then the three states `pairs` times (the order rotated each pair), and their means. */
@@ -110,7 +125,8 @@ async function threeStates(l: Load, o: L7LoadOptions): Promise<Result[]> {
       let row: Record<string, number>;
       if (state === 'off') row = await l.run();
       else {
-        row = await withAgent(state === 'captured' ? selecting(l.cgroups) : 'cgroup:/periscope-bench-selects-nothing', async (agent) => {
+        const captured = state === 'captured';
+        row = await withAgent(captured ? selecting(l.cgroups) : 'cgroup:/periscope-bench-selects-nothing', o.agentCpu, async (agent) => {
           const before = await scrape(agent);
           const a = procSample(agent.child.pid!);
           const t0 = Date.now();
@@ -119,8 +135,8 @@ async function threeStates(l: Load, o: L7LoadOptions): Promise<Result[]> {
           const after = await settled(agent);
           const b = procSample(agent.child.pid!);
           const { events, lost, chunks } = eventsBetween(before, after);
-          const counted = state === 'captured' ? await l.counted(before, after, load) : {};
-          if (state === 'captured' && (chunks === 0 || Object.values(counted).every((v) => !v))) {
+          const counted = captured ? await l.counted(before, after, load) : {};
+          if (captured && (chunks === 0 || Object.values(counted).every((v) => !v))) {
             throw new Error(`${l.name}: the captured run captured nothing (${JSON.stringify(events)}): the selection (${selecting(l.cgroups)}) is broken`);
           }
           if (state === 'nothing' && chunks !== 0) throw new Error(`${l.name}: a run selecting nothing captured ${chunks} chunks`);
@@ -134,7 +150,7 @@ async function threeStates(l: Load, o: L7LoadOptions): Promise<Result[]> {
             l7_chunks_per_second: chunks / loadSeconds,
             ...events,
           };
-        });
+        }, captured ? l.paced : undefined);
       }
       for (const m of l.measures) (per.get(`${state} ${m}`) ?? per.set(`${state} ${m}`, []).get(`${state} ${m}`)!).push(row[m]!);
       out.push({ scenario: `${l.name}, pair ${pair}: ${STATE_NAMES[state]}`, seconds: o.seconds, ...row });
@@ -172,7 +188,7 @@ const RATES = [1_000, 2_000, 3_000, 4_000, 5_000, 6_000, 8_000, 10_000, 12_500, 
 
 /** Steps the paced client's rate up under one capturing agent until a step is not exact or loses. */
 async function lossless(p: Paced, o: L7LoadOptions): Promise<Result[]> {
-  return withAgent(selecting(p.cgroups), async (agent) => {
+  return withAgent(selecting(p.cgroups), o.agentCpu, async (agent) => {
     const out: Result[] = [];
     let best: { rate: number; chunks: number } | undefined;
     let failed = '';
@@ -219,7 +235,7 @@ async function lossless(p: Paced, o: L7LoadOptions): Promise<Result[]> {
       stopped_because: failed || 'the last step was lossless (the rate is at least this)',
     });
     return out;
-  });
+  }, p);
 }
 
 /** The paced client (CPU 1, in `cg`, after `prefix`) against host:port. */
@@ -236,6 +252,15 @@ export async function l7Nginx(o: L7LoadOptions): Promise<Result[]> {
   try {
     return await withNginx(async (nginx: Nginx) => {
       const http = (text: string, cg: TestCgroup, side: string, more: Record<string, string> = {}): number => sum(text, 'periscope_http_requests_total', { cgroup: cg.path, side, ...more });
+      const pacedHttp: Paced = {
+        name: 'l7: nginx, HTTP/1 keep-alive',
+        cgroups: [nginxCg, wrkCg],
+        client: (rate, seconds) => paced(wrkCg, `ip netns exec ${nginx.ns}`, 'http', '127.0.0.1', nginx.port, rate, seconds),
+        counted: (before, after) => ({
+          server: http(after, nginxCg, 'server') - http(before, nginxCg, 'server'),
+          client: http(after, wrkCg, 'client') - http(before, wrkCg, 'client'),
+        }),
+      };
       const out = await threeStates(
         {
           name: 'l7: nginx + wrk (keep-alive)',
@@ -255,23 +280,11 @@ export async function l7Nginx(o: L7LoadOptions): Promise<Result[]> {
               counted_client_minus_wrk: client - load.requests!,
             };
           },
+          paced: pacedHttp,
         },
         o,
       );
-      out.push(
-        ...(await lossless(
-          {
-            name: 'l7: nginx, HTTP/1 keep-alive',
-            cgroups: [nginxCg, wrkCg],
-            client: (rate, seconds) => paced(wrkCg, `ip netns exec ${nginx.ns}`, 'http', '127.0.0.1', nginx.port, rate, seconds),
-            counted: (before, after) => ({
-              server: http(after, nginxCg, 'server') - http(before, nginxCg, 'server'),
-              client: http(after, wrkCg, 'client') - http(before, wrkCg, 'client'),
-            }),
-          },
-          o,
-        )),
-      );
+      out.push(...(await lossless(pacedHttp, o)));
       return out;
     }, nginxCg);
   } finally {
@@ -321,6 +334,17 @@ export async function l7Redis(o: L7LoadOptions): Promise<Result[]> {
     const warm = await bench();
     // a whole number of pipelines of each client (redis-benchmark sends past -n to finish them)
     n = Math.max(100_032, 64 * Math.round((warm.ops_per_second! * o.seconds) / 2 / 64));
+    const pacedRedis: Paced = {
+      name: 'l7: redis, SET with one command outstanding per connection',
+      cgroups: [serverCg, clientCg],
+      client: (rate, seconds) => paced(clientCg, '', 'redis', redis.host, redis.port, rate, seconds),
+      reset: async () => void (await redis.cli(['CONFIG', 'RESETSTAT'])),
+      truth: () => calls(redis, ['set']),
+      counted: (before, after) => ({
+        server: cmds(after, serverCg, 'server', 'SET') - cmds(before, serverCg, 'server', 'SET'),
+        client: cmds(after, clientCg, 'client', 'SET') - cmds(before, clientCg, 'client', 'SET'),
+      }),
+    };
     const out = await threeStates(
       {
         name: `l7: redis-server + redis-benchmark -P 16 -c 4 -t set,get -n ${n}`,
@@ -341,25 +365,11 @@ export async function l7Redis(o: L7LoadOptions): Promise<Result[]> {
               server.set === load.commandstats_set && server.get === load.commandstats_get && client.set === load.commandstats_set && client.get === load.commandstats_get ? 1 : 0,
           };
         },
+        paced: pacedRedis,
       },
       o,
     );
-    out.push(
-      ...(await lossless(
-        {
-          name: 'l7: redis, SET with one command outstanding per connection',
-          cgroups: [serverCg, clientCg],
-          client: (rate, seconds) => paced(clientCg, '', 'redis', redis.host, redis.port, rate, seconds),
-          reset: async () => void (await redis.cli(['CONFIG', 'RESETSTAT'])),
-          truth: () => calls(redis, ['set']),
-          counted: (before, after) => ({
-            server: cmds(after, serverCg, 'server', 'SET') - cmds(before, serverCg, 'server', 'SET'),
-            client: cmds(after, clientCg, 'client', 'SET') - cmds(before, clientCg, 'client', 'SET'),
-          }),
-        },
-        o,
-      )),
-    );
+    out.push(...(await lossless(pacedRedis, o)));
     return out;
   } finally {
     await redis.stop();

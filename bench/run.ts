@@ -41,6 +41,7 @@
  *        ui: [--nodes 100] [--pods 100] [--minutes 15 (give it: the default is hub-store's 60)] [--repeat 20]
  *        l7: [--l7-rounds 200000] [--pairs 5 (give it: the default is nginx's 3)]
  *        l7-nginx, l7-redis: [--seconds 10 (each run)] [--pairs 3] [--l7-step-seconds 5 (each step of the lossless search)]
+ *          [--l7-agent-cpu 1 (the load generator's CPU, as in nginx; 0: the server's)]
  */
 import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -592,9 +593,10 @@ async function main(): Promise<void> {
       intervals: { type: 'string', default: '6' },
       'l7-rounds': { type: 'string', default: '200000' },
       'l7-step-seconds': { type: 'string', default: '5' },
+      'l7-agent-cpu': { type: 'string', default: '1' },
     },
   });
-  const l7Load = { seconds: Number(values.seconds), pairs: Number(values.pairs), stepSeconds: Number(values['l7-step-seconds']) };
+  const l7Load = { seconds: Number(values.seconds), pairs: Number(values.pairs), stepSeconds: Number(values['l7-step-seconds']), agentCpu: Number(values['l7-agent-cpu']) };
   const seconds = Number(values.seconds);
   const agentArgs = values.collectors === undefined ? [] : ['--collectors', values.collectors];
   const which = positionals.length ? positionals : ['idle', 'idle-k8s', 'exec', 'ctxsw'];
