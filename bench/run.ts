@@ -28,14 +28,22 @@
  *   l7          what the L7 capture adds to a system call: a loopback write/read loop and a getppid
  *               loop, object not loaded, loaded with the cgroup off the allow-list, on it with the
  *               protocol ignored, captured; --pairs interleaved runs of --l7-rounds rounds (bench/l7-capture.ts)
- * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|memory|storm|nginx|hub-store|hub-ingest|ui|l7 ...] [--seconds N]
+ *   l7-nginx    nginx + wrk (keep-alive) as in nginx, in three states interleaved --pairs times: agent off,
+ *               on with --collectors l7 selecting nothing, on capturing nginx and wrk (every request
+ *               at both ends): requests per nginx CPU-second, the agent's CPU, its counts against
+ *               wrk's and its losses; then the highest lossless rate of a paced client (bench/l7-load.ts)
+ *   l7-redis    the same with redis-server and redis-benchmark -P 16 -c 4 -t set,get: ops/s, ops per
+ *               redis CPU-second, the agent's counts against INFO commandstats, the lossless rate
+ * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|memory|storm|nginx|hub-store|hub-ingest|ui|l7|l7-nginx|l7-redis ...] [--seconds N]
  *        [--idle-seconds N] [--rounds N] [--pairs N] [--collectors LIST (passed to the agent)]
  *        hub-store: [--nodes 100] [--pods 100] [--minutes 60] [--repeat 20] [--stores duckdb,clickhouse] [--inflight 8]
  *        hub-ingest: [--nodes 100] [--pods 100] [--intervals 6] [--inflight 8]
  *        ui: [--nodes 100] [--pods 100] [--minutes 15 (give it: the default is hub-store's 60)] [--repeat 20]
  *        l7: [--l7-rounds 200000] [--pairs 5 (give it: the default is nginx's 3)]
+ *        l7-nginx, l7-redis: [--seconds 10 (each run)] [--pairs 3] [--l7-step-seconds 5 (each step of the lossless search)]
+ *          [--l7-agent-cpu 1 (the load generator's CPU, as in nginx; 0: the server's)]
  */
-import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { COLLECTORS } from '../src/collectors/registry.js';
 import { NETWORK_SPEC } from '../src/collectors/network/index.js';
@@ -49,41 +57,13 @@ import { deploymentPod } from '../test/e2e/objects.js';
 import { parseArgs } from 'node:util';
 import { cpus, totalmem } from 'node:os';
 import { TestCgroup, eventually, helper, run, sleep } from '../test/kernel.js';
-import { sample, startAgent, type RunningAgent } from '../test/agent-process.js';
+import { sample, startAgent } from '../test/agent-process.js';
+import { cpuPercent, machineBusySeconds, mean, procSample, scrape, spread, sum, withNginx, wrk } from './shared.js';
 import { hubStore } from './hub-store.js';
 import { hubIngest } from './hub-ingest.js';
 import { uiFirstPage } from './ui.js';
 import { l7Capture } from './l7-capture.js';
-
-const TICK = 100; // USER_HZ: /proc/PID/stat times are in 1/100 s on Linux
-
-interface ProcSample {
-  cpuSeconds: number;
-  rssBytes: number;
-  at: number;
-}
-
-function procSample(pid: number): ProcSample {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / TICK;
-  const rss = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return { cpuSeconds, rssBytes: Number(rss?.[1] ?? 0) * 1024, at: Date.now() };
-}
-
-async function scrape(agent: RunningAgent): Promise<string> {
-  return (await fetch(`${agent.url}/metrics`)).text();
-}
-
-const sum = (text: string, name: string, labels: Record<string, string> = {}): number => {
-  let total = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const v = sample(line, name, labels);
-    if (v !== undefined) total += v;
-  }
-  return total;
-};
+import { l7Nginx, l7Redis } from './l7-load.js';
 
 interface Result {
   scenario: string;
@@ -348,20 +328,6 @@ interface StormResult {
   machine_busy_seconds: number;
 }
 
-/** Busy seconds since boot (user, nice, system, irq, softirq, steal) of all CPUs together, or of
- * CPU `cpu`. */
-function machineBusySeconds(cpu?: number): number {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(cpu === undefined ? 'cpu ' : `cpu${cpu} `))!;
-  const f = line.trim().split(/\s+/).slice(1).map(Number);
-  return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) / TICK;
-}
-
-/** A single-threaded process's CPU seconds, exact (the scheduler's sum_exec_runtime): /proc/PID/stat
- * counts whole ticks (4 ms at HZ=250), which at 25% busy over 10 s is ±6%. */
-function threadCpuSeconds(pid: number): number {
-  return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
-}
-
 /** The storm helper in a cgroup made for the run and a network namespace of its own: its TIME_WAIT
  * table (which the storm fills in seconds) and its ports are not the host's. */
 async function tcpStorm(name: string, seconds: number): Promise<StormResult> {
@@ -555,168 +521,50 @@ async function storm(seconds: number, rounds: number, agentArgs: string[]): Prom
   return out;
 }
 
-/** nginx's master and its one worker, in network namespace `ns`, listening on 127.0.0.1:`port`. */
-async function startNginx(ns: string, dir: string, port: number): Promise<{ master: number; worker: number; stop: () => Promise<void> }> {
-  chmodSync(dir, 0o755); // the worker runs as nobody
-  mkdirSync(join(dir, 'www'));
-  writeFileSync(join(dir, 'www', 'index.html'), `<html><body>${'periscope '.repeat(60)}</body></html>\n`); // ~640 bytes
-  mkdirSync(join(dir, 'tmp'));
-  writeFileSync(
-    join(dir, 'nginx.conf'),
-    `worker_processes 1;
-worker_cpu_affinity 01;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path ${dir}/tmp/body;
-  proxy_temp_path ${dir}/tmp/proxy;
-  fastcgi_temp_path ${dir}/tmp/fastcgi;
-  uwsgi_temp_path ${dir}/tmp/uwsgi;
-  scgi_temp_path ${dir}/tmp/scgi;
-  server { listen 127.0.0.1:${port}; root ${dir}/www; }
-}
-`,
-  );
-  const child = spawn('ip', ['netns', 'exec', ns, 'taskset', '-c', '0', 'nginx', '-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  const master = child.pid!; // ip and taskset exec: this is nginx's master
-  const portHex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
-  try {
-    const worker = await eventually(
-      () => {
-        if (child.exitCode !== null) throw new Error(`nginx exited with ${child.exitCode}: ${stderr}`);
-        const listening = readFileSync(`/proc/${master}/net/tcp`, 'utf8').split('\n').some((l) => l.includes(portHex) && / 0A /.test(l));
-        if (!listening) return undefined;
-        for (const pid of readdirSync('/proc')) {
-          if (!/^\d+$/.test(pid)) continue;
-          try {
-            const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-            if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === master) return Number(pid);
-          } catch {
-            // gone meanwhile
-          }
-        }
-        return undefined;
-      },
-      10_000,
-      'nginx to listen',
-    );
-    return {
-      master,
-      worker,
-      stop: async () => {
-        if (child.exitCode === null) child.kill('SIGQUIT');
-        await exited;
-      },
-    };
-  } catch (err) {
-    child.kill('SIGKILL');
-    throw err;
-  }
-}
-
 /** nginx pinned to CPU 0, wrk to CPU 1 (with the agent when on), in a network namespace of their own;
  * agent off and on interleaved, `pairs` times, for keep-alive and for a new connection per request. */
 async function nginxOverhead(seconds: number, pairs: number, agentArgs: string[]): Promise<Result[]> {
-  const ns = `periscope-bench-${process.pid}`;
-  const dir = mkdtempSync(join(tmpdir(), 'periscope-bench-nginx-'));
-  const port = 8080; // the namespace is new: nothing else listens in it
   const out: Result[] = [];
-  await run('ip', ['netns', 'add', ns]);
-  try {
-    await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    writeFileSync(join(dir, 'close.lua'), 'wrk.headers["Connection"] = "close"\n');
-    const nginx = await startNginx(ns, dir, port);
-    try {
-      // On loopback the sender's context also runs the receiver's side of each packet (softirq), so
-      // part of the server's TCP work (SYN_RECV, ESTABLISHED, tracepoint programs) is charged to wrk:
-      // both CPUs are given, the worker's alone first (the measure asked for)
-      const wrk = async (mode: 'keep-alive' | 'close'): Promise<Record<string, number>> => {
-        const cg = new TestCgroup('bench-wrk');
+  await withNginx(async (nginx) => {
+    for (const mode of ['keep-alive', 'close'] as const) {
+      const per = { off: [] as number[], on: [] as number[], offBoth: [] as number[], onBoth: [] as number[] };
+      await wrk(nginx, mode, seconds); // warm-up, not counted
+      for (let pair = 1; pair <= pairs; pair++) {
+        const off = await wrk(nginx, mode, seconds);
+        per.off.push(off.requests_per_nginx_cpu_second!);
+        per.offBoth.push(off.requests_per_nginx_and_wrk_cpu_second!);
+        out.push({ scenario: `nginx + wrk (${mode}), pair ${pair}: agent off`, seconds, ...off });
+        const agent = await startAgent(agentArgs, { wrap: ['taskset', '-c', '1'] });
         try {
-          const a = threadCpuSeconds(nginx.worker);
-          const cpu0 = machineBusySeconds(0);
-          const t0 = Date.now();
-          const script = mode === 'close' ? `-s ${join(dir, 'close.lua')}` : '';
-          const r = await cg.run(`exec ip netns exec ${ns} taskset -c 1 wrk -t1 -c50 -d${seconds}s ${script} http://127.0.0.1:${port}/index.html`, (seconds + 60) * 1000);
-          const elapsed = (Date.now() - t0) / 1000;
-          const cpuSeconds = threadCpuSeconds(nginx.worker) - a;
-          const others0 = machineBusySeconds(0) - cpu0 - cpuSeconds;
-          const requests = /(\d+) requests in/.exec(r.stdout);
-          if (r.code !== 0 || !requests) throw new Error(`wrk failed (${r.code ?? r.signal}): ${r.stdout}${r.stderr}`);
-          const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(r.stdout);
-          const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(r.stdout);
-          const n = Number(requests[1]);
-          const wrkCpu = cg.cpuStatUsageSeconds();
-          return {
-            requests: n,
-            requests_per_second: n / elapsed,
-            nginx_worker_cpu_seconds: cpuSeconds,
-            nginx_worker_cpu_percent: (100 * cpuSeconds) / elapsed,
-            others_on_cpu0_percent: (100 * Math.max(0, others0)) / elapsed,
-            requests_per_nginx_cpu_second: n / cpuSeconds,
-            wrk_cpu_seconds: wrkCpu,
-            requests_per_nginx_and_wrk_cpu_second: n / (cpuSeconds + wrkCpu),
-            wrk_socket_errors: errors ? errors.slice(1).reduce((x, y) => x + Number(y), 0) : 0,
-            non_2xx_responses: non2xx ? Number(non2xx[1]) : 0,
-          };
+          await sleep(2_000);
+          const a = procSample(agent.child.pid!);
+          const on = await wrk(nginx, mode, seconds);
+          const b = procSample(agent.child.pid!);
+          per.on.push(on.requests_per_nginx_cpu_second!);
+          per.onBoth.push(on.requests_per_nginx_and_wrk_cpu_second!);
+          out.push({
+            scenario: `nginx + wrk (${mode}), pair ${pair}: agent on (${agentArgs.length ? agentArgs.join(' ') : 'all collectors'})`,
+            seconds,
+            ...on,
+            agent_cpu_percent_of_one_core: cpuPercent(a, b),
+          });
         } finally {
-          cg.remove();
+          await agent.stop();
         }
-      };
-      for (const mode of ['keep-alive', 'close'] as const) {
-        const per = { off: [] as number[], on: [] as number[], offBoth: [] as number[], onBoth: [] as number[] };
-        await wrk(mode); // warm-up, not counted
-        for (let pair = 1; pair <= pairs; pair++) {
-          const off = await wrk(mode);
-          per.off.push(off.requests_per_nginx_cpu_second!);
-          per.offBoth.push(off.requests_per_nginx_and_wrk_cpu_second!);
-          out.push({ scenario: `nginx + wrk (${mode}), pair ${pair}: agent off`, seconds, ...off });
-          const agent = await startAgent(agentArgs, { wrap: ['taskset', '-c', '1'] });
-          try {
-            await sleep(2_000);
-            const a = procSample(agent.child.pid!);
-            const on = await wrk(mode);
-            const b = procSample(agent.child.pid!);
-            per.on.push(on.requests_per_nginx_cpu_second!);
-            per.onBoth.push(on.requests_per_nginx_and_wrk_cpu_second!);
-            out.push({
-              scenario: `nginx + wrk (${mode}), pair ${pair}: agent on (${agentArgs.length ? agentArgs.join(' ') : 'all collectors'})`,
-              seconds,
-              ...on,
-              agent_cpu_percent_of_one_core: (100 * (b.cpuSeconds - a.cpuSeconds)) / ((b.at - a.at) / 1000),
-            });
-          } finally {
-            await agent.stop();
-          }
-        }
-        const mean = (xs: number[]): number => xs.reduce((x, y) => x + y, 0) / xs.length;
-        const spread = (xs: number[]): number => (100 * (Math.max(...xs) - Math.min(...xs))) / mean(xs);
-        out.push({
-          scenario: `nginx + wrk (${mode}): ${pairs} pairs`,
-          requests_per_nginx_cpu_second_off: mean(per.off),
-          requests_per_nginx_cpu_second_on: mean(per.on),
-          loss_percent: 100 * (1 - mean(per.on) / mean(per.off)),
-          spread_percent_between_off_runs: spread(per.off),
-          spread_percent_between_on_runs: spread(per.on),
-          requests_per_nginx_and_wrk_cpu_second_off: mean(per.offBoth),
-          requests_per_nginx_and_wrk_cpu_second_on: mean(per.onBoth),
-          loss_percent_nginx_and_wrk: 100 * (1 - mean(per.onBoth) / mean(per.offBoth)),
-        });
       }
-    } finally {
-      await nginx.stop();
+      out.push({
+        scenario: `nginx + wrk (${mode}): ${pairs} pairs`,
+        requests_per_nginx_cpu_second_off: mean(per.off),
+        requests_per_nginx_cpu_second_on: mean(per.on),
+        loss_percent: 100 * (1 - mean(per.on) / mean(per.off)),
+        spread_percent_between_off_runs: spread(per.off),
+        spread_percent_between_on_runs: spread(per.on),
+        requests_per_nginx_and_wrk_cpu_second_off: mean(per.offBoth),
+        requests_per_nginx_and_wrk_cpu_second_on: mean(per.onBoth),
+        loss_percent_nginx_and_wrk: 100 * (1 - mean(per.onBoth) / mean(per.offBoth)),
+      });
     }
-  } finally {
-    await run('ip', ['netns', 'del', ns]);
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
   return out;
 }
 
@@ -744,8 +592,11 @@ async function main(): Promise<void> {
       stores: { type: 'string', default: 'duckdb,clickhouse' },
       intervals: { type: 'string', default: '6' },
       'l7-rounds': { type: 'string', default: '200000' },
+      'l7-step-seconds': { type: 'string', default: '5' },
+      'l7-agent-cpu': { type: 'string', default: '1' },
     },
   });
+  const l7Load = { seconds: Number(values.seconds), pairs: Number(values.pairs), stepSeconds: Number(values['l7-step-seconds']), agentCpu: Number(values['l7-agent-cpu']) };
   const seconds = Number(values.seconds);
   const agentArgs = values.collectors === undefined ? [] : ['--collectors', values.collectors];
   const which = positionals.length ? positionals : ['idle', 'idle-k8s', 'exec', 'ctxsw'];
@@ -782,8 +633,12 @@ async function main(): Promise<void> {
                           ? await uiFirstPage({ nodes: Number(values.nodes), pods: Number(values.pods), minutes: Number(values.minutes), repeat: Number(values.repeat) })
                           : w === 'l7'
                             ? await l7Capture(Number(values['l7-rounds']), Number(values.pairs))
-                            : undefined;
-    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw, memory, storm, nginx, hub-store, hub-ingest, ui or l7`);
+                            : w === 'l7-nginx'
+                              ? await l7Nginx(l7Load)
+                              : w === 'l7-redis'
+                                ? await l7Redis(l7Load)
+                                : undefined;
+    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw, memory, storm, nginx, hub-store, hub-ingest, ui, l7, l7-nginx or l7-redis`);
     for (const x of [r].flat()) process.stdout.write(`${format(x)}\n`);
   }
 }
