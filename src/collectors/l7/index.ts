@@ -157,6 +157,46 @@ interface HistRow {
   sum: number;
 }
 
+function observeIn(r: HistRow, seconds: number): void {
+  let i = 0;
+  while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
+  r.slots[i] = (r.slots[i] ?? 0) + 1;
+  r.sum += seconds;
+}
+
+/**
+ * The rows an edge's last record went to, and what decided them: a record of the same protocol,
+ * names and outcome (the run of a pipeline, a keep-alive client's repeated request) goes to the same
+ * rows without its labels made again. Valid while `gen` is the collector's (select and forget move it).
+ */
+interface LastRows {
+  gen: number;
+  protocol: string;
+  a: unknown;
+  b: unknown;
+  c: unknown;
+  d: unknown;
+  count: Row;
+  hist: HistRow | undefined;
+}
+
+/** What decides a record's rows, beside its edge: the names and outcome its labels are made of. */
+function inputsOf(r: L7Record): [unknown, unknown, unknown, unknown] {
+  switch (r.protocol) {
+    case 'http1':
+    case 'http2':
+      return [r.method, r.route, r.statusCode, r.status];
+    case 'grpc':
+      return [r.service, r.method, r.status, undefined];
+    case 'postgres':
+      return [r.command, r.shape, r.status, undefined];
+    case 'redis':
+      return [r.command, r.error, r.status, undefined];
+    default:
+      return [undefined, undefined, undefined, undefined];
+  }
+}
+
 /** What names a row's edge in its key: the subject and the peer. */
 const edgeKey = (subject: Subject, p: Peer | undefined): string => `${subject.id}|${p ? `${p.addr}|${p.port ?? ''}` : ''}`;
 
@@ -177,20 +217,23 @@ class Rows {
     return k;
   }
 
-  count(metric: string, edge: string, subject: Subject, peer: Peer | undefined, labels: Record<string, string>, n = 1): void {
+  /** Adds n to the row (made if there is room); the row, to add to again (undefined: refused). */
+  count(metric: string, edge: string, subject: Subject, peer: Peer | undefined, labels: Record<string, string>, n = 1): Row | undefined {
     let m = this.counters.get(metric);
     if (!m) this.counters.set(metric, (m = new Map<string, Row>()));
     const k = this.key(edge, labels);
-    const r = m.get(k);
+    let r = m.get(k);
     if (r) r.value += n;
     else if (this.size >= this.max) this.refused++;
     else {
-      m.set(k, { subject, ...(peer ? { peer } : {}), labels, value: n });
+      m.set(k, (r = { subject, ...(peer ? { peer } : {}), labels, value: n }));
       this.size++;
     }
+    return r;
   }
 
-  observe(metric: string, edge: string, subject: Subject, peer: Peer, labels: Record<string, string>, seconds: number): void {
+  /** Observes seconds in the row (made if there is room); the row, to observe in again. */
+  observe(metric: string, edge: string, subject: Subject, peer: Peer, labels: Record<string, string>, seconds: number): HistRow | undefined {
     let m = this.histograms.get(metric);
     if (!m) this.histograms.set(metric, (m = new Map<string, HistRow>()));
     const k = this.key(edge, labels);
@@ -198,15 +241,13 @@ class Rows {
     if (!r) {
       if (this.size >= this.max) {
         this.refused++;
-        return;
+        return undefined;
       }
       m.set(k, (r = { subject, peer, labels, slots: new Array<number>(DURATION_BUCKETS.length + 1).fill(0), sum: 0 }));
       this.size++;
     }
-    let i = 0;
-    while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
-    r.slots[i] = (r.slots[i] ?? 0) + 1;
-    r.sum += seconds;
+    observeIn(r, seconds);
+    return r;
   }
 
   counterSamples(metric: string): Sample[] {
@@ -250,7 +291,7 @@ interface Conn {
   next: { egress: number; ingress: number };
   last: bigint;
   /** the subject, peer and row-key prefix of its records, per side (made at its first record) */
-  edges?: Partial<Record<'client' | 'server', { subject: Subject; peer: Peer; key: string }>>;
+  edges?: Partial<Record<'client' | 'server', { subject: Subject; peer: Peer; key: string; last?: LastRows }>>;
 }
 
 type NameKind = 'route' | 'grpc_method' | 'shape' | 'command' | 'redis_error';
@@ -266,6 +307,8 @@ export class L7Collector implements CollectorInstance {
   /** the workload of each selected cgroup (select), which per-workload bounds are shared by */
   private groups = new Map<number, string>();
   private readonly names = new Map<string, RouteSet>();
+  /** moves at every select and forget: the rows an edge remembers (LastRows) are found again */
+  private rowsGen = 0;
   /** each cgroup's sets of `names` (its workload's), found once: emptied at every select */
   private readonly setsOf = new Map<number, Partial<Record<NameKind, RouteSet>>>();
   private readonly slowNs: bigint;
@@ -348,6 +391,7 @@ export class L7Collector implements CollectorInstance {
     }
     this.groups = want;
     this.setsOf.clear();
+    this.rowsGen++;
     this.lastTlsScan = 0; // new processes to look through for OpenSSL
     // the bounds of workloads no longer selected go with them (bounded by what is selected)
     const groups = new Set(want.values());
@@ -455,6 +499,19 @@ export class L7Collector implements CollectorInstance {
     const { subject, peer, key } = edge;
     const answered = r.status !== 'none';
     const seconds = Number(r.end - r.start) / 1e9;
+    const slow = answered && r.end - r.start >= this.slowNs;
+    const [ia, ib, ic, id] = inputsOf(r);
+    const last = edge.last;
+    if (!r.error && !slow && last && last.gen === this.rowsGen && last.protocol === r.protocol && last.a === ia && last.b === ib && last.c === ic && last.d === id) {
+      // the rows the edge's last record went to: nothing to name again, no event due
+      last.count.value++;
+      if (last.hist) observeIn(last.hist, seconds);
+      return;
+    }
+    /** the rows this record went to, and whether a record like it may go straight there */
+    let count: Row | undefined;
+    let hist: HistRow | undefined;
+    let folded = false;
     /** the event's own fields: made only for an event */
     let fields: () => Record<string, unknown>;
     switch (r.protocol) {
@@ -463,8 +520,9 @@ export class L7Collector implements CollectorInstance {
         const method = r.method === undefined ? 'unknown' : HTTP_METHODS.has(r.method) ? r.method : 'other';
         const route = this.admit(conn.cgroup, 'route', r.route);
         const labels = { side, method, route, status_class: statusClass(r.statusCode, r.status) };
-        this.rows.count('periscope_http_requests_total', key, subject, peer, labels);
-        if (answered) this.rows.observe('periscope_http_request_duration_seconds', key, subject, peer, labels, seconds);
+        count = this.rows.count('periscope_http_requests_total', key, subject, peer, labels);
+        if (answered) hist = this.rows.observe('periscope_http_request_duration_seconds', key, subject, peer, labels, seconds);
+        folded = route === OTHER_ROUTE;
         fields = () => {
           const target = this.payload === 'samples' && r.path !== undefined ? r.path : (r.route ?? '?');
           return { method: r.method ?? null, route, status_code: r.statusCode ?? null, request: clipText(`${r.method ?? '?'} ${target}`, MAX_SAMPLE), ...(this.payload === 'samples' && r.host ? { host: clipText(r.host, MAX_MESSAGE) } : {}) };
@@ -477,8 +535,9 @@ export class L7Collector implements CollectorInstance {
         const service = named ? call.slice(0, call.indexOf('/')) : call;
         const method = named ? call.slice(call.indexOf('/') + 1) : call;
         const grpcStatus = grpcStatusLabel(r.status);
-        this.rows.count('periscope_grpc_requests_total', key, subject, peer, { side, grpc_service: service, grpc_method: method, grpc_status: grpcStatus });
-        if (answered) this.rows.observe('periscope_grpc_request_duration_seconds', key, subject, peer, { side, grpc_service: service, grpc_method: method }, seconds);
+        count = this.rows.count('periscope_grpc_requests_total', key, subject, peer, { side, grpc_service: service, grpc_method: method, grpc_status: grpcStatus });
+        if (answered) hist = this.rows.observe('periscope_grpc_request_duration_seconds', key, subject, peer, { side, grpc_service: service, grpc_method: method }, seconds);
+        folded = call === OTHER_ROUTE;
         fields = () => ({ grpc_service: r.service ?? null, grpc_method: r.method ?? null, grpc_status: grpcStatus, request: `/${r.service ?? '?'}/${r.method ?? '?'}` });
         break;
       }
@@ -486,8 +545,9 @@ export class L7Collector implements CollectorInstance {
         const operation = r.command !== undefined && /^[A-Z][A-Z ]{0,31}$/.test(r.command) ? r.command : r.command === undefined ? 'unknown' : 'other';
         const shape = this.admit(conn.cgroup, 'shape', r.shape);
         const error = errorLabel(r.status);
-        this.rows.count('periscope_sql_queries_total', key, subject, peer, { side, operation, shape, error });
-        if (answered) this.rows.observe('periscope_sql_query_duration_seconds', key, subject, peer, { side, operation, shape }, seconds);
+        count = this.rows.count('periscope_sql_queries_total', key, subject, peer, { side, operation, shape, error });
+        if (answered) hist = this.rows.observe('periscope_sql_query_duration_seconds', key, subject, peer, { side, operation, shape }, seconds);
+        folded = shape === OTHER_ROUTE;
         fields = () => {
           const text = this.payload === 'samples' && r.query !== undefined ? r.query : (r.shape ?? '?');
           return { operation, shape, sqlstate: r.error ? r.status : null, rows: r.rows, request: clipText(text, MAX_SAMPLE) };
@@ -497,8 +557,9 @@ export class L7Collector implements CollectorInstance {
       case 'redis': {
         const command = this.admit(conn.cgroup, 'command', r.command);
         const error = r.error ? this.admit(conn.cgroup, 'redis_error', r.status) : errorLabel(r.status);
-        this.rows.count('periscope_redis_commands_total', key, subject, peer, { side, command, error });
-        if (answered) this.rows.observe('periscope_redis_command_duration_seconds', key, subject, peer, { side, command }, seconds);
+        count = this.rows.count('periscope_redis_commands_total', key, subject, peer, { side, command, error });
+        if (answered) hist = this.rows.observe('periscope_redis_command_duration_seconds', key, subject, peer, { side, command }, seconds);
+        folded = command === OTHER_ROUTE || error === OTHER_ROUTE;
         fields = () => {
           const args = this.payload === 'samples' && r.args !== undefined && r.args.length > 0 ? ` ${r.args.join(' ')}` : '';
           return { command: r.command ?? null, request: clipText(`${r.command ?? '?'}${args}`, MAX_SAMPLE) };
@@ -508,7 +569,8 @@ export class L7Collector implements CollectorInstance {
       default:
         return;
     }
-    const slow = answered && r.end - r.start >= this.slowNs;
+    // a folded name counts in periscope_l7_folded_total at each record: those take this way each time
+    edge.last = count && (hist || !answered) && !folded ? { gen: this.rowsGen, protocol: r.protocol, a: ia, b: ib, c: ic, d: id, count, hist } : undefined;
     if (!r.error && !slow) return;
     if (!this.spend()) return;
     this.ctx.emit({
@@ -594,6 +656,7 @@ export class L7Collector implements CollectorInstance {
     const gone = new Set(subjects.filter((s) => s.kind === 'cgroup').map((s) => s.id));
     if (gone.size === 0) return;
     this.rows.forget(gone);
+    this.rowsGen++;
     for (const id of this.capture.cgroups()) if (gone.has(Number(id))) this.capture.removeCgroup(id);
     for (const id of gone) {
       this.groups.delete(id);
