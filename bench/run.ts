@@ -28,18 +28,21 @@
  *   l7          what the L7 capture adds to a system call: a loopback write/read loop and a getppid
  *               loop, object not loaded, loaded with the cgroup off the allow-list, on it with the
  *               protocol ignored, captured; --pairs interleaved runs of --l7-rounds rounds (bench/l7-capture.ts)
+ *   l7-replay   the l7 collector's user space alone: Redis -P 16 and nginx traffic captured once, the
+ *               records replayed --repeat times into a fresh collector, microseconds per chunk
  *   l7-nginx    nginx + wrk (keep-alive) as in nginx, in three states interleaved --pairs times: agent off,
  *               on with --collectors l7 selecting nothing, on capturing nginx and wrk (every request
  *               at both ends): requests per nginx CPU-second, the agent's CPU, its counts against
  *               wrk's and its losses; then the highest lossless rate of a paced client (bench/l7-load.ts)
  *   l7-redis    the same with redis-server and redis-benchmark -P 16 -c 4 -t set,get: ops/s, ops per
  *               redis CPU-second, the agent's counts against INFO commandstats, the lossless rate
- * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|memory|storm|nginx|hub-store|hub-ingest|ui|l7|l7-nginx|l7-redis ...] [--seconds N]
+ * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|memory|storm|nginx|hub-store|hub-ingest|ui|l7|l7-nginx|l7-redis|l7-replay ...] [--seconds N]
  *        [--idle-seconds N] [--rounds N] [--pairs N] [--collectors LIST (passed to the agent)]
  *        hub-store: [--nodes 100] [--pods 100] [--minutes 60] [--repeat 20] [--stores duckdb,clickhouse] [--inflight 8]
  *        hub-ingest: [--nodes 100] [--pods 100] [--intervals 6] [--inflight 8]
  *        ui: [--nodes 100] [--pods 100] [--minutes 15 (give it: the default is hub-store's 60)] [--repeat 20]
  *        l7: [--l7-rounds 200000] [--pairs 5 (give it: the default is nginx's 3)]
+ *        l7-replay: [--repeat 20 (passes over the recorded records)]
  *        l7-nginx, l7-redis: [--seconds 10 (each run)] [--pairs 3] [--l7-step-seconds 5 (each step of the lossless search)]
  *          [--l7-agent-cpu 1 (the load generator's CPU, as in nginx; 0: the server's)]
  */
@@ -62,6 +65,7 @@ import { cpuPercent, machineBusySeconds, mean, procSample, scrape, spread, sum, 
 import { hubStore } from './hub-store.js';
 import { hubIngest } from './hub-ingest.js';
 import { uiFirstPage } from './ui.js';
+import { l7Replay } from './l7-replay.js';
 import { l7Capture } from './l7-capture.js';
 import { l7Nginx, l7Redis } from './l7-load.js';
 
@@ -637,8 +641,10 @@ async function main(): Promise<void> {
                               ? await l7Nginx(l7Load)
                               : w === 'l7-redis'
                                 ? await l7Redis(l7Load)
-                                : undefined;
-    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw, memory, storm, nginx, hub-store, hub-ingest, ui, l7, l7-nginx or l7-redis`);
+                                : w === 'l7-replay'
+                                  ? await l7Replay(Number(values.repeat))
+                                  : undefined;
+    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw, memory, storm, nginx, hub-store, hub-ingest, ui, l7, l7-nginx, l7-redis or l7-replay`);
     for (const x of [r].flat()) process.stdout.write(`${format(x)}\n`);
   }
 }
