@@ -12,7 +12,7 @@ import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import http2 from 'node:http2';
 import { type GrpcRecord, type HttpRecord, L7Tracker, type L7Record, type PostgresRecord, type RedisRecord, normalizeSql, templatePath } from '../src/collectors/l7/protocols/index.js';
-import { rng } from '../src/collectors/l7/protocols/test-util.js';
+import { rng, shuffle } from '../src/collectors/l7/protocols/test-util.js';
 import { startProxy, truncate, type ProxyOptions } from './l7-proxy.js';
 import { run, TestCgroup } from './kernel.js';
 import { grpcCalls, httpRequests, inCgroup, inNetns, startGrpc, startNginx, startPostgres, startRedis, whyServersCannotRun, type Target } from './servers.js';
@@ -107,10 +107,7 @@ function httpPlan(seed: number, scale = 1): [string, string, number][] {
   for (let i = 0; i < 200 * scale; i++) plan.push(['GET', `/users/${1 + Math.floor(random() * 1e6)}?delay=${delay()}&size=${Math.floor(random() * 3000)}`, 0]);
   for (let i = 0; i < 60 * scale; i++) plan.push(['POST', `/status/404?delay=${delay()}`, Math.floor(random() * 2000)]);
   for (let i = 0; i < 40 * scale; i++) plan.push(['GET', `/status/500?delay=${delay()}`, 0]);
-  for (let i = plan.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [plan[i], plan[j]] = [plan[j]!, plan[i]!];
-  }
+  shuffle(plan, random);
   return plan;
 }
 

@@ -15,7 +15,7 @@ import { deploymentPod } from './objects.js';
 import { eventually, needsKernel } from '../kernel.js';
 import { sumOf, type RunningAgent } from '../agent-process.js';
 import { httpRequests, inNetns, startNginx, startRedis, whyServersCannotRun, type AccessEntry } from '../servers.js';
-import { rng } from '../../src/collectors/l7/protocols/test-util.js';
+import { rng, shuffle } from '../../src/collectors/l7/protocols/test-util.js';
 import { supported } from '../../src/kernel/features.js';
 
 interface Place {
@@ -85,10 +85,7 @@ test('l7 in test pods: nginx and Redis counted per edge, named by pod and worklo
     for (let i = 0; i < 24; i++) plan.push(['GET', `/status/500?delay=0.025&n=${i}`, 0]);
     for (let i = 0; i < 12; i++) plan.push(['PUT', `/status/201?n=${i}`, 20]);
     for (let i = 0; i < 24; i++) plan.push(['GET', '/health', 0]);
-    for (let i = plan.length - 1; i > 0; i--) {
-      const j = Math.floor(random() * (i + 1));
-      [plan[i], plan[j]] = [plan[j]!, plan[i]!];
-    }
+    shuffle(plan, random);
     const client = await httpRequests({ host: api.pod.ip, port: 8080 }, plan, { conns: 2, perConn: 30, wrap: web.wrap });
     assert.equal(client.responses.length, plan.length);
     // the unselected namespace's client: the server side still counts it, its own side has nothing

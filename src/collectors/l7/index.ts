@@ -197,6 +197,24 @@ function inputsOf(r: L7Record): [unknown, unknown, unknown, unknown] {
   }
 }
 
+/** Does the record have the names and outcome the edge's last one had (no allocation: a hot path)? */
+function sameInputs(l: LastRows, r: L7Record): boolean {
+  if (l.protocol !== r.protocol) return false;
+  switch (r.protocol) {
+    case 'http1':
+    case 'http2':
+      return l.a === r.method && l.b === r.route && l.c === r.statusCode && l.d === r.status;
+    case 'grpc':
+      return l.a === r.service && l.b === r.method && l.c === r.status;
+    case 'postgres':
+      return l.a === r.command && l.b === r.shape && l.c === r.status;
+    case 'redis':
+      return l.a === r.command && l.b === r.error && l.c === r.status;
+    default:
+      return false;
+  }
+}
+
 /** What names a row's edge in its key: the subject and the peer. */
 const edgeKey = (subject: Subject, p: Peer | undefined): string => `${subject.id}|${p ? `${p.addr}|${p.port ?? ''}` : ''}`;
 
@@ -500,9 +518,8 @@ export class L7Collector implements CollectorInstance {
     const answered = r.status !== 'none';
     const seconds = Number(r.end - r.start) / 1e9;
     const slow = answered && r.end - r.start >= this.slowNs;
-    const [ia, ib, ic, id] = inputsOf(r);
     const last = edge.last;
-    if (!r.error && !slow && last && last.gen === this.rowsGen && last.protocol === r.protocol && last.a === ia && last.b === ib && last.c === ic && last.d === id) {
+    if (!r.error && !slow && last && last.gen === this.rowsGen && sameInputs(last, r)) {
       // the rows the edge's last record went to: nothing to name again, no event due
       last.count.value++;
       if (last.hist) observeIn(last.hist, seconds);
@@ -570,7 +587,10 @@ export class L7Collector implements CollectorInstance {
         return;
     }
     // a folded name counts in periscope_l7_folded_total at each record: those take this way each time
-    edge.last = count && (hist || !answered) && !folded ? { gen: this.rowsGen, protocol: r.protocol, a: ia, b: ib, c: ic, d: id, count, hist } : undefined;
+    if (count && (hist || !answered) && !folded) {
+      const [a, b, c, d] = inputsOf(r);
+      edge.last = { gen: this.rowsGen, protocol: r.protocol, a, b, c, d, count, hist };
+    } else edge.last = undefined;
     if (!r.error && !slow) return;
     if (!this.spend()) return;
     this.ctx.emit({

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { L7Collector, l7 } from './index.js';
 import { L7_SPEC } from './capture.js';
 import { normalizeSql, templatePath } from './protocols/index.js';
-import { rng } from './protocols/test-util.js';
+import { rng, shuffle } from './protocols/test-util.js';
 import { cgroupSubject, type HistogramValue, type Sample } from '../contract.js';
 import { alternativesHere, eventually, needsKernel, run, TestCgroup } from '../../../test/kernel.js';
 import { testContext } from '../../../test/context.js';
@@ -115,10 +115,7 @@ test('l7 per edge: nginx, Redis and PostgreSQL counted as the servers count, on 
     for (let i = 0; i < 15; i++) plan.push(['GET', '/health', 0]);
     const slow = Array.from({ length: 5 }, (_x, i) => `/users/${900 + i}`);
     for (const p of slow) plan.push(['GET', `${p}?delay=0.2`, 0]);
-    for (let i = plan.length - 1; i > 0; i--) {
-      const j = Math.floor(random() * (i + 1));
-      [plan[i], plan[j]] = [plan[j]!, plan[i]!];
-    }
+    shuffle(plan, random);
     const client = await httpRequests(nginx, plan, { conns: 4, perConn: 40, wrap: inClients });
     assert.equal(client.responses.length, plan.length);
     const log = nginx.accessLog();

@@ -15,7 +15,7 @@ import { L7Collector } from './index.js';
 import { L7_SPEC, L7Capture, type CaptureRecord, type Chunk } from './capture.js';
 import { TlsProbes, type TlsProgram } from './tls.js';
 import { templatePath } from './protocols/index.js';
-import { rng } from './protocols/test-util.js';
+import { rng, shuffle } from './protocols/test-util.js';
 import { cgroupSubject, type Sample } from '../contract.js';
 import { alternativesHere, eventually, needsKernel, TestCgroup } from '../../../test/kernel.js';
 import { testContext } from '../../../test/context.js';
@@ -242,10 +242,7 @@ test('nginx over TLS, Python\'s http.client on OpenSSL 3: requests per method, r
   for (let i = 0; i < 10; i++) plan.push(['PUT', '/status/201', 10]);
   for (let i = 0; i < 10; i++) plan.push(['DELETE', '/status/503', 0]);
   for (let i = 0; i < 20; i++) plan.push(['GET', '/health', 0]);
-  for (let i = plan.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [plan[i], plan[j]] = [plan[j]!, plan[i]!];
-  }
+  shuffle(plan, random);
   const client = await httpRequests(nginx, plan, { conns: 4, perConn: 40, tls: { caFile: nginx.certificates!.caFile }, wrap: inCgroup(clients) });
   assert.equal(client.responses.length, plan.length);
   const log = nginx.accessLog();

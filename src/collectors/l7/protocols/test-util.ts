@@ -39,6 +39,15 @@ export function rng(seed: number): () => number {
   };
 }
 
+/** Shuffles `items` in place (Fisher-Yates) with `random` (e.g. rng(seed)); returns it. */
+export function shuffle<T>(items: T[], random: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
+}
+
 /** One chunk per call, the i-th call at time (i + 1) * 1000 ns, captured up to `cap` bytes. */
 export function chunks(calls: readonly Call[], cap = Infinity, conn: bigint | string = 1n): Chunk[] {
   return calls.map((c, i) => ({ conn, dir: c.dir, time: BigInt((i + 1) * 1000), data: c.data.subarray(0, Math.min(cap, c.data.length)), size: c.data.length }));
