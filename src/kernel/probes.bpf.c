@@ -58,6 +58,18 @@ int BPF_PROG(probe_bpf_loop, const struct sock *sk, int oldstate, int newstate)
 	return 0;
 }
 
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
+/* The bpf_rdonly_cast kfunc, an address as a read-only BTF pointer (plain loads), since Linux 6.2.
+ * Unresolved on an older kernel (it is weak): the call stays and the verifier refuses it. */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(probe_rdonly_cast, const struct sock *sk, int oldstate, int newstate)
+{
+	struct sock *s = bpf_rdonly_cast((const void *)sk, bpf_core_type_id_kernel(struct sock));
+
+	return s->__sk_common.skc_family == 0;
+}
+
 /* Iterators over socket storage since Linux 5.9 (commit 5ce6e77c7edf). */
 SEC("iter/bpf_sk_storage_map")
 int probe_iter_sk_storage(struct bpf_iter__bpf_sk_storage_map *ctx) { return 0; }

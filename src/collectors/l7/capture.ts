@@ -20,6 +20,8 @@ import { TlsProbes, type TlsLibrary, type TlsProgram, type TlsStats } from './tl
 
 /** tp_btf on the raw sys_exit tracepoint: every system call runs a compare; no tracefs needed. */
 export const ALT_SYS_EXIT = 'tp_btf';
+/** The same before Linux 6.2 (no bpf_rdonly_cast): the socket read with a helper call per field. */
+export const ALT_SYS_EXIT_READ = 'tp_btf_read';
 /** The classic syscalls:sys_exit_* tracepoints of the nine system calls (libbpf needs tracefs). */
 export const ALT_TRACEPOINTS = 'tracepoint';
 
@@ -39,8 +41,14 @@ export const L7_SPEC: ObjectSpec<gen.ProgramName> = {
   alternatives: [
     {
       name: ALT_SYS_EXIT,
-      requires: ['btf', 'tp_btf', 'ringbuf', 'sk_storage_tracing', 'bpf_loop'],
+      requires: ['btf', 'tp_btf', 'ringbuf', 'sk_storage_tracing', 'bpf_loop', 'rdonly_cast'],
       programs: ['l7_sys_exit', 'l7_sock_state'],
+    },
+    {
+      name: ALT_SYS_EXIT_READ,
+      requires: ['btf', 'tp_btf', 'ringbuf', 'sk_storage_tracing', 'bpf_loop'],
+      programs: ['l7_sys_exit_read', 'l7_sock_state'],
+      note: 'kernel memory read with a helper call per field (no bpf_rdonly_cast before Linux 6.2): a captured system call costs more',
     },
     {
       name: ALT_TRACEPOINTS,
@@ -189,12 +197,13 @@ export class L7Capture {
     const knobs = { capture_bytes: captureBytes, capture_all: opts.allCgroups ?? false, wake_bytes: ringBytes / 4 };
     // each alternative with the TLS uprobes first, then without them: a kernel that cannot have them
     // still captures plaintext traffic, and says why it has no TLS
+    const noting = (a: Alternative<gen.ProgramName>, why: string): Alternative<gen.ProgramName> => ({ ...a, note: a.note ? `${a.note}; ${why}` : why });
     const withTls = (a: Alternative<gen.ProgramName>): Alternative<gen.ProgramName>[] =>
       opts.tls === false
-        ? [{ ...a, note: 'TLS plaintext not captured: turned off' }]
+        ? [noting(a, 'TLS plaintext not captured: turned off')]
         : [
             { ...a, requires: [...a.requires, 'uprobe'], programs: [...a.programs, ...TLS_PROGRAMS] },
-            { ...a, note: 'TLS plaintext not captured: the OpenSSL uprobes cannot load here (see passed over)' },
+            noting(a, 'TLS plaintext not captured: the OpenSSL uprobes cannot load here (see passed over)'),
           ];
     const spec: ObjectSpec<gen.ProgramName> = {
       ...L7_SPEC,
@@ -275,7 +284,7 @@ export class L7Capture {
     return [...this.allowList];
   }
 
-  /** Asks the kernel to ship nothing more of a connection (its next chunk marks it ignored). */
+  /** Asks the kernel to ship nothing more of a connection (one of its next 8 chunks marks it ignored). */
   ignore(conn: bigint): void {
     this.ignoreMap.update(Number(conn), 1);
   }

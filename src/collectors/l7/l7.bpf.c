@@ -12,7 +12,9 @@
  * The common path is cheap on purpose: a system call that moved nothing, or that came from a cgroup
  * not on the allow-list (`allowed_cgroups`, set by user space), returns after one hash lookup. Then
  * the fd is followed to its socket (task->files->fdt->fd[fd], the inode says socket, private_data is
- * the struct socket): TCP over IPv4 or IPv6 only. The connection's state is kept by socket (see
+ * the struct socket): TCP over IPv4 or IPv6 only. From Linux 6.2 that walk is plain loads through
+ * bpf_rdonly_cast (l7_sys_exit); before, a bpf_probe_read_kernel call per field (l7_sys_exit_read),
+ * which made a captured call cost half as much again. The connection's state is kept by socket (see
  * `conns`) and goes at TCP_CLOSE, so a reused fd (a new socket) is a new connection with a new id. The
  * protocol is decided once, from the first payload in either direction (HTTP/1, HTTP/2, PostgreSQL,
  * Redis); a connection that is none of them is ignored from then on, at the cost of the walk to its
@@ -61,6 +63,20 @@ const volatile __u64 wake_bytes = 0;
 
 /* Connection ids: the first is 1. */
 __u64 next_conn_id = 0;
+
+/* Set at the first SSL call entered in an allowed process: until then no system call can be under
+ * one, and the per-call lookup in tls_calls is skipped. */
+__u8 tls_seen = 0;
+
+/*
+ * bpf_rdonly_cast (Linux 6.2+) makes a plain kernel address a read-only BTF pointer, whose fields are
+ * then read with plain loads (the JIT guards each against a fault) instead of a bpf_probe_read_kernel
+ * call per field: the walk from an fd to its socket and the socket's addresses are some twenty reads
+ * a captured call. Weak: on an older kernel it is unresolved and only the programs that call it (the
+ * `direct` ones) fail to load; the others read field by field as before.
+ */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+#define CAST(ptr, type) ((type *)bpf_rdonly_cast((const void *)(ptr), bpf_core_type_id_kernel(type)))
 
 /* User-space layouts of the system calls' arguments (the x86-64 ABI; not kernel structs, so no CO-RE). */
 struct u_iovec {
@@ -158,6 +174,17 @@ static __always_inline __u64 ring_flags(__u64 len)
 	return avail < wake_bytes && avail + len >= wake_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
+/* Whether a record of `len` bytes cannot fit in the ring now: a captured connection's chunk is then
+ * dropped before its payload is copied (under overload most of a captured call's cost is the copy,
+ * and the copy would be refused). Conservative: the reservation's own 8-byte header and rounding. */
+static __always_inline bool ring_full_for(__u64 len)
+{
+	__u64 used = bpf_ringbuf_query(&l7_events, BPF_RB_AVAIL_DATA);
+	__u64 size = bpf_ringbuf_query(&l7_events, BPF_RB_RING_SIZE);
+
+	return used + len + 16 > size;
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, STATS);
@@ -205,13 +232,43 @@ static __always_inline bool is_egress(int kind)
 	return kind == SYS_WRITE || kind == SYS_WRITEV || kind == SYS_SENDTO || kind == SYS_SENDMSG || kind == SYS_SENDMMSG;
 }
 
-/* The TCP socket behind a file descriptor of the current process (and its inode number), or NULL. */
-static __always_inline struct sock *tcp_sock_of_fd(int fd, __u64 *ino)
+/* The TCP socket behind a file descriptor of the current process (and its inode number), or NULL.
+ * direct: with plain loads through bpf_rdonly_cast (a constant: each program is built for one way). */
+static __always_inline struct sock *tcp_sock_of_fd(int fd, __u64 *ino, const bool direct)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
+	struct file *file = 0;
+
+	if (direct) {
+		/* the task is a BTF pointer already: files, fdtable, max_fds and the array are plain loads */
+		struct fdtable *fdt = task->files->fdt;
+		struct file **fds = fdt->fd;
+
+		if (fd < 0 || (unsigned int)fd >= fdt->max_fds)
+			return 0;
+		/* an array of pointers, which BTF does not type: the one read that needs the helper */
+		if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+			return 0;
+		struct file *f = CAST(file, struct file);
+		struct inode *inode = f->f_inode;
+		if ((inode->i_mode & S_IFMT) != S_IFSOCK)
+			return 0;
+		*ino = inode->i_ino;
+		struct socket *sock = CAST(f->private_data, struct socket);
+		if (sock->type != SOCK_STREAM)
+			return 0;
+		struct sock *sk = sock->sk;
+		__u16 family = sk->__sk_common.skc_family;
+		if (family != AF_INET && family != AF_INET6)
+			return 0;
+		/* a plain u16 since 5.6; this path is 6.2+ */
+		if (sk->sk_protocol != IPPROTO_TCP)
+			return 0;
+		return sk;
+	}
+
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
 	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *file = 0;
 
 	if (fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
 		return 0;
@@ -242,8 +299,26 @@ static __always_inline void v4_mapped(__u32 *out, __u32 v4)
 	out[3] = v4;
 }
 
-static __always_inline void fill_addrs(struct l7_chunk *h, struct sock *sk)
+static __always_inline void fill_addrs(struct l7_chunk *h, struct sock *sk, const bool direct)
 {
+	if (direct) {
+		struct sock_common *c = &sk->__sk_common;
+		__u16 family = c->skc_family;
+
+		h->family = family;
+		if (family == AF_INET6) {
+			for (int i = 0; i < 4; i++) {
+				h->local_addr[i] = c->skc_v6_rcv_saddr.in6_u.u6_addr32[i];
+				h->remote_addr[i] = c->skc_v6_daddr.in6_u.u6_addr32[i];
+			}
+		} else {
+			v4_mapped(h->local_addr, c->skc_rcv_saddr);
+			v4_mapped(h->remote_addr, c->skc_daddr);
+		}
+		h->local_port = c->skc_num;
+		h->remote_port = bpf_ntohs(c->skc_dport);
+		return;
+	}
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 
 	h->family = family;
@@ -478,7 +553,7 @@ __noinline int l7_classify(struct l7_scratch *s, __u32 len, __u64 size, int egre
 }
 
 /* The connection state of a socket, made (with a new id) on its first payload. */
-static __always_inline struct l7_conn *conn_of(struct sock *sk, __u64 ino)
+static __always_inline struct l7_conn *conn_of(struct sock *sk, __u64 ino, const bool direct)
 {
 	struct conn_key key = { .sk = (__u64)sk };
 	struct l7_conn *c = bpf_map_lookup_elem(&conns, &key);
@@ -492,7 +567,7 @@ static __always_inline struct l7_conn *conn_of(struct sock *sk, __u64 ino)
 		.id = __sync_fetch_and_add(&next_conn_id, 1) + 1,
 		.ino = ino,
 		.cgroup_id = bpf_get_current_cgroup_id(),
-		.local_port = BPF_CORE_READ(sk, __sk_common.skc_num),
+		.local_port = direct ? sk->__sk_common.skc_num : BPF_CORE_READ(sk, __sk_common.skc_num),
 	};
 	long err = bpf_map_update_elem(&conns, &key, &init, c ? BPF_ANY : BPF_NOEXIST);
 	/* EEXIST: another CPU made it between the lookup and the update; it is there now */
@@ -512,12 +587,14 @@ static __always_inline __u64 thread_started(void)
 	return BPF_CORE_READ(bpf_get_current_task_btf(), start_time);
 }
 
-/* Whether a connection's payload is still wanted: not ignored, by the kernel or by user space. */
+/* Whether a connection's payload is still wanted: not ignored, by the kernel or by user space. User
+ * space's list is looked at every 8th chunk of a connection, not on every call (a hash lookup each):
+ * what it gave up on costs at most 7 more chunks, which it drops. */
 static __always_inline bool wanted(struct l7_conn *c)
 {
 	if (c->verdict == VERDICT_IGNORE)
 		return false;
-	if (c->verdict == VERDICT_CAPTURE && bpf_map_lookup_elem(&ignore_conns, &c->id)) {
+	if (c->verdict == VERDICT_CAPTURE && (c->chunks & 7) == 0 && bpf_map_lookup_elem(&ignore_conns, &c->id)) {
 		c->verdict = VERDICT_IGNORE;
 		bpf_map_delete_elem(&ignore_conns, &c->id);
 		count(STAT_DROPPED_BY_USER);
@@ -554,7 +631,7 @@ static __always_inline void claim_tls(struct tls_call *call, struct l7_conn *c, 
 /* The record of `captured` bytes (in s->data) of a system call (or SSL call) that moved `size` on a
  * connection: classifies the connection on its first payload, then ships header and bytes. */
 static __always_inline int ship(struct l7_conn *c, struct sock *sk, struct l7_scratch *s, __u32 captured, __u64 size, bool egress,
-				int kind, int fd, cgroup_id_t cgroup)
+				int kind, int fd, cgroup_id_t cgroup, const bool direct)
 {
 	__u8 dir = egress ? DIR_EGRESS : DIR_INGRESS;
 	if (c->verdict == VERDICT_UNCLASSIFIED) {
@@ -583,7 +660,7 @@ static __always_inline int ship(struct l7_conn *c, struct sock *sk, struct l7_sc
 	h->tgid = id >> 32;
 	h->pid = (__u32)id;
 	h->fd = fd;
-	fill_addrs(h, sk);
+	fill_addrs(h, sk, direct);
 	h->captured = captured;
 	h->kind = REC_CHUNK;
 	h->direction = dir;
@@ -605,7 +682,7 @@ static __always_inline int ship(struct l7_conn *c, struct sock *sk, struct l7_sc
 	return 0;
 }
 
-static __always_inline int capture(struct pt_regs *regs, int kind, long ret)
+static __always_inline int capture(struct pt_regs *regs, int kind, long ret, const bool direct)
 {
 	cgroup_id_t cgroup = bpf_get_current_cgroup_id();
 
@@ -620,15 +697,15 @@ static __always_inline int capture(struct pt_regs *regs, int kind, long ret)
 		return 0;
 
 	__u64 ino = 0;
-	struct sock *sk = tcp_sock_of_fd(fd, &ino);
+	struct sock *sk = tcp_sock_of_fd(fd, &ino, direct);
 	if (!sk)
 		return 0;
-	struct l7_conn *c = conn_of(sk, ino);
+	struct l7_conn *c = conn_of(sk, ino, direct);
 	if (!c)
 		return 0;
 	/* under an SSL call the bytes are ciphertext: they only say which connection the call is on */
 	__u64 id = bpf_get_current_pid_tgid();
-	struct tls_call *call = bpf_map_lookup_elem(&tls_calls, &id);
+	struct tls_call *call = tls_seen ? bpf_map_lookup_elem(&tls_calls, &id) : 0;
 	if (call && call->started != thread_started()) {
 		/* left by a thread that died inside an SSL call, whose id is now another's */
 		bpf_map_delete_elem(&tls_calls, &id);
@@ -641,12 +718,21 @@ static __always_inline int capture(struct pt_regs *regs, int kind, long ret)
 	if (c->tls || !wanted(c))
 		return 0;
 
+	__u64 size = ret;
+	__u32 want = capture_bytes < L7_MAX_CAPTURE ? capture_bytes : L7_MAX_CAPTURE;
+	/* a classified connection's chunk that the ring cannot take now is dropped before the copy; its
+	 * bytes still count in the stream offset, so user space sees the gap as for any lost record (an
+	 * unclassified one is copied: its first bytes decide the protocol) */
+	if (c->verdict == VERDICT_CAPTURE && kind != SYS_SENDMMSG && ring_full_for(sizeof(struct l7_chunk) + (size < want ? size : want))) {
+		c->bytes[is_egress(kind) ? DIR_EGRESS : DIR_INGRESS] += size;
+		count_drop(DROP_RINGBUF_FULL);
+		return 0;
+	}
+
 	__u32 zero = 0;
 	struct l7_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return 0;
-	__u64 size = ret;
-	__u32 want = capture_bytes < L7_MAX_CAPTURE ? capture_bytes : L7_MAX_CAPTURE;
 	__u32 captured = 0;
 	/* what classification reads past a short payload must be zeros, not the last record's bytes */
 	*(__u64 *)s->data = 0;
@@ -687,19 +773,32 @@ static __always_inline int capture(struct pt_regs *regs, int kind, long ret)
 		return 0;
 	}
 
-	return ship(c, sk, s, captured, size, is_egress(kind), kind, fd, cgroup);
+	return ship(c, sk, s, captured, size, is_egress(kind), kind, fd, cgroup, direct);
 }
 
 /* Every system call's exit: the nine of the family pass, the rest return at the first compare. */
-SEC("tp_btf/sys_exit")
-int BPF_PROG(l7_sys_exit, struct pt_regs *regs, long ret)
+static __always_inline int sys_exit(struct pt_regs *regs, long ret, const bool direct)
 {
 	if (ret <= 0)
 		return 0;
 	int kind = syscall_kind(SYSCALL_NR(regs));
 	if (kind < 0)
 		return 0;
-	return capture(regs, kind, ret);
+	return capture(regs, kind, ret, direct);
+}
+
+/* Linux 6.2+: the socket and its addresses read with plain loads. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(l7_sys_exit, struct pt_regs *regs, long ret)
+{
+	return sys_exit(regs, ret, true);
+}
+
+/* Before 6.2 (no bpf_rdonly_cast): read field by field with bpf_probe_read_kernel. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(l7_sys_exit_read, struct pt_regs *regs, long ret)
+{
+	return sys_exit(regs, ret, false);
 }
 
 /* The classic syscall tracepoints: only the nine run. The registers are the task's saved user ones. */
@@ -711,7 +810,7 @@ int BPF_PROG(l7_sys_exit, struct pt_regs *regs, long ret)
 		if (ret <= 0)                                                         \
 			return 0;                                                     \
 		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()); \
-		return capture(regs, kind, ret);                                      \
+		return capture(regs, kind, ret, false);                               \
 	}
 
 SYS_EXIT_TP(read, SYS_READ)
@@ -752,7 +851,8 @@ int BPF_PROG(l7_sock_state, const struct sock *sk, int oldstate, int newstate)
 	h->egress_bytes = c->bytes[DIR_EGRESS];
 	h->ingress_bytes = c->bytes[DIR_INGRESS];
 	h->fd = -1;
-	fill_addrs(h, (struct sock *)sk);
+	/* the tracepoint's socket is a BTF pointer on every kernel: plain loads */
+	fill_addrs(h, (struct sock *)sk, true);
 	h->local_port = c->local_port;
 	h->kind = REC_CLOSE;
 	h->protocol = c->protocol;
@@ -789,6 +889,8 @@ static __always_inline int ssl_enter(struct pt_regs *ctx, bool egress, bool ex)
 		.egress = egress,
 	};
 	bpf_map_update_elem(&tls_calls, &id, &call, BPF_ANY);
+	if (!tls_seen)
+		tls_seen = 1;
 	count(STAT_TLS_CALLS);
 	return 0;
 }
@@ -864,9 +966,9 @@ int BPF_KPROBE(l7_ssl_ret)
 		if (c && c->ino != ino)
 			c = 0;
 	} else if (fd >= 0) {
-		sk = tcp_sock_of_fd(fd, &ino);
+		sk = tcp_sock_of_fd(fd, &ino, false);
 		if (sk)
-			c = conn_of(sk, ino);
+			c = conn_of(sk, ino, false);
 	}
 	if (!c) {
 		count(STAT_TLS_NO_CONN);
@@ -890,5 +992,5 @@ int BPF_KPROBE(l7_ssl_ret)
 		count(STAT_READ_FAILED);
 		return 0;
 	}
-	return ship(c, sk, s, captured, size, call.egress, call.egress ? SYS_SSL_WRITE : SYS_SSL_READ, fd, bpf_get_current_cgroup_id());
+	return ship(c, sk, s, captured, size, call.egress, call.egress ? SYS_SSL_WRITE : SYS_SSL_READ, fd, bpf_get_current_cgroup_id(), false);
 }
