@@ -135,3 +135,56 @@ test('AUTH arguments are masked, shapes-only mode keeps no arguments, and hostil
   assert.equal(many.stats.pendingOverflow, 900);
   void bytes;
 });
+
+/** 16 commands in one write, their replies in one read (or `split` of them in a first read): SETs, GETs, an LPUSH that fails, GETs, DELs. */
+function mixedPipeline(split = 16): Call[] {
+  const commands = [
+    ...Array.from({ length: 5 }, (_, i) => cmd('SET', `k${i}`, 'v')),
+    ...Array.from({ length: 4 }, (_, i) => cmd('GET', `k${i}`)),
+    cmd('LPUSH', 'k0', 'x'),
+    ...Array.from({ length: 2 }, (_, i) => cmd('get', `k${i}`)),
+    ...Array.from({ length: 4 }, (_, i) => cmd('DEL', `k${i}`)),
+  ];
+  const replies = [...Array<string>(5).fill('+OK\r\n'), ...Array<string>(4).fill(bulk('v')), '-WRONGTYPE Operation against a key holding the wrong kind of value\r\n', ...Array<string>(2).fill(bulk('v')), ...Array<string>(4).fill(':1\r\n')];
+  return [out(...commands), inn(...replies.slice(0, split)), ...(split < 16 ? [inn(...replies.slice(split))] : [])];
+}
+
+/** The records with each run written out: what one record per command would have counted. */
+const perCommand = (recs: readonly RedisRecord[]): string[] => recs.flatMap((r) => Array<string>(r.count).fill(brief(r)));
+
+test('aggregated: a 16-command pipeline is a record per run of commands alike, counts exact, the error its own record with its message', () => {
+  const one = run(redis, chunks(mixedPipeline())).records as RedisRecord[];
+  const { records, stats } = run(redis, chunks(mixedPipeline()), 'client', { aggregateUnder: 1_000_000n });
+  const recs = records as RedisRecord[];
+  assert.deepEqual(recs.map((r) => `${r.count} ${brief(r)}`), ['5 SET ok', '4 GET ok', '1 LPUSH WRONGTYPE', '2 GET ok', '4 DEL ok']);
+  assert.deepEqual(perCommand(recs), perCommand(one));
+  assert.ok(one.every((r) => r.count === 1), 'one record per command unless asked');
+  assert.equal(stats.records, 16, 'commands, as before');
+  const failed = recs[2]!;
+  assert.equal(failed.error, true);
+  assert.equal(failed.errorMessage, 'WRONGTYPE Operation against a key holding the wrong kind of value');
+  assert.deepEqual(failed.args, ['k0', 'x']);
+  assert.deepEqual(recs[0]!.args, ['k0', 'v'], 'a run carries its first command\'s arguments');
+  assert.equal(recs.reduce((n, r) => n + r.requestBytes, 0), one.reduce((n, r) => n + r.requestBytes, 0));
+  assert.equal(recs.reduce((n, r) => n + r.responseBytes, 0), one.reduce((n, r) => n + r.responseBytes, 0));
+  for (const r of recs) assert.deepEqual([r.start, r.responseStart, r.end], [1000n, 2000n, 2000n]);
+});
+
+test('aggregated: replies read in two calls end two runs; commands as slow as aggregateUnder are each their own record; any split counts the same', () => {
+  const two = run(redis, chunks(mixedPipeline(7)), 'client', { aggregateUnder: 1_000_000n }).records as RedisRecord[];
+  assert.deepEqual(two.map((r) => `${r.count} ${brief(r)}`), ['5 SET ok', '2 GET ok', '2 GET ok', '1 LPUSH WRONGTYPE', '2 GET ok', '4 DEL ok']);
+  assert.deepEqual([two[1]!.end, two[2]!.end], [2000n, 3000n]);
+  // the replies came 1000 ns after the commands: at that threshold every command may be an event
+  const slow = run(redis, chunks(mixedPipeline()), 'client', { aggregateUnder: 1000n }).records as RedisRecord[];
+  assert.deepEqual(slow, run(redis, chunks(mixedPipeline())).records);
+  const whole = perCommand(run(redis, chunks(mixedPipeline()), 'client', { aggregateUnder: 1_000_000n }).records as RedisRecord[]);
+  const random = rng(9);
+  for (let i = 0; i < 200; i++) assert.deepEqual(perCommand(run(redis, splitChunks(chunks(mixedPipeline()), random), 'client', { aggregateUnder: 1_000_000n }).records as RedisRecord[]), whole);
+});
+
+test('aggregated: commands unanswered at the close are a run of their own, after the answered ones', () => {
+  const calls: Call[] = [out(cmd('SET', 'a', '1'), cmd('SET', 'b', '2'), cmd('GET', 'a'), cmd('GET', 'b'), cmd('GET', 'c')), inn('+OK\r\n+OK\r\n', bulk('1'))];
+  // the close comes 1 ms after the last chunk
+  const recs = run(redis, chunks(calls), 'client', { aggregateUnder: 10_000_000n }).records as RedisRecord[];
+  assert.deepEqual(recs.map((r) => `${r.count} ${brief(r)}`), ['2 SET ok', '1 GET ok', '2 GET none']);
+});

@@ -26,6 +26,13 @@
  * - nesting past `maxDepth`, an aggregate of more than 2^31 elements, a line past 4 KiB or RESP3
  *   streamed aggregates are not followed (counted in `truncatedReplies` or as a desync).
  * The FIFO holds at most `maxPending` commands; the oldest is dropped past it (`pendingOverflow`).
+ *
+ * With `aggregateUnder` set, a pipeline is counted once rather than command by command: consecutive
+ * records alike in command, outcome and the calls that carried them (start, response start and end
+ * times, partial flags) become one record with a `count`, its bytes the run's total and its arguments
+ * the first command's. Errors and commands that took `aggregateUnder` or longer (those the collector
+ * makes events of, each with its own arguments and message) are never in a run. A run is handed over
+ * at the end of the `push` or `close` that made it, so records still come out in order.
  */
 import { clip, decimal, indexOfCrlf, signedDecimal, text } from './bytes.js';
 import { maskRedisArgs, sample } from './redact.js';
@@ -129,6 +136,8 @@ export class RedisParser implements ConnectionParser {
   private resumeSeq = 0;
   private subscribed = false;
   private sawCommand = false;
+  /** the run being counted (aggregateUnder): handed over when a record unlike it comes, or the call ends */
+  private run: RedisRecord | undefined;
 
   constructor(private readonly ctx: ParserContext) {
     this.reqDir = requestDirection(ctx.role);
@@ -139,6 +148,7 @@ export class RedisParser implements ConnectionParser {
     this.streams[chunk.dir].push(chunk.data, chunk.size, chunk.time);
     if (chunk.dir === this.reqDir) this.drainRequests();
     else this.drainReplies();
+    this.flush();
   }
 
   buffered(): number {
@@ -151,6 +161,7 @@ export class RedisParser implements ConnectionParser {
       this.ctx.stats.unansweredRequests++;
       this.emit(cmd, time, undefined);
     }
+    this.flush();
   }
 
   // --- commands ---------------------------------------------------------------------------------
@@ -394,30 +405,69 @@ export class RedisParser implements ConnectionParser {
 
   private emit(cmd: Command | undefined, end: bigint, reply: ReplyState | 'unknown' | undefined, partial = false): void {
     const { options } = this.ctx;
+    this.ctx.stats.records++;
     const name = cmd ? commandName(cmd.words) : undefined;
     const r = typeof reply === 'object' ? reply : undefined;
     const prefix = r?.error !== undefined ? errorPrefix(r.error) : undefined;
+    const start = cmd?.start ?? r!.start;
+    const responseStart = cmd?.responseStart ?? r?.start;
+    const status = prefix ?? (r ? 'ok' : reply === 'unknown' ? 'unknown' : 'none');
+    const requestPartial = cmd === undefined || cmd.partial;
+    const responsePartial = r === undefined || partial;
+    const midStream = cmd === undefined && !this.sawCommand;
+    const requestBytes = cmd?.bytes ?? 0;
+    const responseBytes = (cmd?.responseBytes ?? 0) + (r?.bytes ?? 0);
+    const run = this.run;
+    if (
+      run &&
+      prefix === undefined &&
+      run.command === name &&
+      run.status === status &&
+      run.start === start &&
+      run.responseStart === responseStart &&
+      run.end === end &&
+      run.requestPartial === requestPartial &&
+      run.responsePartial === responsePartial &&
+      run.midStream === midStream
+    ) {
+      // one more of the run: its arguments are not even read
+      run.count++;
+      run.requestBytes += requestBytes;
+      run.responseBytes += responseBytes;
+      return;
+    }
+    this.flush();
     const args = cmd && name !== undefined ? maskRedisArgs(name, cmd.words.slice(name.includes(' ') ? 2 : 1).map((w) => w ?? '?')) : undefined;
     const record: RedisRecord = {
       protocol: 'redis',
       conn: this.ctx.conn,
       role: this.ctx.role,
-      start: cmd?.start ?? r!.start,
-      responseStart: cmd?.responseStart ?? r?.start,
+      start,
+      responseStart,
       end,
-      requestBytes: cmd?.bytes ?? 0,
-      responseBytes: (cmd?.responseBytes ?? 0) + (r?.bytes ?? 0),
-      status: prefix ?? (r ? 'ok' : reply === 'unknown' ? 'unknown' : 'none'),
+      requestBytes,
+      responseBytes,
+      status,
       error: prefix !== undefined,
-      requestPartial: cmd === undefined || cmd.partial,
-      responsePartial: r === undefined || partial,
-      midStream: cmd === undefined && !this.sawCommand,
+      requestPartial,
+      responsePartial,
+      midStream,
       command: name,
       args: sample(options, args),
+      count: 1,
     };
     if (r?.error !== undefined && options.payload === 'samples') record.errorMessage = r.error;
-    this.ctx.stats.records++;
-    this.ctx.emit(record);
+    // a record that may start a run: no event will be made of it (not an error, not slow)
+    if (prefix === undefined && end - start < options.aggregateUnder) this.run = record;
+    else this.ctx.emit(record);
+  }
+
+  /** Hands over the run being counted, if any. */
+  private flush(): void {
+    const run = this.run;
+    if (!run) return;
+    this.run = undefined;
+    this.ctx.emit(run);
   }
 }
 
