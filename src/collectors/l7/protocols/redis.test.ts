@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RedisParser } from './redis.js';
 import { bytes, chunks, inn, out, rng, run, splitChunks, type Call } from './test-util.js';
-import type { ConnectionParser, ParserContext, RedisRecord } from './types.js';
+import type { Chunk, ConnectionParser, ParserContext, RedisRecord } from './types.js';
 
 const redis = (ctx: ParserContext): ConnectionParser => new RedisParser(ctx);
 
@@ -187,4 +187,58 @@ test('aggregated: commands unanswered at the close are a run of their own, after
   // the close comes 1 ms after the last chunk
   const recs = run(redis, chunks(calls), 'client', { aggregateUnder: 10_000_000n }).records as RedisRecord[];
   assert.deepEqual(recs.map((r) => `${r.count} ${brief(r)}`), ['2 SET ok', '1 GET ok', '2 GET none']);
+});
+
+/** Each chunk as one-byte chunks at its time: no command or reply is ever whole in one, so none is read in place. */
+const bytewise = (list: readonly Chunk[]): Chunk[] => list.flatMap((c) => Array.from({ length: c.size }, (_, i) => ({ ...c, data: c.data.subarray(i, i + 1), size: 1 })));
+
+test('read in place or the general way, the records are the same: names in any case, long and many arguments, unknown and container commands, arguments read after the next chunk came', () => {
+  const long = 'x'.repeat(100);
+  const calls: Call[] = [
+    out(cmd('get', 'a'), cmd('Set', 'b', long), cmd('MSET', 'k1', 'v1', 'k2', 'v2', 'k3', 'v3', 'k4', 'v4', 'k5', 'v5'), cmd('GETX', 'a'), cmd('CLIENT', 'SETNAME', 'app'), cmd('DEL', ''), cmd('GET', 'ctl\u0001\u007f')),
+    out(cmd('AUTH', 'app', 's3cret'), cmd('HELLO', '3', 'AUTH', 'u', 'p'), cmd('EXISTS', 'a', 'b')), // before the replies to the first write: its arguments are read out of it then
+    inn(bulk('1'), '+OK\r\n', '+OK\r\n', '-ERR unknown command\r\n', '+OK\r\n', ':0\r\n', bulk('')),
+    inn('+OK\r\n', '%1\r\n', bulk('proto'), ':3\r\n', ':2\r\n'),
+    out(cmd('INCR', 'n'), cmd('LRANGE', 'l', '0', '-1'), cmd('GET', 'gone')),
+    inn(':1\r\n', '*2\r\n', bulk('a'), bulk('b'), '$-1\r\n'),
+  ];
+  const whole = run(redis, chunks(calls)).records as RedisRecord[];
+  assert.deepEqual(whole.map(brief), ['GET ok', 'SET ok', 'MSET ok', 'GETX ERR', 'CLIENT SETNAME ok', 'DEL ok', 'GET ok', 'AUTH ok', 'HELLO ok', 'EXISTS ok', 'INCR ok', 'LRANGE ok', 'GET ok']);
+  assert.deepEqual(whole.map((r) => r.args), [
+    ['a'],
+    ['b', `${'x'.repeat(64)}…`],
+    ['k1', 'v1', 'k2', 'v2', 'k3', 'v3', 'k4', 'v4'],
+    ['a'],
+    ['app'],
+    [''],
+    ['ctl??'],
+    ['***', '***'],
+    ['3', 'AUTH', '***', '***'],
+    ['a', 'b'],
+    ['n'],
+    ['l', '0', '-1'],
+    ['gone'],
+  ]);
+  assert.deepEqual(run(redis, bytewise(chunks(calls))).records, whole);
+  for (const role of ['client', 'server'] as const) {
+    const flipped = calls.map((c) => ({ ...c, dir: role === 'client' ? c.dir : c.dir === 'egress' ? ('ingress' as const) : ('egress' as const) }));
+    const agg = { aggregateUnder: 1_000_000n };
+    assert.deepEqual(run(redis, chunks(flipped), role, agg).records, run(redis, bytewise(chunks(flipped)), role, agg).records, role);
+  }
+});
+
+test('read in place, a command or reply cut by the capture or split across calls is left to the general way, which counts it the same', () => {
+  const calls = benchmark();
+  const whole = run(redis, chunks(calls)).records;
+  for (const cap of [255, 300, 400, 600]) {
+    const cut = run(redis, chunks(calls, cap)).records as RedisRecord[];
+    assert.equal(cut.length, 32, `capture ${cap}`);
+    assert.deepEqual(cut.map((r) => r.status), (whole as RedisRecord[]).map((r) => r.status), `capture ${cap}`);
+  }
+  // a write that ends mid-command and one that finishes it
+  const out0 = calls[0]!.data;
+  const split: Call[] = [{ dir: 'egress', data: out0.subarray(0, 200) }, { dir: 'egress', data: out0.subarray(200) }, calls[1]!];
+  const recs = run(redis, chunks(split)).records as RedisRecord[];
+  assert.deepEqual(recs.map(brief), Array(16).fill('SET ok'));
+  assert.deepEqual(recs.map((r) => r.args![0]), Array.from({ length: 16 }, (_, i) => `key:${String(i).padStart(12, '0')}`));
 });
