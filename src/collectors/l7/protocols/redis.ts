@@ -106,6 +106,9 @@ function knownCommand(b: Uint8Array, at: number, len: number): string | undefine
   return name;
 }
 
+/** The words of a command read in place, all of them in its chunk: one array for all (frozen: never added to). */
+const IN_SRC = Object.freeze([]) as unknown as string[];
+
 /** Where the header `readCount` last read ends (past its CRLF): its second result, without an object per call. */
 let afterCount = 0;
 
@@ -365,7 +368,7 @@ export class RedisParser implements ConnectionParser {
       p = afterCount + l + 2;
     }
     if (p > b.length) return false; // the last argument, or its CRLF, was not captured: the general way follows it
-    const cmd = this.command(s.headTime(), p - from, []);
+    const cmd = this.command(s.headTime(), p - from, IN_SRC);
     cmd.name = name;
     cmd.src = b;
     cmd.at = argsAt;
