@@ -257,6 +257,7 @@ export class RedisParser implements ConnectionParser {
   close(time: bigint): void {
     if (this.reply) this.endReply(time, true);
     this.lazy = 0;
+    this.lazySrc = undefined;
     for (const cmd of this.fifo.splice(0)) {
       this.ctx.stats.unansweredRequests++;
       this.emit(cmd, time, undefined);
@@ -405,7 +406,7 @@ export class RedisParser implements ConnectionParser {
   /** The oldest command, out of the FIFO. */
   private shift(): Command | undefined {
     const cmd = this.fifo.shift();
-    if (cmd?.src !== undefined) this.lazy--;
+    if (cmd?.src !== undefined && --this.lazy === 0) this.lazySrc = undefined; // the chunk is let go once answered
     return cmd;
   }
 
