@@ -157,11 +157,12 @@ interface HistRow {
   sum: number;
 }
 
-function observeIn(r: HistRow, seconds: number): void {
+/** Observes `n` requests that took `seconds` each (a run of a pipeline is observed in one call). */
+function observeIn(r: HistRow, seconds: number, n = 1): void {
   let i = 0;
   while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
-  r.slots[i] = (r.slots[i] ?? 0) + 1;
-  r.sum += seconds;
+  r.slots[i] = (r.slots[i] ?? 0) + n;
+  r.sum += n === 1 ? seconds : seconds * n;
 }
 
 /**
@@ -250,8 +251,8 @@ class Rows {
     return r;
   }
 
-  /** Observes seconds in the row (made if there is room); the row, to observe in again. */
-  observe(metric: string, edge: string, subject: Subject, peer: Peer, labels: Record<string, string>, seconds: number): HistRow | undefined {
+  /** Observes seconds n times in the row (made if there is room); the row, to observe in again. */
+  observe(metric: string, edge: string, subject: Subject, peer: Peer, labels: Record<string, string>, seconds: number, n = 1): HistRow | undefined {
     let m = this.histograms.get(metric);
     if (!m) this.histograms.set(metric, (m = new Map<string, HistRow>()));
     const k = this.key(edge, labels);
@@ -264,7 +265,7 @@ class Rows {
       m.set(k, (r = { subject, peer, labels, slots: new Array<number>(DURATION_BUCKETS.length + 1).fill(0), sum: 0 }));
       this.size++;
     }
-    observeIn(r, seconds);
+    observeIn(r, seconds, n);
     return r;
   }
 
@@ -357,7 +358,8 @@ export class L7Collector implements CollectorInstance {
       ...(o.captureBytes ? { captureBytes: o.captureBytes } : {}),
       ...(o.ringBytes ? { ringBytes: o.ringBytes } : {}),
     });
-    this.tracker = new L7Tracker({ payload: this.payload, maxConnections: MAX_CONNECTIONS + 1, onRecord: (r) => this.record(r) });
+    // a Redis pipeline's commands alike come as one record with a count, unless they make events (errors, slow ones)
+    this.tracker = new L7Tracker({ payload: this.payload, maxConnections: MAX_CONNECTIONS + 1, aggregateUnder: this.slowNs, onRecord: (r) => this.record(r) });
     this.watch();
   }
 
@@ -479,8 +481,8 @@ export class L7Collector implements CollectorInstance {
     }
   }
 
-  /** A name kept apart for this workload, or `other` past its share (counted). */
-  private admit(cgroup: number, kind: NameKind, value: string | undefined): string {
+  /** A name kept apart for this workload, or `other` past its share (counted n times: the requests it names). */
+  private admit(cgroup: number, kind: NameKind, value: string | undefined, n = 1): string {
     if (value === undefined) return 'unknown';
     let sets = this.setsOf.get(cgroup);
     if (!sets) this.setsOf.set(cgroup, (sets = {}));
@@ -494,15 +496,17 @@ export class L7Collector implements CollectorInstance {
     const admitted = set.admit(clipLabel(value));
     if (admitted === OTHER_ROUTE && value !== OTHER_ROUTE) {
       const subject = cgroupSubject(cgroup);
-      this.rows.count('periscope_l7_folded_total', edgeKey(subject, undefined), subject, undefined, { kind });
+      this.rows.count('periscope_l7_folded_total', edgeKey(subject, undefined), subject, undefined, { kind }, n);
     }
     return admitted;
   }
 
   private record(r: L7Record): void {
+    /** the requests it stands for: a Redis pipeline's run is one record (counted, observed and evented n times) */
+    const n = r.protocol === 'redis' ? r.count : 1;
     const conn = this.conns.get(r.conn as bigint);
     if (!conn) {
-      this.unattributed++;
+      this.unattributed += n;
       return;
     }
     const side = r.role;
@@ -521,8 +525,8 @@ export class L7Collector implements CollectorInstance {
     const last = edge.last;
     if (!r.error && !slow && last && last.gen === this.rowsGen && sameInputs(last, r)) {
       // the rows the edge's last record went to: nothing to name again, no event due
-      last.count.value++;
-      if (last.hist) observeIn(last.hist, seconds);
+      last.count.value += n;
+      if (last.hist) observeIn(last.hist, seconds, n);
       return;
     }
     /** the rows this record went to, and whether a record like it may go straight there */
@@ -572,10 +576,10 @@ export class L7Collector implements CollectorInstance {
         break;
       }
       case 'redis': {
-        const command = this.admit(conn.cgroup, 'command', r.command);
-        const error = r.error ? this.admit(conn.cgroup, 'redis_error', r.status) : errorLabel(r.status);
-        count = this.rows.count('periscope_redis_commands_total', key, subject, peer, { side, command, error });
-        if (answered) hist = this.rows.observe('periscope_redis_command_duration_seconds', key, subject, peer, { side, command }, seconds);
+        const command = this.admit(conn.cgroup, 'command', r.command, n);
+        const error = r.error ? this.admit(conn.cgroup, 'redis_error', r.status, n) : errorLabel(r.status);
+        count = this.rows.count('periscope_redis_commands_total', key, subject, peer, { side, command, error }, n);
+        if (answered) hist = this.rows.observe('periscope_redis_command_duration_seconds', key, subject, peer, { side, command }, seconds, n);
         folded = command === OTHER_ROUTE || error === OTHER_ROUTE;
         fields = () => {
           const args = this.payload === 'samples' && r.args !== undefined && r.args.length > 0 ? ` ${r.args.join(' ')}` : '';
@@ -592,22 +596,25 @@ export class L7Collector implements CollectorInstance {
       edge.last = { gen: this.rowsGen, protocol: r.protocol, a, b, c, d, count, hist };
     } else edge.last = undefined;
     if (!r.error && !slow) return;
-    if (!this.spend()) return;
-    this.ctx.emit({
-      type: EVENT_TYPES[r.protocol],
-      time: this.ctx.wallTime(Number(r.start)),
-      subject,
-      peer,
-      protocol: r.protocol,
-      side,
-      reason: r.error ? 'error' : 'slow',
-      status: r.status,
-      duration_ms: answered ? Number(r.end - r.start) / 1e6 : null,
-      pid: conn.tgid || null,
-      ...fields(),
-      ...(this.payload === 'samples' && r.errorMessage ? { error_message: clipText(r.errorMessage, MAX_MESSAGE) } : {}),
-      partial: r.requestPartial || r.responsePartial,
-    });
+    // one event per request: a run gives n alike (the parsers make no run of records that give events; this is for safety's sake)
+    for (let i = 0; i < n; i++) {
+      if (!this.spend()) continue;
+      this.ctx.emit({
+        type: EVENT_TYPES[r.protocol],
+        time: this.ctx.wallTime(Number(r.start)),
+        subject,
+        peer,
+        protocol: r.protocol,
+        side,
+        reason: r.error ? 'error' : 'slow',
+        status: r.status,
+        duration_ms: answered ? Number(r.end - r.start) / 1e6 : null,
+        pid: conn.tgid || null,
+        ...fields(),
+        ...(this.payload === 'samples' && r.errorMessage ? { error_message: clipText(r.errorMessage, MAX_MESSAGE) } : {}),
+        partial: r.requestPartial || r.responsePartial,
+      });
+    }
   }
 
   /** Whether an event may go this second (EVENTS_PER_SECOND); one that may not is counted. */

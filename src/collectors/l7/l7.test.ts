@@ -12,7 +12,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { L7Collector, l7 } from './index.js';
-import { L7_SPEC } from './capture.js';
+import { L7_SPEC, type CaptureRecord } from './capture.js';
 import { normalizeSql, templatePath } from './protocols/index.js';
 import { rng, shuffle } from './protocols/test-util.js';
 import { cgroupSubject, type HistogramValue, type Sample } from '../contract.js';
@@ -371,6 +371,50 @@ test('bin/periscope agent --l7-select: the flag reaches the collector in a real 
   const body = (await (await fetch(`${agent.url}/api/v1/events?type=http_request`)).json()) as { events: Record<string, unknown>[] };
   assert.deepEqual(body.events.map((e) => [e.cgroup, e.request, e.reason]), [[clients.path, 'GET /status/{id}', 'error']], 'shapes: the route, not the path');
   assert.equal(await agent.stop(), 0);
+});
+
+test('a Redis pipeline handed over as runs: every command counted and observed, an event per failed or slow command with its own arguments', (t) => {
+  if (!needsKernel(t)) return;
+  const alt = alternativesHere(L7_SPEC)[0];
+  if (!alt || !supported('sk_storage_tracing')) {
+    t.skip('this kernel has no alternative for the l7 capture');
+    return;
+  }
+  const cg = new TestCgroup('l7-runs');
+  const ctx = testContext();
+  const collector = new L7Collector(ctx, { alternative: alt, slowSeconds: 0.1 });
+  t.after(() => {
+    collector.close();
+    cg.remove();
+  });
+  // the chunks as the capture ships them, without the kernel: one client connection to 10.0.0.9:6379
+  const take = (collector as unknown as { take(r: CaptureRecord): void }).take.bind(collector);
+  const enc = new TextEncoder();
+  const offsets = { egress: 0, ingress: 0 };
+  const call = (dir: 'egress' | 'ingress', ms: number, text: string): void => {
+    const data = enc.encode(text);
+    take({
+      kind: 'chunk', conn: 77n, tgid: 1, pid: 1, fd: 5, cgroup: BigInt(cg.id), dir, time: BigInt(ms) * 1_000_000n, size: data.length, offset: offsets[dir], data,
+      protocol: 'redis', role: 'client', syscall: dir === 'egress' ? 'write' : 'read', family: 'ipv4', local: { addr: '10.0.0.1', port: 40000 }, remote: { addr: '10.0.0.9', port: 6379 },
+    });
+    offsets[dir] += data.length;
+  };
+  const cmd = (...args: string[]): string => `*${args.length}\r\n` + args.map((a) => `$${a.length}\r\n${a}\r\n`).join('');
+  const wrongtype = '-WRONGTYPE Operation against a key holding the wrong kind of value\r\n';
+  // 16 commands in one write, their replies 1 ms later in one read: two LPUSHes fail in the middle
+  call('egress', 1000, [0, 1, 2, 3, 4].map((i) => cmd('SET', `k${i}`, 'v')).join('') + [0, 1, 2, 3].map((i) => cmd('GET', `k${i}`)).join('') + cmd('LPUSH', 'k0', 'x') + cmd('LPUSH', 'k1', 'y') + [0, 1, 2, 3, 4].map((i) => cmd('DEL', `k${i}`)).join(''));
+  call('ingress', 1001, '+OK\r\n'.repeat(5) + '$1\r\nv\r\n'.repeat(4) + wrongtype + wrongtype + ':1\r\n'.repeat(5));
+  // then 4 GETs answered 200 ms later: slow, an event each
+  call('egress', 2000, [5, 6, 7, 8].map((i) => cmd('GET', `k${i}`)).join(''));
+  call('ingress', 2200, '$-1\r\n'.repeat(4));
+  const rows = rowsOf(collector, 'periscope_redis_commands_total', cg.id, 'client', 6379);
+  assert.deepEqual(countBy(rows, (r) => `${r.labels!.command} ${r.labels!.error}`, value), { 'DEL ': 5, 'GET ': 8, 'LPUSH WRONGTYPE': 2, 'SET ': 5 });
+  const hist = rowsOf(collector, 'periscope_redis_command_duration_seconds', cg.id, 'client', 6379);
+  assert.deepEqual(countBy(hist, (r) => r.labels!.command, value), { DEL: 5, GET: 8, LPUSH: 2, SET: 5 });
+  const get = hist.find((r) => r.labels!.command === 'GET')!.value as HistogramValue;
+  assert.ok(Math.abs(get.sum - (4 * 0.001 + 4 * 0.2)) < 1e-9, `the sum of GET durations: ${get.sum}`);
+  const events = ctx.events.filter((e) => e.type === 'redis_command');
+  assert.deepEqual(events.map((e) => `${String(e.reason)} ${String(e.request)}`), ['error LPUSH k0 x', 'error LPUSH k1 y', 'slow GET k5', 'slow GET k6', 'slow GET k7', 'slow GET k8']);
 });
 
 test('where the kernel lacks socket storage for tracing programs, l7 says so and loads nothing', (t) => {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RedisParser } from './redis.js';
 import { bytes, chunks, inn, out, rng, run, splitChunks, type Call } from './test-util.js';
-import type { ConnectionParser, ParserContext, RedisRecord } from './types.js';
+import type { Chunk, ConnectionParser, ParserContext, RedisRecord } from './types.js';
 
 const redis = (ctx: ParserContext): ConnectionParser => new RedisParser(ctx);
 
@@ -134,4 +134,111 @@ test('AUTH arguments are masked, shapes-only mode keeps no arguments, and hostil
   assert.equal(many.records.length, 100);
   assert.equal(many.stats.pendingOverflow, 900);
   void bytes;
+});
+
+/** 16 commands in one write, their replies in one read (or `split` of them in a first read): SETs, GETs, an LPUSH that fails, GETs, DELs. */
+function mixedPipeline(split = 16): Call[] {
+  const commands = [
+    ...Array.from({ length: 5 }, (_, i) => cmd('SET', `k${i}`, 'v')),
+    ...Array.from({ length: 4 }, (_, i) => cmd('GET', `k${i}`)),
+    cmd('LPUSH', 'k0', 'x'),
+    ...Array.from({ length: 2 }, (_, i) => cmd('get', `k${i}`)),
+    ...Array.from({ length: 4 }, (_, i) => cmd('DEL', `k${i}`)),
+  ];
+  const replies = [...Array<string>(5).fill('+OK\r\n'), ...Array<string>(4).fill(bulk('v')), '-WRONGTYPE Operation against a key holding the wrong kind of value\r\n', ...Array<string>(2).fill(bulk('v')), ...Array<string>(4).fill(':1\r\n')];
+  return [out(...commands), inn(...replies.slice(0, split)), ...(split < 16 ? [inn(...replies.slice(split))] : [])];
+}
+
+/** The records with each run written out: what one record per command would have counted. */
+const perCommand = (recs: readonly RedisRecord[]): string[] => recs.flatMap((r) => Array<string>(r.count).fill(brief(r)));
+
+test('aggregated: a 16-command pipeline is a record per run of commands alike, counts exact, the error its own record with its message', () => {
+  const one = run(redis, chunks(mixedPipeline())).records as RedisRecord[];
+  const { records, stats } = run(redis, chunks(mixedPipeline()), 'client', { aggregateUnder: 1_000_000n });
+  const recs = records as RedisRecord[];
+  assert.deepEqual(recs.map((r) => `${r.count} ${brief(r)}`), ['5 SET ok', '4 GET ok', '1 LPUSH WRONGTYPE', '2 GET ok', '4 DEL ok']);
+  assert.deepEqual(perCommand(recs), perCommand(one));
+  assert.ok(one.every((r) => r.count === 1), 'one record per command unless asked');
+  assert.equal(stats.records, 16, 'commands, as before');
+  const failed = recs[2]!;
+  assert.equal(failed.error, true);
+  assert.equal(failed.errorMessage, 'WRONGTYPE Operation against a key holding the wrong kind of value');
+  assert.deepEqual(failed.args, ['k0', 'x']);
+  assert.deepEqual(recs[0]!.args, ['k0', 'v'], 'a run carries its first command\'s arguments');
+  assert.equal(recs.reduce((n, r) => n + r.requestBytes, 0), one.reduce((n, r) => n + r.requestBytes, 0));
+  assert.equal(recs.reduce((n, r) => n + r.responseBytes, 0), one.reduce((n, r) => n + r.responseBytes, 0));
+  for (const r of recs) assert.deepEqual([r.start, r.responseStart, r.end], [1000n, 2000n, 2000n]);
+});
+
+test('aggregated: replies read in two calls end two runs; commands as slow as aggregateUnder are each their own record; any split counts the same', () => {
+  const two = run(redis, chunks(mixedPipeline(7)), 'client', { aggregateUnder: 1_000_000n }).records as RedisRecord[];
+  assert.deepEqual(two.map((r) => `${r.count} ${brief(r)}`), ['5 SET ok', '2 GET ok', '2 GET ok', '1 LPUSH WRONGTYPE', '2 GET ok', '4 DEL ok']);
+  assert.deepEqual([two[1]!.end, two[2]!.end], [2000n, 3000n]);
+  // the replies came 1000 ns after the commands: at that threshold every command may be an event
+  const slow = run(redis, chunks(mixedPipeline()), 'client', { aggregateUnder: 1000n }).records as RedisRecord[];
+  assert.deepEqual(slow, run(redis, chunks(mixedPipeline())).records);
+  const whole = perCommand(run(redis, chunks(mixedPipeline()), 'client', { aggregateUnder: 1_000_000n }).records as RedisRecord[]);
+  const random = rng(9);
+  for (let i = 0; i < 200; i++) assert.deepEqual(perCommand(run(redis, splitChunks(chunks(mixedPipeline()), random), 'client', { aggregateUnder: 1_000_000n }).records as RedisRecord[]), whole);
+});
+
+test('aggregated: commands unanswered at the close are a run of their own, after the answered ones', () => {
+  const calls: Call[] = [out(cmd('SET', 'a', '1'), cmd('SET', 'b', '2'), cmd('GET', 'a'), cmd('GET', 'b'), cmd('GET', 'c')), inn('+OK\r\n+OK\r\n', bulk('1'))];
+  // the close comes 1 ms after the last chunk
+  const recs = run(redis, chunks(calls), 'client', { aggregateUnder: 10_000_000n }).records as RedisRecord[];
+  assert.deepEqual(recs.map((r) => `${r.count} ${brief(r)}`), ['2 SET ok', '1 GET ok', '2 GET none']);
+});
+
+/** Each chunk as one-byte chunks at its time: no command or reply is ever whole in one, so none is read in place. */
+const bytewise = (list: readonly Chunk[]): Chunk[] => list.flatMap((c) => Array.from({ length: c.size }, (_, i) => ({ ...c, data: c.data.subarray(i, i + 1), size: 1 })));
+
+test('read in place or the general way, the records are the same: names in any case, long and many arguments, unknown and container commands, arguments read after the next chunk came', () => {
+  const long = 'x'.repeat(100);
+  const calls: Call[] = [
+    out(cmd('get', 'a'), cmd('Set', 'b', long), cmd('MSET', 'k1', 'v1', 'k2', 'v2', 'k3', 'v3', 'k4', 'v4', 'k5', 'v5'), cmd('GETX', 'a'), cmd('CLIENT', 'SETNAME', 'app'), cmd('DEL', ''), cmd('GET', 'ctl\u0001\u007f')),
+    out(cmd('AUTH', 'app', 's3cret'), cmd('HELLO', '3', 'AUTH', 'u', 'p'), cmd('EXISTS', 'a', 'b')), // before the replies to the first write: its arguments are read out of it then
+    inn(bulk('1'), '+OK\r\n', '+OK\r\n', '-ERR unknown command\r\n', '+OK\r\n', ':0\r\n', bulk('')),
+    inn('+OK\r\n', '%1\r\n', bulk('proto'), ':3\r\n', ':2\r\n'),
+    out(cmd('INCR', 'n'), cmd('LRANGE', 'l', '0', '-1'), cmd('GET', 'gone')),
+    inn(':1\r\n', '*2\r\n', bulk('a'), bulk('b'), '$-1\r\n'),
+  ];
+  const whole = run(redis, chunks(calls)).records as RedisRecord[];
+  assert.deepEqual(whole.map(brief), ['GET ok', 'SET ok', 'MSET ok', 'GETX ERR', 'CLIENT SETNAME ok', 'DEL ok', 'GET ok', 'AUTH ok', 'HELLO ok', 'EXISTS ok', 'INCR ok', 'LRANGE ok', 'GET ok']);
+  assert.deepEqual(whole.map((r) => r.args), [
+    ['a'],
+    ['b', `${'x'.repeat(64)}…`],
+    ['k1', 'v1', 'k2', 'v2', 'k3', 'v3', 'k4', 'v4'],
+    ['a'],
+    ['app'],
+    [''],
+    ['ctl??'],
+    ['***', '***'],
+    ['3', 'AUTH', '***', '***'],
+    ['a', 'b'],
+    ['n'],
+    ['l', '0', '-1'],
+    ['gone'],
+  ]);
+  assert.deepEqual(run(redis, bytewise(chunks(calls))).records, whole);
+  for (const role of ['client', 'server'] as const) {
+    const flipped = calls.map((c) => ({ ...c, dir: role === 'client' ? c.dir : c.dir === 'egress' ? ('ingress' as const) : ('egress' as const) }));
+    const agg = { aggregateUnder: 1_000_000n };
+    assert.deepEqual(run(redis, chunks(flipped), role, agg).records, run(redis, bytewise(chunks(flipped)), role, agg).records, role);
+  }
+});
+
+test('read in place, a command or reply cut by the capture or split across calls is left to the general way, which counts it the same', () => {
+  const calls = benchmark();
+  const whole = run(redis, chunks(calls)).records;
+  for (const cap of [255, 300, 400, 600]) {
+    const cut = run(redis, chunks(calls, cap)).records as RedisRecord[];
+    assert.equal(cut.length, 32, `capture ${cap}`);
+    assert.deepEqual(cut.map((r) => r.status), (whole as RedisRecord[]).map((r) => r.status), `capture ${cap}`);
+  }
+  // a write that ends mid-command and one that finishes it
+  const out0 = calls[0]!.data;
+  const split: Call[] = [{ dir: 'egress', data: out0.subarray(0, 200) }, { dir: 'egress', data: out0.subarray(200) }, calls[1]!];
+  const recs = run(redis, chunks(split)).records as RedisRecord[];
+  assert.deepEqual(recs.map(brief), Array(16).fill('SET ok'));
+  assert.deepEqual(recs.map((r) => r.args![0]), Array.from({ length: 16 }, (_, i) => `key:${String(i).padStart(12, '0')}`));
 });

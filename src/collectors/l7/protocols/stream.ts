@@ -87,6 +87,19 @@ export class ByteStream {
   }
 
   /**
+   * The head chunk's data, whole (no view made): its captured bytes from `headPos()` are the next
+   * ones. For a parser's fast path, which reads in place and then skips; undefined when nothing is queued.
+   */
+  headData(): Uint8Array | undefined {
+    return this.segs[0]?.data;
+  }
+
+  /** where the next byte is in `headData()` (at or past its length: not captured) */
+  headPos(): number {
+    return this.segs[0]?.pos ?? 0;
+  }
+
+  /**
    * The captured bytes from the head up to the first gap, across chunks that were captured whole,
    * at most `max` of them. A view when one chunk holds them all, a copy otherwise.
    */
@@ -94,7 +107,8 @@ export class ByteStream {
     const first = this.segs[0];
     if (!first) return new Uint8Array(0);
     const head = first.data.subarray(Math.min(first.pos, first.data.length));
-    if (first.data.length < first.size || this.segs.length === 1 || head.length >= max) return head.subarray(0, max);
+    if (head.length >= max) return head.length === max ? head : head.subarray(0, max);
+    if (first.data.length < first.size || this.segs.length === 1) return head;
     const parts: Uint8Array[] = [head];
     let total = head.length;
     for (let i = 1; i < this.segs.length && total < max; i++) {

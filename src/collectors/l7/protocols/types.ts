@@ -119,8 +119,14 @@ export interface RedisRecord extends RecordBase {
   protocol: 'redis';
   /** the command uppercased, with its subcommand for container commands (`CLIENT SETNAME`) */
   command: string | undefined;
-  /** a bounded sample of the arguments, secrets masked; undefined in shapes-only mode */
+  /** a bounded sample of the arguments, secrets masked (a run's first command's); undefined in shapes-only mode */
   args: string[] | undefined;
+  /**
+   * Commands this record stands for (1 unless `aggregateUnder` is set): a run of consecutive commands
+   * of one pipeline with the same name and outcome, sent in one call and answered in one, is one
+   * record. Bytes are the run's total; a run holds no error and none that took `aggregateUnder` or longer.
+   */
+  count: number;
 }
 
 export type L7Record = HttpRecord | GrpcRecord | PostgresRecord | RedisRecord;
@@ -140,6 +146,13 @@ export interface ParserOptions {
   maxDepth: number;
   /** characters kept of a sampled text (path, query, argument) */
   maxText: number;
+  /**
+   * Redis: commands of a pipeline that share their calls and outcome and took less than this many ns
+   * are handed over as one record with a `count` (0n: one record per command). A record that would
+   * be an event (an error, a slow command) is never part of a run, so the collector gives this its
+   * slow threshold.
+   */
+  aggregateUnder: bigint;
 }
 
 export const DEFAULT_OPTIONS: ParserOptions = {
@@ -149,6 +162,7 @@ export const DEFAULT_OPTIONS: ParserOptions = {
   maxStatements: 256,
   maxDepth: 32,
   maxText: 1024,
+  aggregateUnder: 0n,
 };
 
 /** Counters of everything dropped, skipped or guessed; one object shared by a tracker and its parsers. */
