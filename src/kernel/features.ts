@@ -199,8 +199,12 @@ const probes: Record<Feature, () => Probe> = {
   sk_storage_tracing: () =>
     saying(probeProgram('probe_sk_storage_tracing', (o) => native().attach(o, 'probe_sk_storage_tracing')), 'tracing programs cannot use socket storage (Linux 5.11+)'),
   bpf_loop: () => saying(probeProgram('probe_bpf_loop', (o) => native().attach(o, 'probe_bpf_loop')), 'no bpf_loop helper (Linux 5.17+)'),
-  rdonly_cast: () =>
-    saying(probeProgram('probe_rdonly_cast', (o) => native().attach(o, 'probe_rdonly_cast')), 'no bpf_rdonly_cast kfunc (Linux 6.2+): kernel memory is read field by field'),
+  rdonly_cast: () => {
+    // a kernel without the kfunc refuses the call with EACCES, which is no policy here: say what it lacks
+    const p = probeProgram('probe_rdonly_cast', (o) => native().attach(o, 'probe_rdonly_cast'));
+    const meaning = 'no bpf_rdonly_cast kfunc (Linux 6.2+): kernel memory is read field by field';
+    return p.status === 'unsupported' ? { status: 'unsupported', reason: `${meaning}; ${p.reason.replace(`; ${REFUSED}`, '')}` } : p;
+  },
   iter_sk_storage: () =>
     saying(
       probeProgram('probe_iter_sk_storage', (o) => native().attachIter(o, 'probe_iter_sk_storage', native().mapFd(o, 'probe_sk_storage'))),
