@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { L7Collector } from './index.js';
 import { L7_SPEC, L7Capture, type CaptureRecord, type Chunk } from './capture.js';
-import { TlsProbes, type TlsProgram } from './tls.js';
+import { RESCAN_EVERY, TlsProbes, type TlsProgram } from './tls.js';
 import { templatePath } from './protocols/index.js';
 import { rng, shuffle } from './protocols/test-util.js';
 import { cgroupSubject, type Sample } from '../contract.js';
@@ -70,6 +70,42 @@ test('the scan: a libssl mapped by two processes under two paths is probed once,
   assert.deepEqual(probes.stats().skipped, { 'no symbols': 1 });
   assert.equal(probes.stats().attached, 1);
   assert.equal(probes.stats().probes, 9);
+});
+
+test('the scan is incremental: a process newly met is looked at by three scans, then only every RESCAN_EVERY; a new selection looks at every one again', (t) => {
+  if (!existsSync(LIBSSL3) || !existsSync(LIBCRYPTO3)) {
+    if (process.env.CI === 'true') assert.fail(`${LIBSSL3} or ${LIBCRYPTO3} is missing (libssl3)`);
+    t.skip('no libssl3');
+    return;
+  }
+  const root = mkdtempSync(join(tmpdir(), 'periscope-tls-rescan-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const line = (path: string): string => `7f0000000000-7f0000001000 r-xp 00000000 08:01 1234   ${path}\n`;
+  const proc = (pid: number, maps: string): void => {
+    mkdirSync(join(root, String(pid), 'root', 'lib'), { recursive: true });
+    writeFileSync(join(root, String(pid), 'maps'), maps);
+  };
+  proc(20, line('/lib/libc.so.6'));
+  const probes = new TlsProbes({ attach: () => undefined }, root);
+  for (let i = 0; i < 5; i++) probes.scan('all');
+  assert.equal(probes.stats().processesScanned, 3, 'three looks at a process newly met, then none until RESCAN_EVERY');
+  // a process started now is looked at by the next scan
+  proc(21, line('/lib/libssl.so.3'));
+  copyFileSync(LIBSSL3, join(root, '21', 'root', 'lib', 'libssl.so.3'));
+  probes.scan('all');
+  assert.equal(probes.stats().attached, 1);
+  // a library the old process loads late waits for its next look
+  copyFileSync(LIBCRYPTO3, join(root, '20', 'root', 'lib', 'libssl.so.1.1'));
+  proc(20, line('/lib/libc.so.6') + line('/lib/libssl.so.1.1'));
+  probes.scan('all');
+  assert.equal(probes.list().length, 1, 'not looked at again yet');
+  for (let i = 0; i < RESCAN_EVERY && probes.list().length === 1; i++) probes.scan('all');
+  assert.equal(probes.list().length, 2, 'looked at again within RESCAN_EVERY scans');
+  // another selection: every process is looked at again at once
+  const before = probes.stats().processesScanned;
+  probes.scan(new Set([-5])); // no cgroup: nothing read
+  probes.scan('all');
+  assert.equal(probes.stats().processesScanned, before + 2, 'both processes looked at again after the selection changed');
 });
 
 /** The l7 capture's alternative here, or a skip where the kernel has none (l7.test.ts holds what l7 says then). */

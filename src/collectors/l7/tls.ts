@@ -9,7 +9,12 @@
  * cannot walk with confidence gets no probe at all, and is reported with the reason.
  *
  * The work is bounded: a scan reads at most MAX_PIDS_PER_SCAN processes' maps, and at most
- * MAX_LIBRARIES library files are looked at in all.
+ * MAX_LIBRARIES library files are looked at in all. And it is incremental: a process is looked at
+ * (its cgroup, then its maps) by the first YOUNG_LOOKS scans that meet it (a program loads its
+ * libraries as it starts), then every RESCAN_EVERY scans (a library it loads later, or a pid reused
+ * meanwhile, waits until then), so that a steady node
+ * costs a directory listing of /proc per scan rather than every selected process's maps. A change of
+ * the selection looks at every process again.
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +27,10 @@ export type TlsFunction = (typeof TLS_FUNCTIONS)[number];
 
 /** processes whose maps one scan reads, at most */
 export const MAX_PIDS_PER_SCAN = 4096;
+/** scans between two looks at a process already looked at YOUNG_LOOKS times */
+export const RESCAN_EVERY = 12;
+/** scans in a row that look at a process newly met */
+const YOUNG_LOOKS = 3;
 /** library files looked at (probed or not), at most */
 export const MAX_LIBRARIES = 64;
 /** ret sites probed in one library, at most (a function with more is not what we expect) */
@@ -80,6 +89,16 @@ export interface TlsStats {
   librariesPassedOver: number;
 }
 
+interface Look {
+  at: number;
+  looks: number;
+}
+
+function sameCgroups(a: ReadonlySet<number> | 'all', b: ReadonlySet<number> | 'all' | undefined): boolean {
+  if (a === 'all' || b === 'all' || b === undefined) return a === b;
+  return a.size === b.size && [...a].every((x) => b.has(x));
+}
+
 /** The reason class a skip is counted under (the text after the colon is for the status only). */
 const reasonClass = (reason: string): string => reason.replace(/:.*$/, '');
 
@@ -93,6 +112,10 @@ export class TlsProbes {
   private mount: string | undefined;
   /** cgroup2 path -> id, for the paths seen in the last scan */
   private ids = new Map<string, number>();
+  /** pid -> the scan that last looked at it and how many have (pids of the last listing of /proc only) */
+  private looked = new Map<number, Look>();
+  /** the cgroups the last scan was for */
+  private lastCgroups: ReadonlySet<number> | 'all' | undefined;
 
   constructor(
     private readonly target: UprobeTarget,
@@ -110,19 +133,35 @@ export class TlsProbes {
       return;
     }
     const self = process.pid;
-    const ids = new Map<string, number>();
+    const ids = new Map<string, number>(this.ids);
+    const same = sameCgroups(cgroups, this.lastCgroups);
+    const looked = new Map<number, Look>();
     let read = 0;
     for (const pid of pids) {
       if (pid === self) continue;
-      if (cgroups !== 'all' && !cgroups.has(this.cgroupOf(pid, ids) ?? -1)) continue;
+      const last = same ? this.looked.get(pid) : undefined;
+      if (last && last.looks >= YOUNG_LOOKS && this.scans - last.at < RESCAN_EVERY) {
+        looked.set(pid, last);
+        continue;
+      }
+      const look = { at: this.scans, looks: (last?.looks ?? 0) + 1 };
+      if (cgroups !== 'all' && !cgroups.has(this.cgroupOf(pid, ids) ?? -1)) {
+        looked.set(pid, look);
+        continue;
+      }
       if (read >= MAX_PIDS_PER_SCAN) {
-        this.processesPassedOver++;
+        this.processesPassedOver++; // not marked: the next scan tries it first-hand
         continue;
       }
       read++;
+      looked.set(pid, look);
       this.scanProcess(pid);
     }
     this.processesScanned += read;
+    this.looked = looked;
+    this.lastCgroups = cgroups === 'all' ? 'all' : new Set(cgroups);
+    // the paths of cgroups that still have processes, at most as many as processes
+    if (ids.size > pids.length) ids.clear();
     this.ids = ids;
   }
 
@@ -149,6 +188,7 @@ export class TlsProbes {
     } catch {
       return; // it exited
     }
+    if (!maps.includes('libssl')) return;
     const seen = new Set<string>();
     for (const line of maps.split('\n')) {
       // address perms offset dev inode path
