@@ -108,7 +108,7 @@ for (const alt of alternativesHere(L7_SPEC)) {
         assert.equal(x.role, 'client');
         assert.deepEqual(x.local, { addr: '127.0.0.1', port: r.port });
         assert.deepEqual(x.remote, { addr: '127.0.0.1', port: httpPort });
-        assert.equal(x.data.length, Math.min(x.size, 1024), 'the prefix is the capture size or all of it');
+        assert.equal(x.data.length, Math.min(x.size, x === c[0] ? 4096 : 1024), 'the prefix is the capture size (a connection\'s first: 4 KiB) or all of it');
       }
       for (const x of s) assert.equal(x.role, 'server');
       assert.ok(s.filter((x) => x.dir === 'egress').every((x) => text(x.data).startsWith('HTTP/1.0 200') || text(x.data).startsWith('HTTP/1.1 200') || x.offset > 0));
@@ -182,6 +182,19 @@ for (const alt of alternativesHere(L7_SPEC)) {
       assert.ok(got.some((x) => x.dir === 'ingress' && x.data.length > 16), 'a read that filled more than its first buffer');
     });
 
+    await t.test('an HTTP/2 connection\'s chunks carry 4 KiB, other connections\' 1 KiB (and every connection\'s first, 4 KiB)', async () => {
+      const r = await client<{ h2: number; h1: number; pid: number }>(clients, `big ${echoPort} 3000`);
+      const egress = (port: number): Promise<Chunk[]> =>
+        until(cap, seen, () => {
+          const c = chunksOf(seen, (x) => x.tgid === r.pid && x.local.port === port && x.dir === 'egress');
+          return c.length === 2 ? c : undefined;
+        }, `two writes from port ${port}`);
+      const h2 = await egress(r.h2);
+      assert.deepEqual(h2.map((x) => [x.protocol, x.size, x.data.length]), [['http2', 33, 33], ['http2', 3000, 3000]]);
+      const h1 = await egress(r.h1);
+      assert.deepEqual(h1.map((x) => [x.protocol, x.size, x.data.length]), [['http1', 30, 30], ['http1', 3000, 1024]]);
+    });
+
     await t.test('a full ring costs records, and they are counted', async () => {
       const small = new L7Capture({ alternative: alt, ringBytes: 4096 });
       try {
@@ -246,6 +259,6 @@ for (const alt of alternativesHere(L7_SPEC)) {
 
 test('the capture refuses a ring that is not a power of two and a capture size past its maximum', () => {
   assert.throws(() => new L7Capture({ ringBytes: 5000 }), /power of two/);
-  assert.throws(() => new L7Capture({ captureBytes: 4096 }), /capture size/);
+  assert.throws(() => new L7Capture({ captureBytes: 8192 }), /capture size/);
   assert.ok(ALT_SYS_EXIT);
 });

@@ -58,8 +58,10 @@ export const L7_SPEC: ObjectSpec<gen.ProgramName> = {
   ],
 };
 
-/** Most payload bytes a chunk carries (L7_MAX_CAPTURE in l7.h). */
+/** Most payload bytes a chunk carries (L7_MAX_CAPTURE in l7.h): what HTTP/2 connections' chunks carry. */
 export const MAX_CAPTURE_BYTES = gen.L7ScratchCodec.size - gen.L7ChunkCodec.size >> 1;
+/** Payload bytes the other connections' chunks carry by default (L7_DEFAULT_CAPTURE in l7.h). */
+export const DEFAULT_CAPTURE_BYTES = 1024;
 
 export type L7Protocol = 'unknown' | 'http1' | 'http2' | 'postgres' | 'redis';
 export type L7Role = 'unknown' | 'client' | 'server';
@@ -125,7 +127,7 @@ export interface CaptureOptions {
   alternative?: string;
   /** bytes of the ring buffer: a power of two, at least a page (default 4 MiB) */
   ringBytes?: number;
-  /** payload bytes per chunk, 1..MAX_CAPTURE_BYTES (default MAX_CAPTURE_BYTES) */
+  /** payload bytes per chunk, 1..MAX_CAPTURE_BYTES (default DEFAULT_CAPTURE_BYTES; HTTP/2 connections' chunks and a connection's first carry MAX_CAPTURE_BYTES) */
   captureBytes?: number;
   /** capture every cgroup, the allow-list notwithstanding (tests, node-wide debugging) */
   allCgroups?: boolean;
@@ -185,7 +187,7 @@ export class L7Capture {
   private readonly allowCapacity: number;
 
   constructor(opts: CaptureOptions = {}) {
-    const captureBytes = opts.captureBytes ?? MAX_CAPTURE_BYTES;
+    const captureBytes = opts.captureBytes ?? DEFAULT_CAPTURE_BYTES;
     if (!Number.isInteger(captureBytes) || captureBytes < 1 || captureBytes > MAX_CAPTURE_BYTES) {
       throw new PeriscopeError('BAD_ARGUMENT', `capture size ${captureBytes} is not in 1..${MAX_CAPTURE_BYTES}`, `give 1..${MAX_CAPTURE_BYTES} bytes`);
     }

@@ -36,7 +36,7 @@ import {
   type Subject,
 } from '../contract.js';
 import { TIME, WHO } from '../../wire/table.js';
-import { L7_SPEC, L7Capture, MAX_CAPTURE_BYTES, type CaptureRecord, type Chunk as CaptureChunk, type Endpoint } from './capture.js';
+import { DEFAULT_CAPTURE_BYTES, L7_SPEC, L7Capture, MAX_CAPTURE_BYTES, type CaptureRecord, type Chunk as CaptureChunk, type Endpoint } from './capture.js';
 import { GRPC_CODES, L7Tracker, OTHER_ROUTE, RouteSet, type L7Record, type L7Stats, type PayloadMode } from './protocols/index.js';
 import { HTTP_METHODS } from './protocols/http1.js';
 import { type TlsStats } from './tls.js';
@@ -92,7 +92,7 @@ export const SETTINGS: readonly SettingDef[] = [
     help: 'routes, query shapes, Redis commands and gRPC methods that keep series of their own per workload; the rest fold into "other"',
     check: (v) => wholeIn(v, 1, 10_000),
   },
-  { name: 'capture-bytes', value: 'N', default: String(MAX_CAPTURE_BYTES), help: 'payload bytes captured of each system call', check: (v) => wholeIn(v, 64, MAX_CAPTURE_BYTES) },
+  { name: 'capture-bytes', value: 'N', default: String(DEFAULT_CAPTURE_BYTES), help: `payload bytes captured of each system call (HTTP/2 connections: ${MAX_CAPTURE_BYTES}, or N if more)`, check: (v) => wholeIn(v, 64, MAX_CAPTURE_BYTES) },
 ];
 
 export interface L7Options {

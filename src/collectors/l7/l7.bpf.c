@@ -52,7 +52,11 @@
 #define SYSCALL_NR(regs) ((regs)->orig_ax)
 
 /* Payload bytes per record, at most L7_MAX_CAPTURE. */
-const volatile __u32 capture_bytes = L7_MAX_CAPTURE;
+const volatile __u32 capture_bytes = L7_DEFAULT_CAPTURE;
+/* ... on an HTTP/2 connection, and of any connection's first payload (before its protocol is known),
+ * when more: a call of an HTTP/2 server carries many streams' frames, and a header block missed
+ * costs HPACK's table, so the names of the connection's later calls. */
+const volatile __u32 h2_capture_bytes = L7_MAX_CAPTURE;
 /* Capture in every cgroup, the allow-list notwithstanding (tests, and a node-wide debug mode). */
 const volatile bool capture_all = false;
 
@@ -388,6 +392,16 @@ static __always_inline __u32 copy_iovecs(__u64 iov, __u64 iovcnt, __u32 want)
 	return w.off < want ? w.off : want;
 }
 
+/* How many payload bytes a connection's records carry. */
+static __always_inline __u32 capture_size(const struct l7_conn *c)
+{
+	__u32 n = capture_bytes;
+
+	if ((c->verdict == VERDICT_UNCLASSIFIED || c->protocol == PROTO_HTTP2) && h2_capture_bytes > n)
+		n = h2_capture_bytes;
+	return n < L7_MAX_CAPTURE ? n : L7_MAX_CAPTURE;
+}
+
 /* Bytes as little-endian words, to compare the start of a payload with a constant. */
 #define W4(a, b, c, d) ((__u32)(a) | (__u32)(b) << 8 | (__u32)(c) << 16 | (__u32)(d) << 24)
 #define W8(a, b, c, d, e, f, g, h) ((__u64)W4(a, b, c, d) | (__u64)W4(e, f, g, h) << 32)
@@ -719,7 +733,7 @@ static __always_inline int capture(struct pt_regs *regs, int kind, long ret, con
 		return 0;
 
 	__u64 size = ret;
-	__u32 want = capture_bytes < L7_MAX_CAPTURE ? capture_bytes : L7_MAX_CAPTURE;
+	__u32 want = capture_size(c);
 	/* a classified connection's chunk that the ring cannot take now is dropped before the copy; its
 	 * bytes still count in the stream offset, so user space sees the gap as for any lost record (an
 	 * unclassified one is copied: its first bytes decide the protocol) */
@@ -984,7 +998,7 @@ int BPF_KPROBE(l7_ssl_ret)
 	struct l7_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return 0;
-	__u32 want = capture_bytes < L7_MAX_CAPTURE ? capture_bytes : L7_MAX_CAPTURE;
+	__u32 want = capture_size(c);
 	__u32 captured = size < want ? size : want;
 	*(__u64 *)s->data = 0;
 	*(__u64 *)(s->data + 8) = 0;

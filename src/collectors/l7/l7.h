@@ -6,9 +6,11 @@
 
 #include "periscope.h"
 
-/* Most payload bytes a record carries (the `capture_bytes` knob may lower it). A power of two: the
- * copy into the record is bounded by masks the verifier can follow. */
-#define L7_MAX_CAPTURE 1024
+/* Most payload bytes a record carries (the `capture_bytes` and `h2_capture_bytes` knobs say how many
+ * of them). A power of two: the copy into the record is bounded by masks the verifier can follow. */
+#define L7_MAX_CAPTURE 4096
+/* Payload bytes a record carries by default, but on HTTP/2 connections */
+#define L7_DEFAULT_CAPTURE 1024
 /* iovecs of one readv/writev/recvmsg/sendmsg that are copied from, at most */
 #define L7_MAX_IOV 64
 
