@@ -45,23 +45,29 @@ export function looksLikeResponse(b: Uint8Array): boolean {
 }
 
 /** The head of a message, as far as it was captured. */
-interface Head {
+export interface Head {
   /** request: method; response: undefined */
-  method?: string;
-  target?: string;
-  status?: number;
-  host?: string;
-  contentLength?: number;
+  method: string | undefined;
+  target: string | undefined;
+  status: number | undefined;
+  host: string | undefined;
+  contentLength: number | undefined;
   chunked: boolean;
   /** bytes of the head, start line to blank line */
   length: number;
 }
 
-/** Parses a start line and headers; `complete` false when the head was cut short at `b`'s end. */
-function parseHead(b: Uint8Array, request: boolean, complete: boolean, length: number): Head | undefined {
+/** A head with nothing read yet: every head has all the fields, in this order (one shape for the engine). */
+const newHead = (length: number): Head => ({ method: undefined, target: undefined, status: undefined, host: undefined, contentLength: undefined, chunked: false, length });
+
+/**
+ * Parses a start line and headers; `complete` false when the head was cut short at `b`'s end. The
+ * general reader: every head `quickHead` leaves, and the reference that `quickHead` must agree with.
+ */
+export function parseHead(b: Uint8Array, request: boolean, complete: boolean, length: number): Head | undefined {
   const lineEnd = indexOfCrlf(b, 0, 8192);
   const startLine = text(b, 0, lineEnd < 0 ? b.length : lineEnd, 8192);
-  const head: Head = { chunked: false, length };
+  const head = newHead(length);
   if (request) {
     const m = /^([A-Z][A-Z0-9_-]{0,19}) (\S+)(?: HTTP\/1\.[01])?$/.exec(startLine) ?? (complete ? undefined : /^([A-Z][A-Z0-9_-]{0,19}) (\S+)/.exec(startLine));
     if (!m) return undefined;
@@ -99,6 +105,119 @@ function header(head: Head, name: string, value: string): void {
     head.chunked = /(^|,)\s*chunked\s*$/i.test(value);
   } else if (name === 'host') {
     head.host = value;
+  }
+}
+
+/**
+ * The common head read in place: a request line `METHOD SP target SP HTTP/1.x` or a status line,
+ * headers whose names are compared as bytes (any case), and only the strings a record keeps made
+ * (the target, the host; a known method is the one string of its name). It reads only a head whose
+ * blank line is in `b` and whose start line is plain (a method of capitals, a target of printable
+ * ASCII, HTTP/1.0 or 1.1); anything else is left to `parseHead` (undefined), whose result it must
+ * equal wherever it gives one: the tests hold the two to it. Keep-alive traffic is almost all heads
+ * like these, and `parseHead` makes a string of every name and value and runs regexes per head.
+ */
+export function quickHead(b: Uint8Array, request: boolean): Head | undefined {
+  const lineEnd = request ? requestLineEnd(b) : statusLineEnd(b);
+  if (lineEnd < 0) return undefined;
+  const head = newHead(0);
+  if (request) {
+    const sp = b.indexOf(SP, 1);
+    head.method = methodName(b, sp);
+    head.target = text(b, sp + 1, lineEnd - 9);
+  } else head.status = decimal(b, 9, 12);
+  let at = lineEnd + 2;
+  for (;;) {
+    if (at + 1 >= b.length) return undefined; // no blank line here: parseHead decides whether to wait
+    if (b[at] === CR && b[at + 1] === LF) break;
+    let colon = -1;
+    let end = at;
+    for (; end + 1 < b.length; end++) {
+      const c = b[end]!;
+      if (c === CR && b[end + 1] === LF) break;
+      if (c === COLON && colon < 0) colon = end;
+    }
+    if (end + 1 >= b.length) return undefined;
+    if (colon > at) quickHeader(head, b, at, colon, end);
+    at = end + 2;
+  }
+  head.length = at + 2;
+  return head;
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+const SP = 0x20;
+const COLON = 0x3a;
+
+/** Where a plain request line's CRLF is (`METHOD SP target SP HTTP/1.[01]`, under 8 KiB), or -1. */
+function requestLineEnd(b: Uint8Array): number {
+  const n = b.length;
+  const first = b[0];
+  if (first === undefined || first < 0x41 || first > 0x5a) return -1;
+  let sp = 1;
+  for (; sp < n && sp <= 20; sp++) {
+    const c = b[sp]!;
+    if (c === SP) break;
+    if (!((c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f || c === 0x2d)) return -1;
+  }
+  if (sp > 20 || sp >= n) return -1;
+  let t = sp + 1;
+  while (t < n && b[t]! > SP && b[t]! < 0x7f) t++;
+  if (t === sp + 1 || t + 10 >= n || t + 9 > 8191) return -1;
+  // ` HTTP/1.0` or ` HTTP/1.1`, then CRLF
+  if (b[t] !== SP || !startsWith(b, 'HTTP/1.', t + 1) || (b[t + 8] !== 0x30 && b[t + 8] !== 0x31) || b[t + 9] !== CR || b[t + 10] !== LF) return -1;
+  return t + 9;
+}
+
+/** Where a status line's CRLF is (`HTTP/1.[01] NNN` and anything to the line's end, under 8 KiB), or -1. */
+function statusLineEnd(b: Uint8Array): number {
+  if (b.length < 14 || !startsWith(b, 'HTTP/1.') || (b[7] !== 0x30 && b[7] !== 0x31) || b[8] !== SP) return -1;
+  if (decimal(b, 9, 12) === undefined) return -1;
+  return indexOfCrlf(b, 12, 8192 - 12);
+}
+
+/** The known methods, each as the one string of its name (`methodName` compares bytes to them). */
+const METHOD_NAMES = [...HTTP_METHODS];
+
+/** The method in `b[0, end)`: a known one's interned name, else its text. */
+function methodName(b: Uint8Array, end: number): string {
+  for (const m of METHOD_NAMES) if (m.length === end && startsWith(b, m)) return m;
+  return text(b, 0, end);
+}
+
+/** Is `b[at, at + name.length)` the lowercase ASCII `name`, in any case? */
+function isName(b: Uint8Array, at: number, name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const want = name.charCodeAt(i);
+    const c = b[at + i]!;
+    if (c !== want && !(want >= 0x61 && want <= 0x7a && c === want - 0x20)) return false;
+  }
+  return true;
+}
+
+/** Whitespace that `String.prototype.trim` takes off a `text` value: space and NBSP (controls became `?`). */
+const isTrimmed = (c: number): boolean => c === SP || c === 0xa0;
+
+/**
+ * One header line `name:value` (`value` to `end`) for the headers that frame a message or name its
+ * host, as `header` reads them: the value as far as `text` would take it (4096 bytes), trimmed.
+ * Other headers, credentials among them, are not read at all.
+ */
+function quickHeader(head: Head, b: Uint8Array, at: number, colon: number, end: number): void {
+  const len = colon - at;
+  if (len !== 14 && len !== 17 && len !== 4) return;
+  let from = colon + 1;
+  let to = Math.min(end, from + 4096);
+  while (from < to && isTrimmed(b[from]!)) from++;
+  while (to > from && isTrimmed(b[to - 1]!)) to--;
+  if (len === 14 && isName(b, at, 'content-length')) {
+    const n = decimal(b, from, to);
+    if (n !== undefined) head.contentLength = n;
+  } else if (len === 17 && isName(b, at, 'transfer-encoding')) {
+    head.chunked = to - from === 7 && isName(b, from, 'chunked') ? true : /(^|,)\s*chunked\s*$/i.test(text(b, from, to));
+  } else if (len === 4 && isName(b, at, 'host')) {
+    head.host = text(b, from, to);
   }
 }
 
@@ -252,12 +371,17 @@ export class Http1Parser implements ConnectionParser {
 
   private readHead(request: boolean, side: Side, b: Uint8Array): boolean {
     const s = side.stream;
-    const blank = indexOfBlankLine(b);
-    const cut = blank < 0 && (s.runEndsInGap() || b.length >= this.ctx.options.maxBuffer);
-    if (blank < 0 && !cut) return false;
-    const length = blank < 0 ? b.length : blank + 4;
-    const head = parseHead(b.subarray(0, length), request, !cut, length);
-    if (!head) return this.desync(side, request);
+    let head = quickHead(b, request);
+    let cut = false;
+    if (!head) {
+      const blank = indexOfBlankLine(b);
+      cut = blank < 0 && (s.runEndsInGap() || b.length >= this.ctx.options.maxBuffer);
+      if (blank < 0 && !cut) return false;
+      const length = blank < 0 ? b.length : blank + 4;
+      head = parseHead(b.subarray(0, length), request, !cut, length);
+      if (!head) return this.desync(side, request);
+    }
+    const length = head.length;
     const time = s.headTime();
     s.skip(length);
     if (request) this.startRequest(head, time, cut, side);
