@@ -232,3 +232,18 @@ test('heads with names in any case, odd framing values and pipelined messages gi
   const random = rng(5);
   for (let i = 0; i < 300; i++) assert.deepEqual(run(http1, splitChunks(chunks(calls), random)).records, whole.records);
 });
+
+test('a chunked body gives the same records read in place from one call or across calls split at any byte', () => {
+  const body = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n1A\r\n' + 'q'.repeat(26) + '\r\n0\r\nX-Trailer: 1\r\n\r\n';
+  const calls = [out(get('/c/1')), inn(body), out(get('/c/2')), inn(ok('fine'))];
+  const whole = run(http1, chunks(calls));
+  assert.deepEqual((whole.records as HttpRecord[]).map(brief), ['GET /c/1 200', 'GET /c/2 200']);
+  assert.equal(whole.records[0]!.responseBytes, calls[1]!.data.length);
+  assert.equal(whole.stats.desyncs, 0);
+  const all = chunks(calls);
+  const response = all[1]!;
+  for (let at = 1; at < response.size; at++) {
+    const split = [all[0]!, { ...response, data: response.data.subarray(0, at), size: at }, { ...response, data: response.data.subarray(at), size: response.size - at }, all[2]!, all[3]!];
+    assert.deepEqual(run(http1, split).records, whole.records, `split at ${at}`);
+  }
+});

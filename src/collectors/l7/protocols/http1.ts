@@ -314,15 +314,7 @@ export class Http1Parser implements ConnectionParser {
   /** One parsing step in states that read captured bytes; false when it must wait for more. */
   private step(request: boolean, side: Side): boolean {
     const s = side.stream;
-    const b = s.peek();
-    if (side.state === 'chunk-end') {
-      if (b.length < 2 && !s.atGap() && !s.runEndsInGap()) return false;
-      if (b.length >= 2 && (b[0] !== 0x0d || b[1] !== 0x0a)) return this.desync(side, request);
-      s.skip(2); // a CRLF cut by the capture is skipped unseen: its length is known
-      this.addBytes(side, 2);
-      side.state = 'chunk-size';
-      return true;
-    }
+    if (side.state === 'chunk-end') return this.chunkEnd(request, side);
     if (this.endsAsLastChunk(side)) {
       const rest = s.restOfChunk();
       s.skip(rest);
@@ -331,18 +323,69 @@ export class Http1Parser implements ConnectionParser {
       return true;
     }
     if (s.atGap()) return this.desync(side, request);
-    if (side.state === 'head') return this.readHead(request, side, b);
-    // chunk-size and trailers read one line
+    if (side.state === 'head') return this.readHead(request, side, s.peek());
+    return this.readLine(request, side);
+  }
+
+  /**
+   * How many of `peek()`'s bytes the head chunk holds from `headPos()` (its first `window` bytes are
+   * the head chunk's own): what is decided within them is read in place, with no view or copy made.
+   * A chunked body's steps are each a few bytes; a view per step cost more than reading them.
+   */
+  private window(s: ByteStream): number {
+    const data = s.headData();
+    return data ? Math.min(data.length - s.headPos(), this.ctx.options.maxBuffer) : 0;
+  }
+
+  /** The CRLF after a chunk's data. */
+  private chunkEnd(request: boolean, side: Side): boolean {
+    const s = side.stream;
+    let b: Uint8Array;
+    let at = 0;
+    if (this.window(s) >= 2) {
+      b = s.headData()!;
+      at = s.headPos();
+    } else {
+      b = s.peek();
+      if (b.length < 2 && !s.atGap() && !s.runEndsInGap()) return false;
+    }
+    if (b.length - at >= 2 && (b[at] !== CR || b[at + 1] !== LF)) return this.desync(side, request);
+    s.skip(2); // a CRLF cut by the capture is skipped unseen: its length is known
+    this.addBytes(side, 2);
+    side.state = 'chunk-size';
+    return true;
+  }
+
+  /** chunk-size and trailers read one line (at most 4 KiB), in place where the head chunk holds it whole. */
+  private readLine(request: boolean, side: Side): boolean {
+    const s = side.stream;
+    const data = s.headData()!;
+    const pos = s.headPos();
+    const stop = pos + Math.min(this.window(s) - 1, 4096);
+    for (let i = pos; i < stop; i++) if (data[i] === CR && data[i + 1] === LF) return this.line(request, side, data, pos, i - pos);
+    const b = s.peek();
     const eol = indexOfCrlf(b, 0, 4096);
     if (eol < 0) return b.length < 4096 && !s.runEndsInGap() ? false : this.desync(side, request);
+    return this.line(request, side, b, 0, eol);
+  }
+
+  /** The line `b[at, at + eol)` and its CRLF, at the stream's head: a chunk's size, or a trailer. */
+  private line(request: boolean, side: Side, b: Uint8Array, at: number, eol: number): boolean {
+    const s = side.stream;
     s.skip(eol + 2);
     this.addBytes(side, eol + 2);
     if (side.state === 'trailers') {
       if (eol === 0) this.endMessage(request, side);
       return true;
     }
-    const semi = b.subarray(0, eol).indexOf(0x3b);
-    const size = hex(b, 0, semi >= 0 ? semi : eol);
+    let end = at + eol;
+    for (let i = at; i < at + eol; i++) {
+      if (b[i] === 0x3b) {
+        end = i; // chunk extensions
+        break;
+      }
+    }
+    const size = hex(b, at, end);
     if (size === undefined) return this.desync(side, request);
     if (size === 0) {
       side.state = 'trailers';
@@ -365,8 +408,9 @@ export class Http1Parser implements ConnectionParser {
     const end = side.state === 'chunk-size' ? '0\r\n\r\n' : side.state === 'trailers' ? '\r\n' : undefined;
     if (end === undefined) return false;
     const s = side.stream;
+    if (s.restOfChunk() !== end.length) return false; // the common answer, without a view of the chunk
     const seen = s.peekChunk();
-    return s.restOfChunk() === end.length && seen.length < end.length && seen.every((c, i) => c === end.charCodeAt(i));
+    return seen.length < end.length && seen.every((c, i) => c === end.charCodeAt(i));
   }
 
   private readHead(request: boolean, side: Side, b: Uint8Array): boolean {
