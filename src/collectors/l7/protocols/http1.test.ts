@@ -205,6 +205,11 @@ test('the quick head reader reads the common heads, and every head it reads as t
     }
     const cut = b.subarray(0, random() < 0.2 ? Math.floor(random() * b.length) : b.length);
     const got = quickHead(cut, request);
+    // in place, inside a longer buffer, with a host it may know
+    const from = Math.floor(random() * 5);
+    const inside = new Uint8Array(from + cut.length + 3).fill(0x0d);
+    inside.set(cut, from);
+    assert.deepEqual(quickHead(inside, request, from, from + cut.length, random() < 0.5 ? '127.0.0.1:34953' : 'api.example'), got);
     if (got === undefined) continue;
     read++;
     assert.deepEqual(got, reference(cut, request), JSON.stringify(String.fromCharCode(...cut)));

@@ -117,31 +117,31 @@ function header(head: Head, name: string, value: string): void {
  * equal wherever it gives one: the tests hold the two to it. Keep-alive traffic is almost all heads
  * like these, and `parseHead` makes a string of every name and value and runs regexes per head.
  */
-export function quickHead(b: Uint8Array, request: boolean): Head | undefined {
-  const lineEnd = request ? requestLineEnd(b) : statusLineEnd(b);
+export function quickHead(b: Uint8Array, request: boolean, from = 0, to = b.length, knownHost?: string): Head | undefined {
+  const lineEnd = request ? requestLineEnd(b, from, to) : statusLineEnd(b, from, to);
   if (lineEnd < 0) return undefined;
   const head = newHead(0);
   if (request) {
-    const sp = b.indexOf(SP, 1);
-    head.method = methodName(b, sp);
+    const sp = b.indexOf(SP, from + 1);
+    head.method = methodName(b, from, sp);
     head.target = text(b, sp + 1, lineEnd - 9);
-  } else head.status = decimal(b, 9, 12);
+  } else head.status = decimal(b, from + 9, from + 12);
   let at = lineEnd + 2;
   for (;;) {
-    if (at + 1 >= b.length) return undefined; // no blank line here: parseHead decides whether to wait
+    if (at + 1 >= to) return undefined; // no blank line here: parseHead decides whether to wait
     if (b[at] === CR && b[at + 1] === LF) break;
     let colon = -1;
     let end = at;
-    for (; end + 1 < b.length; end++) {
+    for (; end + 1 < to; end++) {
       const c = b[end]!;
       if (c === CR && b[end + 1] === LF) break;
       if (c === COLON && colon < 0) colon = end;
     }
-    if (end + 1 >= b.length) return undefined;
-    if (colon > at) quickHeader(head, b, at, colon, end);
+    if (end + 1 >= to) return undefined;
+    if (colon > at) quickHeader(head, b, at, colon, end, knownHost);
     at = end + 2;
   }
-  head.length = at + 2;
+  head.length = at + 2 - from;
   return head;
 }
 
@@ -150,40 +150,48 @@ const LF = 0x0a;
 const SP = 0x20;
 const COLON = 0x3a;
 
-/** Where a plain request line's CRLF is (`METHOD SP target SP HTTP/1.[01]`, under 8 KiB), or -1. */
-function requestLineEnd(b: Uint8Array): number {
-  const n = b.length;
-  const first = b[0];
-  if (first === undefined || first < 0x41 || first > 0x5a) return -1;
-  let sp = 1;
-  for (; sp < n && sp <= 20; sp++) {
+/** Where a plain request line at `from` has its CRLF (`METHOD SP target SP HTTP/1.[01]`, under 8 KiB), or -1. */
+function requestLineEnd(b: Uint8Array, from: number, to: number): number {
+  const first = from < to ? b[from]! : 0;
+  if (first < 0x41 || first > 0x5a) return -1;
+  let sp = from + 1;
+  for (; sp < to && sp - from <= 20; sp++) {
     const c = b[sp]!;
     if (c === SP) break;
     if (!((c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f || c === 0x2d)) return -1;
   }
-  if (sp > 20 || sp >= n) return -1;
+  if (sp - from > 20 || sp >= to) return -1;
   let t = sp + 1;
-  while (t < n && b[t]! > SP && b[t]! < 0x7f) t++;
-  if (t === sp + 1 || t + 10 >= n || t + 9 > 8191) return -1;
+  while (t < to && b[t]! > SP && b[t]! < 0x7f) t++;
+  if (t === sp + 1 || t + 10 >= to || t + 9 - from > 8191) return -1;
   // ` HTTP/1.0` or ` HTTP/1.1`, then CRLF
   if (b[t] !== SP || !startsWith(b, 'HTTP/1.', t + 1) || (b[t + 8] !== 0x30 && b[t + 8] !== 0x31) || b[t + 9] !== CR || b[t + 10] !== LF) return -1;
   return t + 9;
 }
 
-/** Where a status line's CRLF is (`HTTP/1.[01] NNN` and anything to the line's end, under 8 KiB), or -1. */
-function statusLineEnd(b: Uint8Array): number {
-  if (b.length < 14 || !startsWith(b, 'HTTP/1.') || (b[7] !== 0x30 && b[7] !== 0x31) || b[8] !== SP) return -1;
-  if (decimal(b, 9, 12) === undefined) return -1;
-  return indexOfCrlf(b, 12, 8192 - 12);
+/** Where a status line at `from` has its CRLF (`HTTP/1.[01] NNN` and anything to the line's end, under 8 KiB), or -1. */
+function statusLineEnd(b: Uint8Array, from: number, to: number): number {
+  if (to - from < 14 || !startsWith(b, 'HTTP/1.', from) || (b[from + 7] !== 0x30 && b[from + 7] !== 0x31) || b[from + 8] !== SP) return -1;
+  if (decimal(b, from + 9, from + 12) === undefined) return -1;
+  const stop = Math.min(to - 1, from + 8192);
+  for (let i = from + 12; i < stop; i++) if (b[i] === CR && b[i + 1] === LF) return i;
+  return -1;
 }
 
 /** The known methods, each as the one string of its name (`methodName` compares bytes to them). */
 const METHOD_NAMES = [...HTTP_METHODS];
 
-/** The method in `b[0, end)`: a known one's interned name, else its text. */
-function methodName(b: Uint8Array, end: number): string {
-  for (const m of METHOD_NAMES) if (m.length === end && startsWith(b, m)) return m;
-  return text(b, 0, end);
+/** The method in `b[from, end)`: a known one's interned name, else its text. */
+function methodName(b: Uint8Array, from: number, end: number): string {
+  for (const m of METHOD_NAMES) if (m.length === end - from && startsWith(b, m, from)) return m;
+  return text(b, from, end);
+}
+
+/** `text(b, from, to)`, which is `known` when the bytes are its characters (a connection's requests name one host). */
+function textOr(b: Uint8Array, from: number, to: number, known: string | undefined): string {
+  if (known === undefined || known.length !== to - from) return text(b, from, to);
+  for (let i = from; i < to; i++) if (b[i] !== known.charCodeAt(i - from)) return text(b, from, to);
+  return known; // text maps a byte to the character of its code wherever that character is one it makes
 }
 
 /** Is `b[at, at + name.length)` the lowercase ASCII `name`, in any case? */
@@ -204,7 +212,7 @@ const isTrimmed = (c: number): boolean => c === SP || c === 0xa0;
  * host, as `header` reads them: the value as far as `text` would take it (4096 bytes), trimmed.
  * Other headers, credentials among them, are not read at all.
  */
-function quickHeader(head: Head, b: Uint8Array, at: number, colon: number, end: number): void {
+function quickHeader(head: Head, b: Uint8Array, at: number, colon: number, end: number, knownHost: string | undefined): void {
   const len = colon - at;
   if (len !== 14 && len !== 17 && len !== 4) return;
   let from = colon + 1;
@@ -217,7 +225,7 @@ function quickHeader(head: Head, b: Uint8Array, at: number, colon: number, end: 
   } else if (len === 17 && isName(b, at, 'transfer-encoding')) {
     head.chunked = to - from === 7 && isName(b, from, 'chunked') ? true : /(^|,)\s*chunked\s*$/i.test(text(b, from, to));
   } else if (len === 4 && isName(b, at, 'host')) {
-    head.host = text(b, from, to);
+    head.host = textOr(b, from, to, knownHost);
   }
 }
 
@@ -254,6 +262,8 @@ export class Http1Parser implements ConnectionParser {
   private response: Response | undefined;
   /** whether any request head was seen: a response before the first one means the capture began mid-connection */
   private sawRequest = false;
+  /** the last request's Host: the next one's is most likely the same string */
+  private lastHost: string | undefined;
 
   constructor(private readonly ctx: ParserContext) {
     this.reqDir = requestDirection(ctx.role);
@@ -323,7 +333,7 @@ export class Http1Parser implements ConnectionParser {
       return true;
     }
     if (s.atGap()) return this.desync(side, request);
-    if (side.state === 'head') return this.readHead(request, side, s.peek());
+    if (side.state === 'head') return this.readHead(request, side);
     return this.readLine(request, side);
   }
 
@@ -408,22 +418,30 @@ export class Http1Parser implements ConnectionParser {
     const end = side.state === 'chunk-size' ? '0\r\n\r\n' : side.state === 'trailers' ? '\r\n' : undefined;
     if (end === undefined) return false;
     const s = side.stream;
-    if (s.restOfChunk() !== end.length) return false; // the common answer, without a view of the chunk
+    // the common answers, without a view of the chunk
+    if (s.restOfChunk() !== end.length || s.headData()!.length - s.headPos() >= end.length) return false;
     const seen = s.peekChunk();
     return seen.length < end.length && seen.every((c, i) => c === end.charCodeAt(i));
   }
 
-  private readHead(request: boolean, side: Side, b: Uint8Array): boolean {
+  private readHead(request: boolean, side: Side): boolean {
     const s = side.stream;
-    let head = quickHead(b, request);
+    // in place where the head chunk holds the head, else from what peek joins
+    const window = this.window(s);
+    const pos = s.headPos();
+    let head = quickHead(s.headData()!, request, pos, pos + window, this.lastHost);
     let cut = false;
     if (!head) {
-      const blank = indexOfBlankLine(b);
-      cut = blank < 0 && (s.runEndsInGap() || b.length >= this.ctx.options.maxBuffer);
-      if (blank < 0 && !cut) return false;
-      const length = blank < 0 ? b.length : blank + 4;
-      head = parseHead(b.subarray(0, length), request, !cut, length);
-      if (!head) return this.desync(side, request);
+      const b = s.peek();
+      if (b.length > window) head = quickHead(b, request, 0, b.length, this.lastHost);
+      if (!head) {
+        const blank = indexOfBlankLine(b);
+        cut = blank < 0 && (s.runEndsInGap() || b.length >= this.ctx.options.maxBuffer);
+        if (blank < 0 && !cut) return false;
+        const length = blank < 0 ? b.length : blank + 4;
+        head = parseHead(b.subarray(0, length), request, !cut, length);
+        if (!head) return this.desync(side, request);
+      }
     }
     const length = head.length;
     const time = s.headTime();
@@ -460,6 +478,7 @@ export class Http1Parser implements ConnectionParser {
   }
 
   private startRequest(head: Head, time: bigint, cut: boolean, side: Side): void {
+    if (head.host !== undefined) this.lastHost = head.host;
     const req: PendingRequest = { start: time, method: head.method, target: head.target, host: head.host, bytes: head.length, partial: cut };
     if (this.fifo.length >= this.ctx.options.maxPending) {
       this.fifo.shift();
