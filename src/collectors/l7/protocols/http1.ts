@@ -130,15 +130,10 @@ export function quickHead(b: Uint8Array, request: boolean, from = 0, to = b.leng
   for (;;) {
     if (at + 1 >= to) return undefined; // no blank line here: parseHead decides whether to wait
     if (b[at] === CR && b[at + 1] === LF) break;
-    let colon = -1;
     let end = at;
-    for (; end + 1 < to; end++) {
-      const c = b[end]!;
-      if (c === CR && b[end + 1] === LF) break;
-      if (c === COLON && colon < 0) colon = end;
-    }
+    while (end + 1 < to && (b[end] !== CR || b[end + 1] !== LF)) end++;
     if (end + 1 >= to) return undefined;
-    if (colon > at) quickHeader(head, b, at, colon, end, knownHost);
+    quickHeader(head, b, at, end, knownHost);
     at = end + 2;
   }
   head.length = at + 2 - from;
@@ -208,13 +203,15 @@ function isName(b: Uint8Array, at: number, name: string): boolean {
 const isTrimmed = (c: number): boolean => c === SP || c === 0xa0;
 
 /**
- * One header line `name:value` (`value` to `end`) for the headers that frame a message or name its
- * host, as `header` reads them: the value as far as `text` would take it (4096 bytes), trimmed.
- * Other headers, credentials among them, are not read at all.
+ * One header line (`at` to `end`) for the headers that frame a message or name its host, as
+ * `header` reads them: the value as far as `text` would take it (4096 bytes), trimmed. A name of
+ * interest is found by where its colon must be (4, 14 or 17 bytes in: `isName` then sees no colon
+ * and no line end before it); other headers, credentials among them, are not read at all.
  */
-function quickHeader(head: Head, b: Uint8Array, at: number, colon: number, end: number, knownHost: string | undefined): void {
-  const len = colon - at;
-  if (len !== 14 && len !== 17 && len !== 4) return;
+function quickHeader(head: Head, b: Uint8Array, at: number, end: number, knownHost: string | undefined): void {
+  const len = b[at + 4] === COLON ? 4 : b[at + 14] === COLON ? 14 : b[at + 17] === COLON ? 17 : 0;
+  if (len === 0 || at + len >= end) return;
+  const colon = at + len;
   let from = colon + 1;
   let to = Math.min(end, from + 4096);
   while (from < to && isTrimmed(b[from]!)) from++;
