@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Http1Parser, parseHead, quickHead } from './http1.js';
-import { indexOfBlankLine } from './bytes.js';
+import { crlfBefore, Http1Parser, parseHead, quickHead } from './http1.js';
+import { indexOfBlankLine, indexOfCrlf } from './bytes.js';
 import { chunks, inn, out, rng, run, splitChunks } from './test-util.js';
 import type { Call } from './test-util.js';
 import type { ConnectionParser, HttpRecord, ParserContext } from './types.js';
@@ -250,5 +250,16 @@ test('a chunked body gives the same records read in place from one call or acros
   for (let at = 1; at < response.size; at++) {
     const split = [all[0]!, { ...response, data: response.data.subarray(0, at), size: at }, { ...response, data: response.data.subarray(at), size: response.size - at }, all[2]!, all[3]!];
     assert.deepEqual(run(http1, split).records, whole.records, `split at ${at}`);
+  }
+});
+
+test('looking at every other byte finds the first CRLF, as looking at each does', () => {
+  const random = rng(23);
+  for (let i = 0; i < 20000; i++) {
+    const b = Uint8Array.from({ length: Math.floor(random() * 12) }, () => [0x0d, 0x0a, 0x41][Math.floor(random() * 3)]!);
+    const at = Math.floor(random() * (b.length + 1));
+    const to = at + Math.floor(random() * (b.length - at + 1));
+    const each = indexOfCrlf(b.subarray(0, to), at);
+    assert.equal(crlfBefore(b, at, to), each, `${Array.from(b).join(',')} from ${at} before ${to}`);
   }
 });

@@ -122,7 +122,8 @@ export function quickHead(b: Uint8Array, request: boolean, from = 0, to = b.leng
   if (lineEnd < 0) return undefined;
   const head = newHead(0);
   if (request) {
-    const sp = b.indexOf(SP, from + 1);
+    let sp = from + 1;
+    while (b[sp] !== SP) sp++; // requestLineEnd saw it within 20 bytes
     head.method = methodName(b, from, sp);
     head.target = text(b, sp + 1, lineEnd - 9);
   } else head.status = decimal(b, from + 9, from + 12);
@@ -130,9 +131,8 @@ export function quickHead(b: Uint8Array, request: boolean, from = 0, to = b.leng
   for (;;) {
     if (at + 1 >= to) return undefined; // no blank line here: parseHead decides whether to wait
     if (b[at] === CR && b[at + 1] === LF) break;
-    let end = at;
-    while (end + 1 < to && (b[end] !== CR || b[end + 1] !== LF)) end++;
-    if (end + 1 >= to) return undefined;
+    const end = crlfBefore(b, at, to);
+    if (end < 0) return undefined;
     quickHeader(head, b, at, end, knownHost);
     at = end + 2;
   }
@@ -144,6 +144,22 @@ const CR = 0x0d;
 const LF = 0x0a;
 const SP = 0x20;
 const COLON = 0x3a;
+
+/**
+ * Where the first CRLF at or after `at` is, its LF before `to`; -1 if none. It looks at every other
+ * byte: a CRLF's two bytes cannot both fall between two it looks at, and at a CR or an LF it looks
+ * at the byte beside it (the first found is the first there is: the next one starts two bytes later
+ * at least). Half the reads of looking at each byte, in the loop every header line goes through.
+ */
+export function crlfBefore(b: Uint8Array, at: number, to: number): number {
+  for (let i = at + 1; i < to; i += 2) {
+    const c = b[i];
+    if (c === LF) {
+      if (b[i - 1] === CR) return i - 1;
+    } else if (c === CR && i + 1 < to && b[i + 1] === LF) return i;
+  }
+  return -1;
+}
 
 /** Where a plain request line at `from` has its CRLF (`METHOD SP target SP HTTP/1.[01]`, under 8 KiB), or -1. */
 function requestLineEnd(b: Uint8Array, from: number, to: number): number {
