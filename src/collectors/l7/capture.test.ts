@@ -2,7 +2,9 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { ALT_SYS_EXIT, L7_SPEC, L7Capture, type CaptureRecord, type Chunk, type ConnClose } from './capture.js';
+import { ALT_SYS_EXIT, decodeRecord, EndpointCache, L7_SPEC, L7Capture, type CaptureRecord, type Chunk, type ConnClose, type Endpoint } from './capture.js';
+import * as gen from './l7.gen.js';
+import { wordsToAddr } from '../network/addr.js';
 import { alternativesHere, eventually, needsKernel, TestCgroup } from '../../../test/kernel.js';
 
 const FIXTURE = fileURLToPath(new URL('../../../../test/fixtures/l7-capture.py', import.meta.url));
@@ -261,4 +263,54 @@ test('the capture refuses a ring that is not a power of two and a capture size p
   assert.throws(() => new L7Capture({ ringBytes: 5000 }), /power of two/);
   assert.throws(() => new L7Capture({ captureBytes: 8192 }), /capture size/);
   assert.ok(ALT_SYS_EXIT);
+});
+
+/** A record as the codec's whole decode read it (what decodeRecord did before it read fields in place). */
+function codecDecode(view: DataView, at: number, size: number): CaptureRecord | undefined {
+  const H = gen.L7ChunkCodec;
+  if (size < H.size) return undefined;
+  const h = H.decode(view, at);
+  const endpoint = (words: readonly number[], port: number): Endpoint => ({ addr: wordsToAddr(words) || '0.0.0.0', port });
+  const conn = view.getBigUint64(at, true);
+  const cgroup = view.getBigUint64(at + 8, true);
+  const time = view.getBigUint64(at + 16, true);
+  const local = endpoint(h.local_addr, h.local_port);
+  const remote = endpoint(h.remote_addr, h.remote_port);
+  const protocol = (['unknown', 'http1', 'http2', 'postgres', 'redis'] as const)[h.protocol] ?? 'unknown';
+  const role = (['unknown', 'client', 'server'] as const)[h.role] ?? 'unknown';
+  if (h.kind === gen.enums.l7_record_kind.REC_CLOSE) return { kind: 'close', conn, cgroup, time, protocol, role, egressBytes: h.egress_bytes, ingressBytes: h.ingress_bytes, local, remote };
+  if (h.kind !== gen.enums.l7_record_kind.REC_CHUNK || h.captured > size - H.size) return undefined;
+  const syscall = (['read', 'write', 'readv', 'writev', 'recvfrom', 'sendto', 'recvmsg', 'sendmsg', 'sendmmsg', 'ssl_read', 'ssl_write'] as const)[h.syscall];
+  if (!syscall) return undefined;
+  const egress = h.direction === gen.enums.l7_direction.DIR_EGRESS;
+  const data = new Uint8Array(view.buffer.slice(view.byteOffset + at + H.size, view.byteOffset + at + H.size + h.captured));
+  return { kind: 'chunk', conn, tgid: h.tgid, pid: h.pid, fd: h.fd, cgroup, dir: egress ? 'egress' : 'ingress', time, size: h.size, offset: egress ? h.egress_bytes : h.ingress_bytes, data, protocol, role, syscall, family: h.family === 10 ? 'ipv6' : 'ipv4', local, remote };
+}
+
+test('records decode field by field as the codec decodes them whole; endpoints are kept per connection only while their bytes stay', () => {
+  const H = gen.L7ChunkCodec;
+  const buf = new ArrayBuffer(1 << 16);
+  const view = new DataView(buf, 8);
+  const cache = new EndpointCache(4);
+  let seed = 1;
+  const random = (n: number): number => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+  const addrs = [[0, 0, 0xffff0000, 0x0100007f], [0, 0, 0xffff0000, 0x0a00000a], [0x20010db8, 0, 0, 1], [0, 0, 0, 0]];
+  for (let i = 0; i < 3000; i++) {
+    const at = random(64) * 8;
+    const captured = random(300);
+    const size = H.size + captured + (random(4) === 0 ? -random(10) : 0);
+    const kinds = [gen.enums.l7_record_kind.REC_CHUNK, gen.enums.l7_record_kind.REC_CLOSE, 7];
+    H.encode(
+      {
+        conn_id: 1 + random(6), cgroup_id: 2 ** 40 + random(3), time_ns: 1e15 + i, size: captured + random(5000), egress_bytes: random(2 ** 30) * 2 ** 10, ingress_bytes: random(1e6),
+        tgid: random(1e6), pid: random(1e6), fd: random(100) - 1, local_addr: addrs[random(4)]!, remote_addr: addrs[random(4)]!, local_port: random(65536), remote_port: random(3) + 8080,
+        family: random(2) ? 10 : 2, captured, kind: kinds[random(3)]!, direction: random(3), protocol: random(6), role: random(4), syscall: random(12), pad: '',
+      },
+      view,
+      at,
+    );
+    for (let j = 0; j < captured; j++) view.setUint8(at + H.size + j, random(256));
+    assert.deepEqual(decodeRecord({ view, offset: at, size }, cache), codecDecode(view, at, size), `record ${i}`);
+  }
+  assert.ok(cache.size <= 4);
 });

@@ -12,6 +12,7 @@ import { PeriscopeError } from '../../kernel/errors.js';
 import { type Alternative, type Choice, type ObjectSpec } from '../../kernel/bpf-object.js';
 import { type BpfObject } from '../../kernel/bpf-object.js';
 import { type TypedMap } from '../../kernel/maps.js';
+import { readU64 } from '../../kernel/codec.js';
 import { type RawRecord, type RingReader } from '../../kernel/ring.js';
 import { loadAndAttach } from '../kernel-collector.js';
 import { wordsToAddr } from '../network/addr.js';
@@ -171,6 +172,104 @@ function endpoint(words: readonly number[], port: number): Endpoint {
   return { addr: wordsToAddr(words) || '0.0.0.0', port };
 }
 
+const ENDPOINT_WORDS = 9; // local_addr, remote_addr (four u32 each), local_port and remote_port (one u32)
+
+/**
+ * Each connection's endpoints as last decoded, with the bytes they were decoded from: a record
+ * whose address and port bytes are the same gets the same two objects, not two addresses formatted
+ * again (the costliest part of a record's decoding). Forgotten at the connection's close; emptied
+ * whole past a bound, as a close the ring lost would leave its entry.
+ */
+export class EndpointCache {
+  private readonly conns = new Map<bigint, { raw: Uint32Array; local: Endpoint; remote: Endpoint }>();
+
+  constructor(private readonly max = 65536) {}
+
+  /** The endpoints of the record at `at` (a chunk's or a close's header) of connection `conn`. */
+  of(v: DataView, at: number, conn: bigint): { local: Endpoint; remote: Endpoint } {
+    const O = gen.L7ChunkOffsets;
+    const from = at + O.local_addr;
+    const known = this.conns.get(conn);
+    if (known && sameWords(v, from, known.raw)) return known;
+    const raw = new Uint32Array(ENDPOINT_WORDS);
+    for (let i = 0; i < ENDPOINT_WORDS; i++) raw[i] = v.getUint32(from + i * 4, true);
+    const words = (o: number): number[] => [0, 1, 2, 3].map((i) => v.getUint32(at + o + i * 4, true));
+    const e = { raw, local: endpoint(words(O.local_addr), v.getUint16(at + O.local_port, true)), remote: endpoint(words(O.remote_addr), v.getUint16(at + O.remote_port, true)) };
+    if (this.conns.size >= this.max) this.conns.clear();
+    this.conns.set(conn, e);
+    return e;
+  }
+
+  forget(conn: bigint): void {
+    this.conns.delete(conn);
+  }
+
+  get size(): number {
+    return this.conns.size;
+  }
+}
+
+function sameWords(v: DataView, from: number, raw: Uint32Array): boolean {
+  for (let i = 0; i < ENDPOINT_WORDS; i++) if (v.getUint32(from + i * 4, true) !== raw[i]) return false;
+  return true;
+}
+
+/**
+ * One ring record as a chunk or a close, undefined when it is malformed. The fields are read where
+ * the header has them (gen.L7ChunkOffsets), not through the codec's whole decode (which builds the
+ * address arrays and the padding's string), and the endpoints come from `endpoints`.
+ */
+export function decodeRecord(r: RawRecord, endpoints: EndpointCache): CaptureRecord | undefined {
+  const H = gen.L7ChunkCodec;
+  const O = gen.L7ChunkOffsets;
+  if (r.size < H.size) return undefined;
+  const v = r.view;
+  const at = r.offset;
+  const u8 = (o: number): number => v.getUint8(at + o);
+  // 64-bit ids and times exactly, not through a double
+  const conn = v.getBigUint64(at + O.conn_id, true);
+  const cgroup = v.getBigUint64(at + O.cgroup_id, true);
+  const time = v.getBigUint64(at + O.time_ns, true);
+  const protocol = PROTOCOLS[u8(O.protocol)] ?? 'unknown';
+  const role = ROLES[u8(O.role)] ?? 'unknown';
+  const K = gen.enums.l7_record_kind;
+  const kind = u8(O.kind);
+  const egressBytes = readU64(v, at + O.egress_bytes);
+  const ingressBytes = readU64(v, at + O.ingress_bytes);
+  if (kind === K.REC_CLOSE) {
+    const { local, remote } = endpoints.of(v, at, conn);
+    endpoints.forget(conn);
+    return { kind: 'close', conn, cgroup, time, protocol, role, egressBytes, ingressBytes, local, remote };
+  }
+  const captured = v.getUint16(at + O.captured, true);
+  if (kind !== K.REC_CHUNK || captured > r.size - H.size) return undefined;
+  const syscall = SYSCALLS[u8(O.syscall)];
+  if (!syscall) return undefined;
+  const egress = u8(O.direction) === gen.enums.l7_direction.DIR_EGRESS;
+  // a copy: the drained buffer is the native layer's, and a parser may hold a chunk
+  const data = new Uint8Array(v.buffer.slice(v.byteOffset + at + H.size, v.byteOffset + at + H.size + captured));
+  const { local, remote } = endpoints.of(v, at, conn);
+  return {
+    kind: 'chunk',
+    conn,
+    tgid: v.getUint32(at + O.tgid, true),
+    pid: v.getUint32(at + O.pid, true),
+    fd: v.getInt32(at + O.fd, true),
+    cgroup,
+    dir: egress ? 'egress' : 'ingress',
+    time,
+    size: readU64(v, at + O.size),
+    offset: egress ? egressBytes : ingressBytes,
+    data,
+    protocol,
+    role,
+    syscall,
+    family: v.getUint16(at + O.family, true) === 10 ? 'ipv6' : 'ipv4',
+    local,
+    remote,
+  };
+}
+
 export class L7Capture {
   private readonly obj: BpfObject<gen.ProgramName>;
   private readonly ring: RingReader;
@@ -185,6 +284,7 @@ export class L7Capture {
   /** OpenSSL's probes, when the kernel took them */
   private readonly tls: TlsProbes | undefined;
   private readonly allowCapacity: number;
+  private readonly endpoints = new EndpointCache();
 
   constructor(opts: CaptureOptions = {}) {
     const captureBytes = opts.captureBytes ?? DEFAULT_CAPTURE_BYTES;
@@ -314,49 +414,7 @@ export class L7Capture {
   }
 
   private decode(r: RawRecord): CaptureRecord | undefined {
-    const H = gen.L7ChunkCodec;
-    const O = gen.L7ChunkOffsets;
-    if (r.size < H.size) return undefined;
-    const v = r.view;
-    const at = r.offset;
-    const h = H.decode(v, at);
-    // 64-bit ids and times exactly, not through a double
-    const conn = v.getBigUint64(at + O.conn_id, true);
-    const cgroup = v.getBigUint64(at + O.cgroup_id, true);
-    const time = v.getBigUint64(at + O.time_ns, true);
-    const local = endpoint(h.local_addr, h.local_port);
-    const remote = endpoint(h.remote_addr, h.remote_port);
-    const protocol = PROTOCOLS[h.protocol] ?? 'unknown';
-    const role = ROLES[h.role] ?? 'unknown';
-    const K = gen.enums.l7_record_kind;
-    if (h.kind === K.REC_CLOSE) {
-      return { kind: 'close', conn, cgroup, time, protocol, role, egressBytes: h.egress_bytes, ingressBytes: h.ingress_bytes, local, remote };
-    }
-    if (h.kind !== K.REC_CHUNK || h.captured > r.size - H.size) return undefined;
-    const syscall = SYSCALLS[h.syscall];
-    if (!syscall) return undefined;
-    const egress = h.direction === gen.enums.l7_direction.DIR_EGRESS;
-    // a copy: the drained buffer is the native layer's, and a parser may hold a chunk
-    const data = new Uint8Array(v.buffer.slice(v.byteOffset + at + H.size, v.byteOffset + at + H.size + h.captured));
-    return {
-      kind: 'chunk',
-      conn,
-      tgid: h.tgid,
-      pid: h.pid,
-      fd: h.fd,
-      cgroup,
-      dir: egress ? 'egress' : 'ingress',
-      time,
-      size: h.size,
-      offset: egress ? h.egress_bytes : h.ingress_bytes,
-      data,
-      protocol,
-      role,
-      syscall,
-      family: h.family === 10 ? 'ipv6' : 'ipv4',
-      local,
-      remote,
-    };
+    return decodeRecord(r, this.endpoints);
   }
 
   /** What the kernel (and the decoder) could not keep, since load. */

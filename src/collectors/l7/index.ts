@@ -37,7 +37,8 @@ import {
 } from '../contract.js';
 import { TIME, WHO } from '../../wire/table.js';
 import { DEFAULT_CAPTURE_BYTES, L7_SPEC, L7Capture, MAX_CAPTURE_BYTES, type CaptureRecord, type Chunk as CaptureChunk, type Endpoint } from './capture.js';
-import { GRPC_CODES, L7Tracker, OTHER_ROUTE, RouteSet, type L7Record, type L7Stats, type PayloadMode } from './protocols/index.js';
+import { GRPC_CODES, L7Tracker, OTHER_ROUTE, RouteSet, type Chunk as ParserChunk, type L7Record, type L7Stats, type PayloadMode } from './protocols/index.js';
+import { LruMap } from './protocols/lru.js';
 import { HTTP_METHODS } from './protocols/http1.js';
 import { type TlsStats } from './tls.js';
 
@@ -300,6 +301,12 @@ class Rows {
   }
 }
 
+/**
+ * The parsers' chunk of a captured one, with the connection's role where known: one literal of one
+ * shape (no spread of an optional role per chunk, which made a fresh object shape to clone each time).
+ */
+const parserChunk = (c: CaptureChunk, data: Uint8Array, size: number, role: 'client' | 'server' | undefined): ParserChunk => ({ conn: c.conn, dir: c.dir, time: c.time, data, size, role });
+
 /** What is known of a connection from its chunks. */
 interface Conn {
   cgroup: number;
@@ -322,7 +329,7 @@ export class L7Collector implements CollectorInstance {
   readonly tracker: L7Tracker;
   private readonly ctx: CollectorContext;
   private readonly rows = new Rows(MAX_ROWS);
-  private readonly conns = new Map<bigint, Conn>();
+  private readonly conns = new LruMap<bigint, Conn>();
   /** the workload of each selected cgroup (select), which per-workload bounds are shared by */
   private groups = new Map<number, string>();
   private readonly names = new Map<string, RouteSet>();
@@ -457,25 +464,23 @@ export class L7Collector implements CollectorInstance {
   }
 
   private chunk(c: CaptureChunk): void {
-    let conn = this.conns.get(c.conn);
-    if (conn) {
-      this.conns.delete(c.conn); // re-inserted last: the least recently used goes first
-    } else {
+    // the most recently used now: the least recently used goes first
+    let conn = this.conns.use(c.conn);
+    if (!conn) {
       conn = { cgroup: Number(c.cgroup), tgid: c.tgid, remote: c.remote, role: c.role === 'unknown' ? undefined : c.role, next: { egress: 0, ingress: 0 }, last: c.time };
       while (this.conns.size >= MAX_CONNECTIONS) {
-        const [oldest, o] = this.conns.entries().next().value!;
+        const [oldest, o] = this.conns.oldest()!;
         this.closeConn(oldest, o.last);
         this.connectionsDropped++;
       }
+      this.conns.set(c.conn, conn);
     }
-    this.conns.set(c.conn, conn);
     conn.last = c.time;
-    const role = conn.role ? { role: conn.role } : {};
     // chunks the ring lost: a gap of known length, which the parsers skip or resynchronize after
     const expected = conn.next[c.dir];
-    if (c.offset > expected) this.tracker.push({ conn: c.conn, dir: c.dir, time: c.time, data: new Uint8Array(0), size: c.offset - expected, ...role });
+    if (c.offset > expected) this.tracker.push(parserChunk(c, new Uint8Array(0), c.offset - expected, conn.role));
     conn.next[c.dir] = Math.max(expected, c.offset + c.size);
-    if (!this.tracker.push({ conn: c.conn, dir: c.dir, time: c.time, data: c.data, size: c.size, ...role })) {
+    if (!this.tracker.push(parserChunk(c, c.data, c.size, conn.role))) {
       // no parser for it: the kernel can stop shipping it
       this.capture.ignore(c.conn);
     }

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Http1Parser } from './http1.js';
+import { crlfBefore, Http1Parser, parseHead, quickHead } from './http1.js';
+import { indexOfBlankLine, indexOfCrlf } from './bytes.js';
 import { chunks, inn, out, rng, run, splitChunks } from './test-util.js';
 import type { Call } from './test-util.js';
 import type { ConnectionParser, HttpRecord, ParserContext } from './types.js';
@@ -155,4 +156,110 @@ test('credentials are never kept and shapes-only mode keeps no path or host', ()
   assert.equal(shapes.path, undefined);
   assert.equal(shapes.host, undefined);
   assert.equal(shapes.route, '/users/{id}');
+});
+
+/** Heads of both kinds as clients and servers write them, and odd ones the quick reader must leave or read alike. */
+const HEADS: [boolean, string][] = [
+  [true, 'GET /users/0 HTTP/1.1\r\nHost: 127.0.0.1:34953\r\nAccept-Encoding: identity\r\n\r\n'],
+  [false, 'HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 03 Dec 2026 13:33:05 GMT\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n'],
+  [true, 'POST /items?x=1#f HTTP/1.0\r\nhOsT:  api.example \r\nCONTENT-LENGTH: 11\r\nAuthorization: Bearer secret\r\n\r\n'],
+  [true, 'PROPFIND * HTTP/1.1\r\n\r\n'],
+  [true, 'BREW-2_X http://proxy.example:8080/a/b?c HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'],
+  [true, 'GET /a HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: x\r\nContent-Length:\u00a07\u00a0\r\n\r\n'],
+  [true, 'GET /a HTTP/1.1\r\nContent-Length:\t7\r\nTransfer-Encoding: gzip, Chunked \r\n: empty name\r\nno colon\r\n\r\n'],
+  [true, 'GET /a HTTP/1.1\r\nContent-Length: 1234567890123456\r\nTransfer-Encoding: chunked, gzip\r\n\r\n'],
+  [true, 'GET /a HTTP/2.0\r\n\r\n'],
+  [true, 'GET /a\r\n\r\n'],
+  [true, 'get /a HTTP/1.1\r\n\r\n'],
+  [true, 'GET  /a HTTP/1.1\r\n\r\n'],
+  [false, 'HTTP/1.0 404 Not Found\r\ncontent-length: 0\r\nset-cookie: s=2\r\n\r\n'],
+  [false, 'HTTP/1.1 2000\r\nX-Long-Header-Name-That-Goes-On-And-On-Past-Sixty-Four-Characters-Of-Name: 1\r\n\r\n'],
+  [false, 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'],
+  [false, 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\nHost: not\u00ffascii\r\n\r\nbody'],
+];
+
+/** What parseHead reads of the head at the start of `b` (the reference), or undefined where it waits or fails. */
+function reference(b: Uint8Array, request: boolean): ReturnType<typeof parseHead> {
+  const blank = indexOfBlankLine(b);
+  return blank < 0 ? undefined : parseHead(b.subarray(0, blank + 4), request, true, blank + 4);
+}
+
+const latin1 = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
+
+test('the quick head reader reads the common heads, and every head it reads as the general reader does', () => {
+  const quick = (i: number): boolean => quickHead(latin1(HEADS[i]![1]), HEADS[i]![0]) !== undefined;
+  assert.ok([0, 1, 2, 3, 4, 5, 6, 7, 12, 13, 14, 15].every(quick), 'plain heads, any case, odd values');
+  assert.ok(![8, 9, 10, 11].some(quick), 'HTTP/2.0, no version, a lowercase method, two spaces: the general reader');
+  const h = quickHead(latin1(HEADS[2]![1]), true)!;
+  assert.deepEqual([h.method, h.target, h.host, h.contentLength, h.chunked], ['POST', '/items?x=1#f', 'api.example', 11, false]);
+  assert.equal(quickHead(latin1(HEADS[1]![1]), false)!.chunked, true);
+  const random = rng(11);
+  const interesting = [0x0d, 0x0a, 0x3a, 0x20, 0x09, 0xa0, 0x7f, 0x00, 0x41, 0x61, 0x30, 0x2d, 0x48];
+  let read = 0;
+  for (let i = 0; i < 20000; i++) {
+    const [request, head] = HEADS[Math.floor(random() * HEADS.length)]!;
+    const b = latin1(head);
+    for (let m = Math.floor(random() * 4); m > 0; m--) {
+      const at = Math.floor(random() * b.length);
+      b[at] = random() < 0.7 ? interesting[Math.floor(random() * interesting.length)]! : Math.floor(random() * 256);
+    }
+    const cut = b.subarray(0, random() < 0.2 ? Math.floor(random() * b.length) : b.length);
+    const got = quickHead(cut, request);
+    // in place, inside a longer buffer, with a host it may know
+    const from = Math.floor(random() * 5);
+    const inside = new Uint8Array(from + cut.length + 3).fill(0x0d);
+    inside.set(cut, from);
+    assert.deepEqual(quickHead(inside, request, from, from + cut.length, random() < 0.5 ? '127.0.0.1:34953' : 'api.example'), got);
+    if (got === undefined) continue;
+    read++;
+    assert.deepEqual(got, reference(cut, request), JSON.stringify(String.fromCharCode(...cut)));
+  }
+  assert.ok(read > 5000, `the quick reader read ${read} of the mutated heads`);
+});
+
+test('heads with names in any case, odd framing values and pipelined messages give the same records split anywhere', () => {
+  // latin1, not UTF-8: NBSP is one byte 0xa0 on the wire here
+  const lout = (...parts: string[]): Call => ({ dir: 'egress', data: latin1(parts.join('')) });
+  const linn = (...parts: string[]): Call => ({ dir: 'ingress', data: latin1(parts.join('')) });
+  const calls: Call[] = [
+    lout('GET /v1/items/77 HTTP/1.1\r\nhost: api.example\r\nCOOKIE: s=secret\r\n\r\n', 'POST /v1/items HTTP/1.1\r\nHOST: api.example\r\ncontent-LENGTH:\u00a03\r\n\r\nabc'),
+    linn('HTTP/1.1 200 OK\r\nTRANSFER-ENCODING: Chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n', 'HTTP/1.1 201 Created\r\nContent-Length: 2\r\nSet-Cookie: t=secret\r\n\r\nok'),
+    lout('DELETE /v1/items/78 HTTP/1.0\r\nTransfer-Encoding: gzip, chunked\r\n\r\n', '2\r\nzz\r\n0\r\n\r\n'),
+    linn('HTTP/1.0 500 Oops\r\nContent-Length: 4\r\n\r\nfail'),
+  ];
+  const whole = run(http1, chunks(calls));
+  const recs = whole.records as HttpRecord[];
+  assert.deepEqual(recs.map(brief), ['GET /v1/items/77 200', 'POST /v1/items 201', 'DELETE /v1/items/78 500']);
+  assert.deepEqual(recs.map((r) => r.route), ['/v1/items/{id}', '/v1/items', '/v1/items/{id}']);
+  assert.deepEqual(recs.map((r) => r.host), ['api.example', 'api.example', undefined]);
+  assert.equal(whole.stats.desyncs, 0);
+  assert.ok(!JSON.stringify(recs, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)).includes('secret'));
+  const random = rng(5);
+  for (let i = 0; i < 300; i++) assert.deepEqual(run(http1, splitChunks(chunks(calls), random)).records, whole.records);
+});
+
+test('a chunked body gives the same records read in place from one call or across calls split at any byte', () => {
+  const body = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n1A\r\n' + 'q'.repeat(26) + '\r\n0\r\nX-Trailer: 1\r\n\r\n';
+  const calls = [out(get('/c/1')), inn(body), out(get('/c/2')), inn(ok('fine'))];
+  const whole = run(http1, chunks(calls));
+  assert.deepEqual((whole.records as HttpRecord[]).map(brief), ['GET /c/1 200', 'GET /c/2 200']);
+  assert.equal(whole.records[0]!.responseBytes, calls[1]!.data.length);
+  assert.equal(whole.stats.desyncs, 0);
+  const all = chunks(calls);
+  const response = all[1]!;
+  for (let at = 1; at < response.size; at++) {
+    const split = [all[0]!, { ...response, data: response.data.subarray(0, at), size: at }, { ...response, data: response.data.subarray(at), size: response.size - at }, all[2]!, all[3]!];
+    assert.deepEqual(run(http1, split).records, whole.records, `split at ${at}`);
+  }
+});
+
+test('looking at every other byte finds the first CRLF, as looking at each does', () => {
+  const random = rng(23);
+  for (let i = 0; i < 20000; i++) {
+    const b = Uint8Array.from({ length: Math.floor(random() * 12) }, () => [0x0d, 0x0a, 0x41][Math.floor(random() * 3)]!);
+    const at = Math.floor(random() * (b.length + 1));
+    const to = at + Math.floor(random() * (b.length - at + 1));
+    const each = indexOfCrlf(b.subarray(0, to), at);
+    assert.equal(crlfBefore(b, at, to), each, `${Array.from(b).join(',')} from ${at} before ${to}`);
+  }
 });

@@ -45,23 +45,29 @@ export function looksLikeResponse(b: Uint8Array): boolean {
 }
 
 /** The head of a message, as far as it was captured. */
-interface Head {
+export interface Head {
   /** request: method; response: undefined */
-  method?: string;
-  target?: string;
-  status?: number;
-  host?: string;
-  contentLength?: number;
+  method: string | undefined;
+  target: string | undefined;
+  status: number | undefined;
+  host: string | undefined;
+  contentLength: number | undefined;
   chunked: boolean;
   /** bytes of the head, start line to blank line */
   length: number;
 }
 
-/** Parses a start line and headers; `complete` false when the head was cut short at `b`'s end. */
-function parseHead(b: Uint8Array, request: boolean, complete: boolean, length: number): Head | undefined {
+/** A head with nothing read yet: every head has all the fields, in this order (one shape for the engine). */
+const newHead = (length: number): Head => ({ method: undefined, target: undefined, status: undefined, host: undefined, contentLength: undefined, chunked: false, length });
+
+/**
+ * Parses a start line and headers; `complete` false when the head was cut short at `b`'s end. The
+ * general reader: every head `quickHead` leaves, and the reference that `quickHead` must agree with.
+ */
+export function parseHead(b: Uint8Array, request: boolean, complete: boolean, length: number): Head | undefined {
   const lineEnd = indexOfCrlf(b, 0, 8192);
   const startLine = text(b, 0, lineEnd < 0 ? b.length : lineEnd, 8192);
-  const head: Head = { chunked: false, length };
+  const head = newHead(length);
   if (request) {
     const m = /^([A-Z][A-Z0-9_-]{0,19}) (\S+)(?: HTTP\/1\.[01])?$/.exec(startLine) ?? (complete ? undefined : /^([A-Z][A-Z0-9_-]{0,19}) (\S+)/.exec(startLine));
     if (!m) return undefined;
@@ -102,6 +108,140 @@ function header(head: Head, name: string, value: string): void {
   }
 }
 
+/**
+ * The common head read in place: a request line `METHOD SP target SP HTTP/1.x` or a status line,
+ * headers whose names are compared as bytes (any case), and only the strings a record keeps made
+ * (the target, the host; a known method is the one string of its name). It reads only a head whose
+ * blank line is in `b` and whose start line is plain (a method of capitals, a target of printable
+ * ASCII, HTTP/1.0 or 1.1); anything else is left to `parseHead` (undefined), whose result it must
+ * equal wherever it gives one: the tests hold the two to it. Keep-alive traffic is almost all heads
+ * like these, and `parseHead` makes a string of every name and value and runs regexes per head.
+ */
+export function quickHead(b: Uint8Array, request: boolean, from = 0, to = b.length, knownHost?: string): Head | undefined {
+  const lineEnd = request ? requestLineEnd(b, from, to) : statusLineEnd(b, from, to);
+  if (lineEnd < 0) return undefined;
+  const head = newHead(0);
+  if (request) {
+    let sp = from + 1;
+    while (b[sp] !== SP) sp++; // requestLineEnd saw it within 20 bytes
+    head.method = methodName(b, from, sp);
+    head.target = text(b, sp + 1, lineEnd - 9);
+  } else head.status = decimal(b, from + 9, from + 12);
+  let at = lineEnd + 2;
+  for (;;) {
+    if (at + 1 >= to) return undefined; // no blank line here: parseHead decides whether to wait
+    if (b[at] === CR && b[at + 1] === LF) break;
+    const end = crlfBefore(b, at, to);
+    if (end < 0) return undefined;
+    quickHeader(head, b, at, end, knownHost);
+    at = end + 2;
+  }
+  head.length = at + 2 - from;
+  return head;
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+const SP = 0x20;
+const COLON = 0x3a;
+
+/**
+ * Where the first CRLF at or after `at` is, its LF before `to`; -1 if none. It looks at every other
+ * byte: a CRLF's two bytes cannot both fall between two it looks at, and at a CR or an LF it looks
+ * at the byte beside it (the first found is the first there is: the next one starts two bytes later
+ * at least). Half the reads of looking at each byte, in the loop every header line goes through.
+ */
+export function crlfBefore(b: Uint8Array, at: number, to: number): number {
+  for (let i = at + 1; i < to; i += 2) {
+    const c = b[i];
+    if (c === LF) {
+      if (b[i - 1] === CR) return i - 1;
+    } else if (c === CR && i + 1 < to && b[i + 1] === LF) return i;
+  }
+  return -1;
+}
+
+/** Where a plain request line at `from` has its CRLF (`METHOD SP target SP HTTP/1.[01]`, under 8 KiB), or -1. */
+function requestLineEnd(b: Uint8Array, from: number, to: number): number {
+  const first = from < to ? b[from]! : 0;
+  if (first < 0x41 || first > 0x5a) return -1;
+  let sp = from + 1;
+  for (; sp < to && sp - from <= 20; sp++) {
+    const c = b[sp]!;
+    if (c === SP) break;
+    if (!((c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f || c === 0x2d)) return -1;
+  }
+  if (sp - from > 20 || sp >= to) return -1;
+  let t = sp + 1;
+  while (t < to && b[t]! > SP && b[t]! < 0x7f) t++;
+  if (t === sp + 1 || t + 10 >= to || t + 9 - from > 8191) return -1;
+  // ` HTTP/1.0` or ` HTTP/1.1`, then CRLF
+  if (b[t] !== SP || !startsWith(b, 'HTTP/1.', t + 1) || (b[t + 8] !== 0x30 && b[t + 8] !== 0x31) || b[t + 9] !== CR || b[t + 10] !== LF) return -1;
+  return t + 9;
+}
+
+/** Where a status line at `from` has its CRLF (`HTTP/1.[01] NNN` and anything to the line's end, under 8 KiB), or -1. */
+function statusLineEnd(b: Uint8Array, from: number, to: number): number {
+  if (to - from < 14 || !startsWith(b, 'HTTP/1.', from) || (b[from + 7] !== 0x30 && b[from + 7] !== 0x31) || b[from + 8] !== SP) return -1;
+  if (decimal(b, from + 9, from + 12) === undefined) return -1;
+  const stop = Math.min(to - 1, from + 8192);
+  for (let i = from + 12; i < stop; i++) if (b[i] === CR && b[i + 1] === LF) return i;
+  return -1;
+}
+
+/** The known methods, each as the one string of its name (`methodName` compares bytes to them). */
+const METHOD_NAMES = [...HTTP_METHODS];
+
+/** The method in `b[from, end)`: a known one's interned name, else its text. */
+function methodName(b: Uint8Array, from: number, end: number): string {
+  for (const m of METHOD_NAMES) if (m.length === end - from && startsWith(b, m, from)) return m;
+  return text(b, from, end);
+}
+
+/** `text(b, from, to)`, which is `known` when the bytes are its characters (a connection's requests name one host). */
+function textOr(b: Uint8Array, from: number, to: number, known: string | undefined): string {
+  if (known === undefined || known.length !== to - from) return text(b, from, to);
+  for (let i = from; i < to; i++) if (b[i] !== known.charCodeAt(i - from)) return text(b, from, to);
+  return known; // text maps a byte to the character of its code wherever that character is one it makes
+}
+
+/** Is `b[at, at + name.length)` the lowercase ASCII `name`, in any case? */
+function isName(b: Uint8Array, at: number, name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const want = name.charCodeAt(i);
+    const c = b[at + i]!;
+    if (c !== want && !(want >= 0x61 && want <= 0x7a && c === want - 0x20)) return false;
+  }
+  return true;
+}
+
+/** Whitespace that `String.prototype.trim` takes off a `text` value: space and NBSP (controls became `?`). */
+const isTrimmed = (c: number): boolean => c === SP || c === 0xa0;
+
+/**
+ * One header line (`at` to `end`) for the headers that frame a message or name its host, as
+ * `header` reads them: the value as far as `text` would take it (4096 bytes), trimmed. A name of
+ * interest is found by where its colon must be (4, 14 or 17 bytes in: `isName` then sees no colon
+ * and no line end before it); other headers, credentials among them, are not read at all.
+ */
+function quickHeader(head: Head, b: Uint8Array, at: number, end: number, knownHost: string | undefined): void {
+  const len = b[at + 4] === COLON ? 4 : b[at + 14] === COLON ? 14 : b[at + 17] === COLON ? 17 : 0;
+  if (len === 0 || at + len >= end) return;
+  const colon = at + len;
+  let from = colon + 1;
+  let to = Math.min(end, from + 4096);
+  while (from < to && isTrimmed(b[from]!)) from++;
+  while (to > from && isTrimmed(b[to - 1]!)) to--;
+  if (len === 14 && isName(b, at, 'content-length')) {
+    const n = decimal(b, from, to);
+    if (n !== undefined) head.contentLength = n;
+  } else if (len === 17 && isName(b, at, 'transfer-encoding')) {
+    head.chunked = to - from === 7 && isName(b, from, 'chunked') ? true : /(^|,)\s*chunked\s*$/i.test(text(b, from, to));
+  } else if (len === 4 && isName(b, at, 'host')) {
+    head.host = textOr(b, from, to, knownHost);
+  }
+}
+
 interface PendingRequest {
   start: bigint;
   method: string | undefined;
@@ -135,6 +275,8 @@ export class Http1Parser implements ConnectionParser {
   private response: Response | undefined;
   /** whether any request head was seen: a response before the first one means the capture began mid-connection */
   private sawRequest = false;
+  /** the last request's Host: the next one's is most likely the same string */
+  private lastHost: string | undefined;
 
   constructor(private readonly ctx: ParserContext) {
     this.reqDir = requestDirection(ctx.role);
@@ -195,15 +337,7 @@ export class Http1Parser implements ConnectionParser {
   /** One parsing step in states that read captured bytes; false when it must wait for more. */
   private step(request: boolean, side: Side): boolean {
     const s = side.stream;
-    const b = s.peek();
-    if (side.state === 'chunk-end') {
-      if (b.length < 2 && !s.atGap() && !s.runEndsInGap()) return false;
-      if (b.length >= 2 && (b[0] !== 0x0d || b[1] !== 0x0a)) return this.desync(side, request);
-      s.skip(2); // a CRLF cut by the capture is skipped unseen: its length is known
-      this.addBytes(side, 2);
-      side.state = 'chunk-size';
-      return true;
-    }
+    if (side.state === 'chunk-end') return this.chunkEnd(request, side);
     if (this.endsAsLastChunk(side)) {
       const rest = s.restOfChunk();
       s.skip(rest);
@@ -212,18 +346,69 @@ export class Http1Parser implements ConnectionParser {
       return true;
     }
     if (s.atGap()) return this.desync(side, request);
-    if (side.state === 'head') return this.readHead(request, side, b);
-    // chunk-size and trailers read one line
+    if (side.state === 'head') return this.readHead(request, side);
+    return this.readLine(request, side);
+  }
+
+  /**
+   * How many of `peek()`'s bytes the head chunk holds from `headPos()` (its first `window` bytes are
+   * the head chunk's own): what is decided within them is read in place, with no view or copy made.
+   * A chunked body's steps are each a few bytes; a view per step cost more than reading them.
+   */
+  private window(s: ByteStream): number {
+    const data = s.headData();
+    return data ? Math.min(data.length - s.headPos(), this.ctx.options.maxBuffer) : 0;
+  }
+
+  /** The CRLF after a chunk's data. */
+  private chunkEnd(request: boolean, side: Side): boolean {
+    const s = side.stream;
+    let b: Uint8Array;
+    let at = 0;
+    if (this.window(s) >= 2) {
+      b = s.headData()!;
+      at = s.headPos();
+    } else {
+      b = s.peek();
+      if (b.length < 2 && !s.atGap() && !s.runEndsInGap()) return false;
+    }
+    if (b.length - at >= 2 && (b[at] !== CR || b[at + 1] !== LF)) return this.desync(side, request);
+    s.skip(2); // a CRLF cut by the capture is skipped unseen: its length is known
+    this.addBytes(side, 2);
+    side.state = 'chunk-size';
+    return true;
+  }
+
+  /** chunk-size and trailers read one line (at most 4 KiB), in place where the head chunk holds it whole. */
+  private readLine(request: boolean, side: Side): boolean {
+    const s = side.stream;
+    const data = s.headData()!;
+    const pos = s.headPos();
+    const stop = pos + Math.min(this.window(s) - 1, 4096);
+    for (let i = pos; i < stop; i++) if (data[i] === CR && data[i + 1] === LF) return this.line(request, side, data, pos, i - pos);
+    const b = s.peek();
     const eol = indexOfCrlf(b, 0, 4096);
     if (eol < 0) return b.length < 4096 && !s.runEndsInGap() ? false : this.desync(side, request);
+    return this.line(request, side, b, 0, eol);
+  }
+
+  /** The line `b[at, at + eol)` and its CRLF, at the stream's head: a chunk's size, or a trailer. */
+  private line(request: boolean, side: Side, b: Uint8Array, at: number, eol: number): boolean {
+    const s = side.stream;
     s.skip(eol + 2);
     this.addBytes(side, eol + 2);
     if (side.state === 'trailers') {
       if (eol === 0) this.endMessage(request, side);
       return true;
     }
-    const semi = b.subarray(0, eol).indexOf(0x3b);
-    const size = hex(b, 0, semi >= 0 ? semi : eol);
+    let end = at + eol;
+    for (let i = at; i < at + eol; i++) {
+      if (b[i] === 0x3b) {
+        end = i; // chunk extensions
+        break;
+      }
+    }
+    const size = hex(b, at, end);
     if (size === undefined) return this.desync(side, request);
     if (size === 0) {
       side.state = 'trailers';
@@ -246,18 +431,32 @@ export class Http1Parser implements ConnectionParser {
     const end = side.state === 'chunk-size' ? '0\r\n\r\n' : side.state === 'trailers' ? '\r\n' : undefined;
     if (end === undefined) return false;
     const s = side.stream;
+    // the common answers, without a view of the chunk
+    if (s.restOfChunk() !== end.length || s.headData()!.length - s.headPos() >= end.length) return false;
     const seen = s.peekChunk();
-    return s.restOfChunk() === end.length && seen.length < end.length && seen.every((c, i) => c === end.charCodeAt(i));
+    return seen.length < end.length && seen.every((c, i) => c === end.charCodeAt(i));
   }
 
-  private readHead(request: boolean, side: Side, b: Uint8Array): boolean {
+  private readHead(request: boolean, side: Side): boolean {
     const s = side.stream;
-    const blank = indexOfBlankLine(b);
-    const cut = blank < 0 && (s.runEndsInGap() || b.length >= this.ctx.options.maxBuffer);
-    if (blank < 0 && !cut) return false;
-    const length = blank < 0 ? b.length : blank + 4;
-    const head = parseHead(b.subarray(0, length), request, !cut, length);
-    if (!head) return this.desync(side, request);
+    // in place where the head chunk holds the head, else from what peek joins
+    const window = this.window(s);
+    const pos = s.headPos();
+    let head = quickHead(s.headData()!, request, pos, pos + window, this.lastHost);
+    let cut = false;
+    if (!head) {
+      const b = s.peek();
+      if (b.length > window) head = quickHead(b, request, 0, b.length, this.lastHost);
+      if (!head) {
+        const blank = indexOfBlankLine(b);
+        cut = blank < 0 && (s.runEndsInGap() || b.length >= this.ctx.options.maxBuffer);
+        if (blank < 0 && !cut) return false;
+        const length = blank < 0 ? b.length : blank + 4;
+        head = parseHead(b.subarray(0, length), request, !cut, length);
+        if (!head) return this.desync(side, request);
+      }
+    }
+    const length = head.length;
     const time = s.headTime();
     s.skip(length);
     if (request) this.startRequest(head, time, cut, side);
@@ -292,6 +491,7 @@ export class Http1Parser implements ConnectionParser {
   }
 
   private startRequest(head: Head, time: bigint, cut: boolean, side: Side): void {
+    if (head.host !== undefined) this.lastHost = head.host;
     const req: PendingRequest = { start: time, method: head.method, target: head.target, host: head.host, bytes: head.length, partial: cut };
     if (this.fifo.length >= this.ctx.options.maxPending) {
       this.fifo.shift();

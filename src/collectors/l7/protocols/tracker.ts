@@ -13,6 +13,7 @@
  */
 import { classify, roleFrom } from './classify.js';
 import { Http1Parser } from './http1.js';
+import { LruMap } from './lru.js';
 import { Http2Parser } from './http2.js';
 import { PostgresParser } from './postgres.js';
 import { RedisParser } from './redis.js';
@@ -39,7 +40,7 @@ interface Entry {
 
 export class L7Tracker {
   readonly stats: L7Stats = newStats();
-  private readonly conns = new Map<ConnId, Entry>();
+  private readonly conns = new LruMap<ConnId, Entry>();
   private readonly options: ParserOptions;
   private readonly max: number;
   private readonly onRecord: (record: L7Record) => void;
@@ -63,11 +64,8 @@ export class L7Tracker {
   /** Feeds one chunk; false when the connection is not parsed (unknown protocol), so its capture can stop. */
   push(chunk: Chunk): boolean {
     this.stats.chunks++;
-    let entry = this.conns.get(chunk.conn);
-    if (entry) {
-      this.conns.delete(chunk.conn); // re-inserted last: the most recently used
-      this.conns.set(chunk.conn, entry);
-    } else {
+    let entry = this.conns.use(chunk.conn); // now the most recently used
+    if (!entry) {
       if (chunk.data.length === 0) return true; // nothing to classify yet
       entry = this.open(chunk);
     }
@@ -106,7 +104,7 @@ export class L7Tracker {
 
   private open(chunk: Chunk): Entry {
     if (this.conns.size >= this.max) {
-      const [oldest, entry] = this.conns.entries().next().value!;
+      const [oldest, entry] = this.conns.oldest()!;
       this.conns.delete(oldest);
       this.stats.evictedConnections++;
       entry.parser?.close(entry.last);
