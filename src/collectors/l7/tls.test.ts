@@ -34,12 +34,16 @@ function countBy<T>(items: readonly T[], key: (x: T) => string, n: (x: T) => num
 
 const value = (r: Sample): number => (typeof r.value === 'number' ? r.value : r.value.count);
 
+/** Whether Debian's libssl3 is here to scan (with CI=true its absence fails the test). */
+function haveLibssl(t: TestContext): boolean {
+  if (existsSync(LIBSSL3) && existsSync(LIBCRYPTO3)) return true;
+  if (process.env.CI === 'true') assert.fail(`${LIBSSL3} or ${LIBCRYPTO3} is missing (libssl3)`);
+  t.skip('no libssl3');
+  return false;
+}
+
 test('the scan: a libssl mapped by two processes under two paths is probed once, rets before entries; a file without SSL_read is skipped and says why', (t) => {
-  if (!existsSync(LIBSSL3) || !existsSync(LIBCRYPTO3)) {
-    if (process.env.CI === 'true') assert.fail(`${LIBSSL3} or ${LIBCRYPTO3} is missing (libssl3)`);
-    t.skip('no libssl3');
-    return;
-  }
+  if (!haveLibssl(t)) return;
   const root = mkdtempSync(join(tmpdir(), 'periscope-tls-scan-'));
   t.after(() => rmSync(root, { recursive: true, force: true }));
   // a fake /proc: pids 10 and 11 map the same file (11 through a symlinked directory), 12 a "libssl" that is libcrypto
@@ -73,11 +77,7 @@ test('the scan: a libssl mapped by two processes under two paths is probed once,
 });
 
 test('the scan is incremental: a process newly met is looked at by three scans, then only every RESCAN_EVERY; a new selection looks at every one again', (t) => {
-  if (!existsSync(LIBSSL3) || !existsSync(LIBCRYPTO3)) {
-    if (process.env.CI === 'true') assert.fail(`${LIBSSL3} or ${LIBCRYPTO3} is missing (libssl3)`);
-    t.skip('no libssl3');
-    return;
-  }
+  if (!haveLibssl(t)) return;
   const root = mkdtempSync(join(tmpdir(), 'periscope-tls-rescan-'));
   t.after(() => rmSync(root, { recursive: true, force: true }));
   const line = (path: string): string => `7f0000000000-7f0000001000 r-xp 00000000 08:01 1234   ${path}\n`;
