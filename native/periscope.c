@@ -30,27 +30,50 @@
 static char libbpf_log[LOG_SIZE];
 static size_t libbpf_log_len;
 
+/* Appends text to the log, keeping the newest: the oldest goes when full (a verifier log's reason for
+ * refusing a program is at its end). */
+static void log_append(const char *text, size_t n)
+{
+	if (n >= LOG_SIZE / 2) {
+		text += n - (LOG_SIZE / 2 - 1);
+		n = LOG_SIZE / 2 - 1;
+	}
+	if (libbpf_log_len + n >= LOG_SIZE) {
+		size_t keep = LOG_SIZE / 2 - n;
+		if (keep > libbpf_log_len)
+			keep = libbpf_log_len;
+		memmove(libbpf_log, libbpf_log + libbpf_log_len - keep, keep);
+		libbpf_log_len = keep;
+	}
+	memcpy(libbpf_log + libbpf_log_len, text, n);
+	libbpf_log_len += n;
+	libbpf_log[libbpf_log_len] = 0;
+}
+
 static int collect_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	char line[2048];
+	va_list again;
 	int n;
 
 	if (level == LIBBPF_DEBUG)
 		return 0;
+	va_copy(again, ap);
 	n = vsnprintf(line, sizeof(line), fmt, ap);
-	if (n <= 0)
-		return 0;
-	if ((size_t)n >= sizeof(line))
-		n = sizeof(line) - 1;
-	/* keep the newest text: drop the oldest half when full */
-	if (libbpf_log_len + (size_t)n >= LOG_SIZE) {
-		size_t keep = LOG_SIZE / 2;
-		memmove(libbpf_log, libbpf_log + libbpf_log_len - keep, keep);
-		libbpf_log_len = keep;
+	if (n > 0 && (size_t)n < sizeof(line)) {
+		log_append(line, n);
+	} else if (n > 0) {
+		/* a program's whole verifier log comes in one message: format it whole, keep its end */
+		char *big = malloc((size_t)n + 1);
+		if (big) {
+			vsnprintf(big, (size_t)n + 1, fmt, again);
+			log_append(big, n);
+			free(big);
+		} else {
+			log_append(line, sizeof(line) - 1);
+		}
 	}
-	memcpy(libbpf_log + libbpf_log_len, line, n);
-	libbpf_log_len += n;
-	libbpf_log[libbpf_log_len] = 0;
+	va_end(again);
 	return 0;
 }
 

@@ -341,6 +341,10 @@ static __always_inline void fill_addrs(struct l7_chunk *h, struct sock *sk, cons
  * n <= L7_MAX_CAPTURE: data has room for twice that). */
 static __always_inline long copy_user(__u8 *data, __u32 off, __u64 src, __u64 n)
 {
+	/* the compiler may know both bounds already and drop these checks, or apply them to a copy it then
+	 * reloads from the stack, where an older verifier (6.1) loses them: make it forget, check here */
+	barrier_var(off);
+	barrier_var(n);
 	off &= L7_MAX_CAPTURE - 1;
 	if (n > L7_MAX_CAPTURE)
 		n = L7_MAX_CAPTURE;
@@ -685,6 +689,7 @@ static __always_inline int ship(struct l7_conn *c, struct sock *sk, struct l7_sc
 	c->bytes[dir & 1] += size;
 
 	__u64 len = sizeof(struct l7_chunk) + (captured & (2 * L7_MAX_CAPTURE - 1));
+	barrier_var(len); /* the check below is redundant to the compiler, not to 6.1's verifier */
 	if (len > sizeof(struct l7_scratch))
 		return 0;
 	if (bpf_ringbuf_output(&l7_events, s, len, ring_flags(len))) {
