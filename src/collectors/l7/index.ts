@@ -57,11 +57,13 @@ const IDLE_CONNECTION_NS = 10n * 60n * 1_000_000_000n;
 /** characters of a label value kept (a query shape can be long) */
 const MAX_LABEL = 256;
 /**
- * After the kernel says records wait, they gather this long before the drain: one drain per burst.
+ * After the kernel says records wait (a quarter of the ring), they gather this long before the drain.
  * The agent's timer alone (100 ms busy, 400 ms idle) let a burst from idle (redis-benchmark -P 16)
- * fill 4 MiB before the first drain; 5 ms of a 4 MiB ring is lossless to 800 MB/s of capture.
+ * fill 4 MiB before the first drain. 1 ms, not 5: the kernel wakes once per crossing of a quarter
+ * ring, so there are few wakeups to merge, and beside a busy client on the agent's CPU the paced
+ * nginx load's lossless rate went from 25,000 to 30,000 requests/s (BENCHMARKS.md).
  */
-const WAKE_DRAIN_MS = 5;
+const WAKE_DRAIN_MS = 1;
 /** characters of an event's request sample and error message */
 const MAX_SAMPLE = 1024;
 const MAX_MESSAGE = 256;
