@@ -193,8 +193,8 @@ export class EndpointCache {
     if (known && sameWords(v, from, known.raw)) return known;
     const raw = new Uint32Array(ENDPOINT_WORDS);
     for (let i = 0; i < ENDPOINT_WORDS; i++) raw[i] = v.getUint32(from + i * 4, true);
-    const words = (o: number): number[] => [0, 1, 2, 3].map((i) => v.getUint32(at + o + i * 4, true));
-    const e = { raw, local: endpoint(words(O.local_addr), v.getUint16(at + O.local_port, true)), remote: endpoint(words(O.remote_addr), v.getUint16(at + O.remote_port, true)) };
+    // the words as read: both addresses, then local_port and remote_port (little-endian) in one
+    const e = { raw, local: endpoint([...raw.subarray(0, 4)], raw[8]! & 0xffff), remote: endpoint([...raw.subarray(4, 8)], raw[8]! >>> 16) };
     if (this.conns.size >= this.max) this.conns.clear();
     this.conns.set(conn, e);
     return e;

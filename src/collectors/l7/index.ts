@@ -320,6 +320,8 @@ interface Conn {
   last: bigint;
   /** the subject, peer and row-key prefix of its records, per side (made at its first record) */
   edges?: Partial<Record<'client' | 'server', { subject: Subject; peer: Peer; key: string; last?: LastRows }>>;
+  /** the kernel was asked to ship no more of it (it looks every 8th chunk: a few more may come) */
+  ignored?: boolean;
 }
 
 type NameKind = 'route' | 'grpc_method' | 'shape' | 'command' | 'redis_error';
@@ -483,8 +485,11 @@ export class L7Collector implements CollectorInstance {
     if (c.offset > expected) this.tracker.push(parserChunk(c, new Uint8Array(0), c.offset - expected, conn.role));
     conn.next[c.dir] = Math.max(expected, c.offset + c.size);
     if (!this.tracker.push(parserChunk(c, c.data, c.size, conn.role))) {
-      // no parser for it: the kernel can stop shipping it
-      this.capture.ignore(c.conn);
+      // no parser for it: the kernel can stop shipping it (asked once: a map update is a system call)
+      if (!conn.ignored) {
+        this.capture.ignore(c.conn);
+        conn.ignored = true;
+      }
     }
   }
 
