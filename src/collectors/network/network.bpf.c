@@ -209,7 +209,12 @@ static __always_inline bool is_tcp(struct sock *sk)
 
 static __always_inline struct sock_info *storage(struct sock *sk, bool create)
 {
-	return bpf_sk_storage_get(&socks, sk, 0, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+	struct sock_info *si = bpf_sk_storage_get(&socks, sk, 0, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+
+	/* a socket whose state could not be made (no memory) goes uncounted: count that */
+	if (!si && create)
+		count_drop(DROP_MAP_UPDATE);
+	return si;
 }
 
 /* Fills a new socket's storage: owner, flow, start. */

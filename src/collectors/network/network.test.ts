@@ -233,7 +233,8 @@ s.sendto(b"lost", ("127.0.0.1", closed))
     while (collector.poll() > 0 && polls < 100) polls++;
     const m = collector.read();
     const conns = m.get('periscope_tcp_connections_total') ?? [];
-    assert.equal(total(conns, cg.id, (x) => x.labels?.direction === 'outbound' && x.labels.result === 'success'), storm.connections, 'every connect counted');
+    const byResult = JSON.stringify(conns.filter((x) => x.subject?.id === cg.id).map((x) => [x.labels?.direction, x.labels?.result, x.value]));
+    assert.equal(total(conns, cg.id, (x) => x.labels?.direction === 'outbound' && x.labels.result === 'success'), storm.connections, `every connect counted (${byResult}; drops ${JSON.stringify(collector.drops())})`);
     assert.equal(total(conns, cg.id, (x) => x.labels?.direction === 'inbound' && x.labels.result === 'success'), storm.connections, 'every accept counted');
     assert.equal(total(m.get('periscope_tcp_bytes_sent_total'), cg.id), 4 * storm.connections, 'two bytes each way on each connection');
     assert.equal(total(m.get('periscope_tcp_bytes_received_total'), cg.id), 4 * storm.connections);
