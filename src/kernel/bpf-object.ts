@@ -50,6 +50,9 @@ export interface ObjectSpec<P extends string> {
   readonly maps: Readonly<Record<string, MapSpec<unknown, unknown>>>;
   /** maps keyed by cgroup id: sized by --max-cgroups, and cleaned when a cgroup is gone */
   readonly cgroupMaps?: readonly string[];
+  /** arrays of an entry per possible CPU (indexed by bpf_get_smp_processor_id()): a per-CPU array's
+   * value is at most 32 KiB, these may be larger. Sized to the possible CPUs at load. */
+  readonly cpuMaps?: readonly string[];
   /** programs that do not attach by their section alone (default: by section) */
   readonly attach?: Readonly<Partial<Record<P, AttachKind>>>;
 }
@@ -151,6 +154,7 @@ export class BpfObject<P extends string> {
           if (!knob) throw new Error(`${spec.file} has no knob ${name}`);
           n.writeInitialValue(handle, knob.section, knob.offset, encode(knob.codec, Number(value)));
         }
+        for (const map of spec.cpuMaps ?? []) n.setMaxEntries(handle, map, n.numPossibleCpus());
         for (const [map, max] of Object.entries(opts.maxEntries ?? {})) n.setMaxEntries(handle, map, max);
         n.load(handle);
       } catch (err) {

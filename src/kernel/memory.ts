@@ -70,10 +70,11 @@ export interface ObjectBytes {
 export function objectBytes(spec: ObjectSpec<string>, alternative: string | undefined, maxCgroups: number, cpus: number): ObjectBytes {
   const skip = new Set(spec.alternatives.find((a) => a.name === alternative)?.skipMaps ?? []);
   const perCgroupMaps = new Set(spec.cgroupMaps ?? []);
+  const perCpuMaps = new Set(spec.cpuMaps ?? []);
   const out: ObjectBytes = { total: 0, perCgroup: 0, maps: [] };
   for (const m of Object.values(spec.maps)) {
     if (skip.has(m.name)) continue;
-    const entries = perCgroupMaps.has(m.name) ? maxCgroups : m.maxEntries;
+    const entries = perCgroupMaps.has(m.name) ? maxCgroups : perCpuMaps.has(m.name) ? cpus : m.maxEntries;
     const cost = mapCost({ ...m, maxEntries: entries }, cpus);
     const bytes = cost.fixed + cost.perEntry * entries;
     if (perCgroupMaps.has(m.name)) out.perCgroup += cost.perEntry;

@@ -2,7 +2,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { ALT_SYS_EXIT, decodeRecord, EndpointCache, L7_SPEC, L7Capture, type CaptureRecord, type Chunk, type ConnClose, type Endpoint } from './capture.js';
+import { ALT_SYS_EXIT, decodeRecord, MAX_CAPTURE_BYTES, EndpointCache, L7_SPEC, L7Capture, type CaptureRecord, type Chunk, type ConnClose, type Endpoint } from './capture.js';
 import * as gen from './l7.gen.js';
 import { wordsToAddr } from '../network/addr.js';
 import { alternativesHere, eventually, needsKernel, TestCgroup } from '../../../test/kernel.js';
@@ -110,7 +110,7 @@ for (const alt of alternativesHere(L7_SPEC)) {
         assert.equal(x.role, 'client');
         assert.deepEqual(x.local, { addr: '127.0.0.1', port: r.port });
         assert.deepEqual(x.remote, { addr: '127.0.0.1', port: httpPort });
-        assert.equal(x.data.length, Math.min(x.size, x === c[0] ? 4096 : 1024), 'the prefix is the capture size (a connection\'s first: 4 KiB) or all of it');
+        assert.equal(x.data.length, Math.min(x.size, x === c[0] ? MAX_CAPTURE_BYTES : 1024), 'the prefix is the capture size (a connection\'s first: 16 KiB) or all of it');
       }
       for (const x of s) assert.equal(x.role, 'server');
       assert.ok(s.filter((x) => x.dir === 'egress').every((x) => text(x.data).startsWith('HTTP/1.0 200') || text(x.data).startsWith('HTTP/1.1 200') || x.offset > 0));
@@ -184,17 +184,17 @@ for (const alt of alternativesHere(L7_SPEC)) {
       assert.ok(got.some((x) => x.dir === 'ingress' && x.data.length > 16), 'a read that filled more than its first buffer');
     });
 
-    await t.test('an HTTP/2 connection\'s chunks carry 4 KiB, other connections\' 1 KiB (and every connection\'s first, 4 KiB)', async () => {
-      const r = await client<{ h2: number; h1: number; pid: number }>(clients, `big ${echoPort} 3000`);
+    await t.test('an HTTP/2 connection\'s chunks carry 16 KiB, other connections\' 1 KiB (and every connection\'s first, 16 KiB)', async () => {
+      const r = await client<{ h2: number; h1: number; pid: number }>(clients, `big ${echoPort} 15000`);
       const egress = (port: number): Promise<Chunk[]> =>
         until(cap, seen, () => {
           const c = chunksOf(seen, (x) => x.tgid === r.pid && x.local.port === port && x.dir === 'egress');
           return c.length === 2 ? c : undefined;
         }, `two writes from port ${port}`);
       const h2 = await egress(r.h2);
-      assert.deepEqual(h2.map((x) => [x.protocol, x.size, x.data.length]), [['http2', 33, 33], ['http2', 3000, 3000]]);
+      assert.deepEqual(h2.map((x) => [x.protocol, x.size, x.data.length]), [['http2', 33, 33], ['http2', 15000, 15000]]);
       const h1 = await egress(r.h1);
-      assert.deepEqual(h1.map((x) => [x.protocol, x.size, x.data.length]), [['http1', 30, 30], ['http1', 3000, 1024]]);
+      assert.deepEqual(h1.map((x) => [x.protocol, x.size, x.data.length]), [['http1', 30, 30], ['http1', 15000, 1024]]);
     });
 
     await t.test('a full ring costs records, and they are counted', async () => {
@@ -261,7 +261,7 @@ for (const alt of alternativesHere(L7_SPEC)) {
 
 test('the capture refuses a ring that is not a power of two and a capture size past its maximum', () => {
   assert.throws(() => new L7Capture({ ringBytes: 5000 }), /power of two/);
-  assert.throws(() => new L7Capture({ captureBytes: 8192 }), /capture size/);
+  assert.throws(() => new L7Capture({ captureBytes: 32768 }), /capture size/);
   assert.ok(ALT_SYS_EXIT);
 });
 

@@ -34,6 +34,7 @@ export const L7_SPEC: ObjectSpec<gen.ProgramName> = {
   file: gen.OBJECT_FILE,
   programs: gen.programs,
   maps: gen.maps,
+  cpuMaps: ['scratch'],
   attach: Object.fromEntries(TLS_PROGRAMS.map((p) => [p, { kind: 'uprobe' }])),
   // Both take closes from sock:inet_sock_set_state and differ in how they reach the system calls'
   // exits. Neither uses socket storage: sk_storage_tracing stands for "5.11 or later", which keeps 5.10
@@ -63,6 +64,8 @@ export const L7_SPEC: ObjectSpec<gen.ProgramName> = {
 export const MAX_CAPTURE_BYTES = gen.L7ScratchCodec.size - gen.L7ChunkCodec.size >> 1;
 /** Payload bytes the other connections' chunks carry by default (L7_DEFAULT_CAPTURE in l7.h). */
 export const DEFAULT_CAPTURE_BYTES = 1024;
+/** The capture ring's size unless told (the map's own, l7.bpf.c). */
+export const DEFAULT_RING_BYTES: number = gen.maps.l7_events.maxEntries;
 
 export type L7Protocol = 'unknown' | 'http1' | 'http2' | 'postgres' | 'redis';
 export type L7Role = 'unknown' | 'client' | 'server';
@@ -164,7 +167,7 @@ export interface CaptureStats {
   tlsNoConnection: number;
 }
 
-function isPowerOfTwo(n: number): boolean {
+export function isPowerOfTwo(n: number): boolean {
   return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 }
 
@@ -291,7 +294,7 @@ export class L7Capture {
     if (!Number.isInteger(captureBytes) || captureBytes < 1 || captureBytes > MAX_CAPTURE_BYTES) {
       throw new PeriscopeError('BAD_ARGUMENT', `capture size ${captureBytes} is not in 1..${MAX_CAPTURE_BYTES}`, `give 1..${MAX_CAPTURE_BYTES} bytes`);
     }
-    const ringBytes = opts.ringBytes ?? gen.maps.l7_events.maxEntries;
+    const ringBytes = opts.ringBytes ?? DEFAULT_RING_BYTES;
     if (!isPowerOfTwo(ringBytes) || ringBytes < 4096) {
       throw new PeriscopeError('BAD_ARGUMENT', `ring size ${ringBytes} is not a power of two of at least 4096`, 'give a power of two, e.g. 4194304');
     }

@@ -36,7 +36,7 @@ import {
   type Subject,
 } from '../contract.js';
 import { TIME, WHO } from '../../wire/table.js';
-import { DEFAULT_CAPTURE_BYTES, L7_SPEC, L7Capture, MAX_CAPTURE_BYTES, type CaptureRecord, type Chunk as CaptureChunk, type Endpoint } from './capture.js';
+import { DEFAULT_CAPTURE_BYTES, DEFAULT_RING_BYTES, isPowerOfTwo, L7_SPEC, L7Capture, MAX_CAPTURE_BYTES, type CaptureRecord, type Chunk as CaptureChunk, type Endpoint } from './capture.js';
 import { GRPC_CODES, L7Tracker, OTHER_ROUTE, RouteSet, type Chunk as ParserChunk, type L7Record, type L7Stats, type PayloadMode } from './protocols/index.js';
 import { LruMap } from './protocols/lru.js';
 import { HTTP_METHODS } from './protocols/http1.js';
@@ -96,6 +96,13 @@ export const SETTINGS: readonly SettingDef[] = [
     check: (v) => wholeIn(v, 1, 10_000),
   },
   { name: 'capture-bytes', value: 'N', default: String(DEFAULT_CAPTURE_BYTES), help: `payload bytes captured of each system call (HTTP/2 connections: ${MAX_CAPTURE_BYTES}, or N if more)`, check: (v) => wholeIn(v, 64, MAX_CAPTURE_BYTES) },
+  {
+    name: 'ring-mib',
+    value: 'N',
+    default: String(DEFAULT_RING_BYTES >> 20),
+    help: 'MiB of kernel memory for captured payload waiting to be parsed (a power of two); what does not fit is lost and counted (ring_full)',
+    check: (v) => wholeIn(v, 1, 1024) ?? (isPowerOfTwo(Number(v)) ? undefined : 'a power of two: 1, 2, 4, ... 1024'),
+  },
 ];
 
 export interface L7Options {
@@ -105,7 +112,7 @@ export interface L7Options {
   payload?: PayloadMode;
   maxNames?: number;
   captureBytes?: number;
-  /** capture ring bytes (tests) */
+  /** capture ring bytes (--l7-ring-mib) */
   ringBytes?: number;
 }
 
@@ -117,6 +124,7 @@ export function optionsFrom(settings: Readonly<Record<string, string>> | undefin
     ...(s.payload === 'samples' || s.payload === 'shapes' ? { payload: s.payload } : {}),
     ...(s['max-names'] !== undefined ? { maxNames: Number(s['max-names']) } : {}),
     ...(s['capture-bytes'] !== undefined ? { captureBytes: Number(s['capture-bytes']) } : {}),
+    ...(s['ring-mib'] !== undefined ? { ringBytes: Number(s['ring-mib']) * (1 << 20) } : {}),
   };
 }
 

@@ -153,18 +153,30 @@ struct {
 	__type(value, struct tls_session);
 } tls_sessions SEC(".maps");
 
-/* where a record is built (struct l7_scratch, l7.h) */
+/* Where a record is built (struct l7_scratch, l7.h): an entry per possible CPU (user space sizes it),
+ * indexed by the CPU's number: a per-CPU array's value may not pass 32 KiB. A program runs on one
+ * CPU from start to end (migration disabled), so this is shared exactly as a per-CPU array would be. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct l7_scratch);
 } scratch SEC(".maps");
 
-/* 4 MiB by default (about 3,600 full records); user space may size it before load. */
+/* This CPU's scratch record. */
+static __always_inline struct l7_scratch *scratch_here(void)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+
+	return bpf_map_lookup_elem(&scratch, &cpu);
+}
+
+/* 16 MiB by default (--l7-ring-mib): a burst of 40,000 pipelined Redis commands from idle ships ~6 MB
+ * with both ends captured, which 4 MiB held only if the agent, sharing the CPUs with the load, drained
+ * during the burst. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20);
+	__uint(max_entries, 16 << 20);
 } l7_events SEC(".maps");
 
 /* The record of `len` bytes about to go in wakes the reader if it takes the ring past wake_bytes:
@@ -364,8 +376,7 @@ struct iov_walk {
 static long iov_step(__u32 i, void *ctx)
 {
 	struct iov_walk *w = ctx;
-	__u32 zero = 0;
-	struct l7_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct l7_scratch *s = scratch_here();
 	struct u_iovec v;
 
 	if (!s || i >= w->iovcnt || w->off >= w->want)
@@ -748,8 +759,7 @@ static __always_inline int capture(struct pt_regs *regs, int kind, long ret, con
 		return 0;
 	}
 
-	__u32 zero = 0;
-	struct l7_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct l7_scratch *s = scratch_here();
 	if (!s)
 		return 0;
 	__u32 captured = 0;
@@ -999,8 +1009,7 @@ int BPF_KPROBE(l7_ssl_ret)
 	if (!wanted(c))
 		return 0;
 
-	__u32 zero = 0;
-	struct l7_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct l7_scratch *s = scratch_here();
 	if (!s)
 		return 0;
 	__u32 want = capture_size(c);

@@ -8,7 +8,7 @@
 
 /* Most payload bytes a record carries (the `capture_bytes` and `h2_capture_bytes` knobs say how many
  * of them). A power of two: the copy into the record is bounded by masks the verifier can follow. */
-#define L7_MAX_CAPTURE 4096
+#define L7_MAX_CAPTURE 16384
 /* Payload bytes a record carries by default, but on HTTP/2 connections */
 #define L7_DEFAULT_CAPTURE 1024
 /* iovecs of one readv/writev/recvmsg/sendmsg that are copied from, at most */
