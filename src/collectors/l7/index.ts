@@ -101,7 +101,7 @@ export const SETTINGS: readonly SettingDef[] = [
     value: 'N',
     default: String(DEFAULT_RING_BYTES >> 20),
     help: 'MiB of kernel memory for captured payload waiting to be parsed (a power of two); what does not fit is lost and counted (ring_full)',
-    check: (v) => wholeIn(v, 1, 1024) ?? (isPowerOfTwo(Number(v)) ? undefined : 'a power of two: 1, 2, 4, ... 1024'),
+    check: (v) => (wholeIn(v, 1, 1024) === undefined && isPowerOfTwo(Number(v)) ? undefined : `wants a power of two from 1 to 1024 (1, 2, 4, ...), not "${v}"`),
   },
 ];
 

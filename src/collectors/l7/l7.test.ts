@@ -11,7 +11,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { L7Collector, l7 } from './index.js';
+import { L7Collector, l7, optionsFrom, SETTINGS } from './index.js';
 import { L7_SPEC, type CaptureRecord } from './capture.js';
 import { normalizeSql, templatePath } from './protocols/index.js';
 import { rng, shuffle } from './protocols/test-util.js';
@@ -354,13 +354,15 @@ test('bin/periscope agent --l7-select: the flag reaches the collector in a real 
   if (!alt) return;
   const web = new TestCgroup('l7-proc-web');
   const clients = new TestCgroup('l7-proc-clients');
-  const agent = await startAgent(['--no-kubernetes', '--collectors', 'l7', '--l7-select', `cgroup:${clients.path}`, '--l7-payload', 'shapes']);
+  const agent = await startAgent(['--no-kubernetes', '--collectors', 'l7', '--l7-select', `cgroup:${clients.path}`, '--l7-payload', 'shapes', '--l7-ring-mib', '2']);
   t.after(async () => {
     await agent.stop();
     web.remove();
     clients.remove();
   });
   assert.match(agent.banner, /1 collectors running/);
+  const rings = JSON.parse((await run('bpftool', ['-j', 'map', 'show'])).stdout) as { name?: string; max_entries: number }[];
+  assert.ok(rings.some((m) => m.name === 'l7_events' && m.max_entries === 2 << 20), '--l7-ring-mib 2: a 2 MiB ring');
   const nginx = await startNginx(t, { wrap: inCgroup(web) });
   await httpRequests(nginx, [['GET', '/status/500', 0], ['GET', '/users/12345', 0]], { wrap: inCgroup(clients) });
   const text = await eventually(async () => {
@@ -371,6 +373,16 @@ test('bin/periscope agent --l7-select: the flag reaches the collector in a real 
   const body = (await (await fetch(`${agent.url}/api/v1/events?type=http_request`)).json()) as { events: Record<string, unknown>[] };
   assert.deepEqual(body.events.map((e) => [e.cgroup, e.request, e.reason]), [[clients.path, 'GET /status/{id}', 'error']], 'shapes: the route, not the path');
   assert.equal(await agent.stop(), 0);
+});
+
+test('--l7-ring-mib takes a power of two of 1 to 1024 MiB and nothing else', () => {
+  const def = SETTINGS.find((s) => s.name === 'ring-mib');
+  assert.ok(def);
+  const check = (v: string): string | undefined => def.check(v);
+  for (const good of ['1', '2', '16', '1024']) assert.equal(check(good), undefined, good);
+  for (const bad of ['0', '3', '24', '2048', '-4', '1.5', '16MiB', '', '0x10']) assert.ok(check(bad), `refused: "${bad}"`);
+  assert.equal(optionsFrom({ 'ring-mib': '2' }).ringBytes, 2 << 20);
+  assert.equal(optionsFrom({}).ringBytes, undefined);
 });
 
 test('a Redis pipeline handed over as runs: every command counted and observed, an event per failed or slow command with its own arguments', (t) => {
