@@ -3,7 +3,8 @@
  * write/read loop, and a getppid loop for system calls the capture does not want), in four states:
  * (a) the object not loaded, (b) loaded with the process's cgroup off the allow-list, (c) on it with
  * the connection's protocol ignored (binary bytes), (d) captured (HTTP/1: every write and read
- * shipped, 64 bytes each, the ring drained every 50 ms). Each alternative the kernel supports; the
+ * shipped, 64 bytes each, the ring drained every 50 ms; and again with a 4 MiB ring instead of the
+ * default 16). Each alternative the kernel supports; the
  * median of `runs` runs. `node dist/bench/run.js l7 [--rounds 200000] [--pairs 5]` as root.
  *
  * The classic-tracepoint alternative needs tracefs: run it in a mount namespace of its own with
@@ -53,6 +54,16 @@ export async function l7Capture(rounds: number, runs: number): Promise<Result[]>
         } finally {
           cap.close();
         }
+        // the same with a 4 MiB ring (the default until 2026-12-03): what the ring's size costs a call
+        const small = new L7Capture({ alternative: alt, ringBytes: 4 << 20 });
+        try {
+          small.addCgroup(cg.id);
+          add(`${alt} d4 sock`, await once(cg, `sock http ${rounds}`, small));
+          lost += small.drops().ringFull;
+          shipped += small.stats().chunks;
+        } finally {
+          small.close();
+        }
       }
     }
   } finally {
@@ -70,6 +81,7 @@ export async function l7Capture(rounds: number, runs: number): Promise<Result[]>
       '(c) allowed, protocol ignored, write/read': plus(`${alt} c sock`, 'a sock'),
       '(c) allowed, protocol ignored, getppid': plus(`${alt} c getppid`, 'a getppid'),
       '(d) captured, write/read': plus(`${alt} d sock`, 'a sock'),
+      '(d) captured, 4 MiB ring, write/read': plus(`${alt} d4 sock`, 'a sock'),
     });
   }
   out.push({ scenario: 'l7 capture: the captured runs', 'chunks shipped': shipped, 'lost to a full ring': lost });
