@@ -5,6 +5,7 @@
  * takes the first one the kernel supports, loads only its programs, attaches them, and reports which
  * alternative it took and why the others were passed over.
  */
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { native, type LinkHandle, type ObjectHandle } from './native.js';
@@ -39,6 +40,30 @@ export interface ConfigSpec {
   readonly section: string;
   readonly offset: number;
   readonly codec: Codec<number>;
+}
+
+/**
+ * Entries a CPU-indexed array needs: the highest possible CPU's number plus one. Not the count of
+ * possible CPUs (libbpf's), which is less where the possible mask has holes ("0-3,8-11": 8 CPUs,
+ * numbered up to 11).
+ */
+export function cpuSlots(possible = '/sys/devices/system/cpu/possible'): number {
+  try {
+    return highestInCpuList(readFileSync(possible, 'utf8')) + 1;
+  } catch {
+    return native().numPossibleCpus();
+  }
+}
+
+/** The highest number in a kernel CPU list ("0-3,8-11" → 11); throws on anything else. */
+export function highestInCpuList(list: string): number {
+  let top = -1;
+  for (const part of list.trim().split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) throw new Error(`not a CPU list: "${list.trim()}"`);
+    top = Math.max(top, Number(m[2] ?? m[1]));
+  }
+  return top;
 }
 
 export interface ObjectSpec<P extends string> {
@@ -154,7 +179,7 @@ export class BpfObject<P extends string> {
           if (!knob) throw new Error(`${spec.file} has no knob ${name}`);
           n.writeInitialValue(handle, knob.section, knob.offset, encode(knob.codec, Number(value)));
         }
-        for (const map of spec.cpuMaps ?? []) n.setMaxEntries(handle, map, n.numPossibleCpus());
+        for (const map of spec.cpuMaps ?? []) n.setMaxEntries(handle, map, cpuSlots());
         for (const [map, max] of Object.entries(opts.maxEntries ?? {})) n.setMaxEntries(handle, map, max);
         n.load(handle);
       } catch (err) {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BpfObject, chooseAlternative, supportedAlternatives, type ObjectSpec } from './bpf-object.js';
+import { BpfObject, chooseAlternative, cpuSlots, highestInCpuList, supportedAlternatives, type ObjectSpec } from './bpf-object.js';
 import { native } from './native.js';
 import { probe, probeAll, FEATURES, type Feature } from './features.js';
 import { PeriscopeError, isNativeError } from './errors.js';
@@ -8,7 +8,9 @@ import * as memoryGen from '../collectors/memory/memory.gen.js';
 import * as cpuGen from '../collectors/cpu/cpu.gen.js';
 import { kernelAtLeast, needsKernel, run } from '../../test/kernel.js';
 import { MEMORY_SPEC } from '../collectors/memory/index.js';
-import { release } from 'node:os';
+import { release, tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 const MEMORY: ObjectSpec<memoryGen.ProgramName> = {
   file: memoryGen.OBJECT_FILE,
@@ -139,4 +141,17 @@ test('per-CPU maps sum their CPUs', (t) => {
   while (Date.now() < deadline); // burn a little so our cgroup switches
   const total = [...stats.entries().values()].reduce((s, v) => s + v.voluntary_switches + v.involuntary_switches, 0);
   assert.ok(total > 0, 'switches were counted');
+});
+
+test('a CPU-indexed array has a slot for the highest possible CPU, holes in the mask included', () => {
+  assert.equal(highestInCpuList('0\n'), 0);
+  assert.equal(highestInCpuList('0-1\n'), 1);
+  assert.equal(highestInCpuList('0-3,8-11\n'), 11);
+  assert.equal(highestInCpuList('0,2,5-6'), 6);
+  for (const bad of ['', 'x', '0-', '1,,2', '-1']) assert.throws(() => highestInCpuList(bad), /not a CPU list/, bad);
+  const dir = mkdtempSync(join(tmpdir(), 'periscope-cpus-'));
+  writeFileSync(join(dir, 'possible'), '0-3,8-11\n');
+  assert.equal(cpuSlots(join(dir, 'possible')), 12);
+  rmSync(dir, { recursive: true });
+  assert.equal(cpuSlots(), highestInCpuList(readFileSync('/sys/devices/system/cpu/possible', 'utf8')) + 1);
 });
