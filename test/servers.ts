@@ -656,9 +656,10 @@ export async function startGrpc(t: TestContext | undefined, opts: Place & { tls?
 export async function grpcCalls(
   target: Target,
   plan: Record<string, number>,
-  opts: { seed?: number; tls?: { caFile: string; authority?: string }; wrap?: string[]; timeoutMs?: number } = {},
+  opts: { seed?: number; size?: number; tls?: { caFile: string; authority?: string }; wrap?: string[]; timeoutMs?: number } = {},
 ): Promise<Record<string, number>> {
   const argv = [PYTHON, '-u', L7_KIT_PY, 'grpc-client', '--target', `${target.host}:${target.port}`, '--plan', Object.entries(plan).map(([m, n]) => `${m}:${n}`).join(','), '--seed', String(opts.seed ?? 1)];
+  if (opts.size) argv.push('--size', String(opts.size));
   if (opts.tls) argv.push('--ca', opts.tls.caFile, '--authority', opts.tls.authority ?? 'localhost');
   const out = await mustRun('the gRPC client', argv, { wrap: opts.wrap, timeoutMs: opts.timeoutMs ?? 120_000 });
   const done = out

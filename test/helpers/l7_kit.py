@@ -7,7 +7,7 @@ Every line on stdout is one JSON object with an "event" key, flushed at once; er
   grpc-server --host H --port P [--cert F --key F]
       serves /periscope.test.Echo/Say (answers the request's bytes, OK) and
       /periscope.test.Echo/Missing (NOT_FOUND, with a message); "listening" with the port once bound.
-  grpc-client --target H:P --plan METHOD:N[,METHOD:N...] [--seed S] [--ca F --authority NAME]
+  grpc-client --target H:P --plan METHOD:N[,METHOD:N...] [--seed S] [--size BYTES] [--ca F --authority NAME]
       one channel, the calls of the plan in a seeded random order, one at a time; one "done" event
       with the count per "method status" ("Say OK": 40, "Missing NOT_FOUND": 10).
   http --host H --port P [--conns K] [--per-conn N] [--tls --ca F --sni NAME]
@@ -94,7 +94,9 @@ def grpc_client(args):
     counts = {}
     for i, method in enumerate(plan):
         try:
-            stubs[method](b"hello %d" % i, timeout=10)
+            body = b"hello %d" % i
+            # a message of --size bytes (Say answers with it: as long a response)
+            stubs[method](body + b"." * max(0, args.size - len(body)), timeout=10)
             code = "OK"
         except grpc.RpcError as e:
             code = e.code().name
@@ -184,6 +186,7 @@ def main():
     c.add_argument("--target", required=True)
     c.add_argument("--plan", required=True)
     c.add_argument("--seed", type=int, default=1)
+    c.add_argument("--size", type=int, default=0)
     c.add_argument("--ca")
     c.add_argument("--authority")
     h = sub.add_parser("http")
