@@ -292,8 +292,8 @@ for (const tls of [false, true]) {
 // Whole, the parsers follow large messages exactly. A prefix of each read cannot: a read of 64 KiB
 // holds the end of one message, the next call's HEADERS and trailers and the start of its message, and
 // what follows the first 16 KiB is lost — calls go uncounted or without their grpc-status, but are
-// never misnamed. The kernel side needs to walk HTTP/2 frames and skip DATA payloads instead of
-// shipping a prefix (docs/ARCHITECTURE.md, "Not yet"); then the cut views can be held to exact counts.
+// never misnamed. So the kernel walks an HTTP/2 connection's frames instead (l7.test.ts holds that to
+// exact counts); a prefix is what is left where the walk is lost (docs/ARCHITECTURE.md).
 test('gRPC with 200 kB messages each way (grpcio): exact when captured whole; cut to 16 or 4 KiB a read, no call misnamed and no grpc-status wrong', async (t) => {
   if (!gate(t)) return;
   const rpc = await startGrpc(t);

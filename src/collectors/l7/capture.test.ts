@@ -184,16 +184,22 @@ for (const alt of alternativesHere(L7_SPEC)) {
       assert.ok(got.some((x) => x.dir === 'ingress' && x.data.length > 16), 'a read that filled more than its first buffer');
     });
 
-    await t.test('an HTTP/2 connection\'s chunks carry 16 KiB, other connections\' 1 KiB (and every connection\'s first, 16 KiB)', async () => {
+    await t.test('an HTTP/2 connection\'s frames are walked: DATA shipped by its header, its payload a gap of known length; other connections\' calls by their first 1 KiB', async () => {
       const r = await client<{ h2: number; h1: number; pid: number }>(clients, `big ${echoPort} 15000`);
-      const egress = (port: number): Promise<Chunk[]> =>
+      const egress = (port: number, n: number): Promise<Chunk[]> =>
         until(cap, seen, () => {
           const c = chunksOf(seen, (x) => x.tgid === r.pid && x.local.port === port && x.dir === 'egress');
-          return c.length === 2 ? c : undefined;
-        }, `two writes from port ${port}`);
-      const h2 = await egress(r.h2);
-      assert.deepEqual(h2.map((x) => [x.protocol, x.size, x.data.length]), [['http2', 33, 33], ['http2', 15000, 15000]]);
-      const h1 = await egress(r.h1);
+          return c.length === n ? c : undefined;
+        }, `${n} records of the writes from port ${port}`);
+      // the preface and SETTINGS (33 bytes) go as the connection's first call; then 15,000 bytes of
+      // DATA frames of 1,000 bytes: a record per frame, its 9-byte header captured, the rest not
+      const h2 = await egress(r.h2, 16);
+      assert.deepEqual(h2.slice(0, 1).map((x) => [x.protocol, x.offset, x.size, x.data.length]), [['http2', 0, 33, 33]]);
+      const frames = h2.slice(1);
+      assert.deepEqual(frames.map((x) => x.offset), frames.map((_x, i) => 33 + i * 1009), 'each at its frame\'s place in the stream');
+      assert.deepEqual(frames.map((x) => x.size), [...Array.from({ length: 14 }, () => 1009), 15000 - 14 * 1009], 'each to the end of its payload, the last to the end of the call');
+      for (const x of frames) assert.equal(Buffer.from(x.data).toString('hex'), '0003e8000000000001', 'the DATA frame\'s header alone');
+      const h1 = await egress(r.h1, 2);
       assert.deepEqual(h1.map((x) => [x.protocol, x.size, x.data.length]), [['http1', 30, 30], ['http1', 15000, 1024]]);
     });
 

@@ -654,7 +654,32 @@ static __always_inline void claim_tls(struct tls_call *call, struct l7_conn *c, 
 	c->bytes[DIR_EGRESS] = 0;
 	c->bytes[DIR_INGRESS] = 0;
 	c->chunks = 0;
+	c->h2_mode[DIR_EGRESS] = H2_START;
+	c->h2_mode[DIR_INGRESS] = H2_START;
+	c->h2_hdr_len[DIR_EGRESS] = 0;
+	c->h2_hdr_len[DIR_INGRESS] = 0;
 	count(STAT_TLS);
+}
+
+/* A chunk's header but for its size and what it captured. */
+static __always_inline void fill_header(struct l7_chunk *h, struct l7_conn *c, struct sock *sk, __u8 dir, int kind, int fd,
+					cgroup_id_t cgroup, const bool direct)
+{
+	h->conn_id = c->id;
+	h->cgroup_id = cgroup;
+	h->time_ns = bpf_ktime_get_ns();
+	h->egress_bytes = c->bytes[DIR_EGRESS];
+	h->ingress_bytes = c->bytes[DIR_INGRESS];
+	__u64 id = bpf_get_current_pid_tgid();
+	h->tgid = id >> 32;
+	h->pid = (__u32)id;
+	h->fd = fd;
+	fill_addrs(h, sk, direct);
+	h->kind = REC_CHUNK;
+	h->direction = dir;
+	h->protocol = c->protocol;
+	h->role = c->role;
+	h->syscall = kind;
 }
 
 /* The record of `captured` bytes (in s->data) of a system call (or SSL call) that moved `size` on a
@@ -678,24 +703,9 @@ static __always_inline int ship(struct l7_conn *c, struct sock *sk, struct l7_sc
 		count(STAT_CLASSIFIED);
 	}
 
-	struct l7_chunk *h = &s->hdr;
-	h->conn_id = c->id;
-	h->cgroup_id = cgroup;
-	h->time_ns = bpf_ktime_get_ns();
-	h->size = size;
-	h->egress_bytes = c->bytes[DIR_EGRESS];
-	h->ingress_bytes = c->bytes[DIR_INGRESS];
-	__u64 id = bpf_get_current_pid_tgid();
-	h->tgid = id >> 32;
-	h->pid = (__u32)id;
-	h->fd = fd;
-	fill_addrs(h, sk, direct);
-	h->captured = captured;
-	h->kind = REC_CHUNK;
-	h->direction = dir;
-	h->protocol = c->protocol;
-	h->role = c->role;
-	h->syscall = kind;
+	fill_header(&s->hdr, c, sk, dir, kind, fd, cgroup, direct);
+	s->hdr.size = size;
+	s->hdr.captured = captured;
 	/* the stream offsets count every byte, shipped or not, so user space sees what it missed */
 	c->bytes[dir & 1] += size;
 
@@ -710,6 +720,261 @@ static __always_inline int ship(struct l7_conn *c, struct sock *sk, struct l7_sc
 	c->chunks++;
 	count(STAT_CHUNKS);
 	return 0;
+}
+
+/* --- HTTP/2: frames walked, DATA payloads skipped ----------------------------------------------
+ *
+ * A prefix of a call cannot hold what a large message pushes past it (the trailers after 200 kB of
+ * DATA, the next call's HEADERS). On an HTTP/2 connection each call's frames are walked instead:
+ * every frame but DATA is shipped whole, DATA by its 9-byte header, one record per run of frames up
+ * to a DATA payload, which is the record's uncaptured tail (user space skips DATA by its length
+ * anyway). The walk goes on across calls from where the last one left it (the connection's h2_*
+ * fields); a call not walked, or a header that makes no sense, makes the direction H2_LOST: a prefix
+ * of each call from then on, as before. One bpf_loop step either loads the next iovec or reads part
+ * of one frame, so iovecs need no loop of their own. */
+
+#define H2_MAX_STEPS 8192
+#define H2_PREFACE_LEN 24
+#define H2_DATA 0
+
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct h2_walk);
+} h2_walks SEC(".maps");
+
+static __always_inline struct h2_walk *h2_walk_here(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&h2_walks, &zero);
+}
+
+/* The record built so far goes, covering the stream up to call offset `end` (what it did not
+ * capture is its uncaptured tail); the next starts there. */
+static __always_inline void h2_flush(struct h2_walk *w, struct l7_scratch *s, __u64 end)
+{
+	if (!w->ship || end <= w->rec_start)
+		return;
+	struct l7_chunk *h = &s->hdr;
+	__u64 offset = w->base + w->rec_start;
+	if (w->dir == DIR_EGRESS)
+		h->egress_bytes = offset;
+	else
+		h->ingress_bytes = offset;
+	h->size = end - w->rec_start;
+	h->captured = w->fill;
+	__u64 len = sizeof(struct l7_chunk) + (w->fill & (2 * L7_MAX_CAPTURE - 1));
+	barrier_var(len);
+	if (len <= sizeof(struct l7_scratch)) {
+		if (bpf_ringbuf_output(&l7_events, s, len, ring_flags(len))) {
+			count_drop(DROP_RINGBUF_FULL);
+		} else {
+			w->records++;
+			count(STAT_CHUNKS);
+		}
+	}
+	w->rec_start = end;
+	w->fill = 0;
+}
+
+/* Past n bytes of the current segment. */
+static __always_inline void h2_advance(struct h2_walk *w, __u64 n)
+{
+	w->seg_addr += n;
+	w->seg_left -= n;
+	w->done += n;
+}
+
+/* n bytes of the current segment into the record being built (room made first). */
+static __always_inline bool h2_copy(struct h2_walk *w, struct l7_scratch *s, __u64 n)
+{
+	if (!w->ship)
+		return true;
+	if (copy_user(s->data, w->fill, w->seg_addr, n)) {
+		count(STAT_READ_FAILED);
+		return false;
+	}
+	w->fill += n;
+	return true;
+}
+
+/* One step of the walk; 1 ends it (the call walked, or the walk lost). */
+static long h2_step(__u32 i, void *ctx)
+{
+	struct h2_walk *w = h2_walk_here();
+	struct l7_scratch *s = scratch_here();
+
+	if (!w || !s || w->mode == H2_LOST || w->done >= w->size)
+		return 1;
+	if (w->seg_left == 0) {
+		struct u_iovec v;
+
+		if (!w->iov || w->seg_idx >= w->iovcnt || w->seg_idx >= L7_MAX_IOV ||
+		    bpf_probe_read_user(&v, sizeof(v), (const void *)(w->iov + w->seg_idx * sizeof(v)))) {
+			w->mode = H2_LOST;
+			return 1;
+		}
+		w->seg_idx++;
+		w->seg_addr = v.base;
+		w->seg_left = v.len < w->size - w->done ? v.len : w->size - w->done;
+		return 0;
+	}
+	__u64 n;
+	switch (w->mode) {
+	case H2_START:
+	case H2_UNSURE: {
+		/* the client's preface first, on the stream that has one (then frames) */
+		__u64 head = 0;
+		if (w->seg_left >= 8 && bpf_probe_read_user(&head, sizeof(head), (const void *)w->seg_addr) == 0 &&
+		    head == W8('P', 'R', 'I', ' ', '*', ' ', 'H', 'T')) {
+			w->mode = H2_COPY;
+			w->left = H2_PREFACE_LEN;
+		} else if (w->mode == H2_START) {
+			w->mode = H2_HEADER;
+			w->hdr_len = 0;
+		} else {
+			w->mode = H2_LOST;
+			return 1;
+		}
+		return 0;
+	}
+	case H2_HEADER: {
+		__u32 have = w->hdr_len;
+
+		if (have > 8) {
+			w->mode = H2_LOST;
+			return 1;
+		}
+		/* a header is never split between two records */
+		if (w->ship && have == 0 && w->fill + 9 > L7_MAX_CAPTURE)
+			h2_flush(w, s, w->done);
+		n = 9 - have;
+		if (n > w->seg_left)
+			n = w->seg_left;
+		barrier_var(n); /* checked here, next to its use: 6.1's verifier loses bounds kept on the stack */
+		if (n > 9 || n == 0)
+			return 1;
+		if (bpf_probe_read_user(w->hdr + (have & 15), n, (const void *)w->seg_addr) || !h2_copy(w, s, n)) {
+			w->mode = H2_LOST;
+			return 1;
+		}
+		h2_advance(w, n);
+		w->hdr_len = have + n;
+		if (w->hdr_len < 9)
+			return 0;
+		__u32 len = (__u32)w->hdr[0] << 16 | (__u32)w->hdr[1] << 8 | w->hdr[2];
+		/* a type past the known extensions, or the stream id's reserved bit: not a frame header */
+		if (w->hdr[3] > 0x10 || (w->hdr[5] & 0x80)) {
+			w->mode = H2_LOST;
+			return 1;
+		}
+		__u8 type = w->hdr[3];
+		w->hdr_len = 0;
+		w->left = len;
+		if (len == 0) {
+			w->mode = H2_HEADER;
+		} else if (type == H2_DATA) {
+			/* the record ends with this header; the payload is its uncaptured tail */
+			__u64 end = w->done + len;
+			h2_flush(w, s, end < w->size ? end : w->size);
+			w->mode = H2_SKIP;
+		} else {
+			w->mode = H2_COPY;
+		}
+		return 0;
+	}
+	case H2_COPY:
+		n = w->left < w->seg_left ? w->left : w->seg_left;
+		if (w->ship) {
+			if (w->fill >= L7_MAX_CAPTURE)
+				h2_flush(w, s, w->done);
+			__u64 room = L7_MAX_CAPTURE - w->fill;
+			if (n > room)
+				n = room;
+		}
+		if (!h2_copy(w, s, n)) {
+			w->mode = H2_LOST;
+			return 1;
+		}
+		h2_advance(w, n);
+		w->left -= n;
+		if (w->left == 0)
+			w->mode = H2_HEADER;
+		return 0;
+	case H2_SKIP:
+		n = w->left < w->seg_left ? w->left : w->seg_left;
+		h2_advance(w, n);
+		w->left -= n;
+		if (w->left == 0)
+			w->mode = H2_HEADER;
+		return 0;
+	}
+	w->mode = H2_LOST;
+	return 1;
+}
+
+/* A connection just found to be HTTP/2 by its first call, in direction `dir`: by the client's preface
+ * (a role known), the other direction starts at its beginning too; by a frame, it may be joined
+ * mid-stream, and the other direction is walked only if it starts with the preface. */
+static __always_inline void h2_classified(struct l7_conn *c, __u8 dir)
+{
+	c->h2_mode[(dir ^ 1) & 1] = c->role == ROLE_UNKNOWN ? H2_UNSURE : H2_START;
+}
+
+/*
+ * Walks one call of an HTTP/2 connection's direction (a buffer at `buf`, or `iovcnt` iovecs at
+ * `iov`) from where the last call left it, shipping its frames when `ship` (the scratch record's
+ * header is filled but for offsets and sizes); the connection's walk state and byte count follow.
+ */
+static __always_inline bool h2_walk_call(struct l7_conn *c, __u8 dir, __u64 buf, __u64 iov, __u64 iovcnt, __u64 size, bool ship)
+{
+	struct h2_walk *w = h2_walk_here();
+	if (!w)
+		return false;
+	dir &= 1;
+	w->iov = iov;
+	w->iovcnt = iovcnt;
+	w->seg_addr = buf;
+	w->seg_left = iov ? 0 : size;
+	w->done = 0;
+	w->size = size;
+	w->base = c->bytes[dir];
+	w->rec_start = 0;
+	*(__u64 *)w->hdr = c->h2_hdr[dir];
+	w->seg_idx = 0;
+	w->left = c->h2_left[dir];
+	w->fill = 0;
+	w->records = 0;
+	w->mode = c->h2_mode[dir];
+	w->hdr_len = c->h2_hdr_len[dir];
+	w->dir = dir;
+	w->ship = ship;
+	/* a call that starts inside a DATA payload: its first bytes are in no record */
+	if (w->mode == H2_SKIP)
+		w->rec_start = w->left < size ? w->left : size;
+	bpf_loop(H2_MAX_STEPS, h2_step, 0, 0);
+	if (w->done < w->size)
+		w->mode = H2_LOST;
+	/* lost before its first byte (no preface where one had to be): the call goes as a prefix */
+	if (w->mode == H2_LOST && w->done == 0) {
+		c->h2_mode[dir] = H2_LOST;
+		return false;
+	}
+	struct l7_scratch *s = scratch_here();
+	if (s && w->mode != H2_LOST)
+		h2_flush(w, s, size);
+	c->h2_mode[dir] = w->mode;
+	c->h2_left[dir] = w->left;
+	c->h2_hdr_len[dir] = w->hdr_len;
+	c->h2_hdr[dir] = *(__u64 *)w->hdr;
+	if (ship) {
+		c->bytes[dir] += size;
+		c->chunks += w->records;
+	}
+	return true;
 }
 
 static __always_inline int capture(struct pt_regs *regs, int kind, long ret, const bool direct)
@@ -749,38 +1014,20 @@ static __always_inline int capture(struct pt_regs *regs, int kind, long ret, con
 		return 0;
 
 	__u64 size = ret;
-	__u32 want = capture_size(c);
-	/* a classified connection's chunk that the ring cannot take now is dropped before the copy; its
-	 * bytes still count in the stream offset, so user space sees the gap as for any lost record (an
-	 * unclassified one is copied: its first bytes decide the protocol) */
-	if (c->verdict == VERDICT_CAPTURE && kind != SYS_SENDMMSG && ring_full_for(sizeof(struct l7_chunk) + (size < want ? size : want))) {
-		c->bytes[is_egress(kind) ? DIR_EGRESS : DIR_INGRESS] += size;
-		count_drop(DROP_RINGBUF_FULL);
-		return 0;
-	}
-
-	struct l7_scratch *s = scratch_here();
-	if (!s)
-		return 0;
-	__u32 captured = 0;
-	/* what classification reads past a short payload must be zeros, not the last record's bytes */
-	*(__u64 *)s->data = 0;
-	*(__u64 *)(s->data + 8) = 0;
-
+	__u8 dir = is_egress(kind) ? DIR_EGRESS : DIR_INGRESS;
+	/* where the payload is: one buffer, or iovecs */
+	__u64 buf = 0, iov = 0, iovcnt = 0;
 	switch (kind) {
 	case SYS_READ:
 	case SYS_WRITE:
 	case SYS_RECVFROM:
 	case SYS_SENDTO:
-		captured = size < want ? size : want;
-		if (copy_user(s->data, 0, arg2, captured)) {
-			count(STAT_READ_FAILED);
-			return 0;
-		}
+		buf = arg2;
 		break;
 	case SYS_READV:
 	case SYS_WRITEV:
-		captured = copy_iovecs(arg2, arg3, size < want ? size : want);
+		iov = arg2;
+		iovcnt = arg3;
 		break;
 	case SYS_RECVMSG:
 	case SYS_SENDMSG:
@@ -795,14 +1042,66 @@ static __always_inline int capture(struct pt_regs *regs, int kind, long ret, con
 		}
 		if (kind == SYS_SENDMMSG)
 			size = m.len;
-		captured = copy_iovecs(m.hdr.iov, m.hdr.iovlen, size < want ? size : want);
+		iov = m.hdr.iov;
+		iovcnt = m.hdr.iovlen;
 		break;
 	}
 	default:
 		return 0;
 	}
 
-	return ship(c, sk, s, captured, size, is_egress(kind), kind, fd, cgroup, direct);
+	/* HTTP/2: the call's frames, walked (sendmmsg's other messages would not be: a prefix then) */
+	if (c->verdict == VERDICT_CAPTURE && c->protocol == PROTO_HTTP2 && c->h2_mode[dir] != H2_LOST) {
+		if (kind == SYS_SENDMMSG) {
+			c->h2_mode[dir] = H2_LOST;
+		} else {
+			struct l7_scratch *s = scratch_here();
+			if (!s)
+				return 0;
+			fill_header(&s->hdr, c, sk, dir, kind, fd, cgroup, direct);
+			if (h2_walk_call(c, dir, buf, iov, iovcnt, size, true))
+				return 0;
+		}
+	}
+
+	__u32 want = capture_size(c);
+	/* a classified connection's chunk that the ring cannot take now is dropped before the copy; its
+	 * bytes still count in the stream offset, so user space sees the gap as for any lost record (an
+	 * unclassified one is copied: its first bytes decide the protocol) */
+	if (c->verdict == VERDICT_CAPTURE && ring_full_for(sizeof(struct l7_chunk) + (size < want ? size : want))) {
+		c->bytes[dir & 1] += size;
+		count_drop(DROP_RINGBUF_FULL);
+		return 0;
+	}
+
+	struct l7_scratch *s = scratch_here();
+	if (!s)
+		return 0;
+	__u32 captured = 0;
+	/* what classification reads past a short payload must be zeros, not the last record's bytes */
+	*(__u64 *)s->data = 0;
+	*(__u64 *)(s->data + 8) = 0;
+	if (iov) {
+		captured = copy_iovecs(iov, iovcnt, size < want ? size : want);
+	} else {
+		captured = size < want ? size : want;
+		if (copy_user(s->data, 0, buf, captured)) {
+			count(STAT_READ_FAILED);
+			return 0;
+		}
+	}
+
+	bool first = c->verdict == VERDICT_UNCLASSIFIED;
+	ship(c, sk, s, captured, size, dir == DIR_EGRESS, kind, fd, cgroup, direct);
+	/* an HTTP/2 connection's first call went as a prefix: the walk starts past it */
+	if (first && c->verdict == VERDICT_CAPTURE && c->protocol == PROTO_HTTP2) {
+		h2_classified(c, dir);
+		if (kind == SYS_SENDMMSG)
+			c->h2_mode[dir] = H2_LOST;
+		else
+			h2_walk_call(c, dir, buf, iov, iovcnt, size, false);
+	}
+	return 0;
 }
 
 /* Every system call's exit: the nine of the family pass, the rest return at the first compare. */
@@ -1012,6 +1311,14 @@ int BPF_KPROBE(l7_ssl_ret)
 	struct l7_scratch *s = scratch_here();
 	if (!s)
 		return 0;
+	__u8 dir = call.egress ? DIR_EGRESS : DIR_INGRESS;
+	int kind = call.egress ? SYS_SSL_WRITE : SYS_SSL_READ;
+	cgroup_id_t cgroup = bpf_get_current_cgroup_id();
+	if (c->verdict == VERDICT_CAPTURE && c->protocol == PROTO_HTTP2 && c->h2_mode[dir] != H2_LOST) {
+		fill_header(&s->hdr, c, sk, dir, kind, fd, cgroup, false);
+		if (h2_walk_call(c, dir, call.buf, 0, 0, size, true))
+			return 0;
+	}
 	__u32 want = capture_size(c);
 	__u32 captured = size < want ? size : want;
 	*(__u64 *)s->data = 0;
@@ -1020,5 +1327,11 @@ int BPF_KPROBE(l7_ssl_ret)
 		count(STAT_READ_FAILED);
 		return 0;
 	}
-	return ship(c, sk, s, captured, size, call.egress, call.egress ? SYS_SSL_WRITE : SYS_SSL_READ, fd, bpf_get_current_cgroup_id(), false);
+	bool first = c->verdict == VERDICT_UNCLASSIFIED;
+	ship(c, sk, s, captured, size, call.egress, kind, fd, cgroup, false);
+	if (first && c->verdict == VERDICT_CAPTURE && c->protocol == PROTO_HTTP2) {
+		h2_classified(c, dir);
+		h2_walk_call(c, dir, call.buf, 0, 0, size, false);
+	}
+	return 0;
 }

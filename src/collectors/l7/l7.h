@@ -133,6 +133,49 @@ struct l7_conn {
 	__u16 local_port; /* kept: the kernel has released the port by the time the socket closes */
 	__u8 tls;         /* an SSL call's nested system call was on it: only its plaintext is shipped */
 	__u8 pad;
+	/* HTTP/2: where each direction's frame walk stands at the end of its last call (l7.bpf.c,
+	 * h2_step): its mode (enum h2_mode), the bytes left of the payload it is in, and a frame
+	 * header cut by the call's end (h2_hdr_len of its bytes, little-endian in h2_hdr) */
+	__u32 h2_left[2];
+	__u8 h2_mode[2];
+	__u8 h2_hdr_len[2];
+	__u32 pad2;
+	__u64 h2_hdr[2];
+};
+
+/* Where an HTTP/2 direction's frame walk stands between two calls. */
+enum h2_mode {
+	H2_START = 0,  /* the next byte starts a frame header, or the client's 24-byte preface */
+	H2_HEADER = 1, /* in a frame header (h2_hdr_len of its 9 bytes seen) */
+	H2_COPY = 2,   /* in the payload of a frame shipped whole (h2_left bytes of it to come) */
+	H2_SKIP = 3,   /* in a DATA payload, not shipped (h2_left bytes of it to come) */
+	H2_LOST = 4,   /* a byte was not walked (or a header made no sense): a prefix of each call */
+	H2_UNSURE = 5, /* the other direction's first bytes were a frame, not the preface: the connection
+			* may have been joined mid-stream, so this one is walked only if it starts with
+			* the preface (grpcio's server sends SETTINGS before it reads the client's) */
+};
+
+/* Where a call's walk stands. In a map, not on the stack: the verifier follows a stack context's
+ * values from step to step (fill 9264, 9273, ...) and never finds two steps alike; a map value's it
+ * does not know. */
+struct h2_walk {
+	__u64 iov;       /* the call's iovec array; 0: one buffer, at seg_addr */
+	__u64 iovcnt;
+	__u64 seg_addr;  /* user address of the current segment's next byte */
+	__u64 seg_left;  /* its bytes left (within the call's size) */
+	__u64 done;      /* bytes of the call walked */
+	__u64 size;      /* bytes the call moved */
+	__u64 base;      /* the direction's stream offset at the call's start */
+	__u64 rec_start; /* call offset of the record being built */
+	__u8 hdr[24];    /* a frame header's bytes so far (hdr_len of them; 9 at most, the rest room) */
+	__u32 seg_idx;   /* the next iovec to load */
+	__u32 left;      /* payload bytes left of the current frame */
+	__u32 fill;      /* bytes in the record being built */
+	__u32 records;   /* records shipped */
+	__u8 mode;       /* enum h2_mode */
+	__u8 hdr_len;
+	__u8 dir;
+	__u8 ship;       /* 0: walk only (the call went as a prefix: the connection's first) */
 };
 
 /* An SSL_read/SSL_write (or _ex) in progress on a thread (key: pid_tgid), from its entry to a ret site. */
