@@ -17,7 +17,7 @@ import { RESCAN_EVERY, TlsProbes, type TlsProgram } from './tls.js';
 import { templatePath } from './protocols/index.js';
 import { rng, shuffle } from './protocols/test-util.js';
 import { cgroupSubject, type Sample } from '../contract.js';
-import { alternativesHere, eventually, needsKernel, TestCgroup } from '../../../test/kernel.js';
+import { alternativesHere, eventually, needsKernel, run, TestCgroup } from '../../../test/kernel.js';
 import { testContext } from '../../../test/context.js';
 import { httpRequests, inCgroup, startNginx, whyServersCannotRun } from '../../../test/servers.js';
 import { supported } from '../../kernel/features.js';
@@ -320,4 +320,71 @@ test('nginx over TLS, Python\'s http.client on OpenSSL 3: requests per method, r
   const events: Record<string, number> = Object.fromEntries((collector.read().get('periscope_l7_capture_events_total') ?? []).map((r): [string, number] => [r.labels!.event!, value(r)]));
   assert.equal(events.tls_libraries_attached, 1);
   assert.match(collector.status().note ?? '', /TLS: 1 OpenSSL library probed/);
+});
+
+test('HTTP/2 over TLS, nginx and curl (both on OpenSSL 3), 200 kB responses multiplexed on one connection: every request per route and status on both ends, its frames walked through SSL_read and SSL_write', async (t) => {
+  const alt = gate(t);
+  if (!alt) return;
+  const web = new TestCgroup('tls-h2-web');
+  const clients = new TestCgroup('tls-h2-clients');
+  const ctx = testContext();
+  const collector = new L7Collector(ctx, { alternative: alt });
+  // the same traffic, record by record
+  const raw = new L7Capture({ alternative: alt });
+  const records: CaptureRecord[] = [];
+  t.after(() => {
+    collector.close();
+    raw.close();
+    web.remove();
+    clients.remove();
+  });
+  collector.select([web, clients].map((cg) => ({ subject: cgroupSubject(cg.id), group: cg.path })));
+  raw.addCgroup(web.id);
+  raw.addCgroup(clients.id);
+  const timer = setInterval(() => {
+    collector.poll();
+    raw.drain((r) => records.push(r));
+  }, 50);
+  t.after(() => clearInterval(timer));
+  const nginx = await startNginx(t, { tls: true, http2: true, wrap: inCgroup(web) });
+  assert.equal(collector.capture.scanTls(), true);
+  assert.equal(raw.scanTls(), true);
+  const random = rng(33);
+  const urls: string[] = [];
+  for (let i = 0; i < 20; i++) urls.push(`/users/${1 + Math.floor(random() * 1e6)}?size=200000`);
+  for (let i = 0; i < 10; i++) urls.push('/status/404');
+  shuffle(urls, random);
+  // one curl: its URLs multiplexed on one HTTP/2 connection, up to 10 at a time
+  const argv = ['--http2', '--parallel', '--parallel-max', '10', '--cacert', nginx.certificates!.caFile, '-s', '-w', '%{http_version} %{response_code}\n'];
+  for (const u of urls) argv.push('-o', '/dev/null', `https://localhost:${nginx.port}${u}`);
+  const r = await run('sh', ['-c', `echo $$ > ${clients.dir}/cgroup.procs && exec curl "$@"`, 'sh', ...argv], 120_000);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(countBy(r.stdout.trim().split('\n'), (l) => l), { '2 200': 20, '2 404': 10 }, 'curl spoke HTTP/2 and got every answer');
+  const log = nginx.accessLog();
+  assert.equal(log.length, urls.length);
+  assert.equal(new Set(log.map((e) => e.connection)).size, 1, 'one connection');
+  const served = countBy(log, (e) => `${e.method} ${templatePath(e.path)} ${Math.floor(e.status / 100)}xx`);
+  const counted = (side: 'client' | 'server'): Record<string, number> =>
+    countBy(
+      (collector.read().get('periscope_http_requests_total') ?? []).filter((x) => x.subject?.id === (side === 'client' ? clients.id : web.id) && x.labels?.side === side),
+      (x) => `${x.labels!.method} ${x.labels!.route} ${x.labels!.status_class}`,
+      value,
+    );
+  await eventually(() => (JSON.stringify(counted('client')) === JSON.stringify(served) && JSON.stringify(counted('server')) === JSON.stringify(served) ? true : undefined), 5_000, 'both ends').catch(() => undefined);
+  t.diagnostic(`served ${JSON.stringify(served)}; parser ${JSON.stringify(collector.tracker.stats)}; capture ${JSON.stringify(collector.capture.stats())}`);
+  assert.deepEqual(counted('client'), served, 'curl\'s end');
+  assert.deepEqual(counted('server'), served, 'nginx\'s end');
+  assert.equal(collector.tracker.stats.headerBlockFailures, 0, 'every header block decoded');
+  // DATA is walked past, not shipped: what the records carry is the frames around it
+  raw.drain((r) => records.push(r));
+  const mine = records.filter((r): r is Chunk => r.kind === 'chunk' && (r.local.port === nginx.port || r.remote.port === nginx.port));
+  assert.ok(mine.every((c) => c.protocol === 'http2' && (c.syscall === 'ssl_read' || c.syscall === 'ssl_write')), 'HTTP/2 plaintext from the SSL probes');
+  // a stream's length is where its last record ends (a DATA payload a call starts in is in no record)
+  const ends = new Map<string, number>();
+  for (const c of mine) ends.set(`${c.conn} ${c.dir}`, Math.max(ends.get(`${c.conn} ${c.dir}`) ?? 0, c.offset + c.size));
+  const moved = [...ends.values()].reduce((n, x) => n + x, 0);
+  const shipped = mine.reduce((n, c) => n + c.data.length, 0);
+  t.diagnostic(`${mine.length} records, ${shipped} bytes shipped of ${moved} moved`);
+  assert.ok(moved >= 2 * 20 * 200_000, `both ends moved the responses (${moved} bytes)`);
+  assert.ok(shipped < moved / 20, `DATA payloads skipped: ${shipped} bytes shipped of ${moved}`);
 });
