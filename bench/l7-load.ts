@@ -1,12 +1,14 @@
 /**
  * The l7 collector under load (issue 10's benchmark): a server pinned to CPU 0 and its load generator
- * pinned to CPU 1 (with the agent, when on), in three states interleaved run by run, their order
+ * pinned to CPU 1 (with the agent, when on), in four states interleaved run by run, their order
  * rotated each pair:
  *   off       no agent
  *   nothing   the agent with `--collectors l7` selecting no cgroup: the programs run on every system
  *             call, none is captured
  *   captured  the agent with `--collectors l7` selecting the server's and the client's cgroups: every
  *             request is captured at both ends and parsed
+ *   yielding  the same at nice 19: the CPU share the DaemonSet's 20m request gives the agent beside
+ *             busy pods; what it cannot keep up with is lost and counted
  * `l7-nginx`: nginx and wrk (keep-alive) as the `nginx` scenario runs them; requests per nginx
  * CPU-second. `l7-redis`: redis-server (Debian's) and `redis-benchmark -P 16 -c 4 -t set,get`;
  * ops/s and ops per redis CPU-second. In the captured runs the agent's counts are held to the
@@ -36,13 +38,22 @@ export interface L7LoadOptions {
   agentCpu: number;
 }
 
-type State = 'off' | 'nothing' | 'captured';
-const STATES: readonly State[] = ['off', 'nothing', 'captured'];
+type State = 'off' | 'nothing' | 'captured' | 'yielding';
+const STATES: readonly State[] = ['off', 'nothing', 'captured', 'yielding'];
 const STATE_NAMES: Readonly<Record<State, string>> = {
   off: 'agent off',
   nothing: 'agent on, l7 selecting nothing',
   captured: 'agent on, l7 capturing both ends',
+  yielding: 'agent on at nice 19, l7 capturing both ends',
 };
+
+/**
+ * `yielding`: the agent at the CPU share its DaemonSet gives it beside busy workloads. Its pod asks
+ * 20m of CPU, which the kubelet turns into cpu.weight 1 against a busy pod's 100 or more (cgroup v2;
+ * cpu.shares 20 against 1024 on v1); nice 19 is a weight of 15 against 1024, the same ~1.5% here
+ * without a cgroup controller of our own.
+ */
+const YIELDING = ['nice', '-n', '19'];
 
 /** What counts as lost in periscope_l7_capture_events_total: records or requests the agent missed. */
 const LOSSES = ['ring_full', 'no_state', 'unreadable', 'malformed', 'unattributed_records', 'connections_dropped', 'parser_desyncs', 'parser_pending_overflow', 'parser_unmatched_responses', 'parser_evicted_connections'];
@@ -68,8 +79,8 @@ function eventsBetween(before: string, after: string): { events: Record<string, 
  * probe, to capture both ends of the probe's requests before `fn` (the selection is applied on the
  * agent's walk of the cgroup tree: a load begun before it is caught mid-stream).
  */
-async function withAgent<T>(select: string, cpu: number, fn: (agent: RunningAgent) => Promise<T>, probe?: Paced): Promise<T> {
-  const agent = await startAgent(['--no-kubernetes', '--collectors', 'l7', '--l7-select', select], { wrap: ['taskset', '-c', String(cpu)] });
+async function withAgent<T>(select: string, cpu: number, fn: (agent: RunningAgent) => Promise<T>, probe?: Paced, wrap: string[] = []): Promise<T> {
+  const agent = await startAgent(['--no-kubernetes', '--collectors', 'l7', '--l7-select', select], { wrap: [...wrap, 'taskset', '-c', String(cpu)] });
   try {
     await sleep(2_000); // start-up
     if (sample(await scrape(agent), 'periscope_collector_up', { collector: 'l7' }) !== 1) throw new Error(`the l7 collector is not up: ${agent.log()}`);
@@ -113,8 +124,8 @@ interface Load {
   paced: Paced;
 }
 
-/** A warm-up run, then the three states `pairs` times (the order rotated each pair), and their means. */
-async function threeStates(l: Load, o: L7LoadOptions): Promise<Result[]> {
+/** A warm-up run, then the four states `pairs` times (the order rotated each pair), and their means. */
+async function states(l: Load, o: L7LoadOptions): Promise<Result[]> {
   const out: Result[] = [];
   const per = new Map<string, number[]>();
   const agentCpu: number[] = [];
@@ -125,7 +136,7 @@ async function threeStates(l: Load, o: L7LoadOptions): Promise<Result[]> {
       let row: Record<string, number>;
       if (state === 'off') row = await l.run();
       else {
-        const captured = state === 'captured';
+        const captured = state === 'captured' || state === 'yielding';
         row = await withAgent(captured ? selecting(l.cgroups) : 'cgroup:/periscope-bench-selects-nothing', o.agentCpu, async (agent) => {
           const before = await scrape(agent);
           const a = procSample(agent.child.pid!);
@@ -150,7 +161,7 @@ async function threeStates(l: Load, o: L7LoadOptions): Promise<Result[]> {
             l7_chunks_per_second: chunks / loadSeconds,
             ...events,
           };
-        }, captured ? l.paced : undefined);
+        }, captured ? l.paced : undefined, state === 'yielding' ? YIELDING : []);
       }
       for (const m of l.measures) (per.get(`${state} ${m}`) ?? per.set(`${state} ${m}`, []).get(`${state} ${m}`)!).push(row[m]!);
       out.push({ scenario: `${l.name}, pair ${pair}: ${STATE_NAMES[state]}`, seconds: o.seconds, ...row });
@@ -160,7 +171,7 @@ async function threeStates(l: Load, o: L7LoadOptions): Promise<Result[]> {
   for (const m of l.measures) {
     const off = mean(per.get(`off ${m}`)!);
     summary[`${m}_off`] = off;
-    for (const s of ['nothing', 'captured'] as const) {
+    for (const s of ['nothing', 'captured', 'yielding'] as const) {
       summary[`${m}_${s}`] = mean(per.get(`${s} ${m}`)!);
       summary[`${m}_${s}_vs_off_percent`] = 100 * (mean(per.get(`${s} ${m}`)!) / off - 1);
     }
@@ -246,7 +257,7 @@ async function paced(cg: TestCgroup, prefix: string, proto: 'http' | 'redis', ho
   return JSON.parse(r.stdout) as { answered: number; per_second: number; behind: number };
 }
 
-/** nginx + wrk (keep-alive) in the three states; then the lossless rate of HTTP/1. */
+/** nginx + wrk (keep-alive) in the four states; then the lossless rate of HTTP/1. */
 export async function l7Nginx(o: L7LoadOptions): Promise<Result[]> {
   const nginxCg = new TestCgroup('bench-l7-nginx');
   const wrkCg = new TestCgroup('bench-l7-wrk');
@@ -262,7 +273,7 @@ export async function l7Nginx(o: L7LoadOptions): Promise<Result[]> {
           client: http(after, wrkCg, 'client') - http(before, wrkCg, 'client'),
         }),
       };
-      const out = await threeStates(
+      const out = await states(
         {
           name: 'l7: nginx + wrk (keep-alive)',
           cgroups: [nginxCg, wrkCg],
@@ -300,7 +311,7 @@ async function calls(redis: RedisServer, commands: string[]): Promise<number> {
   return commands.reduce((n, c) => n + (s[c]?.calls ?? 0), 0);
 }
 
-/** redis-server (CPU 0) + redis-benchmark -P 16 (CPU 1) in the three states; then the lossless rate of Redis. */
+/** redis-server (CPU 0) + redis-benchmark -P 16 (CPU 1) in the four states; then the lossless rate of Redis. */
 export async function l7Redis(o: L7LoadOptions): Promise<Result[]> {
   const serverCg = new TestCgroup('bench-l7-redis');
   const clientCg = new TestCgroup('bench-l7-redis-client');
@@ -346,7 +357,7 @@ export async function l7Redis(o: L7LoadOptions): Promise<Result[]> {
         client: cmds(after, clientCg, 'client', 'SET') - cmds(before, clientCg, 'client', 'SET'),
       }),
     };
-    const out = await threeStates(
+    const out = await states(
       {
         name: `l7: redis-server + redis-benchmark -P 16 -c 4 -t set,get -n ${n}`,
         cgroups: [serverCg, clientCg],

@@ -30,9 +30,9 @@
  *               protocol ignored, captured; --pairs interleaved runs of --l7-rounds rounds (bench/l7-capture.ts)
  *   l7-replay   the l7 collector's user space alone: Redis -P 16 and nginx traffic captured once, the
  *               records replayed --repeat times into a fresh collector, microseconds per chunk
- *   l7-nginx    nginx + wrk (keep-alive) as in nginx, in three states interleaved --pairs times: agent off,
+ *   l7-nginx    nginx + wrk (keep-alive) as in nginx, in four states interleaved --pairs times: agent off,
  *               on with --collectors l7 selecting nothing, on capturing nginx and wrk (every request
- *               at both ends): requests per nginx CPU-second, the agent's CPU, its counts against
+ *               at both ends), the same at nice 19 (the DaemonSet's CPU share): requests per nginx CPU-second, the agent's CPU, its counts against
  *               wrk's and its losses; then the highest lossless rate of a paced client (bench/l7-load.ts)
  *   l7-redis    the same with redis-server and redis-benchmark -P 16 -c 4 -t set,get: ops/s, ops per
  *               redis CPU-second, the agent's counts against INFO commandstats, the lossless rate
