@@ -236,17 +236,22 @@ function gate(t: TestContext): string | undefined {
   return alt;
 }
 
-test('nginx over TLS, Python\'s http.client on OpenSSL 3: requests per method, route and status class as the access log has them on both ends, nothing parsed from ciphertext', async (t) => {
-  const alt = gate(t);
-  if (!alt) return;
-  const web = new TestCgroup('tls-web');
-  const clients = new TestCgroup('tls-clients');
-  const ctx = testContext();
-  const collector = new L7Collector(ctx, { alternative: alt });
-  // the same traffic, record by record
+/**
+ * A server's cgroup and a client's, both selected by a collector and captured by a raw capture beside
+ * it (the same traffic, record by record), drained every 50 ms; all gone when the test ends.
+ */
+function watchBoth(t: TestContext, alt: string, name: string): { web: TestCgroup; clients: TestCgroup; collector: L7Collector; raw: L7Capture; records: CaptureRecord[] } {
+  const web = new TestCgroup(`${name}-web`);
+  const clients = new TestCgroup(`${name}-clients`);
+  const collector = new L7Collector(testContext(), { alternative: alt });
   const raw = new L7Capture({ alternative: alt });
   const records: CaptureRecord[] = [];
+  const timer = setInterval(() => {
+    collector.poll();
+    raw.drain((r) => records.push(r));
+  }, 50);
   t.after(() => {
+    clearInterval(timer);
     collector.close();
     raw.close();
     web.remove();
@@ -255,11 +260,13 @@ test('nginx over TLS, Python\'s http.client on OpenSSL 3: requests per method, r
   collector.select([web, clients].map((cg) => ({ subject: cgroupSubject(cg.id), group: cg.path })));
   raw.addCgroup(web.id);
   raw.addCgroup(clients.id);
-  const timer = setInterval(() => {
-    collector.poll();
-    raw.drain((r) => records.push(r));
-  }, 50);
-  t.after(() => clearInterval(timer));
+  return { web, clients, collector, raw, records };
+}
+
+test('nginx over TLS, Python\'s http.client on OpenSSL 3: requests per method, route and status class as the access log has them on both ends, nothing parsed from ciphertext', async (t) => {
+  const alt = gate(t);
+  if (!alt) return;
+  const { web, clients, collector, raw, records } = watchBoth(t, alt, 'tls');
 
   const nginx = await startNginx(t, { tls: true, wrap: inCgroup(web) });
   // nginx's libssl is the client's too (one file): probed once it is found in the selected server
@@ -325,27 +332,7 @@ test('nginx over TLS, Python\'s http.client on OpenSSL 3: requests per method, r
 test('HTTP/2 over TLS, nginx and curl (both on OpenSSL 3), 200 kB responses multiplexed on one connection: every request per route and status on both ends, its frames walked through SSL_read and SSL_write', async (t) => {
   const alt = gate(t);
   if (!alt) return;
-  const web = new TestCgroup('tls-h2-web');
-  const clients = new TestCgroup('tls-h2-clients');
-  const ctx = testContext();
-  const collector = new L7Collector(ctx, { alternative: alt });
-  // the same traffic, record by record
-  const raw = new L7Capture({ alternative: alt });
-  const records: CaptureRecord[] = [];
-  t.after(() => {
-    collector.close();
-    raw.close();
-    web.remove();
-    clients.remove();
-  });
-  collector.select([web, clients].map((cg) => ({ subject: cgroupSubject(cg.id), group: cg.path })));
-  raw.addCgroup(web.id);
-  raw.addCgroup(clients.id);
-  const timer = setInterval(() => {
-    collector.poll();
-    raw.drain((r) => records.push(r));
-  }, 50);
-  t.after(() => clearInterval(timer));
+  const { web, clients, collector, raw, records } = watchBoth(t, alt, 'tls-h2');
   const nginx = await startNginx(t, { tls: true, http2: true, wrap: inCgroup(web) });
   assert.equal(collector.capture.scanTls(), true);
   assert.equal(raw.scanTls(), true);
