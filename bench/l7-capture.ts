@@ -4,7 +4,7 @@
  * (a) the object not loaded, (b) loaded with the process's cgroup off the allow-list, (c) on it with
  * the connection's protocol ignored (binary bytes), (d) captured (HTTP/1: every write and read
  * shipped, 64 bytes each, the ring drained every 50 ms; and again with a 4 MiB ring instead of the
- * default 16). Each alternative the kernel supports; the
+ * default 16), (e) captured HTTP/2 (a 64-byte HEADERS frame a call, walked frame by frame). Each alternative the kernel supports; the
  * median of `runs` runs. `node dist/bench/run.js l7 [--rounds 200000] [--pairs 5]` as root.
  *
  * The classic-tracepoint alternative needs tracefs: run it in a mount namespace of its own with
@@ -49,6 +49,8 @@ export async function l7Capture(rounds: number, runs: number): Promise<Result[]>
           add(`${alt} c sock`, await once(cg, `sock binary ${rounds}`));
           add(`${alt} c getppid`, await once(cg, `getppid ${2 * rounds}`));
           add(`${alt} d sock`, await once(cg, `sock http ${rounds}`, cap));
+          // HTTP/2: each call's frames walked (a 64-byte HEADERS frame, shipped whole)
+          add(`${alt} h2 sock`, await once(cg, `sock h2 ${rounds}`, cap));
           lost += cap.drops().ringFull;
           shipped += cap.stats().chunks;
         } finally {
@@ -82,6 +84,7 @@ export async function l7Capture(rounds: number, runs: number): Promise<Result[]>
       '(c) allowed, protocol ignored, getppid': plus(`${alt} c getppid`, 'a getppid'),
       '(d) captured, write/read': plus(`${alt} d sock`, 'a sock'),
       '(d) captured, 4 MiB ring, write/read': plus(`${alt} d4 sock`, 'a sock'),
+      '(e) captured HTTP/2, frames walked, write/read': plus(`${alt} h2 sock`, 'a sock'),
     });
   }
   out.push({ scenario: 'l7 capture: the captured runs', 'chunks shipped': shipped, 'lost to a full ring': lost });
