@@ -737,7 +737,7 @@ static __always_inline int ship(struct l7_conn *c, struct sock *sk, struct l7_sc
 #define H2_PREFACE_LEN 24
 #define H2_DATA 0
 
-
+/* the walk's state (struct h2_walk, l7.h), one per CPU */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
