@@ -977,6 +977,38 @@ static __always_inline bool h2_walk_call(struct l7_conn *c, __u8 dir, __u64 buf,
 	return true;
 }
 
+/* Ships a call of a classified HTTP/2 connection frame by frame; false: it goes as a prefix (the
+ * direction's walk is lost, or is lost now). sendmmsg's other messages would not be walked. */
+static __always_inline bool h2_ship(struct l7_conn *c, struct sock *sk, __u8 dir, int kind, int fd, cgroup_id_t cgroup,
+				   const bool direct, __u64 buf, __u64 iov, __u64 iovcnt, __u64 size)
+{
+	dir &= 1;
+	if (c->verdict != VERDICT_CAPTURE || c->protocol != PROTO_HTTP2 || c->h2_mode[dir] == H2_LOST)
+		return false;
+	if (kind == SYS_SENDMMSG) {
+		c->h2_mode[dir] = H2_LOST;
+		return false;
+	}
+	struct l7_scratch *s = scratch_here();
+	if (!s)
+		return false;
+	fill_header(&s->hdr, c, sk, dir, kind, fd, cgroup, direct);
+	return h2_walk_call(c, dir, buf, iov, iovcnt, size, true);
+}
+
+/* A connection's first call went as a prefix, classifying it: if HTTP/2, the walk starts past it. */
+static __always_inline void h2_after_first(struct l7_conn *c, __u8 dir, int kind, __u64 buf, __u64 iov, __u64 iovcnt, __u64 size)
+{
+	dir &= 1;
+	if (c->verdict != VERDICT_CAPTURE || c->protocol != PROTO_HTTP2)
+		return;
+	h2_classified(c, dir);
+	if (kind == SYS_SENDMMSG)
+		c->h2_mode[dir] = H2_LOST;
+	else
+		h2_walk_call(c, dir, buf, iov, iovcnt, size, false);
+}
+
 static __always_inline int capture(struct pt_regs *regs, int kind, long ret, const bool direct)
 {
 	cgroup_id_t cgroup = bpf_get_current_cgroup_id();
@@ -1050,19 +1082,8 @@ static __always_inline int capture(struct pt_regs *regs, int kind, long ret, con
 		return 0;
 	}
 
-	/* HTTP/2: the call's frames, walked (sendmmsg's other messages would not be: a prefix then) */
-	if (c->verdict == VERDICT_CAPTURE && c->protocol == PROTO_HTTP2 && c->h2_mode[dir] != H2_LOST) {
-		if (kind == SYS_SENDMMSG) {
-			c->h2_mode[dir] = H2_LOST;
-		} else {
-			struct l7_scratch *s = scratch_here();
-			if (!s)
-				return 0;
-			fill_header(&s->hdr, c, sk, dir, kind, fd, cgroup, direct);
-			if (h2_walk_call(c, dir, buf, iov, iovcnt, size, true))
-				return 0;
-		}
-	}
+	if (h2_ship(c, sk, dir, kind, fd, cgroup, direct, buf, iov, iovcnt, size))
+		return 0;
 
 	__u32 want = capture_size(c);
 	/* a classified connection's chunk that the ring cannot take now is dropped before the copy; its
@@ -1093,14 +1114,8 @@ static __always_inline int capture(struct pt_regs *regs, int kind, long ret, con
 
 	bool first = c->verdict == VERDICT_UNCLASSIFIED;
 	ship(c, sk, s, captured, size, dir == DIR_EGRESS, kind, fd, cgroup, direct);
-	/* an HTTP/2 connection's first call went as a prefix: the walk starts past it */
-	if (first && c->verdict == VERDICT_CAPTURE && c->protocol == PROTO_HTTP2) {
-		h2_classified(c, dir);
-		if (kind == SYS_SENDMMSG)
-			c->h2_mode[dir] = H2_LOST;
-		else
-			h2_walk_call(c, dir, buf, iov, iovcnt, size, false);
-	}
+	if (first)
+		h2_after_first(c, dir, kind, buf, iov, iovcnt, size);
 	return 0;
 }
 
@@ -1314,11 +1329,8 @@ int BPF_KPROBE(l7_ssl_ret)
 	__u8 dir = call.egress ? DIR_EGRESS : DIR_INGRESS;
 	int kind = call.egress ? SYS_SSL_WRITE : SYS_SSL_READ;
 	cgroup_id_t cgroup = bpf_get_current_cgroup_id();
-	if (c->verdict == VERDICT_CAPTURE && c->protocol == PROTO_HTTP2 && c->h2_mode[dir] != H2_LOST) {
-		fill_header(&s->hdr, c, sk, dir, kind, fd, cgroup, false);
-		if (h2_walk_call(c, dir, call.buf, 0, 0, size, true))
-			return 0;
-	}
+	if (h2_ship(c, sk, dir, kind, fd, cgroup, false, call.buf, 0, 0, size))
+		return 0;
 	__u32 want = capture_size(c);
 	__u32 captured = size < want ? size : want;
 	*(__u64 *)s->data = 0;
@@ -1329,9 +1341,7 @@ int BPF_KPROBE(l7_ssl_ret)
 	}
 	bool first = c->verdict == VERDICT_UNCLASSIFIED;
 	ship(c, sk, s, captured, size, call.egress, kind, fd, cgroup, false);
-	if (first && c->verdict == VERDICT_CAPTURE && c->protocol == PROTO_HTTP2) {
-		h2_classified(c, dir);
-		h2_walk_call(c, dir, call.buf, 0, 0, size, false);
-	}
+	if (first)
+		h2_after_first(c, dir, kind, call.buf, 0, 0, size);
 	return 0;
 }
