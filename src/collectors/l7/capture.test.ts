@@ -203,6 +203,16 @@ for (const alt of alternativesHere(L7_SPEC)) {
       assert.deepEqual(h1.map((x) => [x.protocol, x.size, x.data.length]), [['http1', 30, 30], ['http1', 15000, 1024]]);
     });
 
+    await t.test('a malformed HTTP/2 frame header ends the walk: that call and the ones after go whole as prefixes, nothing dropped', async () => {
+      const r = await client<{ port: number; pid: number }>(clients, `h2bad ${echoPort} 3000`);
+      const c = await until(cap, seen, () => {
+        const x = chunksOf(seen, (y) => y.tgid === r.pid && y.local.port === r.port && y.dir === 'egress');
+        return x.length === 3 ? x : undefined;
+      }, 'three writes');
+      assert.deepEqual(c.map((x) => [x.protocol, x.offset, x.size, x.data.length]), [['http2', 0, 33, 33], ['http2', 33, 109, 109], ['http2', 142, 3000, 3000]]);
+      assert.equal(Buffer.from(c[1]!.data.subarray(0, 9)).toString('hex'), '000064ff0000000001', 'the bad header as written');
+    });
+
     await t.test('a full ring costs records, and they are counted', async () => {
       const small = new L7Capture({ alternative: alt, ringBytes: 4096 });
       try {

@@ -958,8 +958,9 @@ static __always_inline bool h2_walk_call(struct l7_conn *c, __u8 dir, __u64 buf,
 	bpf_loop(H2_MAX_STEPS, h2_step, 0, 0);
 	if (w->done < w->size)
 		w->mode = H2_LOST;
-	/* lost before its first byte (no preface where one had to be): the call goes as a prefix */
-	if (w->mode == H2_LOST && w->done == 0) {
+	/* lost before it shipped anything (no preface where one had to be, a header that cannot be
+	 * one): the call goes as a prefix, not at all */
+	if (w->mode == H2_LOST && w->records == 0) {
 		c->h2_mode[dir] = H2_LOST;
 		return false;
 	}
