@@ -21,6 +21,7 @@
  * the other end).
  */
 import { z } from 'zod';
+import { ProfileWireSchema } from './profiles.js';
 
 export const WIRE_VERSION = 1;
 /** Most bytes of a compressed batch the hub reads, and of the JSON it inflates to. */
@@ -125,6 +126,9 @@ export const BatchSchema = z.object({
    * its buffer was full (their counter deltas were folded into the next batch, so counts stay exact),
    * and the events and gauge samples those batches held */
   dropped: z.object({ batches: count, events: count, samples: count }),
+  /** profiles of the windows the agent drained since its previous batch (src/wire/profiles.ts);
+   * absent from agents older than profiling */
+  profiles: z.array(ProfileWireSchema).max(20_000).optional(),
 });
 export type Batch = z.infer<typeof BatchSchema>;
 
