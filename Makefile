@@ -67,6 +67,11 @@ endef
 $(foreach src,$(BPF_SRC),$(eval $(call bpf_object,$(src))))
 
 # Small C programs the kernel tests run (clone3 into a cgroup, a leader that exits first, ...).
+# The profiler's workload keeps its frame pointers and its functions apart: its stacks are what its tests know.
+build/test-helpers/profile-workload: test/helpers/profile-workload.c | build/.apt.stamp
+	@mkdir -p build/test-helpers
+	cc -O0 -fno-omit-frame-pointer -Wall -Wextra -Werror $< -o $@
+
 build/test-helpers/%: test/helpers/%.c | build/.apt.stamp
 	@mkdir -p build/test-helpers
 	cc -O2 -Wall -Wextra -Werror -pthread $< -o $@
@@ -81,7 +86,7 @@ dist/.stamp: $(TS_SRC) $(BPF_GEN) tsconfig.json node_modules/.stamp
 	@touch $@
 
 # --- the web UI: type-checked on its own (DOM, JSX), bundled by Vite into dist/web, served by the hub
-WEB_SRC := $(shell find src/web -type f -not -path '*/node_modules/*' 2>/dev/null) src/wire/hub.ts src/wire/events.ts
+WEB_SRC := $(shell find src/web -type f -not -path '*/node_modules/*' 2>/dev/null) src/wire/hub.ts src/wire/events.ts src/profiles/flame.ts src/profiles/model.ts
 dist/web/index.html: $(WEB_SRC) dist/.stamp node_modules/.stamp
 	node_modules/.bin/tsc -p src/web/tsconfig.json
 	node_modules/.bin/vite build --config src/web/vite.config.ts --logLevel warn

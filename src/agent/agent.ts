@@ -34,6 +34,15 @@ import { type KubernetesInventory } from '../inventory/kubernetes.js';
 import { netnsInodeOfPid, podNetworkNamespaces } from '../inventory/namespaces.js';
 import { PeerNamer } from './peers.js';
 import { choose, inSubtree, parseSelection, type Selector } from './selection.js';
+import { ProfileWindows, type WindowEntry } from './profile-windows.js';
+import { type Profile } from '../profiles/model.js';
+import { type ProfileQuery } from '../profiles/query.js';
+import { type ProfileWire } from '../wire/profiles.js';
+
+/** How often the profiling collectors are drained into a window (and at each profile query). */
+export const PROFILE_DRAIN_MS = 5_000;
+/** A query drains at most this often: a client asking in a loop cannot make the agent read the kernel maps in a loop. */
+const MIN_QUERY_DRAIN_MS = 200;
 
 export interface AgentOptions {
   node?: string;
@@ -92,6 +101,9 @@ export class Agent {
   readonly node: string;
   readonly tree: CgroupTree;
   readonly events: EventLog;
+  /** recent profile windows (src/agent/profile-windows.ts) */
+  readonly profileWindows = new ProfileWindows();
+  private lastProfileDrain = 0;
   readonly exporter: Exporter;
   readonly enricher: Enricher;
   /** the collectors running, by name */
@@ -267,6 +279,7 @@ export class Agent {
       this.log(`kubernetes: watching pods of node ${this.node} (peers named from ${this.kubernetes.peerScope === 'cluster' ? 'every pod of the cluster' : 'this node\'s pods'}, Services and nodes) at ${this.kubernetes.server}`);
     }
     this.schedulePoll(this.opts.pollIntervalMs);
+    if (this.profiling()) this.timers.push(setInterval(() => this.drainProfiles(), PROFILE_DRAIN_MS));
     this.timers.push(
       setInterval(() => {
         try {
@@ -443,6 +456,46 @@ export class Agent {
       if (r) return (q) => r.handler(instance, q, { subject: (s) => this.enricher.seriesLabels(s), peer: (p) => this.peers.labels(p) });
     }
     return undefined;
+  }
+
+  private profiling(): boolean {
+    return [...this.collectors.values()].some(({ def, instance }) => !!def.profiles && typeof instance.profiles === 'function');
+  }
+
+  /**
+   * Drains the profiling collectors into one window: stacks of the cgroups this agent owns, named as
+   * events are. A query drains too (at most every 200 ms), so that it sees up to its own moment.
+   */
+  drainProfiles(query = false): void {
+    const now = Date.now();
+    if (query && now - this.lastProfileDrain < MIN_QUERY_DRAIN_MS) return;
+    this.lastProfileDrain = now;
+    for (const { def, instance } of this.collectors.values()) {
+      if (!def.profiles || !instance.profiles) continue;
+      try {
+        const d = instance.profiles();
+        const entries: WindowEntry[] = [];
+        for (const p of d.profiles) {
+          if (!this.owns(p.subject)) continue;
+          const { cgroup, namespace, pod, container, workload_kind, workload } = this.enricher.eventNames(p.subject);
+          entries.push({ labels: { cgroup, namespace, pod, container, workload_kind, workload }, type: p.type, period: d.period[p.type] ?? 1, stacks: p.stacks });
+        }
+        this.profileWindows.add(d.from, d.to, entries);
+      } catch (err) {
+        this.log(`collector ${def.name}: profile drain failed: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /** The merged profile a query asks for (drains first). */
+  profile(q: ProfileQuery): Profile {
+    this.drainProfiles(true);
+    return this.profileWindows.query(q, this.node);
+  }
+
+  /** Profile windows the shipper has not taken yet. */
+  profilesToShip(): ProfileWire[] {
+    return this.profileWindows.takeUnshipped();
   }
 
   /** Every declared event type of the running collectors. */

@@ -10,6 +10,8 @@
  *                                 `since` resumes)
  *   GET /api/v1/pods              pods of this node: IPs, network namespace inode, cgroups
  *   GET /api/v1/status            collectors, the alternative each took, what failed, the Kubernetes connection
+ *   GET /api/v1/profiles          CPU, off-CPU and run-queue stacks of a time range, merged, as JSON, folded
+ *                                 text or pprof (src/profiles/query.ts has the parameters)
  *   GET /api/v1/<path>            routes the running collectors declare
  *   GET /healthz                  liveness (never authenticated)
  * HEAD works wherever GET does; other methods get 405 with Allow. With a bearer token (--token-file)
@@ -24,6 +26,7 @@ import { type IncomingMessage, type ServerResponse } from 'node:http';
 import { type Agent } from './agent.js';
 import { CONTENT_TYPE } from './exposition.js';
 import { EventStreams, HttpError, HttpFace, eventFilter, intParam, json, type FaceOptions, type Tls } from '../server/http.js';
+import { parseProfileQuery, sendProfile } from '../profiles/query.js';
 
 export interface ApiOptions extends FaceOptions {
   /** serve /metrics without the token */
@@ -86,6 +89,11 @@ export class Api extends HttpFace {
       case '/api/v1/pods':
         json(res, 200, { pods: this.agent.podsView() });
         return;
+      case '/api/v1/profiles': {
+        const pq = parseProfileQuery(q, Date.now());
+        sendProfile(res, this.agent.profile(pq), pq.format);
+        return;
+      }
       case '/api/v1/status':
         json(res, 200, { ...this.agent.status(), api: this.status() });
         return;
@@ -98,7 +106,7 @@ export class Api extends HttpFace {
           json(res, 200, extra(q));
           return;
         }
-        throw new HttpError(404, `no such path ${path.slice(0, 200)}`, 'try /metrics, /api/v1/events, /api/v1/events/stream, /api/v1/pods or /api/v1/status');
+        throw new HttpError(404, `no such path ${path.slice(0, 200)}`, 'try /metrics, /api/v1/events, /api/v1/events/stream, /api/v1/pods, /api/v1/profiles or /api/v1/status');
       }
     }
   }

@@ -27,6 +27,7 @@ import { FEATURES, probeAll } from '../kernel/features.js';
 import { type PeriscopeEvent } from '../wire/events.js';
 import { checkBatch, MAX_BATCH_BYTES, WIRE_VERSION, type AgentStatus, type Batch, type FamilyWire, type HistogramWire, type SeriesWire } from '../wire/ingest.js';
 import { type Agent } from './agent.js';
+import { type ProfileWire } from '../wire/profiles.js';
 import { type EventLog } from './event-log.js';
 import { type FamilySnapshot, type Hist, type MetricSource } from './exporter.js';
 import { VERSION } from './version.js';
@@ -35,6 +36,8 @@ import { VERSION } from './version.js';
 export interface ShipInput {
   families: FamilySnapshot[];
   status: AgentStatus;
+  /** profile windows drained since the previous batch */
+  profiles?: ProfileWire[];
 }
 
 export interface ShipperOptions {
@@ -293,6 +296,7 @@ export class Shipper {
       families,
       events,
       dropped: { ...this.dropped },
+      ...(input.profiles?.length ? { profiles: input.profiles } : {}),
     };
   }
 
@@ -623,6 +627,7 @@ export function agentShipInput(agent: Agent): () => ShipInput {
     agent.collect();
     const s = agent.status();
     return {
+      profiles: agent.profilesToShip(),
       families: agent.exporter.snapshot(),
       status: {
         collectors: [

@@ -9,6 +9,7 @@ import { doctorCommand } from './doctor.js';
 import { parseFlags } from './flags.js';
 import { topCommand } from './top.js';
 import { hubCommand } from './hub-command.js';
+import { profileCommand } from './profile.js';
 import { runCommand } from './run-command.js';
 import { traceCommand } from './trace.js';
 
@@ -21,6 +22,7 @@ commands:
   doctor    what the kernel supports and which alternative each collector takes
   top       workloads by CPU, run-queue latency, OOMs, switches, execs and TCP, refreshed live
   trace     stream live events from an agent or the hub: tcp, dns, drop, exec or oom
+  profile   the CPU, off-CPU or run-queue stacks of a pod, workload, namespace or cgroup
   version   print the version
 
 \`periscope <command> --help\` describes a command's flags.
@@ -52,6 +54,8 @@ async function main(argv: string[]): Promise<void> {
       return topCommand(rest);
     case 'trace':
       return traceCommand(rest);
+    case 'profile':
+      return profileCommand(rest);
     case 'version':
     case '--version':
       if (parseFlags('version', VERSION_USAGE, rest, {})) process.stdout.write(`${VERSION}\n`);

@@ -9,6 +9,7 @@
  */
 import { type ObjectSpec } from '../kernel/bpf-object.js';
 import { type Column } from '../wire/table.js';
+import { type ProfileType, type Stack } from '../profiles/model.js';
 
 /**
  * A kernel id the enrichment stage can name: a cgroup (its id), or a network namespace (its inode),
@@ -172,6 +173,19 @@ export interface DropCounts {
   sampled?: number;
 }
 
+/**
+ * What a profiling collector counted since its previous drain: stacks (root first, symbolized; see
+ * src/profiles/model.ts) per subject and profile type, over one window of wall time.
+ */
+export interface ProfileDrain {
+  /** ms since the epoch: the window the stacks were counted in */
+  readonly from: number;
+  readonly to: number;
+  /** what one unit of each type stands for (cpu: nanoseconds per sample) */
+  readonly period: Readonly<Partial<Record<ProfileType, number>>>;
+  readonly profiles: readonly { readonly subject: Subject; readonly type: ProfileType; readonly stacks: readonly Stack[] }[];
+}
+
 /** A running collector. */
 export interface CollectorInstance {
   status(): CollectorStatus;
@@ -191,6 +205,8 @@ export interface CollectorInstance {
    * list are no longer selected.
    */
   select?(selected: readonly Selected[]): void;
+  /** For a collector declared with `profiles`: the stacks counted since the previous call. */
+  profiles?(): ProfileDrain;
 }
 
 /** A cgroup a selection covers, and the workload it belongs to. */
@@ -241,6 +257,9 @@ export interface CollectorDefinition<I extends CollectorInstance = CollectorInst
   readonly selection?: SelectionDef;
   /** knobs of its own (ctx.settings) */
   readonly settings?: readonly SettingDef[];
+  /** the profile types it counts: the agent drains them (`profiles()`), keeps recent windows, serves
+   * /api/v1/profiles and ships them to the hub */
+  readonly profiles?: readonly ProfileType[];
   start(ctx: CollectorContext): I;
 }
 

@@ -9,6 +9,7 @@ import { cpu } from './cpu/index.js';
 import { memory } from './memory/index.js';
 import { network } from './network/index.js';
 import { l7 } from './l7/index.js';
+import { profile } from './profile/index.js';
 
 export const COLLECTORS: readonly CollectorDefinition[] = [
   processCollector,
@@ -16,6 +17,7 @@ export const COLLECTORS: readonly CollectorDefinition[] = [
   memory,
   network,
   l7,
+  profile,
 ];
 
 export const COLLECTOR_NAMES: readonly string[] = COLLECTORS.map((c) => c.name);

@@ -55,6 +55,17 @@ export function cpuSlots(possible = '/sys/devices/system/cpu/possible'): number 
   }
 }
 
+/** Every number of a kernel CPU list ("0-2,5" → 0, 1, 2, 5); throws on anything else. */
+export function cpusInList(list: string): number[] {
+  const out: number[] = [];
+  for (const part of list.trim().split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) throw new Error(`not a CPU list: "${list.trim()}"`);
+    for (let c = Number(m[1]); c <= Number(m[2] ?? m[1]); c++) out.push(c);
+  }
+  return out;
+}
+
 /** The highest number in a kernel CPU list ("0-3,8-11" → 11); throws on anything else. */
 export function highestInCpuList(list: string): number {
   let top = -1;
@@ -87,7 +98,7 @@ export interface ObjectSpec<P extends string> {
  * (cgroup_skb, sock_ops ...: every socket of the node), or as an iterator over one of the object's
  * maps, run on demand with iterRead().
  */
-export type AttachKind = { readonly kind: 'cgroup' } | { readonly kind: 'iter'; readonly map: string } | { readonly kind: 'uprobe' };
+export type AttachKind = { readonly kind: 'cgroup' } | { readonly kind: 'iter'; readonly map: string } | { readonly kind: 'uprobe' } | { readonly kind: 'perf' };
 
 export interface LoadOptions {
   /** map name → max_entries, set before load (bounds the kernel memory of per-cgroup maps) */
@@ -133,6 +144,7 @@ export class BpfObject<P extends string> {
   private readonly programs: readonly P[];
   private readonly links: LinkHandle[] = [];
   private readonly uprobes: LinkHandle[] = [];
+  private readonly perfLinks: LinkHandle[] = [];
   private readonly maxEntries: Record<string, number>;
   private readonly rings: RingReader[] = [];
   private readonly iterators = new Map<string, LinkHandle>();
@@ -210,7 +222,8 @@ export class BpfObject<P extends string> {
     for (const p of this.programs) {
       try {
         const how = this.spec.attach?.[p];
-        if (how?.kind === 'uprobe') continue;
+        // uprobes and perf events are attached by their collector (a binary's offsets; each CPU at a rate)
+        if (how?.kind === 'uprobe' || how?.kind === 'perf') continue;
         if (how?.kind === 'cgroup') this.links.push(n.attachCgroup(this.obj, p, findCgroup2Mount()));
         else if (how?.kind === 'iter') {
           const link = n.attachIter(this.obj, p, n.mapFd(this.obj, how.map));
@@ -232,6 +245,12 @@ export class BpfObject<P extends string> {
     this.uprobes.push(native().attachUprobeAt(this.obj, program, binary, fileOffset, pid));
   }
 
+  /** Attaches a perf_event program to the software CPU clock of one CPU at `hz` samples a second. */
+  attachPerfEvent(program: P, cpu: number, hz: number): void {
+    if (!this.programs.includes(program)) throw new Error(`${this.spec.file}: ${program} is not loaded`);
+    this.perfLinks.push(native().attachPerfEvent(this.obj, program, cpu, hz));
+  }
+
   /** uprobes attached by attachUprobeAt (not counted in attachedPrograms: one program may have many). */
   get uprobesAttached(): number {
     return this.uprobes.length;
@@ -247,6 +266,7 @@ export class BpfObject<P extends string> {
     this.iterators.clear();
     while (this.links.length > 0) n.destroyLink(this.links.pop()!);
     while (this.uprobes.length > 0) n.destroyLink(this.uprobes.pop()!);
+    while (this.perfLinks.length > 0) n.destroyLink(this.perfLinks.pop()!);
   }
 
   get attachedPrograms(): number {

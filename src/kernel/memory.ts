@@ -48,6 +48,11 @@ export function mapCost(spec: MapSpec<unknown, unknown>, cpus: number): MapBytes
   if (t === mapType('BPF_MAP_TYPE_ARRAY') || t === mapType('BPF_MAP_TYPE_PERCPU_ARRAY')) {
     return { name: spec.name, fixed: 0, perEntry: percpu ? value * cpus + 8 : value };
   }
+  if (t === mapType('BPF_MAP_TYPE_STACK_TRACE')) {
+    // preallocated buckets (a header of a free-list link, the hash and the depth, then the frames)
+    // and a pointer per bucket, the buckets a power of two (stackmap.c: stack_map_mem_usage)
+    return { name: spec.name, fixed: 0, perEntry: 16 + value + 8 * (pow2(spec.maxEntries) / Math.max(spec.maxEntries, 1)) };
+  }
   if (t === mapType('BPF_MAP_TYPE_RINGBUF')) {
     // the data pages, and the pages of the consumer and producer positions
     return { name: spec.name, fixed: 2 * PAGE, perEntry: 1 };

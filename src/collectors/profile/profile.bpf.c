@@ -1,0 +1,294 @@
+/* profile collector, kernel side: counts stacks in the kernel instead of exporting samples.
+ *
+ * On-CPU: a perf_event program on the software CPU clock of every CPU (user space attaches it at
+ * --profile-hz) takes the interrupted task's kernel and user stacks (bpf_get_stackid: the kernel's
+ * unwinder for kernel stacks, frame pointers for user stacks) and adds one to the count of
+ * (cgroup, process, user stack, kernel stack).
+ *
+ * Off-CPU: at each scheduler switch the task leaving the CPU has its stacks taken and is remembered
+ * with the time (in `pending`, by thread id). A task that blocked is waiting for a wakeup: at
+ * sched_wakeup the time it was blocked is counted against its stacks (PROFILE_OFFCPU) and it starts
+ * waiting for a CPU; a preempted task waits for a CPU from the switch. When it is switched in again,
+ * the run-queue wait is counted (PROFILE_RUNQ). Waits shorter than min_block_ns are not counted: the
+ * map update is what is saved; the stacks are taken at every switch, since how long a wait will be
+ * is known only when it ends.
+ *
+ * Draining without losing counts: there are two counts maps; programs add to the one control says,
+ * user space switches them and reads the other once nothing adds to it. Stack ids point into one of
+ * three stack maps (stack_epoch % 3). A wait may span several drains, so stack maps are not emptied at
+ * each drain: when the current one fills, user space empties the map of two epochs ago and moves the
+ * epoch on. Nothing can point into that map any more: a wait that began two epochs ago is counted
+ * without stacks (its ids would name other stacks once the map refills), and the counts that pointed
+ * there were drained before the previous epoch change was one drain old (user space waits for that).
+ */
+#include "periscope.bpf.h"
+#include "profile.h"
+
+#ifndef EFAULT
+#define EFAULT 14
+#endif
+
+/* task_struct->flags */
+#define PF_EXITING 0x00000004
+#define PF_KTHREAD 0x00200000
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct profile_control);
+} control SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_KINDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} profile_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct stack_key);
+	__type(value, struct stack_count);
+} counts_0 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct stack_key);
+	__type(value, struct stack_count);
+} counts_1 SEC(".maps");
+
+/* Stack maps take no BTF for their key and value. */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 8192);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, PROFILE_STACK_DEPTH * sizeof(__u64));
+} stacks_0 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 8192);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, PROFILE_STACK_DEPTH * sizeof(__u64));
+} stacks_1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 8192);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, PROFILE_STACK_DEPTH * sizeof(__u64));
+} stacks_2 SEC(".maps");
+
+/* Tasks off their CPU, by thread id. LRU: a task that never runs again (it exited) ages out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, pid_nr_t);
+	__type(value, struct pending_wait);
+} pending SEC(".maps");
+
+static const struct stack_count zero_count;
+
+PERISCOPE_EXPORT_ENUM(profile_kind);
+PERISCOPE_EXPORT_ENUM(profile_stat);
+
+static __always_inline void count_stat(__u32 what)
+{
+	__u64 *n = bpf_map_lookup_elem(&profile_stats, &what);
+
+	if (n)
+		*n += 1;
+}
+
+static __always_inline struct profile_control *control_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&control, &zero);
+}
+
+/* The id of the current task's kernel or user stack in stack map `map`, STACK_NONE, or STACK_LOST
+ * (counted why). */
+static __always_inline __s32 stack_id(void *ctx, __u32 map, __u64 flags)
+{
+	long id;
+
+	if (map == 0)
+		id = bpf_get_stackid(ctx, &stacks_0, flags);
+	else if (map == 1)
+		id = bpf_get_stackid(ctx, &stacks_1, flags);
+	else
+		id = bpf_get_stackid(ctx, &stacks_2, flags);
+
+	if (id >= 0)
+		return id;
+	/* -EFAULT: nothing to walk (a sample in user mode has no kernel stack) */
+	if (id == -EFAULT)
+		return STACK_NONE;
+	count_stat(id == -EEXIST ? STAT_STACK_COLLISION : STAT_STACK_ERROR);
+	return STACK_LOST;
+}
+
+static __always_inline bool is_kthread(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, flags) & PF_KTHREAD;
+}
+
+/* Adds one to a stack's count (and `ns` to its time) in the counts map the programs use now. */
+static __always_inline void add(struct stack_key *key, __u64 ns, __u32 gen)
+{
+	struct stack_count *c = gen ? map_entry(&counts_1, key, &zero_count) : map_entry(&counts_0, key, &zero_count);
+
+	if (!c)
+		return;
+	__sync_fetch_and_add(&c->count, 1);
+	if (ns)
+		__sync_fetch_and_add(&c->ns, ns);
+}
+
+SEC("perf_event")
+int profile_sample(struct bpf_perf_event_data *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct profile_control *c = control_get();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	if (!c)
+		return 0;
+	/* the idle task: the CPU had nothing to run */
+	if ((__u32)pid_tgid == 0) {
+		count_stat(STAT_IDLE);
+		return 0;
+	}
+	count_stat(STAT_SAMPLES);
+
+	__u32 map = c->stack_epoch % 3;
+	struct stack_key key = {
+		.cgroup_id = bpf_get_current_cgroup_id(),
+		.pid = pid_tgid >> 32,
+		.kind = PROFILE_CPU,
+		.stack_map = map,
+	};
+	key.kernel_stack = stack_id(ctx, map, 0);
+	key.user_stack = is_kthread(task) ? STACK_NONE : stack_id(ctx, map, BPF_F_USER_STACK);
+	add(&key, 0, c->counts_gen);
+	return 0;
+}
+
+/* Counts a wait that ends now against the stacks it began with. */
+static __always_inline void credit(struct pending_wait *w, __u32 kind, ktime_ns_t now, struct profile_control *c)
+{
+	if (now <= w->since)
+		return;
+	__u64 ns = now - w->since;
+
+	if (ns < c->min_block_ns) {
+		count_stat(STAT_SHORT);
+		return;
+	}
+	struct stack_key key = {
+		.cgroup_id = w->cgroup_id,
+		.pid = w->pid,
+		.kind = kind,
+		.user_stack = w->user_stack,
+		.kernel_stack = w->kernel_stack,
+		.stack_map = w->stack_epoch % 3,
+	};
+	/* The map the stacks were in has been emptied and refilled since: the ids name other stacks now. */
+	if (c->stack_epoch - w->stack_epoch > 1) {
+		key.user_stack = STACK_LOST;
+		key.kernel_stack = STACK_LOST;
+		count_stat(STAT_EXPIRED);
+	}
+	add(&key, ns, c->counts_gen);
+}
+
+/* prev_state: the state prev left the CPU in (0: runnable, it was preempted). prev is current. */
+static __always_inline void on_switch(void *ctx, struct task_struct *prev, struct task_struct *next, long prev_state)
+{
+	struct profile_control *c = control_get();
+
+	if (!c || !c->offcpu)
+		return;
+	ktime_ns_t now = bpf_ktime_get_ns();
+	pid_nr_t prev_tid = BPF_CORE_READ(prev, pid);
+
+	/* An exiting task will not run again: nothing to wait for. Kernel threads are left out: their
+	 * waits (workers idling) belong to no workload, and their stacks would fill the stack maps. */
+	if (prev_tid && !(BPF_CORE_READ(prev, flags) & (PF_EXITING | PF_KTHREAD))) {
+		__u32 map = c->stack_epoch % 3;
+		struct pending_wait w = {
+			.since = now,
+			.stack_epoch = c->stack_epoch,
+			.cgroup_id = bpf_get_current_cgroup_id(),
+			.pid = BPF_CORE_READ(prev, tgid),
+			.queued = prev_state == 0,
+		};
+
+		count_stat(STAT_SWITCHES);
+		w.kernel_stack = stack_id(ctx, map, 0);
+		w.user_stack = stack_id(ctx, map, BPF_F_USER_STACK);
+		if (bpf_map_update_elem(&pending, &prev_tid, &w, BPF_ANY))
+			count_stat(STAT_PENDING_FULL);
+	}
+
+	pid_nr_t next_tid = BPF_CORE_READ(next, pid);
+	if (!next_tid)
+		return;
+	struct pending_wait *w = bpf_map_lookup_elem(&pending, &next_tid);
+	if (!w)
+		return;
+	/* not queued: no wakeup was seen (the agent started while it slept): all of it was blocked */
+	credit(w, w->queued ? PROFILE_RUNQ : PROFILE_OFFCPU, now, c);
+	bpf_map_delete_elem(&pending, &next_tid);
+}
+
+static __always_inline void on_wakeup(struct task_struct *p)
+{
+	struct profile_control *c = control_get();
+
+	if (!c || !c->offcpu)
+		return;
+	pid_nr_t tid = BPF_CORE_READ(p, pid);
+	struct pending_wait *w = bpf_map_lookup_elem(&pending, &tid);
+
+	if (!w || w->queued)
+		return;
+	ktime_ns_t now = bpf_ktime_get_ns();
+
+	credit(w, PROFILE_OFFCPU, now, c);
+	/* from now it waits for a CPU */
+	w->since = now;
+	w->queued = 1;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(offcpu_switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	on_switch(ctx, prev, next, switch_prev_state(ctx, prev));
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(offcpu_wakeup_btf, struct task_struct *p)
+{
+	on_wakeup(p);
+	return 0;
+}
+
+SEC("raw_tp/sched_switch")
+int BPF_PROG(offcpu_switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	on_switch(ctx, prev, next, switch_prev_state(ctx, prev));
+	return 0;
+}
+
+SEC("raw_tp/sched_wakeup")
+int BPF_PROG(offcpu_wakeup_raw, struct task_struct *p)
+{
+	on_wakeup(p);
+	return 0;
+}

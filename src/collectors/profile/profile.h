@@ -1,0 +1,70 @@
+/* profile collector: on-CPU samples and off-CPU time per (cgroup, process, user stack, kernel stack). */
+#ifndef PERISCOPE_PROFILE_H
+#define PERISCOPE_PROFILE_H
+
+#include "periscope.h"
+
+/* PERF_MAX_STACK_DEPTH: what bpf_get_stackid keeps of a stack by default */
+#define PROFILE_STACK_DEPTH 127
+
+/* stack ids that are not ids: nothing to walk (a kernel thread's user stack, a user-mode sample's
+ * kernel stack), or a stack that was lost (a collision, an error, a recycled map) */
+#define STACK_NONE -1
+#define STACK_LOST -2
+
+enum profile_kind {
+	PROFILE_CPU = 0,    /* an on-CPU sample */
+	PROFILE_OFFCPU = 1, /* blocked: from switching out asleep until the wakeup */
+	PROFILE_RUNQ = 2,   /* runnable, waiting for a CPU: from the wakeup (or a preemption) until it ran */
+};
+
+/* What the programs did and could not do: per-CPU counters, read and exported by user space. */
+enum profile_stat {
+	STAT_SAMPLES = 0,        /* on-CPU samples of a task (idle not counted) */
+	STAT_IDLE = 1,           /* samples that found the CPU idle */
+	STAT_STACK_COLLISION = 2, /* a stack's hash bucket held another stack: the stack is lost (-EEXIST) */
+	STAT_STACK_ERROR = 3,    /* a stack could not be walked or stored (-EFAULT, -ENOMEM ...) */
+	STAT_COUNTS_FULL = 4,    /* the counts map was full: the sample or the time is lost */
+	STAT_SWITCHES = 5,       /* tasks switched out (a stack taken) */
+	STAT_SHORT = 6,          /* waits shorter than min_block_ns, not counted on purpose */
+	STAT_EXPIRED = 7,        /* waits whose stacks were recycled while they waited: counted without stacks */
+	STAT_PENDING_FULL = 8,   /* a switched-out task could not be remembered: its wait is lost */
+	STAT_KINDS = 9,
+};
+
+/* What user space sets between drains (one entry of the `control` array). */
+struct profile_control {
+	__u64 min_block_ns;  /* waits (blocked or queued) shorter than this are not counted */
+	__u64 stack_epoch;   /* increases each time user space recycles a stack map: the map is epoch % 3 */
+	__u32 counts_gen;    /* which counts map the programs add to (0 or 1); user space drains the other */
+	__u32 offcpu;        /* 0: count no waits (the scheduler programs return at once) */
+};
+
+/* A stack and who it belongs to: the key of the counts maps. */
+struct stack_key {
+	cgroup_id_t cgroup_id;
+	pid_nr_t pid;         /* the process (tgid), as the initial pid namespace sees it */
+	__u32 kind;           /* enum profile_kind */
+	__s32 user_stack;     /* stack id in stacks_<stack_map>, or STACK_NONE or STACK_LOST */
+	__s32 kernel_stack;   /* the same for the kernel stack */
+	__u32 stack_map;      /* which stack map the ids are in (0, 1 or 2) */
+	__u32 pad;
+};
+
+struct stack_count {
+	__u64 count; /* samples (cpu) or waits (offcpu, runq) */
+	__u64 ns;    /* the time waited (offcpu, runq) */
+};
+
+/* A task that left its CPU and has not run since: where it was, and since when. */
+struct pending_wait {
+	ktime_ns_t since;
+	__u64 stack_epoch;
+	cgroup_id_t cgroup_id;
+	pid_nr_t pid;
+	__s32 user_stack;
+	__s32 kernel_stack;
+	__u32 queued; /* 0: blocked, waiting for a wakeup; 1: runnable, waiting for a CPU */
+};
+
+#endif

@@ -1,0 +1,150 @@
+/**
+ * The profile collector against the running kernel (and each kernel of the QEMU matrix), every
+ * alternative the kernel supports: samples land in the functions a workload burns, no sample is lost
+ * between the kernel's count and the drains, off-CPU time sits at the stack that slept, the
+ * minimum wait is applied in the kernel, and recycled stack maps name no stack wrongly.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ProfileCollector, PROFILE_SPEC } from './index.js';
+import { TestCgroup, alternativesHere, helper, needsKernel, sleep } from '../../../test/kernel.js';
+import { type ProfileDrain } from '../contract.js';
+import { type Stack } from '../../profiles/model.js';
+
+const WORKLOAD = (): string => helper('profile-workload');
+
+/** The stacks of one cgroup and type in a drain. */
+function stacksOf(d: ProfileDrain, cgroupId: number, type: string): Stack[] {
+  return d.profiles.filter((p) => p.subject.id === cgroupId && p.type === type).flatMap((p) => p.stacks);
+}
+const total = (stacks: readonly Stack[], has?: string): number => stacks.reduce((n, s) => n + (has === undefined || s.frames.includes(has) ? s.value : 0), 0);
+const eventCount = (c: ProfileCollector, event: string): number => (c.read().get('periscope_profile_events_total') ?? []).find((r) => r.labels?.event === event)?.value as number;
+
+for (const alternative of alternativesHere(PROFILE_SPEC)) {
+  test(`${alternative}: on-CPU samples name burn_a and burn_b about 3:1, and every sample the kernel took is drained once`, async (t) => {
+    if (!needsKernel(t)) return;
+    const c = new ProfileCollector({ maxCgroups: 1024 }, { alternative, hz: 499 });
+    const cg = new TestCgroup('profile-cpu');
+    t.after(() => {
+      c.close();
+      cg.remove();
+    });
+    assert.equal(c.status().alternative, alternative);
+    c.profiles();
+    const takenBefore = eventCount(c, 'samples');
+    const running = cg.run(`exec timeout 4 ${WORKLOAD()} cpu`);
+    // drain while it runs (its maps are read while the process lives), three times
+    const drains: ProfileDrain[] = [];
+    for (let i = 0; i < 3; i++) {
+      await sleep(1_000);
+      drains.push(c.profiles());
+    }
+    await running;
+    drains.push(c.profiles());
+    const taken = eventCount(c, 'samples') - takenBefore;
+    const drained = drains.reduce((n, d) => n + d.profiles.filter((p) => p.type === 'cpu').reduce((m, p) => m + total(p.stacks), 0), 0);
+    assert.equal(c.drops().aggregates, 0, 'no counts map was full');
+    // the counter is read just after the first and the last switch of counts maps: a sample another
+    // CPU takes between the switch and the read is in one and not the other (a CPU samples every 2 ms)
+    assert.ok(Math.abs(drained - taken) <= 2, `every sample counted in the kernel came out of exactly one drain: ${drained} drained, ${taken} taken`);
+    const mine = drains.flatMap((d) => stacksOf(d, cg.id, 'cpu'));
+    const all = total(mine);
+    const a = total(mine, 'burn_a');
+    const b = total(mine, 'burn_b');
+    assert.ok(all > 300, `${all} samples of the workload at 499 Hz in ~3 s`);
+    assert.ok((a + b) / all >= 0.9, `${a + b} of ${all} samples in burn_a or burn_b:\n${mine.slice(0, 5).map((s) => s.frames.join(';')).join('\n')}`);
+    // a few hundred samples: binomial noise alone is ~10%; the end-to-end test holds 3:1 to 10% with thousands
+    assert.ok(a / b > 2.2 && a / b < 4, `burn_a / burn_b = ${(a / b).toFixed(2)}`);
+    const stack = mine.find((s) => s.frames.includes('burn_a'))!;
+    assert.equal(stack.frames[0], 'profile-workloa', 'the root frame is the process (its 15-character comm)');
+    assert.deepEqual(stack.frames.slice(stack.frames.indexOf('main')), ['main', 'burn_a', 'spin'], 'root first: main → burn_a → spin');
+    for (const d of drains) assert.ok(d.to >= d.from && Math.abs(d.period.cpu! - 1e9 / 499) < 1e-6, 'windows in order, period 1/499 s');
+  });
+
+  test(`${alternative}: off-CPU time is counted at the stack that slept, apart from the run-queue wait, and short waits not at all`, async (t) => {
+    if (!needsKernel(t)) return;
+    const dir = mkdtempSync(join(tmpdir(), 'periscope-offcpu-'));
+    const c = new ProfileCollector({ maxCgroups: 1024 }, { alternative, hz: 19 });
+    const cg = new TestCgroup('profile-sleep');
+    t.after(() => {
+      c.close();
+      cg.remove();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const file = join(dir, 'slept');
+    const running = cg.run(`exec timeout 4 ${WORKLOAD()} sleep ${file}`);
+    await sleep(1_000);
+    const read = (): number => Number(readFileSync(file, 'utf8').split(' ')[0]);
+    c.profiles();
+    const before = read();
+    await sleep(2_000);
+    const slept = read() - before;
+    const d = c.profiles();
+    await running;
+    const blocked = total(stacksOf(d, cg.id, 'offcpu'), 'sleep_here');
+    const queued = total(stacksOf(d, cg.id, 'runq'), 'sleep_here');
+    // the file is written after each sleep: the drain may hold one 20 ms sleep more or less than it
+    assert.ok(Math.abs(blocked + queued - slept) <= 0.1 * slept + 25e6, `blocked ${(blocked / 1e6).toFixed(1)} ms + queued ${(queued / 1e6).toFixed(1)} ms in sleep_here, the program slept ${(slept / 1e6).toFixed(1)} ms`);
+    const s = stacksOf(d, cg.id, 'offcpu').find((x) => x.frames.includes('sleep_here'))!;
+    assert.ok(s.frames.some((f) => f.endsWith('_[k]')), `the kernel half of the stack is there: ${s.frames.join(';')}`);
+    assert.ok(eventCount(c, 'switches') > 0 && eventCount(c, 'wait_short') >= 0);
+  });
+
+  test(`${alternative}: the minimum wait is applied in the kernel, and off-CPU can be turned off`, async (t) => {
+    if (!needsKernel(t)) return;
+    const dir = mkdtempSync(join(tmpdir(), 'periscope-offcpu-'));
+    const long = new ProfileCollector({ maxCgroups: 1024 }, { alternative, hz: 19, minBlockUs: 50_000 });
+    const cg = new TestCgroup('profile-min');
+    t.after(() => {
+      long.close();
+      cg.remove();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    long.profiles();
+    const shortBefore = eventCount(long, 'wait_short');
+    await cg.run(`exec timeout 1 ${WORKLOAD()} sleep ${join(dir, 'slept')}`);
+    const d = long.profiles();
+    assert.equal(total(stacksOf(d, cg.id, 'offcpu'), 'sleep_here'), 0, '20 ms sleeps are below a 50 ms minimum');
+    assert.ok(eventCount(long, 'wait_short') - shortBefore >= 30, 'and were counted as too short');
+    long.close();
+
+    const off = new ProfileCollector({ maxCgroups: 1024 }, { alternative, hz: 19, offcpu: false });
+    t.after(() => off.close());
+    off.profiles();
+    await cg.run(`exec timeout 1 ${WORKLOAD()} sleep ${join(dir, 'slept')}`);
+    const d2 = off.profiles();
+    assert.equal(d2.profiles.filter((p) => p.type !== 'cpu').length, 0, 'no off-CPU or run-queue stacks');
+    assert.equal(eventCount(off, 'switches'), 0, 'no stacks taken at switches');
+  });
+
+  test(`${alternative}: small stack maps are recycled as they fill, and stacks stay right across it`, async (t) => {
+    if (!needsKernel(t)) return;
+    const c = new ProfileCollector({ maxCgroups: 1024 }, { alternative, hz: 499, stackEntries: 256 });
+    const cg = new TestCgroup('profile-recycle');
+    t.after(() => {
+      c.close();
+      cg.remove();
+    });
+    const running = cg.run(`exec timeout 8 ${WORKLOAD()} cpu`);
+    const drains: ProfileDrain[] = [];
+    for (let i = 0; i < 14; i++) {
+      await sleep(500);
+      drains.push(c.profiles());
+    }
+    await running;
+    assert.ok(eventCount(c, 'stack_map_recycled') >= 1, `the 256-entry maps were recycled (collisions: ${eventCount(c, 'stack_collision')})`);
+    const mine = drains.flatMap((d) => stacksOf(d, cg.id, 'cpu'));
+    // every stack of the workload with its user half is one of its own: a recycled id never names
+    // another process' stack
+    for (const s of mine) {
+      const user = s.frames.slice(1).filter((f) => !f.endsWith('_[k]'));
+      if (user.length === 0 || user[0] === '[stack lost]') continue;
+      assert.ok(user.includes('main') || user.every((f) => f === '[unknown]' || f.startsWith('profile-workload+') || f.startsWith('libc')), `a stack of the workload names its own code: ${s.frames.join(';')}`);
+    }
+    const a = total(mine, 'burn_a');
+    assert.ok(a > 0, 'burn_a is still named after recycling');
+  });
+}
