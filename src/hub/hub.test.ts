@@ -8,6 +8,9 @@ import { WIRE_VERSION, type Batch } from '../wire/ingest.js';
 import { l7ClientBatch, l7ServerBatch } from '../../test/l7-batch.js';
 import { WORKLOAD_SORT_KEYS, type NetworkMapResponse, type RequestsResponse, type EdgeEntry, type HubHealth, type NodesResponse, type OverviewResponse, type SeriesResponse, type WorkloadEntry, type WorkloadsResponse } from '../wire/hub.js';
 import { type AggregateRow } from './store.js';
+import { toWire, type ProfileWire } from '../wire/profiles.js';
+import { parseFolded, type ProfileJson, type ProfileType } from '../profiles/model.js';
+import { MAX_BATCH_PROFILE_STACKS } from './profiles.js';
 
 const TOKEN = 'a-test-token-0123456789';
 const WL = ['cgroup', 'namespace', 'pod', 'container', 'workload_kind', 'workload', 'node'];
@@ -74,16 +77,22 @@ function batch(seq: number, opts: { instance?: string; node?: string; cpu?: [num
 
 interface Reply {
   status: number;
+  headers: Record<string, string | string[] | undefined>;
   body: string;
+  raw: Buffer;
   json: () => unknown;
 }
 
 function send(url: string, opts: { method?: string; body?: Buffer | string; headers?: Record<string, string> } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method: opts.method ?? 'GET', headers: opts.headers ?? {} }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, json: () => JSON.parse(body) as unknown }));
+      const chunks: Buffer[] = [];
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('end', () => {
+        const raw = Buffer.concat(chunks);
+        const body = raw.toString();
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, raw, json: () => JSON.parse(body) as unknown });
+      });
     });
     req.on('error', reject);
     req.end(opts.body);
@@ -514,4 +523,120 @@ test('/api/v1/requests and the l7 filters of /api/v1/series: bad parameters get 
   }
   assert.equal((await send(`${base}${R}`)).status, 401, 'the token, as every API route');
   assert.deepEqual((await get<RequestsResponse>(base, R)).rows, []);
+});
+
+/** A profile of one pod of namespace shop over [T0, T0 + 10 s], as an agent ships it (stacks as folded text, root first). */
+function wire(type: ProfileType, pod: string, stacks: Record<string, number>, period = type === 'cpu' ? 1e9 / 99 : 1): ProfileWire {
+  const workload = pod.replace(/-\d+$/, '');
+  return toWire(
+    { type, from: T0, to: T0 + 10_000, period, total: 0, stacks: Object.entries(stacks).map(([folded, value]) => ({ frames: folded.split(';'), value })) },
+    { cgroup: `/shop/${pod}`, namespace: 'shop', pod, container: 'app', workload_kind: 'Deployment', workload },
+  );
+}
+
+const flat = (p: ProfileJson): string[] => p.stacks.map((s) => `${s.frames.join(';')} ${s.value}`);
+
+test('profiles shipped in batches are stored once and served merged across nodes, filtered, as json, folded text and pprof', async (t) => {
+  const { base } = await startHub(t);
+  const a = {
+    ...batch(1),
+    profiles: [wire('cpu', 'cart-1', { 'cart;main;a': 10, 'cart;main;b': 5 }), wire('offcpu', 'cart-1', { 'cart;main;read;vfs_read_[k]': 2e6 })],
+  };
+  const b = {
+    ...batch(1, { node: 'node-b', instance: 'instance-b001' }),
+    profiles: [wire('cpu', 'cart-2', { 'cart;main;a': 7 }, 1e7), wire('cpu', 'db-0', { 'db;loop': 100 }, 1e7)],
+  };
+  assert.deepEqual((await ingest(base, a)).json(), { applied: true, seq: 1 });
+  assert.deepEqual((await ingest(base, b)).json(), { applied: true, seq: 1 });
+  assert.deepEqual((await ingest(base, a)).json(), { applied: false, seq: 1 }, 'a replay: its stacks are not counted twice');
+
+  // the default range (the last 15 minutes) and type (cpu)
+  const all = await get<ProfileJson>(base, '/api/v1/profiles');
+  assert.deepEqual(flat(all), ['db;loop 100', 'cart;main;a 17', 'cart;main;b 5'], 'cart;main;a merged over node-a and node-b');
+  assert.deepEqual([all.type, all.unit, all.sample_type, all.total, all.period, all.dropped], ['cpu', 'count', 'samples', 122, 1e9 / 99, undefined]);
+  assert.deepEqual([all.from, all.to], [T0 + 60_000 - 15 * 60_000, T0 + 60_000]);
+  const range = `from=${new Date(T0).toISOString()}&to=${new Date(T0 + 60_000).toISOString()}`;
+  assert.deepEqual(flat(await get<ProfileJson>(base, `/api/v1/profiles?${range}&workload=shop/cart`)), ['cart;main;a 17', 'cart;main;b 5']);
+  assert.deepEqual(flat(await get<ProfileJson>(base, `/api/v1/profiles?${range}&namespace=shop&workload=cart&node=node-b`)), ['cart;main;a 7']);
+  assert.deepEqual(flat(await get<ProfileJson>(base, `/api/v1/profiles?${range}&pod=cart-2,db-0`)), ['db;loop 100', 'cart;main;a 7']);
+  assert.deepEqual(flat(await get<ProfileJson>(base, `/api/v1/profiles?${range}&cgroup=/shop/cart-1`)), ['cart;main;a 10', 'cart;main;b 5']);
+  assert.deepEqual(flat(await get<ProfileJson>(base, `/api/v1/profiles?${range}&workload=shop/nope`)), []);
+  // the window ended at T0 + 10 s: a range that ends there leaves it out
+  assert.deepEqual(flat(await get<ProfileJson>(base, `/api/v1/profiles?from=${new Date(T0).toISOString()}&to=${new Date(T0 + 10_000).toISOString()}`)), []);
+  const off = await get<ProfileJson>(base, `/api/v1/profiles?${range}&type=offcpu`);
+  assert.deepEqual([flat(off), off.unit, off.sample_type, off.period], [['cart;main;read;vfs_read_[k] 2000000'], 'nanoseconds', 'offcpu', 1]);
+  assert.deepEqual(flat(await get<ProfileJson>(base, `/api/v1/profiles?${range}&type=runq`)), []);
+  const top = await get<ProfileJson>(base, `/api/v1/profiles?${range}&limit=1`);
+  assert.deepEqual([flat(top), top.total, top.dropped], [['db;loop 100'], 122, { stacks: 2, value: 22 }]);
+
+  const folded = await send(`${base}/api/v1/profiles?${range}&workload=shop/cart&format=folded`, { headers: auth });
+  assert.equal(folded.status, 200);
+  assert.match(String(folded.headers['content-type']), /^text\/plain/);
+  assert.equal(folded.body, 'cart;main;a 17\ncart;main;b 5\n');
+  assert.deepEqual(parseFolded(folded.body).map((s) => s.frames.length), [3, 3]);
+  const pprof = await send(`${base}/api/v1/profiles?${range}&format=pprof`, { headers: auth });
+  assert.equal(pprof.status, 200);
+  assert.equal(pprof.headers['content-type'], 'application/octet-stream');
+  assert.match(String(pprof.headers['content-disposition']), /cpu\.pb\.gz/);
+  assert.deepEqual([...pprof.raw.subarray(0, 2)], [0x1f, 0x8b], 'gzip magic');
+  const head = await send(`${base}/api/v1/profiles?${range}`, { method: 'HEAD', headers: auth });
+  assert.deepEqual([head.status, head.raw.length], [200, 0]);
+  assert.match(String(head.headers['content-type']), /application\/json/);
+  assert.equal((await send(`${base}/api/v1/profiles`)).status, 401, 'the token, as every API route');
+
+  const metrics = await send(`${base}/metrics`, { headers: auth });
+  assert.match(metrics.body, /^periscope_hub_profile_stacks_ingested_total 5$/m, 'node-a 3, node-b 2, the replay none');
+  assert.match(metrics.body, /^periscope_hub_query_duration_seconds_count\{route="\/api\/v1\/profiles"\} 13$/m, 'every query above, the HEAD too');
+});
+
+test('GET /api/v1/profiles: bad parameters get a 400 that names them', async (t) => {
+  const { base } = await startHub(t);
+  const cases: [string, RegExp][] = [
+    ['type=bogus', /type="bogus" is not one of cpu, offcpu, runq/],
+    ['format=svg', /format="svg" is not one of json, folded, pprof/],
+    ['limit=0', /limit must be a positive integer/],
+    ['limit=1e309', /limit must be a positive integer/],
+    ['colour=red', /unknown parameter "colour"/],
+    ['workload=a/b/c', /workload="a\/b\/c" is neither NAME nor NAMESPACE\/NAME/],
+    ['workload=shop/cart&namespace=other', /names namespace shop but namespace=other/],
+    ['from=yesterday', /from="yesterday" is not a time/],
+    ['from=-1h&to=-2h', /is not before to/],
+    ['cgroup=relative', /is not a cgroup path/],
+  ];
+  for (const [query, message] of cases) {
+    const r = await send(`${base}/api/v1/profiles?${query}`, { headers: auth });
+    assert.equal(r.status, 400, `${query}: ${r.body}`);
+    assert.match((r.json() as { error: string }).error, message, query);
+  }
+  // values are bound, never spliced into SQL; a limit past 100,000 is 100,000
+  assert.deepEqual((await get<ProfileJson>(base, "/api/v1/profiles?namespace=x'%20OR%201=1--&limit=999999")).stacks, []);
+});
+
+test('a batch whose profiles are malformed or hold more stacks than a batch may is refused with a 400 that names the field, and stores nothing', async (t) => {
+  const { base } = await startHub(t);
+  const good = wire('cpu', 'cart-1', { 'cart;main;a': 10 });
+  const many = (n: number): ProfileWire => ({ ...good, frames: ['cart', 'main'], stacks: Array.from({ length: n }, () => ({ f: [0, 1], v: 1 })) });
+  const cases: [string, unknown, RegExp][] = [
+    ['a frame index past the table', { ...batch(1), profiles: [{ ...good, stacks: [{ f: [0, 7], v: 1 }] }] }, /malformed batch: profiles\.0\.stacks\.0\.f: a frame index is past the 3 frames/],
+    ['an unknown type', { ...batch(1), profiles: [{ ...good, type: 'wall' }] }, /profiles\.0\.type/],
+    ['a negative value', { ...batch(1), profiles: [good, { ...good, stacks: [{ f: [0], v: -1 }] }] }, /profiles\.1\.stacks\.0\.v/],
+    ['a frame name with a separator', { ...batch(1), profiles: [{ ...good, frames: ['cart', 'ma;in', 'a'] }] }, /profiles\.0\.frames\.1: a frame name holds ';'/],
+    ['a window that ends before it starts', { ...batch(1), profiles: [{ ...good, to: new Date(T0 - 1).toISOString() }] }, /profiles\.0\.to: .* is before from/],
+    [`${MAX_BATCH_PROFILE_STACKS + 1} stacks`, { ...batch(1), profiles: [many(100_000), many(100_000), many(1)] }, /the batch holds 200001 profile stacks, more than the 200000 a batch may/],
+  ];
+  for (const [what, body, message] of cases) {
+    const r = await ingest(base, body);
+    assert.equal(r.status, 400, `${what}: ${r.body}`);
+    assert.match((r.json() as { error: string }).error, message, what);
+  }
+  const range = `from=${new Date(T0).toISOString()}&to=${new Date(T0 + 60_000).toISOString()}`;
+  assert.deepEqual((await get<ProfileJson>(base, `/api/v1/profiles?${range}`)).stacks, [], 'no stack stored');
+  assert.deepEqual((await get<NodesResponse>(base, '/api/v1/nodes')).nodes, [], 'nor anything else of those batches');
+  const metrics = await send(`${base}/metrics`, { headers: auth });
+  assert.match(metrics.body, /^periscope_hub_batches_rejected_total\{reason="profile_stacks"\} 1$/m);
+  assert.match(metrics.body, /^periscope_hub_batches_rejected_total\{reason="malformed"\} 5$/m);
+  // the seq was not taken: the same seq applies once whole, and exactly the cap goes in
+  assert.deepEqual((await ingest(base, { ...batch(1), profiles: [many(100_000), many(100_000)] })).json(), { applied: true, seq: 1 });
+  const stored = await get<ProfileJson>(base, `/api/v1/profiles?${range}`);
+  assert.deepEqual([flat(stored), stored.total], [[`cart;main ${MAX_BATCH_PROFILE_STACKS}`], MAX_BATCH_PROFILE_STACKS]);
 });

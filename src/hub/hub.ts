@@ -1,8 +1,9 @@
 /**
  * The hub: every node's agent reports here; it stores what they ship and answers for the cluster.
  *   POST /api/v1/ingest          a batch from an agent (src/wire/ingest.ts): gzip or plain JSON,
- *                                at most 8 MiB on the wire and 64 MiB inflated; applied once per
- *                                (instance, seq); 400/413/415 say what is wrong and store nothing
+ *                                at most 8 MiB on the wire and 64 MiB inflated, 200,000 profile
+ *                                stacks; applied once per (instance, seq); 400/413/415 say what is
+ *                                wrong and store nothing
  *   GET  /api/v1/nodes           each node's agent: version, last seen, capabilities, collectors
  *   GET  /api/v1/namespaces      namespaces with data in the range
  *   GET  /api/v1/workloads       workloads (or pods, or container cgroups) over a range: CPU, run-queue
@@ -10,6 +11,9 @@
  *   GET  /api/v1/series          one metric over time, for a workload or anything the filters select
  *   GET  /api/v1/events          stored events, newest first, with filters
  *   GET  /api/v1/events/stream   events as they arrive, as server-sent events (as the agent serves them)
+ *   GET  /api/v1/profiles        stacks of cpu, offcpu or runq profiles summed over every node and
+ *                                window in the range, with filters: json, folded text or pprof
+ *                                (src/profiles/query.ts; the agent answers the same)
  *   GET  /api/v1/network/map     the service map: edges merged from every node, both ends named,
  *                                with their requests per protocol (the l7 collector's)
  *   GET  /api/v1/requests        a workload's requests by route, gRPC method, SQL shape or Redis
@@ -51,6 +55,8 @@ import {
   type WorkloadsResponse,
 } from '../wire/hub.js';
 import { Normalizer } from './ingest.js';
+import { checkProfiles, toProfile } from './profiles.js';
+import { parseProfileQuery, sendProfile } from '../profiles/query.js';
 import { choice, limitParam, onlyParams, parseDuration, parseFilters, parseLabelFilters, parseRange, parseTime, singleParam } from './query.js';
 import { L7_METRICS, L7_OUTCOME_COLUMNS, L7_QUERY_METRICS, REQUEST_GROUP_BY, RequestAcc, l7Metric, requestRows } from './l7.js';
 import { COLUMNS, PRESENCE_METRIC, WORKLOAD_SUM_COLUMNS, WORKLOAD_SUM_FILTERS, type AggregateRow, type Column, type Filters, type Range, type Store } from './store.js';
@@ -94,6 +100,7 @@ const HUB_METRICS = {
   rejected: { type: 'counter', name: 'periscope_hub_batches_rejected_total', labels: ['reason'], help: 'Batches refused, by reason.' },
   samples: { type: 'counter', name: 'periscope_hub_samples_ingested_total', help: 'Samples stored (histograms count one per bucket, sum and count).' },
   events: { type: 'counter', name: 'periscope_hub_events_ingested_total', help: 'Events stored.' },
+  stacks: { type: 'counter', name: 'periscope_hub_profile_stacks_ingested_total', help: 'Profile stacks stored (a row per stack of each shipped profile).' },
   bytes: { type: 'counter', name: 'periscope_hub_ingest_bytes_total', help: 'Bytes of applied batches as they arrived (compressed).' },
   agents: { type: 'gauge', name: 'periscope_hub_agents_connected', help: 'Agents heard from within the staleness window.' },
   store: { type: 'gauge', name: 'periscope_hub_store_bytes', labels: ['store'], help: 'Bytes the store takes, as of the last maintenance.' },
@@ -133,7 +140,7 @@ export class Hub extends HttpFace {
   private storeBytes = 0;
   private lastMaintenance: number | null = null;
   private storeError: string | undefined;
-  readonly counts = { applied: 0, duplicate: 0, rejected: new Map<string, number>(), samples: 0, events: 0, bytes: 0, maintenanceErrors: 0 };
+  readonly counts = { applied: 0, duplicate: 0, rejected: new Map<string, number>(), samples: 0, events: 0, stacks: 0, bytes: 0, maintenanceErrors: 0 };
 
   constructor(opts: HubOptions) {
     super(opts, 'hub');
@@ -204,6 +211,13 @@ export class Hub extends HttpFace {
     }
     if (path === '/api/v1/events/stream') return this.streams.serve(req, res, q, eventFilter(q, EVENT_TYPES), 'hub');
     const started = performance.now();
+    if (path === '/api/v1/profiles') {
+      // not JSON alone: the format is the query's (folded text, pprof)
+      const pq = parseProfileQuery(q, this.opts.now());
+      const stacks = await this.store.profile({ type: pq.type, range: { from: pq.from, to: pq.to }, filters: pq.filters, limit: pq.limit });
+      this.latency.observe(path, (performance.now() - started) / 1e3);
+      return sendProfile(res, toProfile(pq, stacks), pq.format);
+    }
     let body: unknown;
     switch (path) {
       case '/api/v1/nodes':
@@ -240,7 +254,7 @@ export class Hub extends HttpFace {
         throw new HttpError(
           404,
           `no such path ${path.slice(0, 200)}`,
-          'try / (the web UI), /api/v1/nodes, /api/v1/workloads, /api/v1/overview, /api/v1/series, /api/v1/events, /api/v1/network/map, /api/v1/health or /metrics',
+          'try / (the web UI), /api/v1/nodes, /api/v1/workloads, /api/v1/overview, /api/v1/series, /api/v1/events, /api/v1/profiles, /api/v1/network/map, /api/v1/requests, /api/v1/health or /metrics',
         );
     }
     this.latency.observe(path, (performance.now() - started) / 1e3);
@@ -304,6 +318,8 @@ export class Hub extends HttpFace {
       throw this.reject(version ? 'version' : 'malformed', 400, checked.error, version ? 'run an agent and a hub of the same release' : 'this is a bug in the agent that sent it: report it with the message');
     }
     const batch = checked.batch;
+    const refused = checkProfiles(batch.profiles);
+    if (refused) throw this.reject(refused.reason, 400, refused.message, refused.hint);
     const received = this.opts.now();
     const rows = this.normalizer.rows(batch, received);
     this.pending++;
@@ -327,6 +343,7 @@ export class Hub extends HttpFace {
       this.counts.applied++;
       this.counts.samples += rows.samples.length;
       this.counts.events += rows.events.length;
+      this.counts.stacks += rows.profiles?.length ?? 0;
       this.counts.bytes += raw.length;
       for (const e of batch.events) if (EVENT_TYPES.includes(e.type)) this.events.push({ ...(e as unknown as PeriscopeEvent), node: batch.agent.node });
     } else this.counts.duplicate++;
@@ -555,6 +572,7 @@ export class Hub extends HttpFace {
       formatFamily(M.rejected, M.rejected.labels, [...[...this.counts.rejected].map(([reason, n]) => one(n, { reason })), one(this.refused.unauthenticated, { reason: 'unauthenticated' })]),
       formatFamily(M.samples, [], [one(this.counts.samples)]),
       formatFamily(M.events, [], [one(this.counts.events)]),
+      formatFamily(M.stacks, [], [one(this.counts.stacks)]),
       formatFamily(M.bytes, [], [one(this.counts.bytes)]),
       formatFamily(M.agents, [], [one(this.agentsConnected())]),
       formatFamily(M.store, M.store.labels, [one(this.storeBytes, { store: this.store.kind })]),

@@ -2,10 +2,12 @@
  * From a batch as the wire carries it (src/wire/ingest.ts) to the rows the store keeps
  * (src/hub/store.ts): series named by node, metric and labels; histograms flattened the way
  * Prometheus exposes them (`_bucket` with `le`, `_sum`, `_count`); events with their envelope as
- * columns. The node of every row is the batch's agent node, whatever a label or an event says.
+ * columns; profiles as a row per stack (profiles.ts). The node of every row is the batch's agent
+ * node, whatever a label or an event says.
  */
 import { formatNumber } from '../agent/exposition.js';
 import { type Batch } from '../wire/ingest.js';
+import { profileRows } from './profiles.js';
 import { seriesId, type BatchRows, type EventRow, type SampleRow, type SeriesRow, type SeriesType } from './store.js';
 
 /**
@@ -98,6 +100,7 @@ export class Normalizer {
       series,
       samples,
       events,
+      profiles: profileRows(batch),
     };
   }
 }

@@ -14,9 +14,11 @@
  *                    key, and its PRESENCE_METRIC series (keyed by series id, delta null: store-sql.ts)
  *   workload_1m      MergeTree PARTITION BY day, ORDER BY (minute, key): the same per minute over every node
  *   events, reports  MergeTree PARTITION BY hour
+ *   profile_stacks   MergeTree PARTITION BY hour, ORDER BY (type, ts): a row per stack of a shipped
+ *                    profile (store.ts), kept as long as raw samples (no rollup)
  *   applied          ReplacingMergeTree(seq) ORDER BY instance: the last seq of each agent instance
  *   rollup_progress  ReplacingMergeTree(minute): the first minute not rolled up yet
- * Retention drops whole partitions: raw data goes when its hour is past rawRetentionMs, rollups when
+ * Retention drops whole partitions: raw data (profile stacks too) goes when its hour is past rawRetentionMs, rollups when
  * their day is past rollupRetentionMs (so data lives up to an hour, or a day, longer than asked).
  *
  * Exactly-once is best effort here: there is no transaction across tables. apply() checks the last
@@ -51,6 +53,9 @@ import {
   type EventRow,
   type Filters,
   type MaintainResult,
+  type ProfileRow,
+  type ProfileStacks,
+  type ProfileStacksQuery,
   type Range,
   type SeriesLine,
   type SeriesQuery,
@@ -78,6 +83,9 @@ import {
   workloadTableRows,
   workloadSumRow,
   rangeParts,
+  profileLimit,
+  profileStacks,
+  profileWhere,
   type TablePart,
 } from './store-sql.js';
 import { PeriscopeError } from '../kernel/errors.js';
@@ -97,6 +105,10 @@ const SCHEMA = [
   'CREATE TABLE IF NOT EXISTS workload_1m (minute Int64, key Int64, delta_sum Nullable(Float64)) ENGINE = MergeTree PARTITION BY intDiv(minute, 86400000) ORDER BY (minute, key)',
   `CREATE TABLE IF NOT EXISTS events (ts Int64, node String, type String, namespace String, pod String, container String, workload_kind String, workload String, cgroup String, body String)
    ENGINE = MergeTree PARTITION BY intDiv(ts, 3600000) ORDER BY ts`,
+  // new with profiling: a store made before it gets the table when it opens (nothing else changed)
+  `CREATE TABLE IF NOT EXISTS profile_stacks (ts Int64, node String, type String, namespace String, pod String, container String, workload_kind String, workload String, cgroup String,
+     stack String, value Float64, period Float64)
+   ENGINE = MergeTree PARTITION BY intDiv(ts, 3600000) ORDER BY (type, ts)`,
   `CREATE TABLE IF NOT EXISTS reports (node String, instance String, seq Int64, version String, started Int64, received Int64, cgroup_subtree String, status String)
    ENGINE = MergeTree PARTITION BY intDiv(received, 3600000) ORDER BY (node, received)`,
   'CREATE TABLE IF NOT EXISTS applied (instance String, seq Int64) ENGINE = ReplacingMergeTree(seq) ORDER BY instance',
@@ -238,6 +250,7 @@ export class ClickHouseStore implements Store {
     );
     await this.insert('workload_1m', lateWorkloadRows(rows, this.lastWatermark).map((r) => ({ ...r, key: r.key.toString() })));
     await this.insert('events', b.events as unknown as Record<string, unknown>[]);
+    await this.insertProfiles(b.profiles ?? []);
     const r = b.report;
     await this.insert('reports', [{ node: r.node, instance, seq, version: r.version, started: r.started, received: r.received, cgroup_subtree: r.cgroupSubtree, status: r.status }]);
     // the marker last: a batch whose data is not all written is not applied
@@ -246,6 +259,11 @@ export class ClickHouseStore implements Store {
     for (const k of newKeys) this.knownKeys.add(k.key);
     this.seqs.set(instance, seq);
     return true;
+  }
+
+  /** Writes profile stacks (in applyOne(): before the batch's seq marker, like the rest of it). */
+  private async insertProfiles(rows: readonly ProfileRow[]): Promise<void> {
+    await this.insert('profile_stacks', rows as unknown as Record<string, unknown>[]);
   }
 
   async lastSeq(instance: string): Promise<number> {
@@ -361,6 +379,18 @@ export class ClickHouseStore implements Store {
     return rows.map((r) => ({ ...(r as unknown as EventRow), ts: Number(r.ts) }));
   }
 
+  async profile(q: ProfileStacksQuery): Promise<ProfileStacks> {
+    const where = profileWhere(q, lit, prefix);
+    const limit = profileLimit(q.limit);
+    // two passes (18.16 has no window functions): the largest stacks, and the count and sums of all
+    const [top, all] = await Promise.all([
+      limit === 0 ? [] : this.rows(`SELECT stack, sum(value) AS v FROM profile_stacks WHERE ${where} GROUP BY stack ORDER BY v DESC, stack LIMIT ${lit(limit)}`),
+      this.rows(`SELECT uniqExact(stack) AS n, sum(value) AS total, max(period) AS period FROM profile_stacks WHERE ${where}`),
+    ]);
+    const t = all[0] ?? {};
+    return profileStacks(top, Number(t.n ?? 0), Number(t.total ?? 0), Number(t.period ?? 0));
+  }
+
   async maintain(now: number): Promise<MaintainResult> {
     const closed = Math.floor((now - ROLLUP_GRACE_MS) / MINUTE) * MINUTE;
     const watermark = await this.watermark();
@@ -378,7 +408,7 @@ export class ClickHouseStore implements Store {
       await this.insert('rollup_progress', [{ id: 1, minute: closed }]);
       this.lastWatermark = closed;
     }
-    const droppedParts = (await this.dropBefore(['samples', 'workload_samples', 'events', 'reports'], HOUR, now - this.opts.rawRetentionMs)) + (await this.dropBefore(['rollups_1m', 'workload_1m'], DAY, now - this.opts.rollupRetentionMs, false));
+    const droppedParts = (await this.dropBefore(['samples', 'workload_samples', 'events', 'profile_stacks', 'reports'], HOUR, now - this.opts.rawRetentionMs)) + (await this.dropBefore(['rollups_1m', 'workload_1m'], DAY, now - this.opts.rollupRetentionMs, false));
     return { minutesRolledUp, droppedParts };
   }
 

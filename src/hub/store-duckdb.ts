@@ -2,20 +2,20 @@
  * The hub's embedded store: DuckDB in the hub process, in one file (or ':memory:'). The tables are
  * those of store.ts's model: `series` (one row per series id, its indexed labels as columns),
  * `samples` (ts in ms, series, value, delta), `rollups_1m`, the workload tables (`workload_keys`,
- * `workload_samples`, `workload_1m`: store.ts), `events`, `reports` (a row per applied batch: the
+ * `workload_samples`, `workload_1m`: store.ts), `events`, `profile_stacks`, `reports` (a row per applied batch: the
  * last seq of each agent instance is its newest report's, which maintain() keeps) and
  * `rollup_progress` (the first minute not rolled up yet).
  *
  * A batch is applied in one transaction on the writing connection (with the batches that arrived
  * while the previous transaction was written: group commit), its seq checked and recorded,
- * new series go through a staging table (INSERT ... ON CONFLICT DO NOTHING), samples and events go in
- * through the Appender (DuckDB's bulk path: no SQL per row). Each table a transaction appends to costs
+ * new series go through a staging table (INSERT ... ON CONFLICT DO NOTHING), samples, events and
+ * profile stacks go in through the Appender (DuckDB's bulk path: no SQL per row). Each table a transaction appends to costs
  * about 0.7 ms on the bench machine whatever the rows, so a batch touches few: samples,
  * workload_samples (with the presence rows) and reports. Writes are serialised in the process;
  * queries run on a second connection and see committed data only.
  */
 import { statSync } from 'node:fs';
-import { BIGINT, DOUBLE, DuckDBConnection, DuckDBDataChunk, DuckDBInstance, type DuckDBAppender, type DuckDBValue } from '@duckdb/node-api';
+import { BIGINT, DOUBLE, VARCHAR, DuckDBConnection, DuckDBDataChunk, DuckDBInstance, type DuckDBAppender, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
 import {
   INDEXED_LABELS,
   LATER_LABELS,
@@ -28,6 +28,10 @@ import {
   type EventRow,
   type Filters,
   type MaintainResult,
+  PROFILE_COLUMNS,
+  type ProfileRow,
+  type ProfileStacks,
+  type ProfileStacksQuery,
   type Range,
   type SampleRow,
   type SeriesLine,
@@ -58,6 +62,9 @@ import {
   workloadTableRows,
   workloadSumRow,
   rangeParts,
+  profileLimit,
+  profileStacks,
+  profileWhere,
   type TablePart,
   type Bind,
 } from './store-sql.js';
@@ -67,8 +74,12 @@ const LABEL_COLUMNS = INDEXED_LABELS.map((l) => `${l} VARCHAR NOT NULL`).join(',
 const CHUNK_ROWS = 2048;
 const SAMPLE_TYPES = [BIGINT, BIGINT, DOUBLE, DOUBLE];
 const WORKLOAD_TYPES = [BIGINT, BIGINT, DOUBLE];
-/** Most samples one transaction of apply() writes (the batches waiting beyond it go in the next). */
+/** profile_stacks: ts, then the text columns, then value and period (PROFILE_COLUMNS) */
+const PROFILE_TYPES = PROFILE_COLUMNS.map((c) => (c === 'ts' ? BIGINT : c === 'value' || c === 'period' ? DOUBLE : VARCHAR));
+/** Most rows (samples and profile stacks) one transaction of apply() writes (the batches waiting beyond it go in the next). */
 const GROUP_MAX_SAMPLES = 200_000;
+/** The rows a batch writes, as GROUP_MAX_SAMPLES counts them. */
+const weight = (b: BatchRows): number => b.samples.length + (b.profiles?.length ?? 0);
 const EVENT_COLUMNS = ['node', 'namespace', 'pod', 'container', 'workload_kind', 'workload', 'cgroup'];
 
 const SCHEMA = [
@@ -79,6 +90,9 @@ const SCHEMA = [
   'CREATE TABLE IF NOT EXISTS workload_samples (ts BIGINT NOT NULL, key BIGINT NOT NULL, delta DOUBLE)',
   'CREATE TABLE IF NOT EXISTS workload_1m (minute BIGINT NOT NULL, key BIGINT NOT NULL, delta_sum DOUBLE)',
   'CREATE TABLE IF NOT EXISTS events (ts BIGINT NOT NULL, node VARCHAR NOT NULL, type VARCHAR NOT NULL, namespace VARCHAR NOT NULL, pod VARCHAR NOT NULL, container VARCHAR NOT NULL, workload_kind VARCHAR NOT NULL, workload VARCHAR NOT NULL, cgroup VARCHAR NOT NULL, body VARCHAR NOT NULL)',
+  // a table of its own, new with profiling: a store made before it gets it here, as an empty table
+  `CREATE TABLE IF NOT EXISTS profile_stacks (ts BIGINT NOT NULL, node VARCHAR NOT NULL, type VARCHAR NOT NULL, namespace VARCHAR NOT NULL, pod VARCHAR NOT NULL, container VARCHAR NOT NULL,
+     workload_kind VARCHAR NOT NULL, workload VARCHAR NOT NULL, cgroup VARCHAR NOT NULL, stack VARCHAR NOT NULL, value DOUBLE NOT NULL, period DOUBLE NOT NULL)`,
   'CREATE TABLE IF NOT EXISTS reports (node VARCHAR NOT NULL, instance VARCHAR NOT NULL, seq BIGINT NOT NULL, version VARCHAR NOT NULL, started BIGINT NOT NULL, received BIGINT NOT NULL, cgroup_subtree VARCHAR NOT NULL, status VARCHAR NOT NULL)',
   'CREATE TABLE IF NOT EXISTS rollup_progress (id INTEGER PRIMARY KEY, minute BIGINT NOT NULL)',
 ];
@@ -216,7 +230,7 @@ export class DuckDbStore implements Store {
     void this.serial(async () => {
       let n = 0;
       let samples = 0;
-      while (n < this.pending.length && (n === 0 || samples + this.pending[n]!.rows.samples.length <= GROUP_MAX_SAMPLES)) samples += this.pending[n++]!.rows.samples.length;
+      while (n < this.pending.length && (n === 0 || samples + weight(this.pending[n]!.rows) <= GROUP_MAX_SAMPLES)) samples += weight(this.pending[n++]!.rows);
       const group = this.pending.splice(0, n);
       try {
         const applied = await this.applyGroup(group.map((g) => g.rows));
@@ -262,6 +276,7 @@ export class DuckDbStore implements Store {
     const rows = sums.flatMap((x) => workloadTableRows(x.sums, x.presence));
     const samples = accepted.length === 1 ? accepted[0]!.samples : accepted.flatMap((b) => b.samples);
     const events = accepted.flatMap((b) => b.events);
+    const profiles = accepted.flatMap((b) => b.profiles ?? []);
     await writer.run('BEGIN TRANSACTION');
     try {
       if (fresh.size) {
@@ -306,6 +321,7 @@ export class DuckDbStore implements Store {
         a.closeSync();
       }
       if (events.length) await this.appendEvents(await writer.createAppender('events'), events);
+      await this.insertProfiles(writer, profiles);
       // a row per batch, through an appender too: an INSERT costs a round trip and its planning (~1 ms)
       const ra = await writer.createAppender('reports');
       for (const { report: r } of accepted) {
@@ -355,7 +371,7 @@ export class DuckDbStore implements Store {
   }
 
   /** Appends whole columns to a table (rows: the columns' length), in chunks of CHUNK_ROWS. */
-  private async appendColumns(conn: DuckDBConnection, table: string, types: typeof SAMPLE_TYPES, columns: DuckDBValue[][]): Promise<void> {
+  private async appendColumns(conn: DuckDBConnection, table: string, types: readonly DuckDBType[], columns: DuckDBValue[][]): Promise<void> {
     const n = columns[0]!.length;
     if (n === 0) return;
     const a = await conn.createAppender(table);
@@ -375,6 +391,16 @@ export class DuckDbStore implements Store {
     }
     a.closeSync();
     await Promise.resolve();
+  }
+
+  /** Appends profile stacks (in apply()'s transaction: a batch's stacks go in with the rest of it, once). */
+  private async insertProfiles(conn: DuckDBConnection, rows: readonly ProfileRow[]): Promise<void> {
+    await this.appendColumns(
+      conn,
+      'profile_stacks',
+      PROFILE_TYPES,
+      PROFILE_COLUMNS.map((c) => (c === 'ts' ? rows.map((r) => BigInt(r.ts)) : rows.map((r) => r[c]))),
+    );
   }
 
   private async lastSeqOf(conn: DuckDBConnection, instance: string): Promise<number> {
@@ -511,6 +537,19 @@ export class DuckDbStore implements Store {
     }));
   }
 
+  async profile(q: ProfileStacksQuery): Promise<ProfileStacks> {
+    const p = new Params();
+    const limit = profileLimit(q.limit);
+    // one pass: the window functions count every stack before LIMIT keeps the largest (at least one
+    // row, so the totals come back whenever a stack matched)
+    const sql = `SELECT stack, v, count(*) OVER () AS n, sum(v) OVER () AS total, max(p) OVER () AS period
+      FROM (SELECT stack, sum(value) AS v, max(period) AS p FROM profile_stacks WHERE ${profileWhere(q, p.bind, like(p))} GROUP BY stack)
+      ORDER BY v DESC, stack LIMIT ${p.bind(Math.max(1, limit))}`;
+    const rows = await this.rows(this.db().reader, sql, p.values);
+    const first = rows[0];
+    return profileStacks(rows.slice(0, limit), Number(first?.n ?? 0), Number(first?.total ?? 0), Number(first?.period ?? 0));
+  }
+
   maintain(now: number): Promise<MaintainResult> {
     return this.serial(async () => {
       const { writer } = this.db();
@@ -537,6 +576,8 @@ export class DuckDbStore implements Store {
         const rawBefore = now - this.opts.rawRetentionMs;
         droppedParts = (await writer.run('DELETE FROM samples WHERE ts < $t', { t: rawBefore })).rowsChanged;
         await writer.run('DELETE FROM events WHERE ts < $t', { t: rawBefore });
+        // profile stacks have no rollup: they live as long as raw samples (store.ts)
+        await writer.run('DELETE FROM profile_stacks WHERE ts < $t', { t: rawBefore });
         await writer.run('DELETE FROM workload_samples WHERE ts < $t', { t: rawBefore });
         // each instance's last report stays: it is the instance's last seq
         await writer.run('DELETE FROM reports WHERE received < $t AND (instance, seq) NOT IN (SELECT instance, max(seq) FROM reports GROUP BY instance)', { t: rawBefore });

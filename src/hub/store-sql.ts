@@ -15,6 +15,8 @@ import {
   type Filters,
   type PlacementRow,
   type PresenceRow,
+  type ProfileStacks,
+  type ProfileStacksQuery,
   type SampleRow,
   type SeriesRow,
   type WorkloadKeyRow,
@@ -283,5 +285,38 @@ export function aggregateRow(r: Record<string, unknown>, groups: readonly string
     avg: counter ? 0 : Number(r.a),
     last: counter ? 0 : Number(r.l),
     series: Number(r.n),
+  };
+}
+
+/** The columns of `profile_stacks` a query filters by (as events: no peer, no l7 labels). */
+export const PROFILE_FILTER_COLUMNS = ['node', 'namespace', 'pod', 'container', 'workload_kind', 'workload', 'cgroup'];
+/** Most stacks profile() returns, whatever it is asked (the hub's API takes no more either). */
+export const MAX_PROFILE_STACKS = 100_000;
+
+/** The WHERE clause of a profile() query on `profile_stacks`: the type, the range by window end, the filters. */
+export function profileWhere(q: ProfileStacksQuery, bind: Bind, like: (column: string, prefix: string) => string): string {
+  return [`type = ${bind(q.type)}`, `ts >= ${bind(q.range.from)}`, `ts < ${bind(q.range.to)}`, ...filterSql(q.filters, bind, like, PROFILE_FILTER_COLUMNS)].join(' AND ');
+}
+
+/** profile()'s LIMIT: whole, at least 0, at most MAX_PROFILE_STACKS. */
+export function profileLimit(limit: number): number {
+  return Math.min(MAX_PROFILE_STACKS, Math.max(0, Math.floor(Number.isFinite(limit) ? limit : MAX_PROFILE_STACKS)));
+}
+
+/**
+ * profile()'s answer from the largest stacks (rows of stack and v, largest first) and what the store
+ * counted over every stack: how many there were, the sum of their values and the largest period.
+ */
+export function profileStacks(top: readonly Record<string, unknown>[], distinct: number, total: number, period: number): ProfileStacks {
+  const stacks = top.map((r) => ({ stack: r.stack as string, value: Number(r.v) }));
+  let kept = 0;
+  for (const s of stacks) kept += s.value;
+  return {
+    stacks,
+    total,
+    droppedStacks: Math.max(0, distinct - stacks.length),
+    // the same sums in another order may differ in the last bits: nothing dropped is exactly 0
+    droppedValue: distinct > stacks.length ? Math.max(0, total - kept) : 0,
+    period,
   };
 }

@@ -6,7 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PRESENCE_METRIC, WORKLOAD_SUM_COLUMNS, seriesId, type AggregateRow, type BatchRows, type EventRow, type SeriesType, type Store, type StoreOptions } from './store.js';
+import { PRESENCE_METRIC, WORKLOAD_SUM_COLUMNS, seriesId, type AggregateRow, type BatchRows, type EventRow, type ProfileRow, type SeriesType, type Store, type StoreOptions } from './store.js';
+import { type ProfileType } from '../profiles/model.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -24,13 +25,14 @@ interface Point {
 }
 
 /** One batch of a node's agent: every point at time `ts`. */
-export function batch(node: string, instance: string, seq: number, ts: number, points: Point[], events: EventRow[] = []): BatchRows {
+export function batch(node: string, instance: string, seq: number, ts: number, points: Point[], events: EventRow[] = [], profiles: ProfileRow[] = []): BatchRows {
   const series = points.map((p) => ({ id: seriesId(node, p.metric, p.labels), node, metric: p.metric, type: p.type ?? 'counter', labels: p.labels }));
   return {
     report: { node, instance, seq, version: '0.1.0', started: ts - 1000, received: ts, cgroupSubtree: '/', status: JSON.stringify({ seq }) },
     series,
     samples: points.map((p, i) => ({ series: series[i]!.id, ts, value: p.value, delta: (p.type ?? 'counter') === 'counter' ? (p.delta ?? p.value) : null })),
     events,
+    profiles,
   };
 }
 
@@ -44,6 +46,12 @@ function pod(ns: string, workload: string, name: string, extra: Record<string, s
 
 function event(node: string, ts: number, type: string, ns: string, p: string): EventRow {
   return { ts, node, type, namespace: ns, pod: p, container: 'app', workload_kind: 'Deployment', workload: p.replace(/-\d+$/, ''), cgroup: `/kubepods/${ns}/${p}/app`, body: JSON.stringify({ type, pod: p, ts }) };
+}
+
+/** A stack of a pod's profile whose window ended at `ts`, as the hub's ingest makes it (cpu at 99 Hz unless given). */
+function stack(node: string, ts: number, type: ProfileType, ns: string, p: string, frames: string, value: number, period = type === 'cpu' ? 1e9 / 99 : 1): ProfileRow {
+  // the labels of pod() (its workload is its name without the ordinal)
+  return { ts, node, type, namespace: ns, pod: p, container: 'app', workload_kind: 'Deployment', workload: p.replace(/-\d+$/, ''), cgroup: `/kubepods/${ns}/${p}/app`, stack: frames, value, period };
 }
 
 /** A minute, 30 minutes ago: inside raw retention, aligned so minute buckets are exact. */
@@ -435,6 +443,102 @@ export function storeSuite(name: string, make: () => Promise<Store>): void {
       });
       const lines = await s.series({ ...range, metric: 'l7_http_total', stepMs: MIN, filters: { status_class: ['5xx', '4xx'] }, groupBy: ['route'] });
       assert.deepEqual(lines.map((l) => [l.group.route, l.points.map((p) => p[1])]), [['/users/{id}', [10]]]);
+    }));
+
+  test(`${name}: profile() sums stacks over nodes and windows in the range, largest first, with filters and the limit's cut summed`, async () => {
+    const t = recent() + 9 * MIN; // a minute of its own
+    const web1 = (ts: number, type: ProfileType, frames: string, v: number) => stack('n-prof-1', ts, type, 'prof', 'web-1', frames, v);
+    const b1 = batch('n-prof-1', 'prof-inst-1', 1, t + 20_000, [], [], [
+      web1(t + 10_000, 'cpu', 'web;main;a', 10),
+      web1(t + 10_000, 'cpu', 'web;main;b', 5),
+      // a second window of the same cgroup
+      web1(t + 20_000, 'cpu', 'web;main;a', 3),
+      web1(t + 20_000, 'offcpu', 'web;main;read_[k]', 2e6),
+      web1(t + 20_000, 'runq', 'web;main;a', 4e5),
+      // quotes and backslashes are values, never SQL
+      web1(t + 20_000, 'cpu', "web;o'brien\\x;--", 2),
+    ]);
+    const b2 = batch('n-prof-2', 'prof-inst-2', 1, t + 15_000, [], [], [
+      // the same stack on another node: merged; this agent samples at 100 Hz
+      stack('n-prof-2', t + 15_000, 'cpu', 'prof', 'web-2', 'web;main;a', 7, 1e7),
+      stack('n-prof-2', t + 15_000, 'cpu', 'prof', 'web-2', 'web;main;c', 1, 1e7),
+      stack('n-prof-2', t + 15_000, 'cpu', 'prof', 'db-1', 'db;loop', 100, 1e7),
+      // another namespace, in the range
+      stack('n-prof-2', t + 15_000, 'cpu', 'other', 'x-1', 'x;spin', 1000, 1e7),
+    ]);
+    await withStore(async (s) => {
+      assert.equal(await s.apply(b1), true);
+      assert.equal(await s.apply(b2), true);
+      // a batch replayed: not applied, its stacks not counted twice
+      assert.equal(await s.apply(b1), false);
+    });
+    // a store made again on the same location holds them (and the queries below read them there)
+    await withStore(async (s) => {
+      const range = { from: t, to: t + MIN };
+      const q = (filters: Record<string, unknown>, more: { type?: ProfileType; limit?: number; range?: { from: number; to: number } } = {}) =>
+        s.profile({ type: more.type ?? 'cpu', range: more.range ?? range, filters: { namespace: 'prof', ...filters }, limit: more.limit ?? 100 });
+      const flat = (r: Awaited<ReturnType<typeof q>>) => r.stacks.map((x) => `${x.stack} ${x.value}`);
+      const all = await q({});
+      assert.deepEqual(flat(all), ['db;loop 100', 'web;main;a 20', 'web;main;b 5', "web;o'brien\\x;-- 2", 'web;main;c 1']);
+      assert.equal(all.total, 128);
+      assert.deepEqual([all.droppedStacks, all.droppedValue], [0, 0]);
+      assert.equal(all.period, 1e9 / 99, 'the largest period of the rows');
+      assert.deepEqual(flat(await q({ workload: 'web' })), ['web;main;a 20', 'web;main;b 5', "web;o'brien\\x;-- 2", 'web;main;c 1']);
+      assert.deepEqual(flat(await q({ node: 'n-prof-2' })), ['db;loop 100', 'web;main;a 7', 'web;main;c 1']);
+      assert.deepEqual(flat(await q({ node: ['n-prof-1', 'n-prof-3'], pod: 'web-1' })), ['web;main;a 13', 'web;main;b 5', "web;o'brien\\x;-- 2"]);
+      assert.deepEqual(flat(await q({ cgroupPrefix: '/kubepods/prof/web-2' })), ['web;main;a 7', 'web;main;c 1']);
+      assert.deepEqual(flat(await q({ workload_kind: 'Deployment', container: 'app', workload: ['db', 'nope'] })), ['db;loop 100']);
+      assert.deepEqual(flat(await q({ namespace: ['prof', 'other'], pod: ['x-1', 'db-1'] })), ['x;spin 1000', 'db;loop 100']);
+      // the other types apart, each with its own period
+      const off = await q({}, { type: 'offcpu' });
+      assert.deepEqual([flat(off), off.total, off.period], [['web;main;read_[k] 2000000'], 2e6, 1]);
+      assert.deepEqual(flat(await q({}, { type: 'runq' })), ['web;main;a 400000']);
+      // the range is [from, to) over the window's end
+      assert.deepEqual(flat(await q({ workload: 'web' }, { range: { from: t + 10_000, to: t + 20_000 } })), ['web;main;a 17', 'web;main;b 5', 'web;main;c 1']);
+      assert.deepEqual(flat(await q({ workload: 'web' }, { range: { from: t + 10_001, to: t + 20_001 } })), ['web;main;a 10', "web;o'brien\\x;-- 2", 'web;main;c 1']);
+      // the limit keeps the largest; what it cut is counted and summed
+      const top = await q({}, { limit: 2 });
+      assert.deepEqual(flat(top), ['db;loop 100', 'web;main;a 20']);
+      assert.deepEqual([top.total, top.droppedStacks, top.droppedValue], [128, 3, 8]);
+      const none = await q({}, { limit: 0 });
+      assert.deepEqual([none.stacks, none.total, none.droppedStacks, none.droppedValue], [[], 128, 5, 128]);
+      // nothing matches: an empty profile, not an error
+      assert.deepEqual(await q({ peer: 'x' }), { stacks: [], total: 0, droppedStacks: 0, droppedValue: 0, period: 0 }, 'profiles have no peer');
+      assert.deepEqual(await q({}, { range: { from: t + MIN, to: t + 2 * MIN } }), { stacks: [], total: 0, droppedStacks: 0, droppedValue: 0, period: 0 });
+    });
+  });
+
+  test(`${name}: a batch of 30,000 profile stacks goes in whole, and a small limit sums the rest`, () =>
+    withStore(async (s) => {
+      const t = recent() + 13 * MIN;
+      const rows = Array.from({ length: 30_000 }, (_, i) => stack('n-prof-big', t, 'cpu', 'big', 'app-1', `app;main;f${i}`, i + 1));
+      assert.ok(await s.apply(batch('n-prof-big', 'prof-big-inst', 1, t, [], [], rows)));
+      const r = await s.profile({ type: 'cpu', range: { from: t, to: t + 1 }, filters: { node: 'n-prof-big' }, limit: 3 });
+      assert.deepEqual(r.stacks, [
+        { stack: 'app;main;f29999', value: 30_000 },
+        { stack: 'app;main;f29998', value: 29_999 },
+        { stack: 'app;main;f29997', value: 29_998 },
+      ]);
+      assert.equal(r.total, (30_000 * 30_001) / 2);
+      assert.equal(r.droppedStacks, 29_997);
+      assert.equal(r.droppedValue, r.total - 30_000 - 29_999 - 29_998);
+    }));
+
+  test(`${name}: maintain() drops profile stacks past raw retention, as it drops raw samples`, () =>
+    withStore(async (s) => {
+      const now = Date.now();
+      const old = Math.floor((now - 8 * HOUR) / HOUR) * HOUR + 17 * MIN; // past raw retention (6 h)
+      const fresh = recent() + 15 * MIN;
+      assert.ok(
+        await s.apply(
+          batch('n-prof-ret', 'prof-ret-inst', 1, fresh, [], [], [stack('n-prof-ret', old, 'cpu', 'ret', 'app-1', 'app;old', 5), stack('n-prof-ret', fresh, 'cpu', 'ret', 'app-1', 'app;new', 6)]),
+        ),
+      );
+      const ask = async (ts: number) => (await s.profile({ type: 'cpu', range: { from: ts, to: ts + MIN }, filters: { node: 'n-prof-ret' }, limit: 10 })).stacks;
+      assert.deepEqual(await ask(old), [{ stack: 'app;old', value: 5 }], 'not maintained yet');
+      await s.maintain(now);
+      assert.deepEqual(await ask(old), [], 'no rollup keeps them');
+      assert.deepEqual(await ask(fresh), [{ stack: 'app;new', value: 6 }]);
     }));
 
   test(`${name}: size() counts the bytes the store takes`, () =>

@@ -14,12 +14,20 @@
  *     bucket (`<name>_bucket` with label `le`, "+Inf" included), `<name>_sum` and `<name>_count`.
  *   - an *event* is one row with its envelope as columns and the whole event as JSON text.
  *   - an *agent report* is one row per applied batch: the agent's identity and status (JSON).
+ *   - a *profile stack* is one row per stack of a profile an agent shipped (src/wire/profiles.ts): the
+ *     window's end, the node, the type, the cgroup and its attribution, the stack as folded text
+ *     (frames root first, joined by ';') and its value. profile() sums them by stack over a range.
  *
  * Raw samples are kept for `rawRetentionMs`, 1-minute rollups for `rollupRetentionMs`; `maintain()`
  * makes rollups of closed minutes and drops what is past retention. Queries over a range that starts
  * before raw retention read the rollups, and so do long ranges (15 minutes or more) for the minutes
  * already rolled up; samples that arrive for a minute already rolled up go into the rollups as well
  * (store-sql.ts: plan, lateRollups).
+ *
+ * Profile stacks are kept as long as raw samples, and the same maintain() pass drops them: they have
+ * no rollup. A stack's row is mostly its text, and most stacks of a minute are seen in one window of
+ * one cgroup, so summing rows per minute would save little; kept as long as rollups they would be
+ * kept at full size, the largest table of the store by far.
  *
  * Workload sums: the counters of series whose workload is known are also summed per batch over every
  * pod, container and peer of a workload on the node (store-sql.ts: batchSums), as rows of a numeric
@@ -30,6 +38,7 @@
  * instead of 270,000).
  */
 import { createHash } from 'node:crypto';
+import { type ProfileType } from '../profiles/model.js';
 
 /** Labels with columns of their own: what the hub's queries filter and group by. */
 export const INDEXED_LABELS = [
@@ -118,6 +127,28 @@ export interface AgentReport {
   status: string;
 }
 
+/** One stack of a profile as the store keeps it (a row of `profile_stacks`). */
+export interface ProfileRow {
+  /** ms since the epoch: the end of the window the agent drained */
+  ts: number;
+  node: string;
+  type: ProfileType;
+  namespace: string;
+  pod: string;
+  container: string;
+  workload_kind: string;
+  workload: string;
+  cgroup: string;
+  /** the frames, root first, joined by ';' (folded text: a frame name never holds ';') */
+  stack: string;
+  value: number;
+  /** what one unit of value stands for: cpu, nanoseconds per sample; offcpu and runq, 1 */
+  period: number;
+}
+
+/** The columns of `profile_stacks`, in table order (both stores). */
+export const PROFILE_COLUMNS = ['ts', 'node', 'type', 'namespace', 'pod', 'container', 'workload_kind', 'workload', 'cgroup', 'stack', 'value', 'period'] as const satisfies readonly (keyof ProfileRow)[];
+
 /** One batch, as the hub normalised it. Applied atomically where the store can (DuckDB), and once. */
 export interface BatchRows {
   report: AgentReport;
@@ -125,6 +156,8 @@ export interface BatchRows {
   series: SeriesRow[];
   samples: SampleRow[];
   events: EventRow[];
+  /** the stacks of the batch's profiles (absent: none) */
+  profiles?: ProfileRow[];
 }
 
 export type Filters = Partial<Record<Column, string | readonly string[]>> & {
@@ -187,6 +220,27 @@ export interface EventQuery extends Range {
   filters?: Filters;
   /** newest first, at most this many */
   limit: number;
+}
+
+export interface ProfileStacksQuery {
+  type: ProfileType;
+  /** ms since the epoch, from inclusive, to exclusive: rows whose window ended in it */
+  range: Range;
+  filters?: Filters;
+  /** most stacks returned (the largest) */
+  limit: number;
+}
+
+export interface ProfileStacks {
+  /** summed by stack over the matching rows, largest first (ties by stack), at most `limit` */
+  stacks: { stack: string; value: number }[];
+  /** the sum of every matching row's value, the stacks left out included */
+  total: number;
+  /** distinct stacks past the limit, and the value they held */
+  droppedStacks: number;
+  droppedValue: number;
+  /** the largest period of the matching rows (0: none matched) */
+  period: number;
 }
 
 /** What workloadSums() groups by beside the metric (a workload's identity, and a bucket's bound). */
@@ -256,7 +310,7 @@ export function workloadKey(metric: string, namespace: string, kind: string, wor
 }
 
 export interface StoreOptions {
-  /** how long raw samples, events and agent reports are kept (ms) */
+  /** how long raw samples, events, profile stacks and agent reports are kept (ms) */
   rawRetentionMs: number;
   /** how long 1-minute rollups are kept (ms) */
   rollupRetentionMs: number;
@@ -305,6 +359,13 @@ export interface Store {
   /** The cgroups of known workloads whose PRESENCE_METRIC series had samples in the range. */
   placement(q: Range & { filters?: WorkloadSumFilters }): Promise<PlacementRow[]>;
   events(q: EventQuery): Promise<EventRow[]>;
+  /**
+   * A profile of one type over a range: the values of the stacks whose window ended in it, summed by
+   * stack over the rows the filters select (every node, cgroup and window), the largest `limit`.
+   * Profile rows go in with their batch (apply(): BatchRows.profiles), nowhere else, so they are
+   * stored once per batch like the rest.
+   */
+  profile(q: ProfileStacksQuery): Promise<ProfileStacks>;
   /** Rolls up closed minutes and drops data past retention. Idempotent; safe to call at any time. */
   maintain(now: number): Promise<MaintainResult>;
   /** Bytes the store takes (on disk where it can tell). */

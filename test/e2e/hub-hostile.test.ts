@@ -32,6 +32,19 @@ const GOOD = {
   dropped: { batches: 0, events: 0, samples: 0 },
 };
 
+/** A cpu profile of one cgroup as an agent ships it (src/wire/profiles.ts), its window just ended. */
+const PROFILE = {
+  type: 'cpu',
+  from: new Date(Date.now() - 10_000).toISOString(),
+  to: new Date().toISOString(),
+  period: 1e9 / 99,
+  labels: { cgroup: '/a', namespace: '', pod: '', container: '', workload_kind: '', workload: '' },
+  // SQL in a name (no ';': the separator of folded stacks is refused in a name)
+  frames: ['app', "x') OR '1'='1' -- DROP TABLE profile_stacks", 'leaf\\'],
+  stacks: [{ f: [0, 1, 2], v: 3 }],
+};
+const manyStacks = { ...PROFILE, stacks: Array.from({ length: 100_000 }, () => ({ f: [0], v: 1 })) };
+
 interface Case {
   name: string;
   send: (string | Buffer)[] | string | Buffer;
@@ -76,6 +89,13 @@ const CORPUS: Case[] = [
   { name: 'series of a 4 KiB route', send: request(`/api/v1/series?metric=periscope_http_requests_total&route=${'r'.repeat(4 << 10)}`, close), expect: 400 },
   { name: 'series by an l7 label and SQL', send: request('/api/v1/series?metric=periscope_http_requests_total&by=route,1);DROP%20TABLE%20series', close), expect: 400 },
   { name: 'the map between two equal far pasts', send: request('/api/v1/network/map?from=-999999999w&to=-999999999w', close), expect: 400 },
+  { name: 'a profile whose frame index is past its table', send: post('/api/v1/ingest', gz(JSON.stringify({ ...GOOD, seq: 6, profiles: [{ ...PROFILE, stacks: [{ f: [3], v: 1 }] }] }))), expect: 400 },
+  { name: 'a batch of 200,001 profile stacks', send: post('/api/v1/ingest', gz(JSON.stringify({ ...GOOD, seq: 6, profiles: [manyStacks, manyStacks, { ...PROFILE, stacks: [{ f: [0], v: 1 }] }] }))), expect: 400 },
+  { name: 'a profile with SQL in a frame name', send: post('/api/v1/ingest', gz(JSON.stringify({ ...GOOD, seq: 6, profiles: [PROFILE] }))), expect: 200 },
+  { name: 'profiles of type bogus', send: request('/api/v1/profiles?type=bogus', close), expect: 400 },
+  { name: 'profiles with limit=1e309', send: request('/api/v1/profiles?limit=1e309', close), expect: 400 },
+  { name: 'profiles of a cgroup with a LIKE pattern, as pprof', send: request('/api/v1/profiles?cgroup=/%25%25_&format=pprof', close), expect: 200 },
+  { name: 'profiles of a workload with SQL in it', send: request("/api/v1/profiles?workload=x'%3B%20DROP%20TABLE%20profile_stacks%3B--&format=folded", close), expect: 200 },
   { name: 'an unknown path', send: request('/api/v2/everything', close), expect: 404 },
 ];
 
@@ -98,9 +118,11 @@ test('a corpus of hostile ingest bodies and queries gets 4xx answers, and the hu
   }
   const health = (await (await fetch(`http://127.0.0.1:${port}/api/v1/health`)).json()) as { status: string; batches_applied: number };
   assert.equal(health.status, 'ok');
-  assert.equal(health.batches_applied, 2, 'the two good batches, nothing else');
+  assert.equal(health.batches_applied, 3, 'the three good batches, nothing else');
   const good = await fetch(`http://127.0.0.1:${port}/api/v1/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...GOOD, seq: 9 }) });
   assert.deepEqual(await good.json(), { applied: true, seq: 9 });
   const series = (await (await fetch(`http://127.0.0.1:${port}/api/v1/workloads?group=container&from=-1h`)).json()) as { workloads: unknown[] };
   assert.ok(series.workloads.length >= 1, 'the tables are all still there');
+  const folded = await (await fetch(`http://127.0.0.1:${port}/api/v1/profiles?format=folded&node=hostile-node`)).text();
+  assert.equal(folded, `${PROFILE.frames.join(';')} 3\n`, 'a frame name with SQL in it is a value, stored and served as sent');
 });
