@@ -2,7 +2,8 @@
  * One workload, pod or container (`level`): its numbers over the range, its time series (CPU,
  * run-queue latency, context switches, OOM kills, process events, connections, bytes, retransmits,
  * DNS), its requests by route, gRPC method, SQL shape and Redis command as server and as client
- * (the l7 collector's), its edges in and out, its pods and containers, and its recent events.
+ * (the l7 collector's), its profile (flame graph, icicle or table: profile.tsx), its edges in and
+ * out, its pods and containers, and its recent events.
  */
 import { type EdgeEntry, type NetworkMapResponse, type RequestRow, type RequestsResponse, type SeriesResponse, type WorkloadEntry, type WorkloadsResponse } from '../../../wire/hub.js';
 import { type PeriscopeEvent } from '../../../wire/events.js';
@@ -16,6 +17,7 @@ import { entryName, entryParams, pageFilters, pageTitle, type Level } from '../n
 import { rangeQuery, type Route } from '../route.js';
 import { type Navigate } from '../app.js';
 import { eventDetails } from './events.js';
+import { ProfilePanel } from './profile.js';
 
 const toLines = (r: SeriesResponse | undefined, label: (l: Record<string, string>) => string, scale = 1): Line[] =>
   (r?.lines ?? []).map((l) => ({ label: label(l.labels), points: l.points.map(([t, v]) => [Date.parse(t) / 1000, v * scale] as [number, number]) }));
@@ -47,7 +49,7 @@ function SeriesChart({ title, unit, queries, build, testId }: { title: string; u
 /** The label that splits a page's lines: pods of a workload, containers of a pod. */
 const SPLIT: Record<Level, string | undefined> = { workload: 'pod', pod: 'container', container: undefined };
 
-export function Workload({ route }: { route: Route; navigate: Navigate }) {
+export function Workload({ route, navigate }: { route: Route; navigate: Navigate }) {
   const p = route.params;
   const level: Level = p.level === 'pod' || p.level === 'container' ? p.level : 'workload';
   const filters = pageFilters({ ...p, level });
@@ -199,6 +201,7 @@ export function Workload({ route }: { route: Route; navigate: Navigate }) {
         <SeriesChart title="TCP retransmits" unit="rate" testId="chart-retx" queries={[retx]} build={([d]) => toLines(d, () => 'retransmits/s')} />
         <SeriesChart title="DNS queries" unit="rate" testId="chart-dns" queries={[dns]} build={([d]) => toLines(d, () => 'queries/s')} />
       </div>
+      <ProfilePanel route={route} navigate={navigate} filters={filters} />
       <div class="grid">
         {level === 'workload' ? (
           <Card title="Requests" id="requests" wide>
