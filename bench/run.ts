@@ -36,7 +36,12 @@
  *               wrk's and its losses; then the highest lossless rate of a paced client (bench/l7-load.ts)
  *   l7-redis    the same with redis-server and redis-benchmark -P 16 -c 4 -t set,get: ops/s, ops per
  *               redis CPU-second, the agent's counts against INFO commandstats, the lossless rate
- * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|memory|storm|nginx|hub-store|hub-ingest|ui|l7|l7-nginx|l7-redis|l7-replay ...] [--seconds N]
+ *   profile     a CPU-bound load (CPU 0) with nothing attached and with the profile collector at 19 Hz,
+ *               99 Hz and 19 Hz + off-CPU, interleaved --pairs times: the load's loss, the agent's CPU;
+ *               the sampling program's ns per run; agent CPU per 1,000 samples/s (bench/profile.ts)
+ *   profile-offcpu  the ctxsw storm with nothing, the profile collector, and libbpf-tools' offcputime
+ *               -m 1000, interleaved --pairs times; each one's BPF cost per run (bench/profile.ts)
+ * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|memory|storm|nginx|hub-store|hub-ingest|ui|l7|l7-nginx|l7-redis|l7-replay|profile|profile-offcpu ...] [--seconds N]
  *        [--idle-seconds N] [--rounds N] [--pairs N] [--collectors LIST (passed to the agent)]
  *        hub-store: [--nodes 100] [--pods 100] [--minutes 60] [--repeat 20] [--stores duckdb,clickhouse] [--inflight 8]
  *        hub-ingest: [--nodes 100] [--pods 100] [--intervals 6] [--inflight 8]
@@ -61,13 +66,14 @@ import { parseArgs } from 'node:util';
 import { cpus, totalmem } from 'node:os';
 import { TestCgroup, eventually, helper, run, sleep } from '../test/kernel.js';
 import { sample, startAgent } from '../test/agent-process.js';
-import { cpuPercent, machineBusySeconds, mean, procSample, scrape, spread, sum, withNginx, wrk } from './shared.js';
+import { bpfStats, cpuPercent, machineBusySeconds, mean, perRun, pingpong, procSample, scrape, spread, sum, withNginx, wrk } from './shared.js';
 import { hubStore } from './hub-store.js';
 import { hubIngest } from './hub-ingest.js';
 import { uiFirstPage } from './ui.js';
 import { l7Replay } from './l7-replay.js';
 import { l7Capture } from './l7-capture.js';
 import { l7Nginx, l7Redis } from './l7-load.js';
+import { profileCpu, profileOffcpu } from './profile.js';
 
 interface Result {
   scenario: string;
@@ -159,56 +165,6 @@ async function execStorm(seconds: number, flags: string[] = [], withStats = fals
   }
 }
 
-
-/** Two python processes bounce one byte over a pair of pipes: every bounce is two voluntary switches. */
-const PINGPONG = `
-import os, sys, time
-r1, w1 = os.pipe(); r2, w2 = os.pipe()
-seconds = float(sys.argv[1])
-pid = os.fork()
-if pid == 0:
-    os.close(w1); os.close(r2)
-    while os.read(r1, 1): os.write(w2, b'x')
-    os._exit(0)
-os.close(r1); os.close(w2)
-end = time.monotonic() + seconds; n = 0
-while time.monotonic() < end:
-    for _ in range(1000):
-        os.write(w1, b'x'); os.read(r2, 1)
-    n += 1000
-os.close(w1); os.waitpid(pid, 0)
-print(n / seconds)
-`;
-
-async function pingpong(cg: TestCgroup, seconds: number): Promise<number> {
-  writeFileSync('/tmp/periscope-pingpong.py', PINGPONG);
-  // both on CPU 0, so every bounce is a real switch on one run queue
-  const r = await cg.run(`exec taskset -c 0 python3 /tmp/periscope-pingpong.py ${seconds}`, (seconds + 30) * 1000);
-  if (r.code !== 0) throw new Error(`ping-pong failed: ${r.stderr}`);
-  return Number(r.stdout.trim());
-}
-
-async function bpfStats(): Promise<BpfStats> {
-  const r = await run('bpftool', ['-j', 'prog', 'show']);
-  const out = new Map<string, { runs: number; ns: number }>();
-  for (const p of JSON.parse(r.stdout) as { name?: string; run_cnt?: number; run_time_ns?: number }[]) {
-    if (p.name && p.run_cnt) out.set(p.name, { runs: p.run_cnt, ns: p.run_time_ns ?? 0 });
-  }
-  return out;
-}
-
-type BpfStats = Map<string, { runs: number; ns: number }>;
-
-/** What each of these programs ran between two samples of the kernel's statistics: runs and ns per run. */
-function perRun(before: BpfStats, after: BpfStats, names: readonly string[]): Record<string, { runs: number; nsPerRun: number }> {
-  return Object.fromEntries(
-    names.map((name) => {
-      const x = after.get(name) ?? { runs: 0, ns: 0 };
-      const y = before.get(name) ?? { runs: 0, ns: 0 };
-      return [name, { runs: x.runs - y.runs, nsPerRun: (x.ns - y.ns) / Math.max(1, x.runs - y.runs) }];
-    }),
-  );
-}
 
 async function ctxswStorm(seconds: number): Promise<Result> {
   const baseCg = new TestCgroup('bench-ctxsw-base');
@@ -643,8 +599,12 @@ async function main(): Promise<void> {
                                 ? await l7Redis(l7Load)
                                 : w === 'l7-replay'
                                   ? await l7Replay(Number(values.repeat))
-                                  : undefined;
-    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw, memory, storm, nginx, hub-store, hub-ingest, ui, l7, l7-nginx, l7-redis or l7-replay`);
+                                  : w === 'profile'
+                                    ? await profileCpu(seconds, Number(values.pairs))
+                                    : w === 'profile-offcpu'
+                                      ? await profileOffcpu(seconds, Number(values.pairs))
+                                      : undefined;
+    if (!r) throw new Error(`unknown scenario ${w}; use idle, idle-k8s, exec, ctxsw, memory, storm, nginx, hub-store, hub-ingest, ui, l7, l7-nginx, l7-redis, l7-replay, profile or profile-offcpu`);
     for (const x of [r].flat()) process.stdout.write(`${format(x)}\n`);
   }
 }

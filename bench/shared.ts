@@ -203,3 +203,54 @@ export async function wrk(nginx: Nginx, mode: 'keep-alive' | 'close', seconds: n
     own?.remove();
   }
 }
+
+/** Two python processes bounce one byte over a pair of pipes: every bounce is two voluntary switches. */
+const PINGPONG = `
+import os, sys, time
+r1, w1 = os.pipe(); r2, w2 = os.pipe()
+seconds = float(sys.argv[1])
+pid = os.fork()
+if pid == 0:
+    os.close(w1); os.close(r2)
+    while os.read(r1, 1): os.write(w2, b'x')
+    os._exit(0)
+os.close(r1); os.close(w2)
+end = time.monotonic() + seconds; n = 0
+while time.monotonic() < end:
+    for _ in range(1000):
+        os.write(w1, b'x'); os.read(r2, 1)
+    n += 1000
+os.close(w1); os.waitpid(pid, 0)
+print(n / seconds)
+`;
+
+export async function pingpong(cg: TestCgroup, seconds: number): Promise<number> {
+  writeFileSync('/tmp/periscope-pingpong.py', PINGPONG);
+  // both on CPU 0, so every bounce is a real switch on one run queue
+  const r = await cg.run(`exec taskset -c 0 python3 /tmp/periscope-pingpong.py ${seconds}`, (seconds + 30) * 1000);
+  if (r.code !== 0) throw new Error(`ping-pong failed: ${r.stderr}`);
+  return Number(r.stdout.trim());
+}
+
+/** The kernel's run count and run time of every loaded program (kernel.bpf_stats_enabled must be on). */
+export async function bpfStats(): Promise<BpfStats> {
+  const r = await run('bpftool', ['-j', 'prog', 'show']);
+  const out = new Map<string, { runs: number; ns: number }>();
+  for (const p of JSON.parse(r.stdout) as { name?: string; run_cnt?: number; run_time_ns?: number }[]) {
+    if (p.name && p.run_cnt) out.set(p.name, { runs: p.run_cnt, ns: p.run_time_ns ?? 0 });
+  }
+  return out;
+}
+
+export type BpfStats = Map<string, { runs: number; ns: number }>;
+
+/** What each of these programs ran between two samples of the kernel's statistics: runs and ns per run. */
+export function perRun(before: BpfStats, after: BpfStats, names: readonly string[]): Record<string, { runs: number; nsPerRun: number }> {
+  return Object.fromEntries(
+    names.map((name) => {
+      const x = after.get(name) ?? { runs: 0, ns: 0 };
+      const y = before.get(name) ?? { runs: 0, ns: 0 };
+      return [name, { runs: x.runs - y.runs, nsPerRun: (x.ns - y.ns) / Math.max(1, x.runs - y.runs) }];
+    }),
+  );
+}
