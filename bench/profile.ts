@@ -2,7 +2,7 @@
  * What profiling costs (bench/run.ts `profile` and `profile-offcpu`).
  *
  * profile: a CPU-bound load (test/helpers/profile-workload cpu, pinned to CPU 0) with nothing
- * attached, and with an agent running only the profile collector (off-CPU off) at 19 Hz and at 99 Hz,
+ * attached, and with an agent running only the profiler collector (off-CPU off) at 19 Hz and at 99 Hz,
  * and at 19 Hz with off-CPU on (the default), interleaved --pairs times: the load's rounds per second
  * in each state and its loss against the runs without the agent. Then the kernel's side alone
  * (kernel.bpf_stats_enabled): ns per run of the sampling program, and what that is of a core at each
@@ -32,7 +32,7 @@ async function load(cg: TestCgroup, seconds: number): Promise<number> {
 }
 
 async function profiler(args: string[]): Promise<RunningAgent> {
-  const agent = await startAgent(['--no-kubernetes', '--collectors', 'profile', ...args]);
+  const agent = await startAgent(['--no-kubernetes', '--collectors', 'profiler', ...args]);
   await sleep(1_000);
   return agent;
 }
@@ -50,8 +50,8 @@ export async function profileCpu(seconds: number, pairs: number): Promise<Result
   const cg = new TestCgroup('bench-profile');
   const states: { name: string; args?: string[] }[] = [
     { name: 'off' },
-    { name: 'cpu 19 Hz', args: ['--profile-hz', '19', '--profile-offcpu', 'off'] },
-    { name: 'cpu 99 Hz', args: ['--profile-hz', '99', '--profile-offcpu', 'off'] },
+    { name: 'cpu 19 Hz', args: ['--profiler-hz', '19', '--profiler-offcpu', 'off'] },
+    { name: 'cpu 99 Hz', args: ['--profiler-hz', '99', '--profiler-offcpu', 'off'] },
     { name: 'cpu 19 Hz + off-CPU (default)', args: [] },
   ];
   const rates = new Map<string, number[]>(states.map((s) => [s.name, []]));
@@ -82,7 +82,7 @@ export async function profileCpu(seconds: number, pairs: number): Promise<Result
 
     // the kernel's side alone: the sampling program's cost per run
     for (const hz of [19, 99]) {
-      const agent = await profiler(['--profile-hz', String(hz), '--profile-offcpu', 'off']);
+      const agent = await profiler(['--profiler-hz', String(hz), '--profiler-offcpu', 'off']);
       try {
         const c = await withBpfStats(async () => {
           const s0 = await bpfStats();
@@ -101,7 +101,7 @@ export async function profileCpu(seconds: number, pairs: number): Promise<Result
     }
 
     // the agent's user space per 1,000 samples/s: both CPUs busy at 997 Hz
-    const agent = await profiler(['--profile-hz', '997', '--profile-offcpu', 'off']);
+    const agent = await profiler(['--profiler-hz', '997', '--profiler-offcpu', 'off']);
     const cg2 = new TestCgroup('bench-profile-2');
     try {
       const before = await scrape(agent);

@@ -36,10 +36,10 @@
  *               wrk's and its losses; then the highest lossless rate of a paced client (bench/l7-load.ts)
  *   l7-redis    the same with redis-server and redis-benchmark -P 16 -c 4 -t set,get: ops/s, ops per
  *               redis CPU-second, the agent's counts against INFO commandstats, the lossless rate
- *   profile     a CPU-bound load (CPU 0) with nothing attached and with the profile collector at 19 Hz,
+ *   profile     a CPU-bound load (CPU 0) with nothing attached and with the profiler collector at 19 Hz,
  *               99 Hz and 19 Hz + off-CPU, interleaved --pairs times: the load's loss, the agent's CPU;
  *               the sampling program's ns per run; agent CPU per 1,000 samples/s (bench/profile.ts)
- *   profile-offcpu  the ctxsw storm with nothing, the profile collector, and libbpf-tools' offcputime
+ *   profile-offcpu  the ctxsw storm with nothing, the profiler collector, and libbpf-tools' offcputime
  *               -m 1000, interleaved --pairs times; each one's BPF cost per run (bench/profile.ts)
  * Usage: node dist/bench/run.js [idle|idle-k8s|exec|ctxsw|memory|storm|nginx|hub-store|hub-ingest|ui|l7|l7-nginx|l7-redis|l7-replay|profile|profile-offcpu ...] [--seconds N]
  *        [--idle-seconds N] [--rounds N] [--pairs N] [--collectors LIST (passed to the agent)]

@@ -7,7 +7,7 @@
  * A window counts in a range when its middle is in it: the windows are a few seconds long, and a
  * `periscope profile --seconds N` run drains once at its start, so the window before ends there.
  */
-import { ProfileBuilder, type Profile, type ProfileType, type Stack } from '../profiles/model.js';
+import { ProfileBuilder, countsSamples, type Profile, type ProfileType, type Stack } from '../profiles/model.js';
 import { matchesFilters, type ProfileQuery } from '../profiles/query.js';
 import { toWire, type ProfileLabels, type ProfileWire } from '../wire/profiles.js';
 
@@ -83,13 +83,15 @@ export class ProfileWindows {
   /** The stacks of the windows in the query's range whose labels pass its filters, merged. */
   query(q: ProfileQuery, node: string): Profile {
     const b = new ProfileBuilder(q.limit * 4);
-    let period = q.type === 'cpu' ? 0 : 1;
+    // samples stand for the period they were taken at; nanoseconds for themselves
+    const sampled = countsSamples(q.type);
+    let period = sampled ? 0 : 1;
     for (const w of this.windows) {
       const mid = (w.from + w.to) / 2;
       if (mid < q.from || mid >= q.to) continue;
       for (const e of w.entries) {
         if (e.type !== q.type || !matchesFilters({ ...e.labels, node }, q.filters)) continue;
-        if (q.type === 'cpu') period = Math.max(period, e.period);
+        if (sampled) period = Math.max(period, e.period);
         for (const s of e.stacks) b.add(s.frames, s.value);
       }
     }

@@ -195,7 +195,7 @@ function checkWritable(file: string): void {
 export async function profileCommand(args: string[]): Promise<void> {
   const f = parseFlags(CMD, PROFILE_USAGE, args, FLAGS);
   if (!f) return;
-  const type = f.type ?? 'cpu';
+  const type = f.type ?? PROFILE_TYPES[0];
   if (!isProfileType(type)) bad(`--type wants ${PROFILE_TYPES.join(', ')}, not "${type}"`, CMD);
   const file = f['output-file'];
   if (file !== undefined && file.trim() === '') bad('-o wants a file name', CMD);
@@ -252,7 +252,7 @@ export async function profileCommand(args: string[]): Promise<void> {
   const stacks = countStacks(t, body, format);
   if (stacks === 0) {
     process.stderr.write(
-      `periscope ${CMD}: no stacks: nothing of ${describe(selection)} was ${DOING[type]} in the ${t.role === 'agent' ? `${seconds} s profiled` : `last ${seconds} s the hub holds`} (check the selection, and that the profile collector runs)\n`,
+      `periscope ${CMD}: no stacks: nothing of ${describe(selection)} was ${DOING[type]} in the ${t.role === 'agent' ? `${seconds} s profiled` : `last ${seconds} s the hub holds`} (check the selection, and that the profiler collector runs)\n`,
     );
   }
   if (file !== undefined) {

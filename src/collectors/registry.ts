@@ -9,7 +9,7 @@ import { cpu } from './cpu/index.js';
 import { memory } from './memory/index.js';
 import { network } from './network/index.js';
 import { l7 } from './l7/index.js';
-import { profile } from './profile/index.js';
+import { profiler } from './profiler/index.js';
 
 export const COLLECTORS: readonly CollectorDefinition[] = [
   processCollector,
@@ -17,7 +17,7 @@ export const COLLECTORS: readonly CollectorDefinition[] = [
   memory,
   network,
   l7,
-  profile,
+  profiler,
 ];
 
 export const COLLECTOR_NAMES: readonly string[] = COLLECTORS.map((c) => c.name);

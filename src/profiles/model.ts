@@ -1,5 +1,5 @@
 /**
- * Profiles as every part of Periscope holds them: the profile collector's drains, the agent's recent
+ * Profiles as every part of Periscope holds them: the profiler collector's drains, the agent's recent
  * windows, the hub's store, `periscope profile` and the UI all speak in stacks of frame names, root
  * first, each with a value.
  *
@@ -28,6 +28,9 @@ export const PROFILE_UNITS: Readonly<Record<ProfileType, { readonly sampleType: 
   offcpu: { sampleType: 'offcpu', unit: 'nanoseconds' },
   runq: { sampleType: 'runqueue', unit: 'nanoseconds' },
 };
+
+/** Whether a type's values count samples (each standing for `period` ns) rather than nanoseconds. */
+export const countsSamples = (t: ProfileType): boolean => PROFILE_UNITS[t].unit === 'count';
 
 export interface Stack {
   /** root first: the process, then its outermost function, ..., the leaf */

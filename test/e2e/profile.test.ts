@@ -1,5 +1,5 @@
 /**
- * End to end: the profile collector in a real agent process on a test node (kubelet-style cgroups,
+ * End to end: the profiler collector in a real agent process on a test node (kubelet-style cgroups,
  * pods named by the fake API server), profiles fetched the way a user does — `periscope profile`
  * against the agent, /api/v1/profiles as JSON and pprof, and the hub the agent ships to. The
  * workloads have known profiles (test/helpers/profile-workload.c, built here with the system
@@ -91,9 +91,9 @@ test('profiles in test pods: CPU split by function, off-CPU time at its stack, J
   const binary = build(dir, 'workload');
   const hub = await startTestHub(t, {});
   const c = await cluster(t, (nodeName, kubeconfig) => [
-    '--kubeconfig', kubeconfig, '--node', nodeName, '--collectors', 'profile', '--profile-hz', '997', '--hub', hub.base, '--hub-interval', '1',
+    '--kubeconfig', kubeconfig, '--node', nodeName, '--collectors', 'profiler', '--profiler-hz', '997', '--hub', hub.base, '--hub-interval', '1',
   ]);
-  await eventually(async () => ((await (await fetch(`${c.agent.url}/metrics`)).text()).includes('periscope_collector_up{collector="profile",alternative="tp_btf"} 1') ? true : undefined), 10_000, 'the profile collector up');
+  await eventually(async () => ((await (await fetch(`${c.agent.url}/metrics`)).text()).includes('periscope_collector_up{collector="profiler",alternative="tp_btf"} 1') ? true : undefined), 10_000, 'the profiler collector up');
 
   const burner = await place(c, 'shop', 'burner');
   const proc = await burner.pod.runProcess('main', `exec ${binary} cpu`);

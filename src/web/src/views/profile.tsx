@@ -299,7 +299,7 @@ export function ProfilePanel({ route, navigate, filters }: { route: Route; navig
         <>
           {q.error ? <ErrorBox error={q.error} what="the profile" /> : null}
           {profile.total === 0 || !shown ? (
-            <Empty what="samples" hint="Widen the range, or check on Nodes that this node's agent runs the profile collector." />
+            <Empty what="samples" hint="Widen the range, or check on Nodes that this node's agent runs the profiler collector." />
           ) : (
             <>
               <p class="profile-facts" data-testid="profile-facts">

@@ -1,6 +1,6 @@
-/* profile collector: on-CPU samples and off-CPU time per (cgroup, process, user stack, kernel stack). */
-#ifndef PERISCOPE_PROFILE_H
-#define PERISCOPE_PROFILE_H
+/* profiler collector: on-CPU samples and off-CPU time per (cgroup, process, user stack, kernel stack). */
+#ifndef PERISCOPE_PROFILER_H
+#define PERISCOPE_PROFILER_H
 
 #include "periscope.h"
 

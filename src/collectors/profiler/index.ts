@@ -1,13 +1,13 @@
 /**
- * profile collector: where every cgroup spends its CPU and its waiting, always on. On-CPU samples
- * (the software CPU clock of every CPU at --profile-hz) and off-CPU time (blocked, and waiting on a
+ * profiler collector: where every cgroup spends its CPU and its waiting, always on. On-CPU samples
+ * (the software CPU clock of every CPU at --profiler-hz) and off-CPU time (blocked, and waiting on a
  * run queue, from scheduler switches and wakeups) are counted in the kernel per (cgroup, process,
  * user stack, kernel stack); the agent drains them every few seconds (`profiles()`), and this module
  * turns stack ids into frame names (src/profiles/symbols) and hands back stacks per cgroup.
  *
  * Stacks are unwound by frame pointers (user) and by the kernel's unwinder (kernel): code built
  * without frame pointers shows its callers cut short; ARCHITECTURE.md says what DWARF unwinding would
- * add. Waits shorter than --profile-offcpu-min-us are not counted (cost bounded: the update is
+ * add. Waits shorter than --profiler-offcpu-min-us are not counted (cost bounded: the update is
  * saved, the stacks are still taken at each switch).
  */
 import { readFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ import { ProfileBuilder, type ProfileType, type Stack } from '../../profiles/mod
 import { Symbolizer } from '../../profiles/symbols/index.js';
 import { cgroupSubject, defineCollector, type CollectorContext, type CollectorInstance, type ProfileDrain, type Readings, type Sample, type SettingDef } from '../contract.js';
 import { KernelCollector, loadAndAttach } from '../kernel-collector.js';
-import * as gen from './profile.gen.js';
+import * as gen from './profiler.gen.js';
 
 /** frames bpf_get_stackid keeps (PROFILE_STACK_DEPTH in profile.h) */
 export const STACK_DEPTH = 127;
@@ -160,7 +160,7 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
         stacks: STACK_MAPS.map((m) => ob.map(PROFILE_SPEC.maps[m] as typeof PROFILE_SPEC.maps.stacks_0 & { key: Codec<number>; value: Codec<bigint[]> }, false)),
       }),
     );
-    super('profile', obj, { map: gen.maps.drops, kinds: gen.enums.periscope_drop });
+    super('profiler', obj, { map: gen.maps.drops, kinds: gen.enums.periscope_drop });
     this.control = parts.control;
     this.stats = parts.stats;
     this.counts = parts.counts;
@@ -175,7 +175,7 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
       for (const cpu of cpusInList(readFileSync('/sys/devices/system/cpu/online', 'utf8'))) this.obj.attachPerfEvent('profile_sample', cpu, this.hz);
     } catch (err) {
       this.obj.close();
-      throw new PeriscopeError('BPF_ATTACH', `profile: sampling the CPU clock failed: ${(err as Error).message}`, 'the agent needs CAP_PERFMON (or CAP_SYS_ADMIN) and perf_event_paranoid ≤ 2; run `periscope doctor`', { cause: err });
+      throw new PeriscopeError('BPF_ATTACH', `profiler: sampling the CPU clock failed: ${(err as Error).message}`, 'the agent needs CAP_PERFMON (or CAP_SYS_ADMIN) and perf_event_paranoid ≤ 2; run `periscope doctor`', { cause: err });
     }
   }
 
@@ -313,8 +313,8 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
   }
 }
 
-export const profile = defineCollector({
-  name: 'profile',
+export const profiler = defineCollector({
+  name: 'profiler',
   help: 'on-CPU samples and off-CPU time (blocked, and waiting for a CPU) per cgroup and stack, counted in the kernel; symbolized stacks at /api/v1/profiles',
   spec: PROFILE_SPEC,
   metrics: [

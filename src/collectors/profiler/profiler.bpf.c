@@ -1,4 +1,4 @@
-/* profile collector, kernel side: counts stacks in the kernel instead of exporting samples.
+/* profiler collector, kernel side: counts stacks in the kernel instead of exporting samples.
  *
  * On-CPU: a perf_event program on the software CPU clock of every CPU (user space attaches it at
  * --profile-hz) takes the interrupted task's kernel and user stacks (bpf_get_stackid: the kernel's
@@ -22,7 +22,7 @@
  * there were drained before the previous epoch change was one drain old (user space waits for that).
  */
 #include "periscope.bpf.h"
-#include "profile.h"
+#include "profiler.h"
 
 #ifndef EFAULT
 #define EFAULT 14
