@@ -134,6 +134,9 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
   readonly hz: number;
   private readonly control: TypedMap<number, gen.ProfileControl>;
   private readonly stats: TypedMap<number, number>;
+  private readonly samplesByGen: TypedMap<number, number>;
+  /** samples_by_gen of each counts map at its previous drain */
+  private readonly samplesAtDrain = [0, 0];
   private readonly counts: readonly TypedMap<gen.StackKey, gen.StackCount>[];
   private readonly stacks: readonly TypedMap<number, bigint[]>[];
   private readonly symbols: Symbolizer;
@@ -143,7 +146,7 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
   private drains = 0;
   private lastRotation = -Infinity;
   private lastCollisions = 0;
-  private readonly user = { drains: 0, stacks: 0, rotations: 0, lookupsLost: 0 };
+  private readonly user = { drains: 0, stacks: 0, rotations: 0, lookupsLost: 0, samplesCounted: 0, samplesDrained: 0 };
 
   constructor(ctx: Pick<CollectorContext, 'maxCgroups' | 'settings'>, opts: ProfileOptions = {}) {
     const o = { ...optionsFrom(ctx.settings), ...opts };
@@ -155,6 +158,7 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
       (ob) => ({
         control: ob.map(gen.maps.control),
         stats: ob.map(gen.maps.profile_stats),
+        samplesByGen: ob.map(gen.maps.samples_by_gen),
         counts: [ob.map(gen.maps.counts_0), ob.map(gen.maps.counts_1)],
         // stack maps have no batch operations
         stacks: STACK_MAPS.map((m) => ob.map(PROFILE_SPEC.maps[m] as typeof PROFILE_SPEC.maps.stacks_0 & { key: Codec<number>; value: Codec<bigint[]> }, false)),
@@ -163,6 +167,7 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
     super('profiler', obj, { map: gen.maps.drops, kinds: gen.enums.periscope_drop });
     this.control = parts.control;
     this.stats = parts.stats;
+    this.samplesByGen = parts.samplesByGen;
     this.counts = parts.counts;
     this.stacks = parts.stacks;
     this.stackEntries = stackEntries;
@@ -191,6 +196,9 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
       { labels: { event: 'stacks' }, value: this.user.stacks },
       { labels: { event: 'stack_map_recycled' }, value: this.user.rotations },
       { labels: { event: 'stack_lookup_lost' }, value: this.user.lookupsLost },
+      // equal unless a counts map was full (aggregates dropped): every sample counted is drained once
+      { labels: { event: 'samples_counted_at_drain' }, value: this.user.samplesCounted },
+      { labels: { event: 'samples_drained' }, value: this.user.samplesDrained },
     );
     const sym = this.symbols.stats();
     return new Map<string, Sample[]>([
@@ -223,6 +231,10 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
     this.ctl = { ...this.ctl, counts_gen: old ? 0 : 1 };
     this.control.update(0, this.ctl);
     pause(2);
+    // the samples the programs counted into this map since its previous drain: what the drain must hold
+    const counted = this.samplesByGen.lookup(old) ?? 0;
+    this.user.samplesCounted += counted - this.samplesAtDrain[old]!;
+    this.samplesAtDrain[old] = counted;
     const entries = this.counts[old]!.entries(true);
     this.drains++;
     this.user.drains++;
@@ -260,7 +272,9 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
       const bk = `${key.cgroup_id}:${type}`;
       let b = builders.get(bk);
       if (!b) builders.set(bk, (b = { cgroup: key.cgroup_id, type, b: new ProfileBuilder() }));
-      b.b.add(frames, type === 'cpu' ? value.count : value.ns);
+      const sampled = key.kind === gen.enums.profile_kind.PROFILE_CPU;
+      if (sampled) this.user.samplesDrained += value.count;
+      b.b.add(frames, sampled ? value.count : value.ns);
     }
     this.user.stacks += entries.size;
     this.maybeRecycle();

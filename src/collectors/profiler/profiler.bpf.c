@@ -46,6 +46,15 @@ struct {
 	__type(value, __u64);
 } profile_stats SEC(".maps");
 
+/* On-CPU samples counted into each counts map: read with the map it belongs to, so a drain can
+ * show that it took every sample the programs added (the key of the entry is the counts map). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} samples_by_gen SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
@@ -85,7 +94,7 @@ struct {
 /* Tasks off their CPU, by thread id. LRU: a task that never runs again (it exited) ages out. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 32768);
 	__type(key, pid_nr_t);
 	__type(value, struct pending_wait);
 } pending SEC(".maps");
@@ -174,7 +183,12 @@ int profile_sample(struct bpf_perf_event_data *ctx)
 	};
 	key.kernel_stack = stack_id(ctx, map, 0);
 	key.user_stack = is_kthread(task) ? STACK_NONE : stack_id(ctx, map, BPF_F_USER_STACK);
-	add(&key, 0, c->counts_gen);
+	__u32 gen = c->counts_gen;
+	__u64 *n = bpf_map_lookup_elem(&samples_by_gen, &gen);
+
+	if (n)
+		*n += 1;
+	add(&key, 0, gen);
 	return 0;
 }
 

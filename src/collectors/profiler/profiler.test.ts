@@ -21,6 +21,22 @@ function stacksOf(d: ProfileDrain, cgroupId: number, type: string): Stack[] {
   return d.profiles.filter((p) => p.subject.id === cgroupId && p.type === type).flatMap((p) => p.stacks);
 }
 const total = (stacks: readonly Stack[], has?: string): number => stacks.reduce((n, s) => n + (has === undefined || s.frames.includes(has) ? s.value : 0), 0);
+/** Kills what runs in a test cgroup (its workload outlives a slow drain on an emulated CPU otherwise). */
+function killAll(cg: TestCgroup): void {
+  let pids: string[] = [];
+  try {
+    pids = readFileSync(join(cg.dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return;
+  }
+  for (const pid of pids) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+}
 const eventCount = (c: ProfileCollector, event: string): number => (c.read().get('periscope_profile_events_total') ?? []).find((r) => r.labels?.event === event)?.value as number;
 
 for (const alternative of alternativesHere(PROFILE_SPEC)) {
@@ -34,22 +50,25 @@ for (const alternative of alternativesHere(PROFILE_SPEC)) {
     });
     assert.equal(c.status().alternative, alternative);
     c.profiles();
-    const takenBefore = eventCount(c, 'samples');
-    const running = cg.run(`exec timeout 4 ${WORKLOAD()} cpu`);
+    const countedBefore = eventCount(c, 'samples_counted_at_drain');
+    const running = cg.run(`exec timeout 60 ${WORKLOAD()} cpu`);
+    t.after(() => killAll(cg));
     // drain while it runs (its maps are read while the process lives), three times
     const drains: ProfileDrain[] = [];
     for (let i = 0; i < 3; i++) {
       await sleep(1_000);
       drains.push(c.profiles());
     }
+    killAll(cg);
     await running;
     drains.push(c.profiles());
-    const taken = eventCount(c, 'samples') - takenBefore;
+    const counted = eventCount(c, 'samples_counted_at_drain') - countedBefore;
     const drained = drains.reduce((n, d) => n + d.profiles.filter((p) => p.type === 'cpu').reduce((m, p) => m + total(p.stacks), 0), 0);
     assert.equal(c.drops().aggregates, 0, 'no counts map was full');
-    // the counter is read just after the first and the last switch of counts maps: a sample another
-    // CPU takes between the switch and the read is in one and not the other (a CPU samples every 2 ms)
-    assert.ok(Math.abs(drained - taken) <= 2, `every sample counted in the kernel came out of exactly one drain: ${drained} drained, ${taken} taken`);
+    // the programs count each sample into the counts map they add it to; once switched away from, a
+    // map is read whole: what was counted into the maps drained is what the drains hold, exactly
+    assert.equal(drained, counted, 'every sample counted in the kernel came out of exactly one drain');
+    assert.ok(counted > 0);
     const mine = drains.flatMap((d) => stacksOf(d, cg.id, 'cpu'));
     const all = total(mine);
     const a = total(mine, 'burn_a');
@@ -75,14 +94,18 @@ for (const alternative of alternativesHere(PROFILE_SPEC)) {
       rmSync(dir, { recursive: true, force: true });
     });
     const file = join(dir, 'slept');
-    const running = cg.run(`exec timeout 4 ${WORKLOAD()} sleep ${file}`);
+    const running = cg.run(`exec timeout 60 ${WORKLOAD()} sleep ${file}`);
+    t.after(() => killAll(cg));
     await sleep(1_000);
     const read = (): number => Number(readFileSync(file, 'utf8').split(' ')[0]);
-    c.profiles();
+    // a drain switches counts maps first thing and then reads (symbolizing can take seconds on an
+    // emulated CPU): the file is read just before each switch
     const before = read();
+    c.profiles();
     await sleep(2_000);
     const slept = read() - before;
     const d = c.profiles();
+    killAll(cg);
     await running;
     const blocked = total(stacksOf(d, cg.id, 'offcpu'), 'sleep_here');
     const queued = total(stacksOf(d, cg.id, 'runq'), 'sleep_here');
@@ -105,8 +128,13 @@ for (const alternative of alternativesHere(PROFILE_SPEC)) {
     });
     long.profiles();
     const shortBefore = eventCount(long, 'wait_short');
-    await cg.run(`exec timeout 1 ${WORKLOAD()} sleep ${join(dir, 'slept')}`);
+    const running = cg.run(`exec timeout 60 ${WORKLOAD()} sleep ${join(dir, 'slept')}`);
+    t.after(() => killAll(cg));
+    await sleep(1_000);
+    // drained while the sleeper lives: its frames are named, so a counted sleep would show
     const d = long.profiles();
+    killAll(cg);
+    await running;
     assert.equal(total(stacksOf(d, cg.id, 'offcpu'), 'sleep_here'), 0, '20 ms sleeps are below a 50 ms minimum');
     assert.ok(eventCount(long, 'wait_short') - shortBefore >= 30, 'and were counted as too short');
     long.close();
@@ -114,8 +142,11 @@ for (const alternative of alternativesHere(PROFILE_SPEC)) {
     const off = new ProfileCollector({ maxCgroups: 1024 }, { alternative, hz: 19, offcpu: false });
     t.after(() => off.close());
     off.profiles();
-    await cg.run(`exec timeout 1 ${WORKLOAD()} sleep ${join(dir, 'slept')}`);
+    const again = cg.run(`exec timeout 60 ${WORKLOAD()} sleep ${join(dir, 'slept')}`);
+    await sleep(1_000);
     const d2 = off.profiles();
+    killAll(cg);
+    await again;
     assert.equal(d2.profiles.filter((p) => p.type !== 'cpu').length, 0, 'no off-CPU or run-queue stacks');
     assert.equal(eventCount(off, 'switches'), 0, 'no stacks taken at switches');
   });
@@ -128,21 +159,22 @@ for (const alternative of alternativesHere(PROFILE_SPEC)) {
       c.close();
       cg.remove();
     });
-    const running = cg.run(`exec timeout 8 ${WORKLOAD()} cpu`);
+    const running = cg.run(`exec timeout 60 ${WORKLOAD()} cpu`);
+    t.after(() => killAll(cg));
     const drains: ProfileDrain[] = [];
     for (let i = 0; i < 14; i++) {
       await sleep(500);
       drains.push(c.profiles());
     }
+    killAll(cg);
     await running;
     assert.ok(eventCount(c, 'stack_map_recycled') >= 1, `the 256-entry maps were recycled (collisions: ${eventCount(c, 'stack_collision')})`);
     const mine = drains.flatMap((d) => stacksOf(d, cg.id, 'cpu'));
     // every stack of the workload with its user half is one of its own: a recycled id never names
     // another process' stack
-    for (const s of mine.filter((x) => x.frames[0] === 'profile-workloa')) {
-      const user = s.frames.slice(1).filter((f) => !f.endsWith('_[k]'));
-      if (user.length === 0 || user[0] === '[stack lost]') continue;
-      assert.ok(user.includes('main') || user.every((f) => f === '[unknown]' || f.startsWith('profile-workload+') || f.startsWith('libc')), `a stack of the workload names its own code: ${s.frames.join(';')}`);
+    // another process' stack: the test runner (node: V8 and libuv) is the other one running here
+    for (const s of mine) {
+      assert.ok(!s.frames.some((f) => /^(_ZN2v8|_ZN4node|uv_|Builtins_|JS:)/.test(f)), `a stack of the workload names only its own code: ${s.frames.join(';')}`);
     }
     const a = total(mine, 'burn_a');
     assert.ok(a > 0, 'burn_a is still named after recycling');
