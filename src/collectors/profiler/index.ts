@@ -144,7 +144,6 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
   private ctl: gen.ProfileControl;
   private lastDrain = Date.now();
   private drains = 0;
-  private lastRotation = -Infinity;
   private lastCollisions = 0;
   private readonly user = { drains: 0, stacks: 0, rotations: 0, lookupsLost: 0, samplesCounted: 0, samplesDrained: 0 };
 
@@ -298,12 +297,12 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
 
   /**
    * Empties the stack map of two epochs ago and moves the epoch on, when the current map is a quarter
-   * full (then one new stack in four is lost to a collision).
-   * Not within one drain of the previous change: counts that pointed into the map being emptied were
-   * made before that change and must have been drained first (profile.bpf.c).
+   * full (then one new stack in four is lost to a collision). Done after the drain has read its
+   * counts: what points into that map was counted before the previous epoch change (samples, and
+   * waits that began in the epoch before it), so it was in this drain or an earlier one; a wait that
+   * began two epochs ago is counted without stacks from the previous change on (profiler.bpf.c).
    */
   private maybeRecycle(): void {
-    if (this.drains - this.lastRotation < 2) return;
     const s = this.statsNow();
     const collisions = s.stack_collision!;
     // A new stack collides with the chance that its bucket is taken: the map's fill. Counted only
@@ -318,7 +317,6 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
     for (const id of m.keys()) m.delete(id);
     this.ctl = { ...this.ctl, stack_epoch: this.ctl.stack_epoch + 1 };
     this.control.update(0, this.ctl);
-    this.lastRotation = this.drains;
     this.user.rotations++;
   }
 

@@ -17,9 +17,10 @@
  * user space switches them and reads the other once nothing adds to it. Stack ids point into one of
  * three stack maps (stack_epoch % 3). A wait may span several drains, so stack maps are not emptied at
  * each drain: when the current one fills, user space empties the map of two epochs ago and moves the
- * epoch on. Nothing can point into that map any more: a wait that began two epochs ago is counted
- * without stacks (its ids would name other stacks once the map refills), and the counts that pointed
- * there were drained before the previous epoch change was one drain old (user space waits for that).
+ * epoch on, after the drain has read its counts. Nothing can point into that map any more: a wait
+ * that began two epochs ago is counted without stacks (its ids would name other stacks once the map
+ * refills), and every count that pointed there was made before the previous epoch change, so it was
+ * in this drain or an earlier one.
  */
 #include "periscope.bpf.h"
 #include "profiler.h"
