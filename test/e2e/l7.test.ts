@@ -9,32 +9,12 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { cluster, type Cluster } from './cluster.js';
-import { type TestPod } from './test-node.js';
-import { deploymentPod } from './objects.js';
+import { cluster, place } from './cluster.js';
 import { eventually, needsKernel } from '../kernel.js';
 import { sumOf, type RunningAgent } from '../agent-process.js';
 import { httpRequests, inNetns, startNginx, startRedis, whyServersCannotRun, type AccessEntry } from '../servers.js';
 import { rng, shuffle } from '../../src/collectors/l7/protocols/test-util.js';
 import { supported } from '../../src/kernel/features.js';
-
-interface Place {
-  pod: TestPod;
-  name: string;
-  /** argv prefix: in the pod's container (cgroup and network namespace) */
-  wrap: string[];
-}
-
-/** A pod of one container, the one pod of a Deployment in the API. */
-async function place(c: Cluster, namespace: string, deployment: string): Promise<Place> {
-  const pod = await c.node.addPod({ namespace, name: deployment });
-  const container = await pod.container();
-  const o = deploymentPod({ namespace, deployment, node: c.nodeName, podUid: pod.uid, containers: { main: `containerd://${container.id}` }, ips: [pod.ip] });
-  c.api.create(o.deployment);
-  c.api.create(o.replicaSet);
-  c.api.create(o.pod);
-  return { pod, name: o.pod.metadata.name, wrap: container.wrap };
-}
 
 const metrics = async (a: RunningAgent): Promise<string> => (await fetch(`${a.url}/metrics`)).text();
 

@@ -21,9 +21,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cluster, type Cluster } from './cluster.js';
-import { deploymentPod } from './objects.js';
-import { type TestPod } from './test-node.js';
+import { cluster, place } from './cluster.js';
 import { eventually, needsKernel, sleep } from '../kernel.js';
 import { BIN } from '../agent-process.js';
 import { startTestHub } from '../hub.js';
@@ -32,22 +30,6 @@ import { fromPprof } from '../../src/profiles/pprof.js';
 
 const SOURCE = fileURLToPath(new URL('../../../test/helpers/profile-workload.c', import.meta.url));
 const NODE = process.execPath;
-
-interface Place {
-  pod: TestPod;
-  name: string;
-  wrap: string[];
-}
-
-async function place(c: Cluster, namespace: string, deployment: string): Promise<Place> {
-  const pod = await c.node.addPod({ namespace, name: deployment });
-  const container = await pod.container();
-  const o = deploymentPod({ namespace, deployment, node: c.nodeName, podUid: pod.uid, containers: { main: `containerd://${container.id}` }, ips: [pod.ip] });
-  c.api.create(o.deployment);
-  c.api.create(o.replicaSet);
-  c.api.create(o.pod);
-  return { pod, name: o.pod.metadata.name, wrap: container.wrap };
-}
 
 function build(dir: string, name: string, extra: string[] = []): string {
   const out = join(dir, name);

@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { cpusInList, type ObjectSpec } from '../../kernel/bpf-object.js';
-import { type Codec, u32Codec } from '../../kernel/codec.js';
+import { type Codec } from '../../kernel/codec.js';
 import { PeriscopeError } from '../../kernel/errors.js';
 import { type TypedMap } from '../../kernel/maps.js';
 import { ProfileBuilder, type ProfileType, type Stack } from '../../profiles/model.js';
@@ -21,16 +21,19 @@ import { cgroupSubject, defineCollector, type CollectorContext, type CollectorIn
 import { KernelCollector, loadAndAttach } from '../kernel-collector.js';
 import * as gen from './profiler.gen.js';
 
-/** frames bpf_get_stackid keeps (PROFILE_STACK_DEPTH in profile.h) */
+/** frames the kernel walks (PROFILE_STACK_DEPTH in profiler.h) */
 export const STACK_DEPTH = 127;
-/** a stack id that is not one (profile.h): the stack was lost (a collision, an error, a recycled map);
- * STACK_NONE (-1) is a stack with nothing to walk (a kernel thread's user half) */
-const STACK_LOST = -2;
+/** a stack name that is not a stack (profiler.h): the stack was lost (its map full, an error, a map
+ * recycled while a wait kept its name); STACK_NONE (0) is nothing to walk (a kernel thread's user
+ * half). Stacks are named by 52-bit hashes with bit 52 set: past both, and exact as numbers. */
+const STACK_LOST = 1;
+const isStack = (name: number): boolean => name > STACK_LOST;
 
 /** Leaf kernel frames of the profiler itself: a tracepoint program's stack starts inside its own call. */
 const PROFILER_FRAME = /^(bpf_prog_[0-9a-f]+_\w+|bpf_trace_run\d+|__bpf_trace_\w+)_\[k\]$/;
 
-/** A stack map's value: the addresses, leaf first, up to the first zero. */
+/** A stack map's value: the addresses, leaf first, up to the first zero (as bigints: kernel
+ * addresses are past what a number holds exactly). */
 const stackCodec: Codec<bigint[]> = {
   name: 'stack',
   size: STACK_DEPTH * 8,
@@ -54,8 +57,8 @@ export const PROFILE_SPEC: ObjectSpec<gen.ProgramName> = {
   file: gen.OBJECT_FILE,
   programs: gen.programs,
   config: gen.config,
-  // the stack maps carry no BTF: their key is a stack id, their value the addresses
-  maps: { ...gen.maps, ...Object.fromEntries(STACK_MAPS.map((m) => [m, { ...gen.maps[m], key: u32Codec, value: stackCodec }])) },
+  // a stack's addresses are read as bigints
+  maps: { ...gen.maps, ...Object.fromEntries(STACK_MAPS.map((m) => [m, { ...gen.maps[m], value: stackCodec }])) },
   alternatives: [
     { name: 'tp_btf', requires: ['btf', 'perf_event', 'tp_btf'], programs: ['profile_sample', 'offcpu_switch_btf', 'offcpu_wakeup_btf'] },
     { name: 'raw_tp', requires: ['btf', 'perf_event', 'raw_tp'], programs: ['profile_sample', 'offcpu_switch_raw', 'offcpu_wakeup_raw'] },
@@ -86,7 +89,7 @@ export const SETTINGS: readonly SettingDef[] = [
     name: 'stack-entries',
     value: 'N',
     default: String(DEFAULT_STACK_ENTRIES),
-    help: 'distinct stacks each of the three kernel stack maps holds (~1 KiB each); a fuller map loses more stacks to hash collisions (counted)',
+    help: 'distinct stacks each of the three kernel stack maps holds (~1 KiB each); a map is recycled when half full, and a new stack that finds it full is lost (counted)',
     check: (v) => wholeIn(v, 256, 1 << 20),
   },
 ];
@@ -117,7 +120,7 @@ const KINDS: Record<number, ProfileType> = { [gen.enums.profile_kind.PROFILE_CPU
 const STAT_NAMES: Record<string, number> = {
   samples: gen.enums.profile_stat.STAT_SAMPLES,
   idle: gen.enums.profile_stat.STAT_IDLE,
-  stack_collision: gen.enums.profile_stat.STAT_STACK_COLLISION,
+  stacks_full: gen.enums.profile_stat.STAT_STACKS_FULL,
   stack_error: gen.enums.profile_stat.STAT_STACK_ERROR,
   switches: gen.enums.profile_stat.STAT_SWITCHES,
   wait_short: gen.enums.profile_stat.STAT_SHORT,
@@ -144,7 +147,8 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
   private ctl: gen.ProfileControl;
   private lastDrain = Date.now();
   private drains = 0;
-  private lastCollisions = 0;
+  /** stacks added to each stack map when it was last emptied */
+  private readonly addedAtClear = [0, 0, 0];
   private readonly user = { drains: 0, stacks: 0, rotations: 0, lookupsLost: 0, samplesCounted: 0, samplesDrained: 0 };
 
   constructor(ctx: Pick<CollectorContext, 'maxCgroups' | 'settings'>, opts: ProfileOptions = {}) {
@@ -159,8 +163,7 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
         stats: ob.map(gen.maps.profile_stats),
         samplesByGen: ob.map(gen.maps.samples_by_gen),
         counts: [ob.map(gen.maps.counts_0), ob.map(gen.maps.counts_1)],
-        // stack maps have no batch operations
-        stacks: STACK_MAPS.map((m) => ob.map(PROFILE_SPEC.maps[m] as typeof PROFILE_SPEC.maps.stacks_0 & { key: Codec<number>; value: Codec<bigint[]> }, false)),
+        stacks: STACK_MAPS.map((m) => ob.map(PROFILE_SPEC.maps[m] as typeof gen.maps.stacks_0 & { value: Codec<bigint[]> })),
       }),
     );
     super('profiler', obj, { map: gen.maps.drops, kinds: gen.enums.periscope_drop });
@@ -181,6 +184,15 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
       this.obj.close();
       throw new PeriscopeError('BPF_ATTACH', `profiler: sampling the CPU clock failed: ${(err as Error).message}`, 'the agent needs CAP_PERFMON (or CAP_SYS_ADMIN) and perf_event_paranoid ≤ 2; run `periscope doctor`', { cause: err });
     }
+  }
+
+  private stackAdded(map: number): number {
+    return this.stats.lookup(gen.enums.profile_stat.STAT_STACKS_ADDED_0 + map) ?? 0;
+  }
+
+  /** How many stacks a stack map holds: what was added since it was emptied (no walk of its keys). */
+  private stackFill(map: number): number {
+    return this.stackAdded(map) - this.addedAtClear[map]!;
   }
 
   private statsNow(): Record<string, number> {
@@ -245,7 +257,7 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
       const type = KINDS[key.kind];
       if (!type) continue;
       const frames: string[] = [this.symbols.processName(key.pid)];
-      if (key.user_stack >= 0) {
+      if (isStack(key.user_stack)) {
         const k = `${key.pid}:${key.stack_map}:${key.user_stack}`;
         let names = userNames.get(k);
         if (!names) {
@@ -255,7 +267,7 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
         for (let i = names.length - 1; i >= 0; i--) frames.push(names[i]!);
       }
       else if (key.user_stack === STACK_LOST) frames.push('[stack lost]');
-      if (key.kernel_stack >= 0) {
+      if (isStack(key.kernel_stack)) {
         const k = `${key.stack_map}:${key.kernel_stack}`;
         let names = kernelNames.get(k);
         if (!names) {
@@ -296,25 +308,20 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
   }
 
   /**
-   * Empties the stack map of two epochs ago and moves the epoch on, when the current map is a quarter
-   * full (then one new stack in four is lost to a collision). Done after the drain has read its
+   * Empties the stack map of two epochs ago and moves the epoch on, when the current map is half full
+   * (a full map loses every new stack until the next drain). Done after the drain has read its
    * counts: what points into that map was counted before the previous epoch change (samples, and
    * waits that began in the epoch before it), so it was in this drain or an earlier one; a wait that
    * began two epochs ago is counted without stacks from the previous change on (profiler.bpf.c).
    */
   private maybeRecycle(): void {
-    const s = this.statsNow();
-    const collisions = s.stack_collision!;
-    // A new stack collides with the chance that its bucket is taken: the map's fill. Counted only
-    // when stacks collided since the last look (a walk of the keys costs a system call per stack).
-    if (collisions === this.lastCollisions) return;
-    this.lastCollisions = collisions;
-    let fill = 0;
-    for (const _id of this.stacks[this.ctl.stack_epoch % 3]!.keys()) fill++;
-    if (fill < this.stackEntries / 4) return;
+    const map = this.ctl.stack_epoch % 3;
+    const fill = this.stackFill(map);
+    if (fill < this.stackEntries / 2) return;
     const next = (this.ctl.stack_epoch + 1) % 3;
     const m = this.stacks[next]!;
-    for (const id of m.keys()) m.delete(id);
+    m.entries(true);
+    this.addedAtClear[next] = this.stackAdded(next);
     this.ctl = { ...this.ctl, stack_epoch: this.ctl.stack_epoch + 1 };
     this.control.update(0, this.ctl);
     this.user.rotations++;
@@ -334,7 +341,7 @@ export const profiler = defineCollector({
       type: 'counter',
       name: 'periscope_profile_events_total',
       labels: ['event'],
-      help: 'What the profiler did and lost: samples taken (idle CPUs apart), scheduler switches whose stacks were taken, waits too short to count, stacks lost to hash collisions or errors, waits whose stacks had been recycled, drains, stacks drained, stack maps recycled, stacks gone before they were read.',
+      help: 'What the profiler did and lost: samples taken (idle CPUs apart), scheduler switches whose stacks were taken, waits too short to count, new stacks lost to a full stack map or an error, waits whose stacks had been recycled, drains, stacks drained, stack maps recycled, stacks gone before they were read, samples counted into the drained maps and drained.',
     },
     { type: 'gauge', name: 'periscope_profile_symbols', labels: ['kind'], help: 'What the symbolizer holds: ELF files, symbols, processes (its caches are bounded).' },
     { type: 'counter', name: 'periscope_profile_frames_total', labels: ['result'], help: 'Frames the symbolizer looked up, and those it could not name (kept as module+0xOFFSET or [unknown]).' },

@@ -1,9 +1,9 @@
 /* profiler collector, kernel side: counts stacks in the kernel instead of exporting samples.
  *
  * On-CPU: a perf_event program on the software CPU clock of every CPU (user space attaches it at
- * --profile-hz) takes the interrupted task's kernel and user stacks (bpf_get_stackid: the kernel's
- * unwinder for kernel stacks, frame pointers for user stacks) and adds one to the count of
- * (cgroup, process, user stack, kernel stack).
+ * --profiler-hz) takes the interrupted task's kernel and user stacks (bpf_get_stack: the kernel's
+ * unwinder for kernel stacks, frame pointers for user stacks; stored by their hash, take_stack) and
+ * adds one to the count of (cgroup, process, user stack, kernel stack).
  *
  * Off-CPU: at each scheduler switch the task leaving the CPU has its stacks taken and is remembered
  * with the time (in `pending`, by thread id). A task that blocked is waiting for a wakeup: at
@@ -70,27 +70,38 @@ struct {
 	__type(value, struct stack_count);
 } counts_1 SEC(".maps");
 
-/* Stack maps take no BTF for their key and value. */
+/* Stacks by the hash of their addresses (take_stack). A stack map proper (BPF_MAP_TYPE_STACK_TRACE)
+ * names a stack by its hash bucket: a hot stack whose bucket another stack took first is lost on every
+ * sample (measured: 9% of a simple workload's samples with 300 stacks in 8,192 buckets). Here a
+ * stack is lost only when its map is full. */
 struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, PROFILE_STACK_DEPTH * sizeof(__u64));
+	__type(key, __u64);
+	__type(value, struct stack_trace);
 } stacks_0 SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, PROFILE_STACK_DEPTH * sizeof(__u64));
+	__type(key, __u64);
+	__type(value, struct stack_trace);
 } stacks_1 SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, PROFILE_STACK_DEPTH * sizeof(__u64));
+	__type(key, __u64);
+	__type(value, struct stack_trace);
 } stacks_2 SEC(".maps");
+
+/* Where a stack is walked into, per CPU: 1 KiB does not fit on the BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stack_trace);
+} stack_scratch SEC(".maps");
 
 /* Tasks off their CPU, by thread id. LRU: a task that never runs again (it exited) ages out. */
 struct {
@@ -120,25 +131,60 @@ static __always_inline struct profile_control *control_get(void)
 	return bpf_map_lookup_elem(&control, &zero);
 }
 
-/* The id of the current task's kernel or user stack in stack map `map`, STACK_NONE, or STACK_LOST
- * (counted why). */
-static __always_inline __s32 stack_id(void *ctx, __u32 map, __u64 flags)
+static __always_inline void *stack_map(__u32 map)
 {
-	long id;
-
 	if (map == 0)
-		id = bpf_get_stackid(ctx, &stacks_0, flags);
-	else if (map == 1)
-		id = bpf_get_stackid(ctx, &stacks_1, flags);
-	else
-		id = bpf_get_stackid(ctx, &stacks_2, flags);
+		return &stacks_0;
+	if (map == 1)
+		return &stacks_1;
+	return &stacks_2;
+}
 
-	if (id >= 0)
-		return id;
-	/* -EFAULT: nothing to walk (a sample in user mode has no kernel stack) */
-	if (id == -EFAULT)
+/*
+ * The current task's kernel or user stack, stored in stack map `map` under the hash of its addresses
+ * (FNV-1a, 52 bits), and that hash; or STACK_NONE (nothing to walk) or STACK_LOST (counted why).
+ */
+static __always_inline __u64 take_stack(void *ctx, __u32 map, __u64 flags)
+{
+	__u32 zero = 0;
+	struct stack_trace *t = bpf_map_lookup_elem(&stack_scratch, &zero);
+
+	if (!t)
+		return STACK_LOST;
+	long n = bpf_get_stack(ctx, t->ips, sizeof(t->ips), flags);
+
+	/* -EFAULT or nothing: no stack to walk (a sample in user mode has no kernel stack) */
+	if (n == -EFAULT || n == 0)
 		return STACK_NONE;
-	count_stat(id == -EEXIST ? STAT_STACK_COLLISION : STAT_STACK_ERROR);
+	if (n < 0) {
+		count_stat(STAT_STACK_ERROR);
+		return STACK_LOST;
+	}
+	__u32 frames = n / sizeof(__u64);
+	__u64 h = 0xcbf29ce484222325ULL;
+
+	/* the scratch holds the previous stack past this one's end: zero it, the map keeps all of it */
+	for (__u32 i = 0; i < PROFILE_STACK_DEPTH; i++) {
+		if (i >= frames)
+			t->ips[i] = 0;
+		else
+			h = (h ^ t->ips[i]) * 0x100000001b3ULL;
+	}
+	h = (h & STACK_HASH_MASK) | STACK_HASH_BIT;
+
+	void *m = stack_map(map);
+	if (bpf_map_lookup_elem(m, &h))
+		return h;
+	long err = bpf_map_update_elem(m, &h, t, BPF_NOEXIST);
+
+	if (!err) {
+		count_stat(STAT_STACKS_ADDED_0 + map);
+		return h;
+	}
+	/* -EEXIST: another CPU stored the same stack first */
+	if (err == -EEXIST)
+		return h;
+	count_stat(err == -E2BIG ? STAT_STACKS_FULL : STAT_STACK_ERROR);
 	return STACK_LOST;
 }
 
@@ -182,8 +228,8 @@ int profile_sample(struct bpf_perf_event_data *ctx)
 		.kind = PROFILE_CPU,
 		.stack_map = map,
 	};
-	key.kernel_stack = stack_id(ctx, map, 0);
-	key.user_stack = is_kthread(task) ? STACK_NONE : stack_id(ctx, map, BPF_F_USER_STACK);
+	key.kernel_stack = take_stack(ctx, map, 0);
+	key.user_stack = is_kthread(task) ? STACK_NONE : take_stack(ctx, map, BPF_F_USER_STACK);
 	__u32 gen = c->counts_gen;
 	__u64 *n = bpf_map_lookup_elem(&samples_by_gen, &gen);
 
@@ -244,8 +290,8 @@ static __always_inline void on_switch(void *ctx, struct task_struct *prev, struc
 		};
 
 		count_stat(STAT_SWITCHES);
-		w.kernel_stack = stack_id(ctx, map, 0);
-		w.user_stack = stack_id(ctx, map, BPF_F_USER_STACK);
+		w.kernel_stack = take_stack(ctx, map, 0);
+		w.user_stack = take_stack(ctx, map, BPF_F_USER_STACK);
 		if (bpf_map_update_elem(&pending, &prev_tid, &w, BPF_ANY))
 			count_stat(STAT_PENDING_FULL);
 	}

@@ -4,13 +4,22 @@
 
 #include "periscope.h"
 
-/* PERF_MAX_STACK_DEPTH: what bpf_get_stackid keeps of a stack by default */
+/* PERF_MAX_STACK_DEPTH: the most frames the kernel walks by default */
 #define PROFILE_STACK_DEPTH 127
 
-/* stack ids that are not ids: nothing to walk (a kernel thread's user stack, a user-mode sample's
- * kernel stack), or a stack that was lost (a collision, an error, a recycled map) */
-#define STACK_NONE -1
-#define STACK_LOST -2
+/* A stack's addresses, innermost first, zeros after the last. */
+struct stack_trace {
+	__u64 ips[PROFILE_STACK_DEPTH];
+};
+
+/* A stack is named by a hash of its addresses: 52 bits, with bit 52 set, so that a JavaScript number
+ * holds it exactly; the two values below are not stacks: nothing to walk (a kernel thread's user
+ * half, a user-mode sample's kernel half), or a stack that was lost (its map full, an error, a map
+ * recycled while a wait kept its name). */
+#define STACK_NONE 0
+#define STACK_LOST 1
+#define STACK_HASH_MASK ((1ULL << 52) - 1)
+#define STACK_HASH_BIT (1ULL << 52)
 
 enum profile_kind {
 	PROFILE_CPU = 0,    /* an on-CPU sample */
@@ -22,14 +31,17 @@ enum profile_kind {
 enum profile_stat {
 	STAT_SAMPLES = 0,        /* on-CPU samples of a task (idle not counted) */
 	STAT_IDLE = 1,           /* samples that found the CPU idle */
-	STAT_STACK_COLLISION = 2, /* a stack's hash bucket held another stack: the stack is lost (-EEXIST) */
-	STAT_STACK_ERROR = 3,    /* a stack could not be walked or stored (-EFAULT, -ENOMEM ...) */
+	STAT_STACKS_FULL = 2,    /* a new stack found its stack map full: the stack is lost */
+	STAT_STACK_ERROR = 3,    /* a stack could not be walked or stored (-ENOMEM ...) */
 	STAT_COUNTS_FULL = 4,    /* the counts map was full: the sample or the time is lost */
 	STAT_SWITCHES = 5,       /* tasks switched out (a stack taken) */
 	STAT_SHORT = 6,          /* waits shorter than min_block_ns, not counted on purpose */
 	STAT_EXPIRED = 7,        /* waits whose stacks were recycled while they waited: counted without stacks */
 	STAT_PENDING_FULL = 8,   /* a switched-out task could not be remembered: its wait is lost */
-	STAT_KINDS = 9,
+	STAT_STACKS_ADDED_0 = 9, /* stacks added to stacks_0, _1, _2: how full each is, without a walk */
+	STAT_STACKS_ADDED_1 = 10,
+	STAT_STACKS_ADDED_2 = 11,
+	STAT_KINDS = 12,
 };
 
 /* What user space sets between drains (one entry of the `control` array). */
@@ -45,10 +57,9 @@ struct stack_key {
 	cgroup_id_t cgroup_id;
 	pid_nr_t pid;         /* the process (tgid), as the initial pid namespace sees it */
 	__u32 kind;           /* enum profile_kind */
-	__s32 user_stack;     /* stack id in stacks_<stack_map>, or STACK_NONE or STACK_LOST */
-	__s32 kernel_stack;   /* the same for the kernel stack */
-	__u32 stack_map;      /* which stack map the ids are in (0, 1 or 2) */
-	__u32 pad;
+	__u32 stack_map;      /* which stack map the stacks are in (0, 1 or 2) */
+	__u64 user_stack;     /* the hash naming it in stacks_<stack_map>, or STACK_NONE or STACK_LOST */
+	__u64 kernel_stack;   /* the same for the kernel stack */
 };
 
 struct stack_count {
@@ -62,9 +73,9 @@ struct pending_wait {
 	__u64 stack_epoch;
 	cgroup_id_t cgroup_id;
 	pid_nr_t pid;
-	__s32 user_stack;
-	__s32 kernel_stack;
 	__u32 queued; /* 0: blocked, waiting for a wakeup; 1: runnable, waiting for a CPU */
+	__u64 user_stack;
+	__u64 kernel_stack;
 };
 
 #endif

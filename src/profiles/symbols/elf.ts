@@ -71,6 +71,19 @@ function readAt(fd: number, base: number, offset: number, length: number): Buffe
   return got === length ? buf : buf.subarray(0, got);
 }
 
+/** The index of the last of ascending `starts` at or before `addr`, or -1 when there is none. */
+export function lastAtOrBefore(starts: ArrayLike<number>, addr: number): number {
+  let lo = 0;
+  let hi = starts.length - 1;
+  if (hi < 0 || addr < starts[0]!) return -1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    if (starts[mid]! <= addr) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
 /** Sorted address ranges with names; a lookup is a binary search. Addresses are Numbers relative to `base`. */
 export class SymbolTable {
   constructor(
@@ -87,16 +100,8 @@ export class SymbolTable {
 
   /** The name of the symbol covering `addr`, or undefined. */
   lookup(addr: number): string | undefined {
-    const s = this.starts;
-    let lo = 0;
-    let hi = s.length - 1;
-    if (hi < 0 || addr < s[0]!) return undefined;
-    // the last symbol starting at or before addr
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      if (s[mid]! <= addr) lo = mid;
-      else hi = mid - 1;
-    }
+    const lo = lastAtOrBefore(this.starts, addr);
+    if (lo < 0) return undefined;
     // a small symbol nested in a larger one may end before addr while the outer one still covers it
     for (let i = lo; i >= 0 && i > lo - 4; i--) if (addr < this.ends[i]!) return this.names[i];
     return undefined;

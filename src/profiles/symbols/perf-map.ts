@@ -9,6 +9,7 @@
  * format.
  */
 import { closeSync, fstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { lastAtOrBefore } from './elf.js';
 
 const CHUNK = 1 << 20;
 const CHECK_MS = 1000;
@@ -45,15 +46,8 @@ export class PerfMap {
   /** The JIT name covering `addr`, or undefined. */
   lookup(addr: number): string | undefined {
     this.refresh();
-    const s = this.starts;
-    let lo = 0;
-    let hi = s.length - 1;
-    if (hi < 0 || addr < s[0]!) return undefined;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      if (s[mid]! <= addr) lo = mid;
-      else hi = mid - 1;
-    }
+    const lo = lastAtOrBefore(this.starts, addr);
+    if (lo < 0) return undefined;
     // entries may overlap (code moved, or a stub inside a larger region): the newest covering one wins
     let best = -1;
     for (let i = lo; i >= 0 && i > lo - 8; i--) {
