@@ -4,6 +4,8 @@
  *   workload cpu [SECONDS] burns CPU in burn_a and burn_b, 3:1, alternating every few milliseconds;
  *                         given SECONDS, stops then and prints how many rounds (burn_a + burn_b) a
  *                         second it did (the benchmarks' CPU-bound load)
+ *   workload pingpong     two processes bounce a byte over two pipes, forever: a storm of waits far
+ *                         shorter than a millisecond
  *   workload sleep FILE   sleeps 20 ms in sleep_here, then burns ~5 ms in burn_b, forever; keeps
  *                         "<ns slept in sleep_here> <ns since start>" at the start of FILE, so a test
  *                         knows the time blocked there in any interval it reads the file twice */
@@ -73,6 +75,22 @@ int main(int argc, char **argv)
 			}
 		}
 	}
+	if (argc >= 2 && strcmp(argv[1], "pingpong") == 0) {
+		int there[2], back[2];
+		char c = 'x';
+
+		if (pipe(there) || pipe(back))
+			return 2;
+		if (fork() == 0) {
+			while (read(there[0], &c, 1) == 1)
+				if (write(back[1], &c, 1) != 1)
+					return 3;
+			return 0;
+		}
+		for (;;)
+			if (write(there[1], &c, 1) != 1 || read(back[0], &c, 1) != 1)
+				return 3;
+	}
 	if (argc >= 3 && strcmp(argv[1], "sleep") == 0) {
 		int fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		unsigned long long start = now_ns(), slept = 0;
@@ -93,6 +111,6 @@ int main(int argc, char **argv)
 				return 3;
 		}
 	}
-	fprintf(stderr, "usage: workload cpu | workload sleep FILE\n");
+	fprintf(stderr, "usage: workload cpu [SECONDS] | workload pingpong | workload sleep FILE\n");
 	return 2;
 }

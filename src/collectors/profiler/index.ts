@@ -7,8 +7,9 @@
  *
  * Stacks are unwound by frame pointers (user) and by the kernel's unwinder (kernel): code built
  * without frame pointers shows its callers cut short; ARCHITECTURE.md says what DWARF unwinding would
- * add. Waits shorter than --profiler-offcpu-min-us are not counted (cost bounded: the update is
- * saved, the stacks are still taken at each switch).
+ * add. Waits shorter than --profiler-offcpu-min-us are not counted, and the stacks of a thread whose
+ * last wait was that short are taken at one switch in --profiler-offcpu-sample (profiler.bpf.c:
+ * on_switch): what bounds the cost of a context-switch storm.
  */
 import { readFileSync } from 'node:fs';
 import { cpusInList, type ObjectSpec } from '../../kernel/bpf-object.js';
@@ -74,6 +75,7 @@ const wholeIn = (v: string, min: number, max: number): string | undefined =>
 export const DEFAULT_HZ = 19;
 export const DEFAULT_MIN_BLOCK_US = 1000;
 export const DEFAULT_STACK_ENTRIES = 8192;
+export const DEFAULT_OFFCPU_SAMPLE = 16;
 
 export const SETTINGS: readonly SettingDef[] = [
   { name: 'hz', value: 'N', default: String(DEFAULT_HZ), help: 'on-CPU samples a second on each CPU (a prime rate does not run in lockstep with periodic work)', check: (v) => wholeIn(v, 1, 1000) },
@@ -84,7 +86,14 @@ export const SETTINGS: readonly SettingDef[] = [
     help: 'count off-CPU time (blocked, and waiting for a CPU) from scheduler switches',
     check: (v) => (v === 'on' || v === 'off' ? undefined : `wants on or off, not "${v}"`),
   },
-  { name: 'offcpu-min-us', value: 'MICROSECONDS', default: String(DEFAULT_MIN_BLOCK_US), help: 'waits shorter than this are not counted (bounds the cost)', check: (v) => wholeIn(v, 0, 10_000_000) },
+  { name: 'offcpu-min-us', value: 'MICROSECONDS', default: String(DEFAULT_MIN_BLOCK_US), help: 'waits shorter than this are not counted', check: (v) => wholeIn(v, 0, 10_000_000) },
+  {
+    name: 'offcpu-sample',
+    value: 'N',
+    default: String(DEFAULT_OFFCPU_SAMPLE),
+    help: 'a thread whose last wait was shorter than the minimum has its stacks taken at 1 switch in N, and a long wait among those counts N times (1: every switch, exact, at ~3 us a switch)',
+    check: (v) => wholeIn(v, 1, 1024),
+  },
   {
     name: 'stack-entries',
     value: 'N',
@@ -99,6 +108,8 @@ export interface ProfileOptions {
   hz?: number;
   offcpu?: boolean;
   minBlockUs?: number;
+  /** 1 in how many switches of a thread whose last wait was short has its stacks taken */
+  offcpuSample?: number;
   stackEntries?: number;
   /** the symbolizer (tests give one over another /proc) */
   symbolizer?: Symbolizer;
@@ -111,6 +122,7 @@ export function optionsFrom(settings: Readonly<Record<string, string>> | undefin
     ...(s.offcpu !== undefined ? { offcpu: s.offcpu === 'on' } : {}),
     ...(s['offcpu-min-us'] !== undefined ? { minBlockUs: Number(s['offcpu-min-us']) } : {}),
     ...(s['stack-entries'] !== undefined ? { stackEntries: Number(s['stack-entries']) } : {}),
+    ...(s['offcpu-sample'] !== undefined ? { offcpuSample: Number(s['offcpu-sample']) } : {}),
   };
 }
 
@@ -126,6 +138,8 @@ const STAT_NAMES: Record<string, number> = {
   wait_short: gen.enums.profile_stat.STAT_SHORT,
   wait_stack_expired: gen.enums.profile_stat.STAT_EXPIRED,
   wait_untracked: gen.enums.profile_stat.STAT_PENDING_FULL,
+  switch_stacks_taken: gen.enums.profile_stat.STAT_STACKS_TAKEN,
+  wait_unsampled: gen.enums.profile_stat.STAT_UNSAMPLED,
 };
 
 /** Blocks the thread for a few milliseconds (Atomics.wait on a private buffer: nothing wakes it early). */
@@ -175,7 +189,14 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
     this.stackEntries = stackEntries;
     this.hz = o.hz ?? DEFAULT_HZ;
     this.symbols = o.symbolizer ?? new Symbolizer();
-    this.ctl = { min_block_ns: (o.minBlockUs ?? DEFAULT_MIN_BLOCK_US) * 1000, stack_epoch: 0, counts_gen: 0, offcpu: o.offcpu === false ? 0 : 1 };
+    this.ctl = {
+      min_block_ns: (o.minBlockUs ?? DEFAULT_MIN_BLOCK_US) * 1000,
+      stack_epoch: 0,
+      counts_gen: 0,
+      offcpu: o.offcpu === false ? 0 : 1,
+      offcpu_sample: o.offcpuSample ?? DEFAULT_OFFCPU_SAMPLE,
+      pad: 0,
+    };
     try {
       this.control.update(0, this.ctl);
       // perf_event_open takes online CPUs only

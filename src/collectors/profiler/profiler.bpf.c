@@ -9,9 +9,9 @@
  * with the time (in `pending`, by thread id). A task that blocked is waiting for a wakeup: at
  * sched_wakeup the time it was blocked is counted against its stacks (PROFILE_OFFCPU) and it starts
  * waiting for a CPU; a preempted task waits for a CPU from the switch. When it is switched in again,
- * the run-queue wait is counted (PROFILE_RUNQ). Waits shorter than min_block_ns are not counted: the
- * map update is what is saved; the stacks are taken at every switch, since how long a wait will be
- * is known only when it ends.
+ * the run-queue wait is counted (PROFILE_RUNQ). Waits shorter than min_block_ns are not counted. How
+ * long a wait will be is known only at its end, so the stacks are taken at the switch: at every one
+ * for a thread whose last wait counted, at one in offcpu_sample for the others (on_switch).
  *
  * Draining without losing counts: there are two counts maps; programs add to the one control says,
  * user space switches them and reads the other once nothing adds to it. Stack ids point into one of
@@ -193,14 +193,14 @@ static __always_inline bool is_kthread(struct task_struct *t)
 	return BPF_CORE_READ(t, flags) & PF_KTHREAD;
 }
 
-/* Adds one to a stack's count (and `ns` to its time) in the counts map the programs use now. */
-static __always_inline void add(struct stack_key *key, __u64 ns, __u32 gen)
+/* Adds `n` to a stack's count (and `ns` to its time) in the counts map the programs use now. */
+static __always_inline void add(struct stack_key *key, __u64 ns, __u64 n, __u32 gen)
 {
 	struct stack_count *c = gen ? map_entry(&counts_1, key, &zero_count) : map_entry(&counts_0, key, &zero_count);
 
 	if (!c)
 		return;
-	__sync_fetch_and_add(&c->count, 1);
+	__sync_fetch_and_add(&c->count, n);
 	if (ns)
 		__sync_fetch_and_add(&c->ns, ns);
 }
@@ -235,19 +235,27 @@ int profile_sample(struct bpf_perf_event_data *ctx)
 
 	if (n)
 		*n += 1;
-	add(&key, 0, gen);
+	add(&key, 0, 1, gen);
 	return 0;
 }
 
-/* Counts a wait that ends now against the stacks it began with. */
+/* Counts a wait that ends now against the stacks it began with, `weight` times (see on_switch). */
 static __always_inline void credit(struct pending_wait *w, __u32 kind, ktime_ns_t now, struct profile_control *c)
 {
 	if (now <= w->since)
 		return;
 	__u64 ns = now - w->since;
 
+	/* Whether the thread's next waits have their stacks taken: a blocked wait decides it; a run-queue
+	 * wait only when long (a thread that sleeps long and is preempted in between stays exact). */
+	if (kind == PROFILE_OFFCPU || ns >= c->min_block_ns)
+		w->long_wait = ns >= c->min_block_ns;
 	if (ns < c->min_block_ns) {
 		count_stat(STAT_SHORT);
+		return;
+	}
+	if (!w->weight) {
+		count_stat(STAT_UNSAMPLED);
 		return;
 	}
 	struct stack_key key = {
@@ -264,10 +272,19 @@ static __always_inline void credit(struct pending_wait *w, __u32 kind, ktime_ns_
 		key.kernel_stack = STACK_LOST;
 		count_stat(STAT_EXPIRED);
 	}
-	add(&key, ns, c->counts_gen);
+	add(&key, ns * w->weight, w->weight, c->counts_gen);
 }
 
-/* prev_state: the state prev left the CPU in (0: runnable, it was preempted). prev is current. */
+/*
+ * prev_state: the state prev left the CPU in (0: runnable, it was preempted). prev is current.
+ *
+ * Taking the two stacks is most of the cost of a switch (~3 us here, as for libbpf-tools'
+ * offcputime), and most waits are too short to count. So a thread's stacks are taken at every switch
+ * once its last wait was long enough to count (sleepers, I/O and lock waiters: their waits count
+ * exactly), and otherwise at one switch in `offcpu_sample` (chosen at random), whose wait, if it turns
+ * out long, counts `offcpu_sample` times: an unbiased estimate for threads whose waits are mostly
+ * short, at a fraction of the cost (a context-switch storm pays for one switch in `offcpu_sample`).
+ */
 static __always_inline void on_switch(void *ctx, struct task_struct *prev, struct task_struct *next, long prev_state)
 {
 	struct profile_control *c = control_get();
@@ -281,17 +298,30 @@ static __always_inline void on_switch(void *ctx, struct task_struct *prev, struc
 	 * waits (workers idling) belong to no workload, and their stacks would fill the stack maps. */
 	if (prev_tid && !(BPF_CORE_READ(prev, flags) & (PF_EXITING | PF_KTHREAD))) {
 		__u32 map = c->stack_epoch % 3;
+		struct pending_wait *last = bpf_map_lookup_elem(&pending, &prev_tid);
+		__u32 sample = c->offcpu_sample > 1 ? c->offcpu_sample : 1;
+		__u32 weight = 1;
+
+		if (!(last && last->long_wait) && sample > 1)
+			weight = bpf_get_prandom_u32() % sample == 0 ? sample : 0;
 		struct pending_wait w = {
 			.since = now,
 			.stack_epoch = c->stack_epoch,
 			.cgroup_id = bpf_get_current_cgroup_id(),
 			.pid = BPF_CORE_READ(prev, tgid),
 			.queued = prev_state == 0,
+			.weight = weight,
+			.long_wait = last ? last->long_wait : 0,
+			.user_stack = STACK_NONE,
+			.kernel_stack = STACK_NONE,
 		};
 
 		count_stat(STAT_SWITCHES);
-		w.kernel_stack = take_stack(ctx, map, 0);
-		w.user_stack = take_stack(ctx, map, BPF_F_USER_STACK);
+		if (weight) {
+			count_stat(STAT_STACKS_TAKEN);
+			w.kernel_stack = take_stack(ctx, map, 0);
+			w.user_stack = take_stack(ctx, map, BPF_F_USER_STACK);
+		}
 		if (bpf_map_update_elem(&pending, &prev_tid, &w, BPF_ANY))
 			count_stat(STAT_PENDING_FULL);
 	}
@@ -300,11 +330,12 @@ static __always_inline void on_switch(void *ctx, struct task_struct *prev, struc
 	if (!next_tid)
 		return;
 	struct pending_wait *w = bpf_map_lookup_elem(&pending, &next_tid);
-	if (!w)
+	if (!w || !w->since)
 		return;
 	/* not queued: no wakeup was seen (the agent started while it slept): all of it was blocked */
 	credit(w, w->queued ? PROFILE_RUNQ : PROFILE_OFFCPU, now, c);
-	bpf_map_delete_elem(&pending, &next_tid);
+	/* running: the entry stays, for whether its waits are long (the next switch-out reads it) */
+	w->since = 0;
 }
 
 static __always_inline void on_wakeup(struct task_struct *p)
@@ -316,7 +347,7 @@ static __always_inline void on_wakeup(struct task_struct *p)
 	pid_nr_t tid = BPF_CORE_READ(p, pid);
 	struct pending_wait *w = bpf_map_lookup_elem(&pending, &tid);
 
-	if (!w || w->queued)
+	if (!w || !w->since || w->queued)
 		return;
 	ktime_ns_t now = bpf_ktime_get_ns();
 

@@ -41,7 +41,9 @@ enum profile_stat {
 	STAT_STACKS_ADDED_0 = 9, /* stacks added to stacks_0, _1, _2: how full each is, without a walk */
 	STAT_STACKS_ADDED_1 = 10,
 	STAT_STACKS_ADDED_2 = 11,
-	STAT_KINDS = 12,
+	STAT_STACKS_TAKEN = 12,  /* switches whose stacks were taken (every one after a long wait, else sampled) */
+	STAT_UNSAMPLED = 13,     /* long waits not counted: their stacks were not taken (the sampled ones count for them) */
+	STAT_KINDS = 14,
 };
 
 /* What user space sets between drains (one entry of the `control` array). */
@@ -50,6 +52,8 @@ struct profile_control {
 	__u64 stack_epoch;   /* increases each time user space recycles a stack map: the map is epoch % 3 */
 	__u32 counts_gen;    /* which counts map the programs add to (0 or 1); user space drains the other */
 	__u32 offcpu;        /* 0: count no waits (the scheduler programs return at once) */
+	__u32 offcpu_sample; /* a thread whose last wait was short has its stacks taken at 1 switch in this */
+	__u32 pad;
 };
 
 /* A stack and who it belongs to: the key of the counts maps. */
@@ -67,13 +71,16 @@ struct stack_count {
 	__u64 ns;    /* the time waited (offcpu, runq) */
 };
 
-/* A task that left its CPU and has not run since: where it was, and since when. */
+/* A thread that left its CPU and has not run since (since != 0): where it was, and since when; or,
+ * while it runs (since == 0), whether its last wait was long. */
 struct pending_wait {
 	ktime_ns_t since;
 	__u64 stack_epoch;
 	cgroup_id_t cgroup_id;
 	pid_nr_t pid;
-	__u32 queued; /* 0: blocked, waiting for a wakeup; 1: runnable, waiting for a CPU */
+	__u32 queued;    /* 0: blocked, waiting for a wakeup; 1: runnable, waiting for a CPU */
+	__u32 weight;    /* how many waits this one counts for: 1, offcpu_sample (sampled), 0 (no stacks) */
+	__u32 long_wait; /* its last blocked wait (or a run-queue wait since) was long enough to count */
 	__u64 user_stack;
 	__u64 kernel_stack;
 };

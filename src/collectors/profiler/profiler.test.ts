@@ -6,11 +6,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProfileCollector, PROFILE_SPEC } from './index.js';
-import { TestCgroup, alternativesHere, helper, needsKernel, sleep } from '../../../test/kernel.js';
+import { TestCgroup, alternativesHere, eventually, helper, needsKernel, sleep } from '../../../test/kernel.js';
 import { type ProfileDrain } from '../contract.js';
 import { type Stack } from '../../profiles/model.js';
 
@@ -98,7 +98,8 @@ for (const alternative of alternativesHere(PROFILE_SPEC)) {
     const file = join(dir, 'slept');
     const running = cg.run(`exec timeout 60 ${WORKLOAD()} sleep ${file}`);
     t.after(() => killAll(cg));
-    await sleep(1_000);
+    await eventually(() => (existsSync(file) && readFileSync(file, 'utf8').trim() ? true : undefined), 20_000, 'the sleeper running');
+    await sleep(500);
     const read = (): number => Number(readFileSync(file, 'utf8').split(' ')[0]);
     // a drain switches counts maps first thing and then reads (symbolizing can take seconds on an
     // emulated CPU): the file is read just before each switch
@@ -151,6 +152,35 @@ for (const alternative of alternativesHere(PROFILE_SPEC)) {
     await again;
     assert.equal(d2.profiles.filter((p) => p.type !== 'cpu').length, 0, 'no off-CPU or run-queue stacks');
     assert.equal(eventCount(off, 'switches'), 0, 'no stacks taken at switches');
+  });
+
+  test(`${alternative}: a storm of short waits has its stacks taken at 1 switch in 16, and at every switch when sampling is off`, async (t) => {
+    if (!needsKernel(t)) return;
+    const cg = new TestCgroup('profile-storm');
+    t.after(() => {
+      killAll(cg);
+      cg.remove();
+    });
+    const share = async (offcpuSample: number): Promise<number> => {
+      const c = new ProfileCollector({ maxCgroups: 1024 }, { alternative, hz: 19, offcpuSample });
+      try {
+        const running = cg.run(`exec timeout 60 ${WORKLOAD()} pingpong`);
+        await sleep(300);
+        const [s0, t0] = [eventCount(c, 'switches'), eventCount(c, 'switch_stacks_taken')];
+        await sleep(1_000);
+        const [s1, t1] = [eventCount(c, 'switches'), eventCount(c, 'switch_stacks_taken')];
+        killAll(cg);
+        await running;
+        assert.ok(s1 - s0 > 5_000, `a storm: ${s1 - s0} switches in a second`);
+        return (t1 - t0) / (s1 - s0);
+      } finally {
+        c.close();
+      }
+    };
+    const sampled = await share(16);
+    // the storm's threads wait ~10 us: 1 in 16 of their switches; the node's other threads all
+    assert.ok(sampled > 0.03 && sampled < 0.2, `stacks taken at ${(sampled * 100).toFixed(1)}% of switches`);
+    assert.equal(await share(1), 1, 'every switch without sampling');
   });
 
   test(`${alternative}: small stack maps are recycled as they fill, and stacks stay right across it`, async (t) => {
