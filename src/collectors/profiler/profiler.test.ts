@@ -180,7 +180,9 @@ for (const alternative of alternativesHere(PROFILE_SPEC)) {
     const sampled = await share(16);
     // the storm's threads wait ~10 us: 1 in 16 of their switches; the node's other threads all
     assert.ok(sampled > 0.03 && sampled < 0.2, `stacks taken at ${(sampled * 100).toFixed(1)}% of switches`);
-    assert.equal(await share(1), 1, 'every switch without sampling');
+    // the two counters are read one after the other while the storm goes on
+    const every = await share(1);
+    assert.ok(Math.abs(every - 1) < 0.01, `every switch without sampling: ${every}`);
   });
 
   test(`${alternative}: small stack maps are recycled as they fill, and stacks stay right across it`, async (t) => {
