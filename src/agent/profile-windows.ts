@@ -50,7 +50,7 @@ export class ProfileWindows {
 
   constructor(opts: ProfileWindowsOptions = {}) {
     this.keepMs = opts.keepMs ?? 15 * 60_000;
-    this.maxStacks = opts.maxStacks ?? 200_000;
+    this.maxStacks = opts.maxStacks ?? 100_000;
     this.maxUnshipped = opts.maxUnshipped ?? 60;
   }
 

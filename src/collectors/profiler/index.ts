@@ -53,6 +53,8 @@ const stackCodec: Codec<bigint[]> = {
 };
 
 const STACK_MAPS = ['stacks_0', 'stacks_1', 'stacks_2'] as const;
+/** stacks whose names are kept between drains */
+const MAX_CACHED_STACKS = 50_000;
 
 export const PROFILE_SPEC: ObjectSpec<gen.ProgramName> = {
   file: gen.OBJECT_FILE,
@@ -161,6 +163,8 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
   private ctl: gen.ProfileControl;
   private lastDrain = Date.now();
   private drains = 0;
+  /** the names of stacks already resolved, root first (named()) */
+  private readonly nameCache = new Map<string, string[]>();
   /** stacks added to each stack map when it was last emptied */
   private readonly addedAtClear = [0, 0, 0];
   private readonly user = { drains: 0, stacks: 0, rotations: 0, lookupsLost: 0, samplesCounted: 0, samplesDrained: 0 };
@@ -272,33 +276,22 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
     this.user.drains++;
 
     const builders = new Map<string, { cgroup: number; type: ProfileType; b: ProfileBuilder }>();
-    const kernelNames = new Map<string, string[]>();
-    const userNames = new Map<string, string[]>();
     for (const [key, value] of entries) {
       const type = KINDS[key.kind];
       if (!type) continue;
       const frames: string[] = [this.symbols.processName(key.pid)];
       if (isStack(key.user_stack)) {
-        const k = `${key.pid}:${key.stack_map}:${key.user_stack}`;
-        let names = userNames.get(k);
-        if (!names) {
-          names = this.resolve(key.stack_map, key.user_stack, (ips) => this.symbols.user(key.pid, ips));
-          userNames.set(k, names);
-        }
-        for (let i = names.length - 1; i >= 0; i--) frames.push(names[i]!);
-      }
-      else if (key.user_stack === STACK_LOST) frames.push('[stack lost]');
+        frames.push(...this.named(`${key.pid}:${key.user_stack}`, key.stack_map, key.user_stack, (ips) => this.symbols.user(key.pid, ips)));
+      } else if (key.user_stack === STACK_LOST) frames.push('[stack lost]');
       if (isStack(key.kernel_stack)) {
-        const k = `${key.stack_map}:${key.kernel_stack}`;
-        let names = kernelNames.get(k);
-        if (!names) {
-          names = this.resolve(key.stack_map, key.kernel_stack, (ips) => this.symbols.kernel(ips));
-          let leaf = 0;
-          while (leaf < names.length - 1 && PROFILER_FRAME.test(names[leaf]!)) leaf++;
-          names = names.slice(leaf);
-          kernelNames.set(k, names);
-        }
-        for (let i = names.length - 1; i >= 0; i--) frames.push(names[i]!);
+        frames.push(
+          ...this.named(`k:${key.kernel_stack}`, key.stack_map, key.kernel_stack, (ips) => {
+            const names = this.symbols.kernel(ips);
+            let leaf = 0;
+            while (leaf < names.length - 1 && PROFILER_FRAME.test(names[leaf]!)) leaf++;
+            return names.slice(leaf);
+          }),
+        );
       } else if (key.kernel_stack === STACK_LOST && key.user_stack !== STACK_LOST) frames.push('[stack lost]_[k]');
       if (frames.length === 1) frames.push('[no stack]');
       const bk = `${key.cgroup_id}:${type}`;
@@ -318,14 +311,25 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
     };
   }
 
-  /** The names of one stack, leaf first, or a marker when the map no longer holds it. */
-  private resolve(map: number, id: number, names: (ips: bigint[]) => string[]): string[] {
-    const ips = this.stacks[map]?.lookup(id);
+  /**
+   * The names of one stack, root first, or a marker when its map no longer holds it. Kept across
+   * drains (a node's stacks repeat: an idle one's are the same every drain): a stack's name is the
+   * hash of its addresses, so what it names does not change while its process lives (a process that
+   * reuses a pid and the same addresses would be shown the old names until the cache is emptied, at
+   * each recycle of a stack map or past 50,000 stacks).
+   */
+  private named(cacheKey: string, map: number, hash: number, names: (ips: bigint[]) => string[]): string[] {
+    const known = this.nameCache.get(cacheKey);
+    if (known) return known;
+    const ips = this.stacks[map]?.lookup(hash);
     if (!ips || ips.length === 0) {
       this.user.lookupsLost++;
       return ['[stack lost]'];
     }
-    return names(ips);
+    const rootFirst = names(ips).reverse();
+    if (this.nameCache.size >= MAX_CACHED_STACKS) this.nameCache.clear();
+    this.nameCache.set(cacheKey, rootFirst);
+    return rootFirst;
   }
 
   /**
@@ -344,6 +348,7 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
     m.entries(true);
     this.addedAtClear[next] = this.stackAdded(next);
     this.ctl = { ...this.ctl, stack_epoch: this.ctl.stack_epoch + 1 };
+    this.nameCache.clear();
     this.control.update(0, this.ctl);
     this.user.rotations++;
   }
