@@ -13,8 +13,12 @@ import { ProfileCollector, PROFILE_SPEC } from './index.js';
 import { TestCgroup, alternativesHere, eventually, helper, needsKernel, sleep } from '../../../test/kernel.js';
 import { type ProfileDrain } from '../contract.js';
 import { type Stack } from '../../profiles/model.js';
+import { Symbolizer } from '../../profiles/symbols/index.js';
 
 const WORKLOAD = (): string => helper('profile-workload');
+/** One symbolizer for every collector of this file: reading kallsyms and libc's symbols once, not per
+ * test, is most of the time under an emulated CPU. */
+const symbolizer = new Symbolizer();
 
 /** The stacks of one cgroup and type in a drain. */
 function stacksOf(d: ProfileDrain, cgroupId: number, type: string): Stack[] {
@@ -43,7 +47,7 @@ for (const alternative of alternativesHere(PROFILE_SPEC)) {
   test(`${alternative}: on-CPU samples name burn_a and burn_b about 3:1, and every sample the kernel took is drained once`, async (t) => {
     if (!needsKernel(t)) return;
     // large stack maps: this is about where samples land; the recycling test below is about pressure
-    const c = new ProfileCollector({ maxCgroups: 1024 }, { alternative, hz: 499, stackEntries: 32_768 });
+    const c = new ProfileCollector({ maxCgroups: 1024 }, { symbolizer, alternative, hz: 499, stackEntries: 32_768 });
     const cg = new TestCgroup('profile-cpu');
     t.after(() => {
       c.close();
@@ -88,7 +92,7 @@ for (const alternative of alternativesHere(PROFILE_SPEC)) {
   test(`${alternative}: off-CPU time is counted at the stack that slept, apart from the run-queue wait, and short waits not at all`, async (t) => {
     if (!needsKernel(t)) return;
     const dir = mkdtempSync(join(tmpdir(), 'periscope-offcpu-'));
-    const c = new ProfileCollector({ maxCgroups: 1024 }, { alternative, hz: 19 });
+    const c = new ProfileCollector({ maxCgroups: 1024 }, { symbolizer, alternative, hz: 19 });
     const cg = new TestCgroup('profile-sleep');
     t.after(() => {
       c.close();
@@ -122,7 +126,7 @@ for (const alternative of alternativesHere(PROFILE_SPEC)) {
   test(`${alternative}: the minimum wait is applied in the kernel, and off-CPU can be turned off`, async (t) => {
     if (!needsKernel(t)) return;
     const dir = mkdtempSync(join(tmpdir(), 'periscope-offcpu-'));
-    const long = new ProfileCollector({ maxCgroups: 1024 }, { alternative, hz: 19, minBlockUs: 50_000 });
+    const long = new ProfileCollector({ maxCgroups: 1024 }, { symbolizer, alternative, hz: 19, minBlockUs: 50_000 });
     const cg = new TestCgroup('profile-min');
     t.after(() => {
       long.close();
@@ -142,7 +146,7 @@ for (const alternative of alternativesHere(PROFILE_SPEC)) {
     assert.ok(eventCount(long, 'wait_short') - shortBefore >= 30, 'and were counted as too short');
     long.close();
 
-    const off = new ProfileCollector({ maxCgroups: 1024 }, { alternative, hz: 19, offcpu: false });
+    const off = new ProfileCollector({ maxCgroups: 1024 }, { symbolizer, alternative, hz: 19, offcpu: false });
     t.after(() => off.close());
     off.profiles();
     const again = cg.run(`exec timeout 60 ${WORKLOAD()} sleep ${join(dir, 'slept')}`);
@@ -162,7 +166,7 @@ for (const alternative of alternativesHere(PROFILE_SPEC)) {
       cg.remove();
     });
     const share = async (offcpuSample: number): Promise<number> => {
-      const c = new ProfileCollector({ maxCgroups: 1024 }, { alternative, hz: 19, offcpuSample });
+      const c = new ProfileCollector({ maxCgroups: 1024 }, { symbolizer, alternative, hz: 19, offcpuSample });
       try {
         const running = cg.run(`exec timeout 60 ${WORKLOAD()} pingpong`);
         await sleep(300);
@@ -185,9 +189,9 @@ for (const alternative of alternativesHere(PROFILE_SPEC)) {
     assert.ok(Math.abs(every - 1) < 0.01, `every switch without sampling: ${every}`);
   });
 
-  test(`${alternative}: small stack maps are recycled as they fill, and stacks stay right across it`, async (t) => {
+  test(`${alternative}: small stack maps (64 stacks) are recycled as they fill, and stacks stay right across it`, async (t) => {
     if (!needsKernel(t)) return;
-    const c = new ProfileCollector({ maxCgroups: 1024 }, { alternative, hz: 499, stackEntries: 256 });
+    const c = new ProfileCollector({ maxCgroups: 1024 }, { symbolizer, alternative, hz: 499, stackEntries: 64, offcpuSample: 1 });
     const cg = new TestCgroup('profile-recycle');
     t.after(() => {
       c.close();
@@ -202,7 +206,7 @@ for (const alternative of alternativesHere(PROFILE_SPEC)) {
     }
     killAll(cg);
     await running;
-    assert.ok(eventCount(c, 'stack_map_recycled') >= 1, `the 256-entry maps were recycled (stacks lost to a full map: ${eventCount(c, 'stacks_full')})`);
+    assert.ok(eventCount(c, 'stack_map_recycled') >= 1, `the 64-entry maps were recycled (stacks lost to a full map: ${eventCount(c, 'stacks_full')})`);
     const mine = drains.flatMap((d) => stacksOf(d, cg.id, 'cpu'));
     // every stack of the workload with its user half is one of its own: a recycled id never names
     // another process' stack
