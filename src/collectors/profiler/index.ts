@@ -162,7 +162,6 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
   private readonly stackEntries: number;
   private ctl: gen.ProfileControl;
   private lastDrain = Date.now();
-  private drains = 0;
   /** the names of stacks already resolved, root first (named()) */
   private readonly nameCache = new Map<string, string[]>();
   /** stacks added to each stack map when it was last emptied */
@@ -272,7 +271,6 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
     this.user.samplesCounted += counted - this.samplesAtDrain[old]!;
     this.samplesAtDrain[old] = counted;
     const entries = this.counts[old]!.entries(true);
-    this.drains++;
     this.user.drains++;
 
     const builders = new Map<string, { cgroup: number; type: ProfileType; b: ProfileBuilder }>();
@@ -353,9 +351,6 @@ export class ProfileCollector extends KernelCollector<gen.ProgramName> implement
     this.user.rotations++;
   }
 
-  override close(): void {
-    super.close();
-  }
 }
 
 export const profiler = defineCollector({
